@@ -1,0 +1,41 @@
+//! `hotline-wire`: Hotline's wire protocol, with no I/O.
+//!
+//! A frame is a 4-byte little-endian length and one FlatBuffers `Frame` (schema:
+//! `wire/schema/hotline.fbs`). This crate owns everything between bytes and typed values,
+//! so the engine, the load generator and the tests never touch FlatBuffers offsets.
+//!
+//! # Layout
+//! - [`limits`]: the protocol version, reserved values and default limits (units in names).
+//! - [`frame`]: the length prefix, [`FrameDecoder`] (partial input, limits, verification,
+//!   typed [`FrameError`]s) and [`Encoder`] (a reused builder: no allocation per frame).
+//! - [`message`]: one plain Rust type per `Body` member, read from and written to frames.
+//! - [`session`]: [`ClientSession`], the sans-IO client state machine every client shares.
+//! - [`fb`]: the code `flatc` generates from the schema (committed; `scripts/gen-wire`
+//!   regenerates it and `scripts/gen-wire --check` fails when it is stale).
+
+pub mod frame;
+pub mod limits;
+pub mod message;
+pub mod session;
+
+#[allow(
+    clippy::all,
+    clippy::unwrap_used,
+    missing_debug_implementations,
+    unsafe_op_in_unsafe_fn
+)]
+#[allow(mismatched_lifetime_syntaxes, unused_imports, non_camel_case_types, non_snake_case)]
+mod generated {
+    include!("generated/hotline_generated.rs");
+}
+
+/// The FlatBuffers types generated from `wire/schema/hotline.fbs`.
+pub use generated::hotline::wire::fb;
+
+pub use frame::{frame_body_len, Decoded, Encoder, FrameDecoder, FrameError};
+pub use limits::*;
+pub use message::{
+    Ack, Conversation, Credentials, Deliver, ErrorBody, ErrorCode, Frame, Hello, HelloOk, Login, LoginOk, Message,
+    Ping, Pong, Register, RegisterOk, Send, SendAck, SendFlags, Sync, SyncPage,
+};
+pub use session::{ClientSession, Event, SessionError, SessionState};

@@ -1,0 +1,696 @@
+//! A sans-IO client session: intents in, frames out; bytes in, events out. No sockets, no
+//! clocks, no threads, so the load generator, the end-to-end tests and any future CLI drive
+//! the very same client over whatever transport they own.
+//!
+//! Use:
+//! 1. Call intents ([`ClientSession::hello`], [`ClientSession::login_password`], ...). Each
+//!    appends one frame to the outbound buffer and returns the frame's request id.
+//! 2. Write [`ClientSession::outbound`] to the transport, then [`ClientSession::consume_outbound`]
+//!    the bytes written.
+//! 3. Feed bytes read from the transport to [`ClientSession::receive`] (or read straight into
+//!    [`ClientSession::inbound_spare`] and [`ClientSession::commit_inbound`]), then drain
+//!    [`ClientSession::next_event`] until it returns `Ok(None)`.
+//!
+//! State: the session owns its inbound and outbound buffers and a [`SessionState`]. Events
+//! borrow the inbound buffer until the next call. A server `Ping` is answered with a `Pong`
+//! automatically. The session remembers the highest inbox seq it has handed out in a
+//! `Deliver` or `SyncPage`, which is what [`ClientSession::ack_delivered`] acknowledges.
+
+use crate::frame::{Decoded, Encoder, FrameDecoder, FrameError};
+use crate::limits::{Limits, PROTOCOL_VERSION, PROTOCOL_VERSION_MIN, REQUEST_ID_NONE};
+use crate::message::{
+    Ack, Credentials, Deliver, ErrorBody, ErrorCode, Hello, Login, Message, Ping, Pong, Register, Send, SendAck,
+    SendFlags, Sync, SyncPage,
+};
+
+/// Where the session is in the protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionState {
+    /// Nothing sent yet. Valid: nothing but the buffers.
+    Connected,
+    /// `Hello` sent, `HelloOk` not yet seen. `Login` and `Register` may be pipelined.
+    Handshaking,
+    /// `HelloOk` seen, not logged in. `limits` holds the server's limits.
+    Ready,
+    /// `Login` sent (request `request_id`), reply not yet seen.
+    Authenticating { request_id: u64 },
+    /// Logged in as `user_id` on `device_id`.
+    LoggedIn { user_id: u64, device_id: u64 },
+    /// Logged out, or the server sent something that ends the session.
+    Closed,
+}
+
+/// Something the server told this session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event<'a> {
+    /// The handshake finished.
+    HelloOk {
+        version: u16,
+        server_name: &'a str,
+        limits: Limits,
+    },
+    /// A `Register` succeeded.
+    Registered { request_id: u64, user_id: u64 },
+    /// A `Login` succeeded; the session is now `LoggedIn`.
+    LoggedIn {
+        request_id: u64,
+        user_id: u64,
+        device_id: u64,
+        token: &'a [u8],
+        inbox_seq: u64,
+        device_cursor: u64,
+    },
+    /// A `Logout` succeeded; the session is now `Closed`.
+    LoggedOut { request_id: u64 },
+    /// A sent message is durable.
+    SendAck { request_id: u64, ack: SendAck },
+    /// A message arrived (live push, or catch-up after login).
+    Deliver(Deliver<'a>),
+    /// A page of history.
+    SyncPage { request_id: u64, page: SyncPage<'a> },
+    /// Reply to [`ClientSession::ping`].
+    Pong { request_id: u64, nonce: u64 },
+    /// A request failed, or (request id 0) the server reports a connection-level error.
+    Error { request_id: u64, error: ErrorBody<'a> },
+}
+
+/// A mistake by the caller or a protocol violation by the server.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SessionError {
+    /// The intent is not valid in the session's current state.
+    #[error("{intent} is not valid while the session is {state:?}")]
+    InvalidState { intent: &'static str, state: SessionState },
+    /// The payload is over the server's announced limit.
+    #[error("payload of {len} bytes exceeds the server's limit of {max} bytes")]
+    PayloadTooLarge { len: usize, max: u32 },
+    /// The server's bytes did not decode.
+    #[error("server sent a bad frame: {0}")]
+    Frame(#[from] FrameError),
+    /// The server sent a body a server never sends, or one at the wrong time.
+    #[error("server sent an unexpected {body} frame while the session was {state:?}")]
+    Unexpected { body: &'static str, state: SessionState },
+}
+
+/// The client side of one connection. See the module docs for the calling pattern.
+#[derive(Debug)]
+pub struct ClientSession {
+    state: SessionState,
+    client_name: String,
+    limits: Limits,
+    decoder: FrameDecoder,
+    encoder: Encoder,
+    outbound: Vec<u8>,
+    inbound: Vec<u8>,
+    /// Bytes of `inbound` before this index have been decoded and handed out.
+    inbound_read: usize,
+    request_id_next: u64,
+    delivered_seq: u64,
+    acked_seq: u64,
+}
+
+impl ClientSession {
+    /// A session that will introduce itself as `client_name`.
+    pub fn new(client_name: &str) -> Self {
+        let limits = Limits::default();
+        Self {
+            state: SessionState::Connected,
+            client_name: client_name.to_owned(),
+            limits,
+            decoder: FrameDecoder::new(limits.frame_bytes_max, limits.sync_page_messages_max),
+            encoder: Encoder::new(),
+            outbound: Vec::new(),
+            inbound: Vec::new(),
+            inbound_read: 0,
+            request_id_next: 1,
+            delivered_seq: 0,
+            acked_seq: 0,
+        }
+    }
+
+    /// The current protocol state.
+    pub fn state(&self) -> SessionState {
+        self.state
+    }
+
+    /// The server's limits once `HelloOk` arrived; the defaults before.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The highest inbox seq handed out in a `Deliver` or `SyncPage` event so far.
+    pub fn delivered_seq(&self) -> u64 {
+        self.delivered_seq
+    }
+
+    /// Frames waiting to be written to the transport.
+    pub fn outbound(&self) -> &[u8] {
+        &self.outbound
+    }
+
+    /// Marks the first `n` outbound bytes as written.
+    pub fn consume_outbound(&mut self, n: usize) {
+        let n = n.min(self.outbound.len());
+        self.outbound.drain(..n);
+    }
+
+    /// Takes all pending outbound bytes, leaving the buffer empty.
+    pub fn take_outbound(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.outbound)
+    }
+
+    /// Appends bytes read from the transport.
+    pub fn receive(&mut self, bytes: &[u8]) {
+        self.compact_inbound();
+        self.inbound.extend_from_slice(bytes);
+    }
+
+    /// Spare inbound space of at least `min` bytes to read the transport into directly;
+    /// follow with [`ClientSession::commit_inbound`].
+    pub fn inbound_spare(&mut self, min: usize) -> &mut [u8] {
+        self.compact_inbound();
+        let len = self.inbound.len();
+        self.inbound.resize(len + min, 0);
+        &mut self.inbound[len..]
+    }
+
+    /// After [`ClientSession::inbound_spare`]`(min)`: `n` of those bytes were filled.
+    pub fn commit_inbound(&mut self, min: usize, n: usize) {
+        debug_assert!(n <= min);
+        let len = self.inbound.len() - min + n.min(min);
+        self.inbound.truncate(len);
+    }
+
+    fn compact_inbound(&mut self) {
+        if self.inbound_read > 0 {
+            self.inbound.drain(..self.inbound_read);
+            self.inbound_read = 0;
+        }
+    }
+
+    fn next_request_id(&mut self) -> u64 {
+        let id = self.request_id_next;
+        self.request_id_next += 1;
+        id
+    }
+
+    fn push(&mut self, request_id: u64, message: &Message<'_>) {
+        self.encoder.encode_into(request_id, message, &mut self.outbound);
+    }
+
+    fn request(&mut self, message: &Message<'_>) -> u64 {
+        let id = self.next_request_id();
+        self.push(id, message);
+        id
+    }
+
+    fn expect_state(&self, intent: &'static str, ok: bool) -> Result<(), SessionError> {
+        if ok {
+            Ok(())
+        } else {
+            Err(SessionError::InvalidState {
+                intent,
+                state: self.state,
+            })
+        }
+    }
+
+    fn pre_login(&self) -> bool {
+        matches!(self.state, SessionState::Handshaking | SessionState::Ready)
+    }
+
+    /// Opens the handshake, offering every version this crate speaks.
+    pub fn hello(&mut self) -> Result<u64, SessionError> {
+        self.expect_state("Hello", self.state == SessionState::Connected)?;
+        let id = self.request(&Message::Hello(Hello {
+            version_min: PROTOCOL_VERSION_MIN,
+            version_max: PROTOCOL_VERSION,
+            client_name: &self.client_name.clone(),
+        }));
+        self.state = SessionState::Handshaking;
+        Ok(id)
+    }
+
+    /// Creates an account (before logging in).
+    pub fn register(&mut self, username: &str, password: &str) -> Result<u64, SessionError> {
+        self.expect_state("Register", self.pre_login())?;
+        Ok(self.request(&Message::Register(Register { username, password })))
+    }
+
+    fn login(&mut self, credentials: Credentials<'_>, device_name: &str) -> Result<u64, SessionError> {
+        self.expect_state("Login", self.pre_login())?;
+        let request_id = self.request(&Message::Login(Login {
+            credentials,
+            device_name,
+        }));
+        self.state = SessionState::Authenticating { request_id };
+        Ok(request_id)
+    }
+
+    /// Logs in with a password, opening a new device named `device_name`.
+    pub fn login_password(&mut self, username: &str, password: &str, device_name: &str) -> Result<u64, SessionError> {
+        self.login(Credentials::Password { username, password }, device_name)
+    }
+
+    /// Resumes the device a token was issued to.
+    pub fn login_token(&mut self, token: &[u8], device_name: &str) -> Result<u64, SessionError> {
+        self.login(Credentials::Token(token), device_name)
+    }
+
+    fn logged_in(&self) -> bool {
+        matches!(self.state, SessionState::LoggedIn { .. })
+    }
+
+    /// Sends `payload` to user `to`; `client_msg_id` makes retries idempotent.
+    pub fn send(&mut self, to: u64, client_msg_id: u64, payload: &[u8], flags: SendFlags) -> Result<u64, SessionError> {
+        self.expect_state("Send", self.logged_in())?;
+        if payload.len() > self.limits.payload_bytes_max as usize {
+            return Err(SessionError::PayloadTooLarge {
+                len: payload.len(),
+                max: self.limits.payload_bytes_max,
+            });
+        }
+        Ok(self.request(&Message::Send(Send {
+            client_msg_id,
+            to,
+            payload,
+            flags,
+        })))
+    }
+
+    /// Acknowledges everything up to `up_to_seq` (fire and forget: no reply unless it fails).
+    pub fn ack(&mut self, up_to_seq: u64) -> Result<(), SessionError> {
+        self.expect_state("Ack", self.logged_in())?;
+        self.push(REQUEST_ID_NONE, &Message::Ack(Ack { up_to_seq }));
+        self.acked_seq = self.acked_seq.max(up_to_seq);
+        Ok(())
+    }
+
+    /// Acknowledges everything delivered so far, if anything is new since the last ack.
+    /// Returns whether a frame was queued.
+    pub fn ack_delivered(&mut self) -> Result<bool, SessionError> {
+        if self.delivered_seq > self.acked_seq {
+            self.ack(self.delivered_seq)?;
+            Ok(true)
+        } else {
+            Ok(false)
+        }
+    }
+
+    /// Asks for up to `limit` inbox messages after `after_seq` (0: the server's maximum).
+    pub fn sync(&mut self, after_seq: u64, limit: u32) -> Result<u64, SessionError> {
+        self.expect_state("Sync", self.logged_in())?;
+        Ok(self.request(&Message::Sync(Sync { after_seq, limit })))
+    }
+
+    /// Probes the connection.
+    pub fn ping(&mut self, nonce: u64) -> Result<u64, SessionError> {
+        self.expect_state("Ping", self.state != SessionState::Closed)?;
+        Ok(self.request(&Message::Ping(Ping { nonce })))
+    }
+
+    /// Revokes this session's token and ends the session.
+    pub fn logout(&mut self) -> Result<u64, SessionError> {
+        self.expect_state("Logout", self.logged_in())?;
+        Ok(self.request(&Message::Logout))
+    }
+
+    /// Decodes the next complete frame received, if any, into an event.
+    pub fn next_event(&mut self) -> Result<Option<Event<'_>>, SessionError> {
+        loop {
+            let buf = &self.inbound[self.inbound_read..];
+            let (frame, consumed) = match self.decoder.decode(buf)? {
+                Decoded::NeedMore { .. } => return Ok(None),
+                Decoded::Frame { frame, consumed } => (frame, consumed),
+            };
+            self.inbound_read += consumed;
+            let request_id = frame.request_id;
+            let unexpected = |body: &'static str, state| Err(SessionError::Unexpected { body, state });
+            let event = match frame.message {
+                Message::HelloOk(ok) => {
+                    match self.state {
+                        SessionState::Handshaking => self.state = SessionState::Ready,
+                        // A Login pipelined behind the Hello: stay Authenticating.
+                        SessionState::Authenticating { .. } => {}
+                        state => return unexpected("HelloOk", state),
+                    }
+                    self.limits = ok.limits;
+                    self.decoder = FrameDecoder::new(ok.limits.frame_bytes_max, ok.limits.sync_page_messages_max);
+                    Event::HelloOk {
+                        version: ok.version,
+                        server_name: ok.server_name,
+                        limits: ok.limits,
+                    }
+                }
+                Message::RegisterOk(ok) => Event::Registered {
+                    request_id,
+                    user_id: ok.user_id,
+                },
+                Message::LoginOk(ok) => {
+                    if self.state != (SessionState::Authenticating { request_id }) {
+                        return unexpected("LoginOk", self.state);
+                    }
+                    self.state = SessionState::LoggedIn {
+                        user_id: ok.user_id,
+                        device_id: ok.device_id,
+                    };
+                    // Everything up to the cursor is already stored on this device.
+                    self.delivered_seq = ok.device_cursor;
+                    self.acked_seq = ok.device_cursor;
+                    Event::LoggedIn {
+                        request_id,
+                        user_id: ok.user_id,
+                        device_id: ok.device_id,
+                        token: ok.token,
+                        inbox_seq: ok.inbox_seq,
+                        device_cursor: ok.device_cursor,
+                    }
+                }
+                Message::LogoutOk => {
+                    self.state = SessionState::Closed;
+                    Event::LoggedOut { request_id }
+                }
+                Message::SendAck(ack) => Event::SendAck { request_id, ack },
+                Message::Deliver(d) => {
+                    if !self.logged_in() {
+                        return unexpected("Deliver", self.state);
+                    }
+                    self.delivered_seq = self.delivered_seq.max(d.inbox_seq);
+                    Event::Deliver(d)
+                }
+                Message::SyncPage(page) => {
+                    if let Some(last) = page.messages.last() {
+                        self.delivered_seq = self.delivered_seq.max(last.inbox_seq);
+                    }
+                    Event::SyncPage { request_id, page }
+                }
+                Message::Ping(p) => {
+                    // Field-level borrows: the inbound buffer stays borrowed by `frame`.
+                    let pong = Message::Pong(Pong { nonce: p.nonce });
+                    self.encoder.encode_into(request_id, &pong, &mut self.outbound);
+                    continue;
+                }
+                Message::Pong(p) => Event::Pong {
+                    request_id,
+                    nonce: p.nonce,
+                },
+                Message::Error(error) => {
+                    match self.state {
+                        SessionState::Authenticating { request_id: login } if login == request_id => {
+                            self.state = SessionState::Ready;
+                        }
+                        SessionState::Handshaking if error.code == ErrorCode::UnsupportedVersion => {
+                            self.state = SessionState::Closed;
+                        }
+                        _ => {}
+                    }
+                    Event::Error { request_id, error }
+                }
+                other @ (Message::Hello(_)
+                | Message::Register(_)
+                | Message::Login(_)
+                | Message::Logout
+                | Message::Send(_)
+                | Message::Ack(_)
+                | Message::Sync(_)) => return unexpected(other.name(), self.state),
+            };
+            return Ok(Some(event));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::{Conversation, HelloOk, LoginOk};
+    use crate::TOKEN_BYTES;
+
+    /// Decodes every frame a session wrote, as a server would.
+    fn sent_frames(session: &mut ClientSession) -> Vec<(u64, String)> {
+        let bytes = session.take_outbound();
+        let dec = FrameDecoder::new(1 << 20, 0);
+        let mut at = 0;
+        let mut out = Vec::new();
+        while at < bytes.len() {
+            let Ok(Decoded::Frame { frame, consumed }) = dec.decode(&bytes[at..]) else {
+                panic!("session wrote a bad frame");
+            };
+            out.push((frame.request_id, format!("{:?}", frame.message)));
+            at += consumed;
+        }
+        out
+    }
+
+    fn server(session: &mut ClientSession, request_id: u64, message: &Message<'_>) {
+        let bytes = Encoder::new().encode(request_id, message).to_vec();
+        session.receive(&bytes);
+    }
+
+    const TOKEN: [u8; TOKEN_BYTES] = [9; TOKEN_BYTES];
+
+    fn logged_in() -> ClientSession {
+        let mut s = ClientSession::new("unit");
+        s.hello().expect("hello");
+        let login = s.login_password("alice", "pw", "phone").expect("pipelined login");
+        server(
+            &mut s,
+            1,
+            &Message::HelloOk(HelloOk {
+                version: 1,
+                server_name: "srv",
+                limits: Limits::default(),
+            }),
+        );
+        assert!(matches!(s.next_event(), Ok(Some(Event::HelloOk { version: 1, .. }))));
+        let ok = LoginOk {
+            user_id: 5,
+            device_id: 2,
+            token: &TOKEN,
+            inbox_seq: 10,
+            device_cursor: 4,
+        };
+        server(&mut s, login, &Message::LoginOk(ok));
+        let event = s.next_event().expect("decodes").expect("event");
+        assert!(matches!(
+            event,
+            Event::LoggedIn {
+                user_id: 5,
+                device_id: 2,
+                device_cursor: 4,
+                ..
+            }
+        ));
+        assert_eq!(
+            s.state(),
+            SessionState::LoggedIn {
+                user_id: 5,
+                device_id: 2
+            }
+        );
+        let _ = s.take_outbound();
+        s
+    }
+
+    #[test]
+    fn intents_before_login_are_refused_locally() {
+        let mut s = ClientSession::new("unit");
+        assert!(matches!(
+            s.send(1, 1, b"x", SendFlags::NONE),
+            Err(SessionError::InvalidState { intent: "Send", .. })
+        ));
+        assert!(matches!(
+            s.login_password("a", "b", ""),
+            Err(SessionError::InvalidState { intent: "Login", .. })
+        ));
+        s.hello().expect("hello");
+        assert!(matches!(
+            s.hello(),
+            Err(SessionError::InvalidState { intent: "Hello", .. })
+        ));
+        assert!(matches!(
+            s.sync(0, 0),
+            Err(SessionError::InvalidState { intent: "Sync", .. })
+        ));
+        assert!(s.outbound().len() > 4, "only the Hello was written");
+        assert_eq!(sent_frames(&mut s).len(), 1);
+    }
+
+    #[test]
+    fn handshake_and_login_produce_the_expected_frames() {
+        let mut s = ClientSession::new("unit");
+        let hello = s.hello().expect("hello");
+        let login = s.login_password("alice", "pw", "phone").expect("login");
+        let frames = sent_frames(&mut s);
+        assert_eq!(frames.len(), 2);
+        assert_eq!(frames[0].0, hello);
+        assert!(
+            frames[0].1.starts_with("Hello(Hello { version_min: 1, version_max: 1"),
+            "{}",
+            frames[0].1
+        );
+        assert_eq!(frames[1].0, login);
+        assert!(frames[1].1.contains("username: \"alice\""));
+        assert_eq!(s.state(), SessionState::Authenticating { request_id: login });
+    }
+
+    #[test]
+    fn a_failed_login_returns_to_ready() {
+        let mut s = ClientSession::new("unit");
+        s.hello().expect("hello");
+        server(
+            &mut s,
+            1,
+            &Message::HelloOk(HelloOk {
+                version: 1,
+                server_name: "",
+                limits: Limits::default(),
+            }),
+        );
+        let _ = s.next_event();
+        let login = s.login_token(&TOKEN, "").expect("login");
+        let error = ErrorBody {
+            code: ErrorCode::InvalidCredentials,
+            message: "no",
+            retry_after_ms: 0,
+        };
+        server(&mut s, login, &Message::Error(error));
+        let event = s.next_event().expect("decodes").expect("event");
+        assert_eq!(
+            event,
+            Event::Error {
+                request_id: login,
+                error
+            }
+        );
+        assert_eq!(s.state(), SessionState::Ready);
+    }
+
+    #[test]
+    fn deliveries_advance_the_ack_position() {
+        let mut s = logged_in();
+        assert_eq!(s.delivered_seq(), 4, "the device cursor counts as delivered");
+        assert!(!s.ack_delivered().expect("ack"), "nothing new to ack");
+        for seq in 5..=7 {
+            let d = Deliver {
+                message_id: seq,
+                conversation: Conversation::Direct(9),
+                sender: 9,
+                sender_device: 1,
+                inbox_seq: seq,
+                timestamp_us: 0,
+                payload: b"hi",
+                flags: SendFlags::NONE,
+                client_msg_id: seq,
+            };
+            server(&mut s, REQUEST_ID_NONE, &Message::Deliver(d));
+        }
+        let mut seqs = Vec::new();
+        while let Some(event) = s.next_event().expect("decodes") {
+            let Event::Deliver(d) = event else {
+                panic!("unexpected {event:?}")
+            };
+            seqs.push(d.inbox_seq);
+        }
+        assert_eq!(seqs, [5, 6, 7]);
+        assert!(s.ack_delivered().expect("ack"));
+        assert_eq!(sent_frames(&mut s), [(0, "Ack(Ack { up_to_seq: 7 })".to_owned())]);
+        assert!(!s.ack_delivered().expect("ack"), "already acked");
+    }
+
+    #[test]
+    fn a_server_ping_is_answered_automatically() {
+        let mut s = logged_in();
+        server(&mut s, 33, &Message::Ping(Ping { nonce: 8 }));
+        assert_eq!(s.next_event(), Ok(None));
+        assert_eq!(sent_frames(&mut s), [(33, "Pong(Pong { nonce: 8 })".to_owned())]);
+    }
+
+    #[test]
+    fn the_payload_limit_comes_from_the_server() {
+        let mut s = ClientSession::new("unit");
+        s.hello().expect("hello");
+        let limits = Limits {
+            payload_bytes_max: 3,
+            ..Limits::default()
+        };
+        server(
+            &mut s,
+            1,
+            &Message::HelloOk(HelloOk {
+                version: 1,
+                server_name: "",
+                limits,
+            }),
+        );
+        let _ = s.next_event();
+        let login = s.login_token(&TOKEN, "").expect("login");
+        let ok = LoginOk {
+            user_id: 1,
+            device_id: 1,
+            token: &TOKEN,
+            inbox_seq: 0,
+            device_cursor: 0,
+        };
+        server(&mut s, login, &Message::LoginOk(ok));
+        let _ = s.next_event();
+        assert!(s.send(2, 1, b"abc", SendFlags::NONE).is_ok());
+        assert_eq!(
+            s.send(2, 2, b"abcd", SendFlags::NONE),
+            Err(SessionError::PayloadTooLarge { len: 4, max: 3 })
+        );
+    }
+
+    #[test]
+    fn frames_a_server_never_sends_are_protocol_violations() {
+        let mut s = logged_in();
+        server(
+            &mut s,
+            1,
+            &Message::Send(Send {
+                client_msg_id: 1,
+                to: 1,
+                payload: b"",
+                flags: SendFlags::NONE,
+            }),
+        );
+        assert!(matches!(
+            s.next_event(),
+            Err(SessionError::Unexpected { body: "Send", .. })
+        ));
+        let mut fresh = ClientSession::new("unit");
+        let ok = LoginOk {
+            user_id: 1,
+            device_id: 1,
+            token: &TOKEN,
+            inbox_seq: 0,
+            device_cursor: 0,
+        };
+        server(&mut fresh, 1, &Message::LoginOk(ok));
+        assert!(matches!(
+            fresh.next_event(),
+            Err(SessionError::Unexpected { body: "LoginOk", .. })
+        ));
+    }
+
+    #[test]
+    fn reading_straight_into_spare_space_one_byte_at_a_time() {
+        let mut s = logged_in();
+        let bytes = Encoder::new().encode(4, &Message::Pong(Pong { nonce: 77 })).to_vec();
+        let mut events = 0;
+        for b in bytes {
+            let spare = s.inbound_spare(16);
+            spare[0] = b;
+            s.commit_inbound(16, 1);
+            while let Some(event) = s.next_event().expect("decodes") {
+                assert_eq!(
+                    event,
+                    Event::Pong {
+                        request_id: 4,
+                        nonce: 77
+                    }
+                );
+                events += 1;
+            }
+        }
+        assert_eq!(events, 1);
+    }
+}
