@@ -35,7 +35,7 @@ pub use generated::hotline::wire::fb;
 pub use frame::{frame_body_len, Decoded, Encoder, FrameDecoder, FrameError};
 pub use limits::*;
 pub use message::{
-    Ack, Conversation, Credentials, Deliver, ErrorBody, ErrorCode, Frame, Hello, HelloOk, Login, LoginOk, Message,
-    Ping, Pong, Register, RegisterOk, Send, SendAck, SendFlags, Sync, SyncPage,
+    Ack, AckOk, Conversation, Credentials, Deliver, ErrorBody, ErrorCode, Frame, Hello, HelloOk, Login, LoginOk,
+    Message, Ping, Pong, Register, RegisterOk, Send, SendAck, SendFlags, Sync, SyncPage,
 };
 pub use session::{ClientSession, Event, SessionError, SessionState};

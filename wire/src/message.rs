@@ -35,6 +35,7 @@ pub enum Message<'a> {
     SendAck(SendAck),
     Deliver(Deliver<'a>),
     Ack(Ack),
+    AckOk(AckOk),
     Sync(Sync),
     SyncPage(SyncPage<'a>),
     Ping(Ping),
@@ -195,6 +196,12 @@ pub struct Ack {
     pub up_to_seq: u64,
 }
 
+/// Server → client: reply to an `Ack` that carried a request id; the cursor is durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AckOk {
+    pub device_cursor: u64,
+}
+
 /// Client → server: read a page of the caller's inbox.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Sync {
@@ -310,6 +317,7 @@ impl<'a> Message<'a> {
             Message::SendAck(_) => "SendAck",
             Message::Deliver(_) => "Deliver",
             Message::Ack(_) => "Ack",
+            Message::AckOk(_) => "AckOk",
             Message::Sync(_) => "Sync",
             Message::SyncPage(_) => "SyncPage",
             Message::Ping(_) => "Ping",
@@ -429,6 +437,12 @@ impl<'a> Message<'a> {
                 let b = frame.body_as_ack().ok_or_else(absent)?;
                 Message::Ack(Ack {
                     up_to_seq: b.up_to_seq(),
+                })
+            }
+            fb::Body::AckOk => {
+                let b = frame.body_as_ack_ok().ok_or_else(absent)?;
+                Message::AckOk(AckOk {
+                    device_cursor: b.device_cursor(),
                 })
             }
             fb::Body::Sync => {
@@ -605,6 +619,15 @@ impl<'a> Message<'a> {
             Message::Ack(m) => {
                 let o = fb::Ack::create(fbb, &fb::AckArgs { up_to_seq: m.up_to_seq });
                 (fb::Body::Ack, o.as_union_value())
+            }
+            Message::AckOk(m) => {
+                let o = fb::AckOk::create(
+                    fbb,
+                    &fb::AckOkArgs {
+                        device_cursor: m.device_cursor,
+                    },
+                );
+                (fb::Body::AckOk, o.as_union_value())
             }
             Message::Sync(m) => {
                 let o = fb::Sync::create(

@@ -13,8 +13,14 @@
 //!
 //! State: the session owns its inbound and outbound buffers and a [`SessionState`]. Events
 //! borrow the inbound buffer until the next call. A server `Ping` is answered with a `Pong`
-//! automatically. The session remembers the highest inbox seq it has handed out in a
-//! `Deliver` or `SyncPage`, which is what [`ClientSession::ack_delivered`] acknowledges.
+//! automatically.
+//!
+//! Delivered position: the session tracks `delivered_seq`, the inbox seq up to which it has
+//! handed out *every* entry (starting from the device cursor in `LoginOk`). It advances only
+//! contiguously: a `Deliver`, a `SyncPage` entry or a `SendAck` (the sending device's own
+//! copy, which the server acknowledges instead of echoing) moves it only when its seq is
+//! exactly the next one. So [`ClientSession::ack_delivered`] never acknowledges past a gap,
+//! whatever order history pages and live pushes arrive in.
 
 use crate::frame::{Decoded, Encoder, FrameDecoder, FrameError};
 use crate::limits::{Limits, PROTOCOL_VERSION, PROTOCOL_VERSION_MIN, REQUEST_ID_NONE};
@@ -66,6 +72,8 @@ pub enum Event<'a> {
     SendAck { request_id: u64, ack: SendAck },
     /// A message arrived (live push, or catch-up after login).
     Deliver(Deliver<'a>),
+    /// An `Ack` with a request id is durable.
+    AckOk { request_id: u64, device_cursor: u64 },
     /// A page of history.
     SyncPage { request_id: u64, page: SyncPage<'a> },
     /// Reply to [`ClientSession::ping`].
@@ -137,7 +145,7 @@ impl ClientSession {
         &self.limits
     }
 
-    /// The highest inbox seq handed out in a `Deliver` or `SyncPage` event so far.
+    /// The inbox seq up to which every entry has been handed out (see the module docs).
     pub fn delivered_seq(&self) -> u64 {
         self.delivered_seq
     }
@@ -285,6 +293,14 @@ impl ClientSession {
         Ok(())
     }
 
+    /// Acknowledges everything up to `up_to_seq` and asks for an `AckOk` once it is durable.
+    pub fn ack_confirmed(&mut self, up_to_seq: u64) -> Result<u64, SessionError> {
+        self.expect_state("Ack", self.logged_in())?;
+        let id = self.request(&Message::Ack(Ack { up_to_seq }));
+        self.acked_seq = self.acked_seq.max(up_to_seq);
+        Ok(id)
+    }
+
     /// Acknowledges everything delivered so far, if anything is new since the last ack.
     /// Returns whether a frame was queued.
     pub fn ack_delivered(&mut self) -> Result<bool, SessionError> {
@@ -369,17 +385,24 @@ impl ClientSession {
                     self.state = SessionState::Closed;
                     Event::LoggedOut { request_id }
                 }
-                Message::SendAck(ack) => Event::SendAck { request_id, ack },
+                Message::SendAck(ack) => {
+                    advance_delivered(&mut self.delivered_seq, ack.inbox_seq);
+                    Event::SendAck { request_id, ack }
+                }
                 Message::Deliver(d) => {
                     if !self.logged_in() {
                         return unexpected("Deliver", self.state);
                     }
-                    self.delivered_seq = self.delivered_seq.max(d.inbox_seq);
+                    advance_delivered(&mut self.delivered_seq, d.inbox_seq);
                     Event::Deliver(d)
                 }
+                Message::AckOk(ok) => Event::AckOk {
+                    request_id,
+                    device_cursor: ok.device_cursor,
+                },
                 Message::SyncPage(page) => {
-                    if let Some(last) = page.messages.last() {
-                        self.delivered_seq = self.delivered_seq.max(last.inbox_seq);
+                    for m in &page.messages {
+                        advance_delivered(&mut self.delivered_seq, m.inbox_seq);
                     }
                     Event::SyncPage { request_id, page }
                 }
@@ -415,6 +438,14 @@ impl ClientSession {
             };
             return Ok(Some(event));
         }
+    }
+}
+
+/// Moves the delivered position to `seq` only if it is exactly the next entry (a free
+/// function so `next_event` can call it while the inbound buffer is borrowed).
+fn advance_delivered(delivered_seq: &mut u64, seq: u64) {
+    if seq == *delivered_seq + 1 {
+        *delivered_seq = seq;
     }
 }
 
@@ -594,6 +625,51 @@ mod tests {
         assert!(s.ack_delivered().expect("ack"));
         assert_eq!(sent_frames(&mut s), [(0, "Ack(Ack { up_to_seq: 7 })".to_owned())]);
         assert!(!s.ack_delivered().expect("ack"), "already acked");
+    }
+
+    fn push_deliver(s: &mut ClientSession, seq: u64) {
+        let d = Deliver {
+            message_id: seq,
+            conversation: Conversation::Direct(9),
+            sender: 9,
+            sender_device: 1,
+            inbox_seq: seq,
+            timestamp_us: 0,
+            payload: b"",
+            flags: SendFlags::NONE,
+            client_msg_id: seq,
+        };
+        server(s, REQUEST_ID_NONE, &Message::Deliver(d));
+        while s.next_event().expect("decodes").is_some() {}
+    }
+
+    #[test]
+    fn the_delivered_position_only_advances_without_gaps() {
+        let mut s = logged_in();
+        push_deliver(&mut s, 5);
+        push_deliver(&mut s, 7);
+        assert_eq!(s.delivered_seq(), 5, "7 arrived before 6: acking 7 would skip 6");
+        let ack = SendAck {
+            client_msg_id: 1,
+            message_id: 1,
+            inbox_seq: 6,
+            timestamp_us: 0,
+        };
+        server(&mut s, 3, &Message::SendAck(ack));
+        assert!(matches!(s.next_event(), Ok(Some(Event::SendAck { request_id: 3, .. }))));
+        assert_eq!(s.delivered_seq(), 6, "our own send's SendAck stands for inbox entry 6");
+        push_deliver(&mut s, 7);
+        push_deliver(&mut s, 7);
+        assert_eq!(s.delivered_seq(), 7);
+        let id = s.ack_confirmed(7).expect("ack");
+        server(&mut s, id, &Message::AckOk(crate::message::AckOk { device_cursor: 7 }));
+        assert_eq!(
+            s.next_event(),
+            Ok(Some(Event::AckOk {
+                request_id: id,
+                device_cursor: 7
+            }))
+        );
     }
 
     #[test]

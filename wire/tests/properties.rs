@@ -19,7 +19,7 @@ struct Raw {
 
 fn raw() -> impl Strategy<Value = Raw> {
     (
-        0u8..17,
+        0u8..18,
         any::<u64>(),
         any::<[u64; 5]>(),
         any::<[u16; 2]>(),
@@ -139,6 +139,7 @@ fn build(r: &Raw) -> Message<'_> {
         }),
         14 => Message::Ping(Ping { nonce: a }),
         15 => Message::Pong(Pong { nonce: a }),
+        16 => Message::AckOk(AckOk { device_cursor: a }),
         _ => Message::Error(ErrorBody {
             code: ErrorCode::from_wire(r.v[0] % 19),
             message: s0,

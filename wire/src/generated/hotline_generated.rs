@@ -349,13 +349,13 @@ pub mod hotline {
                 since = "2.0.0",
                 note = "Use associated constants instead. This will no longer be generated in 2021."
             )]
-            pub const ENUM_MAX_BODY: u8 = 17;
+            pub const ENUM_MAX_BODY: u8 = 18;
             #[deprecated(
                 since = "2.0.0",
                 note = "Use associated constants instead. This will no longer be generated in 2021."
             )]
             #[allow(non_camel_case_types)]
-            pub const ENUM_VALUES_BODY: [Body; 18] = [
+            pub const ENUM_VALUES_BODY: [Body; 19] = [
                 Body::NONE,
                 Body::Hello,
                 Body::HelloOk,
@@ -374,6 +374,7 @@ pub mod hotline {
                 Body::Ping,
                 Body::Pong,
                 Body::Error,
+                Body::AckOk,
             ];
 
             /// Every frame's body. Append members only; the numbering is the wire format.
@@ -400,9 +401,10 @@ pub mod hotline {
                 pub const Ping: Self = Self(15);
                 pub const Pong: Self = Self(16);
                 pub const Error: Self = Self(17);
+                pub const AckOk: Self = Self(18);
 
                 pub const ENUM_MIN: u8 = 0;
-                pub const ENUM_MAX: u8 = 17;
+                pub const ENUM_MAX: u8 = 18;
                 pub const ENUM_VALUES: &'static [Self] = &[
                     Self::NONE,
                     Self::Hello,
@@ -422,6 +424,7 @@ pub mod hotline {
                     Self::Ping,
                     Self::Pong,
                     Self::Error,
+                    Self::AckOk,
                 ];
                 /// Returns the variant's name or "" if unknown.
                 pub fn variant_name(self) -> Option<&'static str> {
@@ -444,6 +447,7 @@ pub mod hotline {
                         Self::Ping => Some("Ping"),
                         Self::Pong => Some("Pong"),
                         Self::Error => Some("Error"),
+                        Self::AckOk => Some("AckOk"),
                         _ => None,
                     }
                 }
@@ -2724,7 +2728,8 @@ pub mod hotline {
             #[derive(Copy, Clone, PartialEq)]
 
             /// This device has stored everything in its inbox up to and including `up_to_seq`.
-            /// Fire and forget: no reply unless it fails.
+            /// With request_id 0 it is fire and forget (no reply unless it fails); with a request id
+            /// the server replies AckOk once the device cursor is durable.
             pub struct Ack<'a> {
                 pub _tab: ::flatbuffers::Table<'a>,
             }
@@ -2822,6 +2827,115 @@ pub mod hotline {
                 fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
                     let mut ds = f.debug_struct("Ack");
                     ds.field("up_to_seq", &self.up_to_seq());
+                    ds.finish()
+                }
+            }
+            pub enum AckOkOffset {}
+            #[derive(Copy, Clone, PartialEq)]
+
+            pub struct AckOk<'a> {
+                pub _tab: ::flatbuffers::Table<'a>,
+            }
+
+            impl<'a> ::flatbuffers::Follow<'a> for AckOk<'a> {
+                type Inner = AckOk<'a>;
+                #[inline]
+                unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+                    Self {
+                        _tab: unsafe { ::flatbuffers::Table::new(buf, loc) },
+                    }
+                }
+            }
+
+            impl<'a> AckOk<'a> {
+                pub const VT_DEVICE_CURSOR: ::flatbuffers::VOffsetT = 4;
+
+                #[inline]
+                pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+                    AckOk { _tab: table }
+                }
+                #[allow(unused_mut)]
+                pub fn create<
+                    'bldr: 'args,
+                    'args: 'mut_bldr,
+                    'mut_bldr,
+                    A: ::flatbuffers::Allocator + 'bldr,
+                >(
+                    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+                    args: &'args AckOkArgs,
+                ) -> ::flatbuffers::WIPOffset<AckOk<'bldr>> {
+                    let mut builder = AckOkBuilder::new(_fbb);
+                    builder.add_device_cursor(args.device_cursor);
+                    builder.finish()
+                }
+
+                /// The device cursor now stored (never lower than before: cursors only move forward).
+                #[inline]
+                pub fn device_cursor(&self) -> u64 {
+                    // Safety:
+                    // Created from valid Table for this object
+                    // which contains a valid value in this slot
+                    unsafe {
+                        self._tab
+                            .get::<u64>(AckOk::VT_DEVICE_CURSOR, Some(0))
+                            .unwrap()
+                    }
+                }
+            }
+
+            impl ::flatbuffers::Verifiable for AckOk<'_> {
+                #[inline]
+                fn run_verifier(
+                    v: &mut ::flatbuffers::Verifier,
+                    pos: usize,
+                ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+                    v.visit_table(pos)?
+                        .visit_field::<u64>("device_cursor", Self::VT_DEVICE_CURSOR, false)?
+                        .finish();
+                    Ok(())
+                }
+            }
+            pub struct AckOkArgs {
+                pub device_cursor: u64,
+            }
+            impl<'a> Default for AckOkArgs {
+                #[inline]
+                fn default() -> Self {
+                    AckOkArgs { device_cursor: 0 }
+                }
+            }
+
+            pub struct AckOkBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+                fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+                start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+            }
+            impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> AckOkBuilder<'a, 'b, A> {
+                #[inline]
+                pub fn add_device_cursor(&mut self, device_cursor: u64) {
+                    self.fbb_
+                        .push_slot::<u64>(AckOk::VT_DEVICE_CURSOR, device_cursor, 0);
+                }
+                #[inline]
+                pub fn new(
+                    _fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+                ) -> AckOkBuilder<'a, 'b, A> {
+                    let start = _fbb.start_table();
+                    AckOkBuilder {
+                        fbb_: _fbb,
+                        start_: start,
+                    }
+                }
+                #[inline]
+                pub fn finish(self) -> ::flatbuffers::WIPOffset<AckOk<'a>> {
+                    let o = self.fbb_.end_table(self.start_);
+                    ::flatbuffers::WIPOffset::new(o.value())
+                }
+            }
+
+            impl ::core::fmt::Debug for AckOk<'_> {
+                fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                    let mut ds = f.debug_struct("AckOk");
+                    ds.field("device_cursor", &self.device_cursor());
                     ds.finish()
                 }
             }
@@ -3821,6 +3935,21 @@ pub mod hotline {
                         None
                     }
                 }
+
+                #[inline]
+                #[allow(non_snake_case)]
+                pub fn body_as_ack_ok(&self) -> Option<AckOk<'a>> {
+                    if self.body_type() == Body::AckOk {
+                        self.body().map(|t| {
+                            // Safety:
+                            // Created from a valid Table for this object
+                            // Which contains a valid union in this slot
+                            unsafe { AckOk::init_from_table(t) }
+                        })
+                    } else {
+                        None
+                    }
+                }
             }
 
             impl ::flatbuffers::Verifiable for Frame<'_> {
@@ -3850,6 +3979,7 @@ pub mod hotline {
           Body::Ping => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Ping>>("Body::Ping", pos),
           Body::Pong => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Pong>>("Body::Pong", pos),
           Body::Error => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Error>>("Body::Error", pos),
+          Body::AckOk => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<AckOk>>("Body::AckOk", pos),
           _ => Ok(()),
         }
      })?
@@ -4081,6 +4211,16 @@ pub mod hotline {
                         }
                         Body::Error => {
                             if let Some(x) = self.body_as_error() {
+                                ds.field("body", &x)
+                            } else {
+                                ds.field(
+                                    "body",
+                                    &"InvalidFlatbuffer: Union discriminant does not match value.",
+                                )
+                            }
+                        }
+                        Body::AckOk => {
+                            if let Some(x) = self.body_as_ack_ok() {
                                 ds.field("body", &x)
                             } else {
                                 ds.field(

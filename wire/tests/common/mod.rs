@@ -86,6 +86,7 @@ pub fn every_message() -> Vec<Message<'static>> {
             ..deliver(14, b"x")
         }),
         Message::Ack(Ack { up_to_seq: 12 }),
+        Message::AckOk(AckOk { device_cursor: 12 }),
         Message::Sync(Sync {
             after_seq: 3,
             limit: 50,
