@@ -1,8 +1,34 @@
-//! The Hotline engine. Built out by the engine issue; for now it only pins the storage
-//! dependency so the workspace builds RocksDB once.
+//! `hotline-engine`: the Hotline server.
+//!
+//! # Layout
+//! - [`server`]: start-up checks, listeners, the thread layout, graceful shutdown.
+//! - [`core`]: one pinned monoio runtime per core: connections, online users, delivery,
+//!   catch-up from the log, backpressure.
+//! - [`conn`]: connection tasks: accept, readiness-driven reads into a per-core buffer,
+//!   framing, handing a logged-in connection to its user's home core.
+//! - [`handlers`]: one file per family of protocol operations, one `match` dispatching.
+//! - [`mailbox`]: the bounded lock-free queues (and wake-up) through which other threads
+//!   reach a core; `home_core`, the stable user → core hash.
+//! - [`storage`]: RocksDB column families and reads; [`storage::writer`], the single log
+//!   writer that sequences inbox seqs and group-commits every mutation.
+//! - [`helper`]: the bounded pool for argon2 and log reads (never on a core thread).
+//! - [`auth`]: password hashing, tokens, name rules. [`config`]: limits and settings.
+//! - [`admin`]: offline commands (`hotline user add`). [`metrics`]: counters.
+//!
+//! # One message
+//! A `Send` read on the sender's home core goes to the log writer, which appends it to the
+//! recipient's and the sender's inbox (and the dedup family) in one batch, fsyncs the
+//! group commit, then notifies the recipient's home core (live `Deliver` to each device)
+//! and the sender's (`SendAck`, and `Deliver` to the sender's other devices).
 
-/// RocksDB version string this engine links against.
-pub fn storage_version() -> String {
-    let _ = rocksdb::Options::default();
-    "rocksdb".to_owned()
-}
+pub mod admin;
+pub mod auth;
+pub mod config;
+pub mod conn;
+pub mod core;
+pub mod handlers;
+pub mod helper;
+pub mod mailbox;
+pub mod metrics;
+pub mod server;
+pub mod storage;

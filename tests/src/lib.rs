@@ -1,1 +1,1431 @@
-//! Helpers shared by the end-to-end tests in `tests/tests/`.
+//! `hotline-tests`: the harness behind the end-to-end tests in `tests/tests/`. Each test
+//! starts the real `hotline` binary on port 0 with a fresh data directory and talks to it
+//! over real sockets through `hotline-wire`'s [`ClientSession`], the one client there is.
+//!
+//! # Layout
+//! - [`Server`] and [`ServerOptions`]: one `hotline serve` process on a temporary data
+//!   directory: start, `kill -9`, SIGTERM, restart on the same directory, `hotline user add`.
+//! - [`Client`]: a blocking [`TcpStream`] driving a [`ClientSession`], with one helper per
+//!   request, owned copies of what the server sends ([`OwnedEvent`], [`OwnedDeliver`],
+//!   [`OwnedSyncPage`]), and raw writes for the tests that are about bytes.
+//! - [`payload`] and [`payload_number`]: numbered payloads a test can recognise again.
+//!
+//! # Invariants
+//! - Nothing waits forever. Every read has a deadline ([`REPLY_WAIT_DEFAULT`] unless a test
+//!   says otherwise), and a missed deadline panics naming what was awaited and what arrived
+//!   instead; a panicking test's [`Server`] prints the server's stderr when it drops.
+//! - Nothing that arrives is lost. Whatever comes in while a helper waits for something
+//!   else (a `Deliver` during a `send`, say) stays queued, in arrival order, for later helpers.
+//! - A [`Server`] owns its process and its directory: dropping it kills the process, and
+//!   the data directory lives as long as the `Server` does, across restarts.
+//! - Frames go out through the session only, except through [`Client::raw_write`] and
+//!   [`Client::raw_request`], which exist for the tests whose point is the bytes.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::fs::{self, File};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use hotline_wire::{
+    ClientSession, Conversation, Deliver, Encoder, ErrorCode, Event, Limits, Message, SendAck, SendFlags, SessionState,
+};
+
+/// How long a helper waits for a reply or an event before it fails the test.
+pub const REPLY_WAIT_DEFAULT: Duration = Duration::from_secs(10);
+
+/// How long a starting server may take to print its listening line (a debug build opening
+/// RocksDB on a loaded 2-core machine is slow, but not this slow).
+pub const SERVER_START_WAIT: Duration = Duration::from_secs(60);
+
+/// How long a signalled server, or `hotline user add`, may take to exit.
+pub const SERVER_EXIT_WAIT: Duration = Duration::from_secs(30);
+
+/// The line `hotline serve` prints on stdout, followed by the address, once it accepts.
+pub const LISTENING_LINE_PREFIX: &str = "hotline listening on ";
+
+/// First request id of the frames the harness encodes itself ([`Client::raw_request`]):
+/// far above any id a session hands out, so the replies never collide with the session's.
+pub const RAW_REQUEST_ID_FIRST: u64 = 1 << 48;
+
+/// Bytes read from the socket per `read` call.
+const READ_CHUNK_BYTES: usize = 64 << 10;
+
+/// Bytes of a run's stderr shown when a test fails.
+const STDERR_TAIL_BYTES: usize = 16 << 10;
+
+/// Bytes of a payload shown in a `Debug` print.
+const PAYLOAD_SHOWN_BYTES: usize = 32;
+
+/// The `hotline` binary under test: `$HOTLINE_BIN` if set, else `hotline` in the target
+/// directory of the running test (`<target>/<profile>/deps/<test>-<hash>` runs, the binary
+/// is `<target>/<profile>/hotline`). Panics with the fix when it is missing.
+pub fn hotline_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("HOTLINE_BIN") {
+        return PathBuf::from(bin);
+    }
+    let exe = std::env::current_exe().expect("the running test knows its own path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("a test executable lives in <target>/<profile>/deps/");
+    let bin = profile_dir.join(format!("hotline{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.is_file(),
+        "no server binary at {}: run `cargo build -p hotline-engine` with the same CARGO_TARGET_DIR \
+         and profile as the tests (`cargo test --workspace` builds it too), or set HOTLINE_BIN",
+        bin.display()
+    );
+    bin
+}
+
+/// A recognisable payload: `"{tag}:{n}:"`, padded with `.` to at least `len_min` bytes.
+pub fn payload(tag: &str, n: u64, len_min: usize) -> Vec<u8> {
+    let mut bytes = format!("{tag}:{n}:").into_bytes();
+    if bytes.len() < len_min {
+        bytes.resize(len_min, b'.');
+    }
+    bytes
+}
+
+/// The tag and number of a [`payload`], or `None` if `bytes` is not one.
+pub fn payload_number(bytes: &[u8]) -> Option<(String, u64)> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let mut parts = text.splitn(3, ':');
+    let tag = parts.next()?;
+    let n = parts.next()?.parse().ok()?;
+    parts.next()?;
+    Some((tag.to_owned(), n))
+}
+
+/// `(client_msg_id, payload)` for each `n` in `ns`: client_msg_id `n`, [`payload`]`(tag, n, len_min)`.
+pub fn numbered(tag: &str, ns: impl IntoIterator<Item = u64>, len_min: usize) -> Vec<(u64, Vec<u8>)> {
+    ns.into_iter().map(|n| (n, payload(tag, n, len_min))).collect()
+}
+
+/// Panics unless `messages` hold the inbox seqs `first_seq, first_seq + 1, ...` in order.
+pub fn assert_dense(messages: &[OwnedDeliver], first_seq: u64, what: &str) {
+    for (i, m) in messages.iter().enumerate() {
+        let expected = first_seq + i as u64;
+        assert_eq!(
+            m.inbox_seq, expected,
+            "{what}: entry {i} has seq {} where {expected} was due (a gap, a duplicate or a reordering): {m:?}",
+            m.inbox_seq
+        );
+    }
+}
+
+/// `--durability`: whether a `SendAck` waits for fsync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Acknowledged means on disk (survives `kill -9` and power loss).
+    Sync,
+    /// Acknowledged means written; the disk catches up.
+    Async,
+}
+
+/// `--registration`: whether clients may create accounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registration {
+    Open,
+    Closed,
+}
+
+/// How to run `hotline serve`. Defaults: 2 cores (so users land on different cores),
+/// `sync` durability, open registration, the server's own idle timeout.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    cores: u32,
+    durability: Durability,
+    registration: Registration,
+    idle_timeout_ms: Option<u32>,
+    args_extra: Vec<String>,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            cores: 2,
+            durability: Durability::Sync,
+            registration: Registration::Open,
+            idle_timeout_ms: None,
+            args_extra: Vec::new(),
+        }
+    }
+}
+
+impl ServerOptions {
+    /// `--cores`.
+    pub fn cores(mut self, cores: u32) -> Self {
+        self.cores = cores;
+        self
+    }
+
+    /// `--durability`.
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// `--registration`.
+    pub fn registration(mut self, registration: Registration) -> Self {
+        self.registration = registration;
+        self
+    }
+
+    /// `--idle-timeout-ms` (left to the server's default when never called).
+    pub fn idle_timeout_ms(mut self, idle_timeout_ms: u32) -> Self {
+        self.idle_timeout_ms = Some(idle_timeout_ms);
+        self
+    }
+
+    /// One more argument, appended after all the others.
+    pub fn arg(mut self, arg: impl Into<String>) -> Self {
+        self.args_extra.push(arg.into());
+        self
+    }
+
+    /// Creates the data directory and starts the server on it.
+    pub fn start(self) -> Server {
+        let mut server = self.stopped();
+        server.restart();
+        server
+    }
+
+    /// Creates the data directory without starting anything: for `hotline user add` before
+    /// the first start. [`Server::restart`] starts it.
+    pub fn stopped(self) -> Server {
+        let dir = tempfile::Builder::new()
+            .prefix("hotline-e2e-")
+            .tempdir()
+            .expect("create a temporary directory for the server");
+        let data_dir = dir.path().join("data");
+        fs::create_dir(&data_dir).expect("create the data directory inside the temporary directory");
+        Server {
+            options: self,
+            dir,
+            data_dir,
+            child: None,
+            addr: None,
+            runs: 0,
+        }
+    }
+}
+
+/// One `hotline serve` process and the temporary directory holding its data and its
+/// stderr (one file per run, `stderr-<run>.log`).
+///
+/// Invariant: `child` and `addr` are both `Some` exactly while a started process has not
+/// been killed, signalled or reaped by this harness.
+#[derive(Debug)]
+pub struct Server {
+    options: ServerOptions,
+    dir: tempfile::TempDir,
+    data_dir: PathBuf,
+    child: Option<Child>,
+    addr: Option<SocketAddr>,
+    /// How many times the binary was started; names the current run's stderr file.
+    runs: u32,
+}
+
+impl Server {
+    /// A server with the default options, started.
+    pub fn start() -> Server {
+        ServerOptions::default().start()
+    }
+
+    /// Options to change before [`ServerOptions::start`].
+    pub fn options() -> ServerOptions {
+        ServerOptions::default()
+    }
+
+    /// The address it listens on. Panics when it is not running.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+            .expect("the server is not running (killed or terminated): call restart() first")
+    }
+
+    /// The data directory, the same across restarts.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Whether a process started by this harness is still running (it may have crashed).
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut().map(Child::try_wait) {
+            Some(Ok(None)) => true,
+            Some(Ok(Some(_)) | Err(_)) | None => false,
+        }
+    }
+
+    /// Starts the binary on this server's data directory: after [`Server::kill9`],
+    /// [`Server::terminate`], or on a server made with [`ServerOptions::stopped`]. The
+    /// port is new each time.
+    pub fn restart(&mut self) {
+        assert!(
+            self.child.is_none(),
+            "restart: the server is still running; kill9() or terminate() it first"
+        );
+        self.runs += 1;
+        let stderr_path = self.stderr_path(self.runs);
+        let stderr = File::create(&stderr_path).expect("create the server's stderr file");
+        let bin = hotline_bin();
+        let options = &self.options;
+        let mut command = Command::new(&bin);
+        command
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0"])
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(["--cores", &options.cores.to_string()])
+            .args([
+                "--durability",
+                match options.durability {
+                    Durability::Sync => "sync",
+                    Durability::Async => "async",
+                },
+            ])
+            .args([
+                "--registration",
+                match options.registration {
+                    Registration::Open => "open",
+                    Registration::Closed => "closed",
+                },
+            ]);
+        if let Some(ms) = options.idle_timeout_ms {
+            command.args(["--idle-timeout-ms", &ms.to_string()]);
+        }
+        command
+            .args(&options.args_extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(stderr));
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
+        let stdout = child.stdout.take().expect("stdout was piped");
+        let (line_tx, line_rx) = mpsc::channel();
+        thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            // The receiver may have given up already; nothing to do about it then.
+            let _ = line_tx.send(lines.next());
+            // Keep draining, so a chatty server never blocks on a full pipe.
+            lines.for_each(drop);
+        });
+        let line = match line_rx.recv_timeout(SERVER_START_WAIT) {
+            Ok(Some(Ok(line))) => line,
+            Ok(Some(Err(e))) => start_failed(child, &stderr_path, &format!("reading its stdout failed: {e}")),
+            Ok(None) | Err(mpsc::RecvTimeoutError::Disconnected) => start_failed(
+                child,
+                &stderr_path,
+                "it closed stdout without printing the listening line",
+            ),
+            Err(mpsc::RecvTimeoutError::Timeout) => start_failed(
+                child,
+                &stderr_path,
+                &format!("it printed nothing within {SERVER_START_WAIT:?}"),
+            ),
+        };
+        let Some(addr) = line
+            .strip_prefix(LISTENING_LINE_PREFIX)
+            .and_then(|rest| rest.trim().parse::<SocketAddr>().ok())
+        else {
+            start_failed(
+                child,
+                &stderr_path,
+                &format!("its first stdout line was {line:?}, not \"{LISTENING_LINE_PREFIX}<ip>:<port>\""),
+            )
+        };
+        self.child = Some(child);
+        self.addr = Some(addr);
+    }
+
+    /// `kill -9`: no shutdown code runs. Returns once the process is gone.
+    pub fn kill9(&mut self) {
+        let mut child = self.child.take().expect("kill9: the server is not running");
+        self.addr = None;
+        // On Unix `Child::kill` is SIGKILL.
+        child.kill().expect("SIGKILL the server");
+        child.wait().expect("reap the killed server");
+    }
+
+    /// SIGTERM, then waits (at most [`SERVER_EXIT_WAIT`]) for the exit status.
+    pub fn terminate(&mut self) -> ExitStatus {
+        self.stop_with_signal(libc::SIGTERM)
+    }
+
+    /// SIGINT (Ctrl-C), then waits (at most [`SERVER_EXIT_WAIT`]) for the exit status.
+    pub fn interrupt(&mut self) -> ExitStatus {
+        self.stop_with_signal(libc::SIGINT)
+    }
+
+    /// Sends `signal` (SIGTERM, SIGINT...) and waits (at most [`SERVER_EXIT_WAIT`]) for the
+    /// exit status. Panics, after a SIGKILL, if the server does not exit in time.
+    pub fn stop_with_signal(&mut self, signal: libc::c_int) -> ExitStatus {
+        let mut child = self.child.take().expect("stop_with_signal: the server is not running");
+        self.addr = None;
+        send_signal(&child, signal);
+        let deadline = Instant::now() + SERVER_EXIT_WAIT;
+        loop {
+            match child.try_wait() {
+                Ok(Some(status)) => return status,
+                Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(10)),
+                Ok(None) => {
+                    // Best effort: the panic below is the report.
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!(
+                        "the server did not exit within {SERVER_EXIT_WAIT:?} of signal {signal}; stderr:\n{}",
+                        self.stderr()
+                    );
+                }
+                Err(e) => panic!("waiting for the server to exit: {e}"),
+            }
+        }
+    }
+
+    /// Runs `hotline user add USERNAME --data-dir DIR` with `password` on stdin and returns
+    /// the user id it prints. The server must be stopped (the command owns the directory).
+    pub fn user_add(&self, username: &str, password: &str) -> u64 {
+        assert!(
+            self.child.is_none(),
+            "user_add: stop the server first (kill9/terminate, or build it with ServerOptions::stopped)"
+        );
+        let bin = hotline_bin();
+        let mut child = Command::new(&bin)
+            .args(["user", "add", username, "--data-dir"])
+            .arg(&self.data_dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {} user add: {e}", bin.display()));
+        let mut stdin = child.stdin.take().expect("stdin was piped");
+        // A failed write means the command exited early; its status and stderr below say why.
+        let stdin_written = stdin.write_all(format!("{password}\n").as_bytes());
+        drop(stdin);
+        let pid = child.id();
+        let (done_tx, done_rx) = mpsc::channel();
+        thread::spawn(move || {
+            let _ = done_tx.send(child.wait_with_output());
+        });
+        let output = match done_rx.recv_timeout(SERVER_EXIT_WAIT) {
+            Ok(Ok(output)) => output,
+            Ok(Err(e)) => panic!("waiting for `hotline user add`: {e}"),
+            Err(_) => {
+                // SAFETY: kill(2) has no memory effects; `pid` is our unreaped child (the
+                // waiting thread has not returned), so it names no other process.
+                unsafe { libc::kill(pid_of(pid), libc::SIGKILL) };
+                panic!("`hotline user add {username}` did not finish within {SERVER_EXIT_WAIT:?}");
+            }
+        };
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            output.status.success(),
+            "`hotline user add {username}` exited with {} (stdin write: {stdin_written:?}); stdout: {stdout:?}; \
+             stderr:\n{stderr}",
+            output.status
+        );
+        stdout
+            .split_whitespace()
+            .rev()
+            .find_map(|word| word.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("`hotline user add {username}` printed no user id: {stdout:?}"))
+    }
+
+    /// The current (or last) run's stderr so far, at most its last 16 KiB.
+    pub fn stderr(&self) -> String {
+        tail_of_file(&self.stderr_path(self.runs))
+    }
+
+    fn stderr_path(&self, run: u32) -> PathBuf {
+        self.dir.path().join(format!("stderr-{run}.log"))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // Best effort: a drop has nowhere to report to.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if thread::panicking() {
+            for run in 1..=self.runs {
+                eprintln!(
+                    "----- hotline serve stderr, run {run} of {} (data dir {}) -----\n{}",
+                    self.runs,
+                    self.data_dir.display(),
+                    tail_of_file(&self.stderr_path(run))
+                );
+            }
+        }
+    }
+}
+
+fn pid_of(id: u32) -> libc::pid_t {
+    libc::pid_t::try_from(id).expect("a process id fits pid_t")
+}
+
+fn send_signal(child: &Child, signal: libc::c_int) {
+    // SAFETY: kill(2) has no memory effects; the pid is our child, not yet reaped, so it
+    // cannot have been reused for another process.
+    let rc = unsafe { libc::kill(pid_of(child.id()), signal) };
+    assert_eq!(rc, 0, "kill({}, {signal}): {}", child.id(), io::Error::last_os_error());
+}
+
+fn start_failed(mut child: Child, stderr_path: &Path, why: &str) -> ! {
+    // Best effort: the panic below is the report.
+    let _ = child.kill();
+    let status = child.wait();
+    panic!(
+        "hotline serve did not start: {why} (exit: {status:?}); stderr:\n{}",
+        tail_of_file(stderr_path)
+    );
+}
+
+fn tail_of_file(path: &Path) -> String {
+    match fs::read(path) {
+        Ok(bytes) => {
+            let from = bytes.len().saturating_sub(STDERR_TAIL_BYTES);
+            String::from_utf8_lossy(&bytes[from..]).into_owned()
+        }
+        Err(e) => format!("<cannot read {}: {e}>", path.display()),
+    }
+}
+
+/// What a successful `Login` returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedIn {
+    pub user_id: u64,
+    pub device_id: u64,
+    pub token: Vec<u8>,
+    /// The inbox head at login.
+    pub inbox_seq: u64,
+    /// The device's stored cursor: everything after it is delivered next.
+    pub device_cursor: u64,
+}
+
+/// What `HelloOk` announced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HelloInfo {
+    pub version: u16,
+    pub server_name: String,
+    pub limits: Limits,
+}
+
+/// An owned [`Deliver`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct OwnedDeliver {
+    pub message_id: u64,
+    pub conversation: Conversation,
+    pub sender: u64,
+    pub sender_device: u64,
+    pub inbox_seq: u64,
+    pub timestamp_us: u64,
+    pub payload: Vec<u8>,
+    pub flags: SendFlags,
+    pub client_msg_id: u64,
+}
+
+impl From<&Deliver<'_>> for OwnedDeliver {
+    fn from(d: &Deliver<'_>) -> Self {
+        Self {
+            message_id: d.message_id,
+            conversation: d.conversation,
+            sender: d.sender,
+            sender_device: d.sender_device,
+            inbox_seq: d.inbox_seq,
+            timestamp_us: d.timestamp_us,
+            payload: d.payload.to_vec(),
+            flags: d.flags,
+            client_msg_id: d.client_msg_id,
+        }
+    }
+}
+
+impl fmt::Debug for OwnedDeliver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown = &self.payload[..self.payload.len().min(PAYLOAD_SHOWN_BYTES)];
+        f.debug_struct("Deliver")
+            .field("inbox_seq", &self.inbox_seq)
+            .field("message_id", &self.message_id)
+            .field("conversation", &self.conversation)
+            .field("sender", &self.sender)
+            .field("sender_device", &self.sender_device)
+            .field("client_msg_id", &self.client_msg_id)
+            .field("timestamp_us", &self.timestamp_us)
+            .field("flags", &self.flags)
+            .field("payload_len", &self.payload.len())
+            .field("payload_head", &String::from_utf8_lossy(shown))
+            .finish()
+    }
+}
+
+/// An owned `SyncPage`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnedSyncPage {
+    pub messages: Vec<OwnedDeliver>,
+    /// The inbox head when the page was read.
+    pub inbox_seq: u64,
+    pub more: bool,
+}
+
+/// An owned [`Event`], minus `HelloOk` (kept apart, see [`Client::hello`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OwnedEvent {
+    Registered {
+        request_id: u64,
+        user_id: u64,
+    },
+    LoggedIn {
+        request_id: u64,
+        logged_in: LoggedIn,
+    },
+    LoggedOut {
+        request_id: u64,
+    },
+    SendAck {
+        request_id: u64,
+        ack: SendAck,
+    },
+    Deliver(OwnedDeliver),
+    AckOk {
+        request_id: u64,
+        device_cursor: u64,
+    },
+    SyncPage {
+        request_id: u64,
+        page: OwnedSyncPage,
+    },
+    Pong {
+        request_id: u64,
+        nonce: u64,
+    },
+    Error {
+        request_id: u64,
+        code: ErrorCode,
+        message: String,
+    },
+}
+
+impl OwnedEvent {
+    /// The request this answers; [`hotline_wire::REQUEST_ID_NONE`] for pushes.
+    pub fn request_id(&self) -> u64 {
+        match self {
+            OwnedEvent::Deliver(_) => hotline_wire::REQUEST_ID_NONE,
+            OwnedEvent::Registered { request_id, .. }
+            | OwnedEvent::LoggedIn { request_id, .. }
+            | OwnedEvent::LoggedOut { request_id }
+            | OwnedEvent::SendAck { request_id, .. }
+            | OwnedEvent::AckOk { request_id, .. }
+            | OwnedEvent::SyncPage { request_id, .. }
+            | OwnedEvent::Pong { request_id, .. }
+            | OwnedEvent::Error { request_id, .. } => *request_id,
+        }
+    }
+
+    /// A one-line summary for failure messages (payloads left out).
+    fn summary(&self) -> String {
+        match self {
+            OwnedEvent::Deliver(d) => format!("Deliver(seq {} msg {})", d.inbox_seq, d.message_id),
+            OwnedEvent::SyncPage { request_id, page } => format!(
+                "SyncPage(req {request_id}, {} messages, head {}, more {})",
+                page.messages.len(),
+                page.inbox_seq,
+                page.more
+            ),
+            OwnedEvent::Error {
+                request_id,
+                code,
+                message,
+            } => format!("Error(req {request_id}, {code:?}, {message:?})"),
+            other => format!("{other:?}"),
+        }
+    }
+}
+
+/// What [`Client::send_pipelined`] got back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pipelined {
+    /// `(client_msg_id, reply)` for every message that got a reply, in the order sent.
+    pub replies: Vec<(u64, Result<SendAck, ErrorCode>)>,
+    /// The connection closed before every message got a reply.
+    pub closed: bool,
+}
+
+impl Pipelined {
+    /// The acks, in the order sent.
+    pub fn acks(&self) -> Vec<(u64, SendAck)> {
+        self.replies
+            .iter()
+            .filter_map(|(id, reply)| reply.as_ref().ok().map(|ack| (*id, *ack)))
+            .collect()
+    }
+}
+
+/// One connection to a server: a blocking socket and a [`ClientSession`].
+///
+/// Reads happen only inside helpers, each bounded by a deadline; every frame decoded is
+/// queued as an [`OwnedEvent`] and handed to the first helper that asks for it. Pending
+/// session output (requests, automatic `Pong`s) is written before every read.
+#[derive(Debug)]
+pub struct Client {
+    stream: TcpStream,
+    session: ClientSession,
+    /// Decoded events nobody has taken yet, in arrival order.
+    events: VecDeque<OwnedEvent>,
+    hello: Option<HelloInfo>,
+    /// Why the read side ended (EOF or a reset); nothing more will arrive.
+    closed: Option<String>,
+    /// Why writing failed; pending and later output is dropped.
+    write_failed: Option<String>,
+    /// Set by [`Client::pause_writes`]: the session's output stays unwritten.
+    writes_paused: bool,
+    wait: Duration,
+    raw_request_id_next: u64,
+    ping_nonce_next: u64,
+    encoder: Encoder,
+}
+
+impl Client {
+    /// Connects (no frame sent yet).
+    pub fn connect(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect to the server at {addr}: {e}"));
+        stream.set_nodelay(true).expect("set TCP_NODELAY");
+        stream
+            .set_write_timeout(Some(REPLY_WAIT_DEFAULT))
+            .expect("set a write timeout");
+        Client {
+            stream,
+            session: ClientSession::new("hotline-tests"),
+            events: VecDeque::new(),
+            hello: None,
+            closed: None,
+            write_failed: None,
+            writes_paused: false,
+            wait: REPLY_WAIT_DEFAULT,
+            raw_request_id_next: RAW_REQUEST_ID_FIRST,
+            ping_nonce_next: 1,
+            encoder: Encoder::new(),
+        }
+    }
+
+    /// The password [`Client::new_user`] registers `username` with.
+    pub fn password_for(username: &str) -> String {
+        format!("{username}-secret")
+    }
+
+    /// Connects, registers `username` (password [`Client::password_for`]) and logs in a
+    /// first device named `"{username}-1"`.
+    pub fn new_user(addr: SocketAddr, username: &str) -> (Client, LoggedIn) {
+        let mut client = Client::connect(addr);
+        let password = Client::password_for(username);
+        client
+            .register(username, &password)
+            .unwrap_or_else(|code| panic!("register {username}: {code:?}"));
+        let login = client
+            .login_password(username, &password, &format!("{username}-1"))
+            .unwrap_or_else(|code| panic!("log {username} in after registering: {code:?}"));
+        (client, login)
+    }
+
+    /// Connects, registers `username` (password [`Client::password_for`]), disconnects, and
+    /// returns the user id: a user who exists but has never logged in.
+    pub fn register_user(addr: SocketAddr, username: &str) -> u64 {
+        Client::connect(addr)
+            .register(username, &Client::password_for(username))
+            .unwrap_or_else(|code| panic!("register {username}: {code:?}"))
+    }
+
+    /// Connects and logs a user made by [`Client::new_user`] in on a new device.
+    pub fn login_new_device(addr: SocketAddr, username: &str, device_name: &str) -> (Client, LoggedIn) {
+        let mut client = Client::connect(addr);
+        let login = client
+            .login_password(username, &Client::password_for(username), device_name)
+            .unwrap_or_else(|code| panic!("log {username} in on device {device_name}: {code:?}"));
+        (client, login)
+    }
+
+    /// Connects and resumes the device `token` was issued to.
+    pub fn resume(addr: SocketAddr, token: &[u8]) -> (Client, LoggedIn) {
+        let mut client = Client::connect(addr);
+        let login = client
+            .login_token(token, "resumed")
+            .unwrap_or_else(|code| panic!("log in by token: {code:?}"));
+        (client, login)
+    }
+
+    /// Changes how long helpers wait (default [`REPLY_WAIT_DEFAULT`]).
+    pub fn set_wait(&mut self, wait: Duration) {
+        self.wait = wait;
+    }
+
+    /// The session, for its state, limits and delivered position.
+    pub fn session(&self) -> &ClientSession {
+        &self.session
+    }
+
+    /// The session's delivered position (see `hotline_wire::session`).
+    pub fn delivered_seq(&self) -> u64 {
+        self.session.delivered_seq()
+    }
+
+    /// `(user_id, device_id)` once logged in.
+    pub fn identity(&self) -> Option<(u64, u64)> {
+        match self.session.state() {
+            SessionState::LoggedIn { user_id, device_id } => Some((user_id, device_id)),
+            _ => None,
+        }
+    }
+
+    /// Events received and not yet taken by a helper, oldest first.
+    pub fn queued(&self) -> &VecDeque<OwnedEvent> {
+        &self.events
+    }
+
+    /// Sends `Hello` (unless already sent) and waits for `HelloOk`.
+    pub fn hello(&mut self) -> HelloInfo {
+        let request_id = self.ensure_hello();
+        let deadline = Instant::now() + self.wait;
+        loop {
+            if let Some(info) = &self.hello {
+                return info.clone();
+            }
+            if let Some(OwnedEvent::Error { code, message, .. }) =
+                self.take_first(|e| matches!(e, OwnedEvent::Error { request_id: r, .. } if Some(*r) == request_id))
+            {
+                panic!("Hello refused: {code:?} {message:?}");
+            }
+            if !self.pump(deadline) {
+                if self.hello.is_some() {
+                    continue;
+                }
+                self.fail(
+                    &format!("waiting for HelloOk (hello request {request_id:?})"),
+                    self.wait,
+                );
+            }
+        }
+    }
+
+    /// Queues `Hello` if nothing was sent yet, so a request can be pipelined behind it.
+    /// Returns the Hello's request id if this call queued it.
+    fn ensure_hello(&mut self) -> Option<u64> {
+        if self.session.state() == SessionState::Connected {
+            Some(self.session.hello().expect("Hello is valid on a fresh session"))
+        } else {
+            None
+        }
+    }
+
+    /// `Register` (pipelined behind `Hello` if needed); the new user id or the error code.
+    pub fn register(&mut self, username: &str, password: &str) -> Result<u64, ErrorCode> {
+        self.ensure_hello();
+        let request_id = self
+            .session
+            .register(username, password)
+            .unwrap_or_else(|e| panic!("Register: {e}"));
+        match self.wait_reply(request_id, "Register") {
+            OwnedEvent::Registered { user_id, .. } => Ok(user_id),
+            OwnedEvent::Error { code, .. } => Err(code),
+            other => panic!("Register: unexpected reply {other:?}"),
+        }
+    }
+
+    /// Password `Login` (pipelined behind `Hello` if needed): opens a new device.
+    pub fn login_password(&mut self, username: &str, password: &str, device_name: &str) -> Result<LoggedIn, ErrorCode> {
+        self.ensure_hello();
+        let request_id = self
+            .session
+            .login_password(username, password, device_name)
+            .unwrap_or_else(|e| panic!("Login: {e}"));
+        self.login_reply(request_id)
+    }
+
+    /// Token `Login` (pipelined behind `Hello` if needed): resumes the token's device.
+    pub fn login_token(&mut self, token: &[u8], device_name: &str) -> Result<LoggedIn, ErrorCode> {
+        self.ensure_hello();
+        let request_id = self
+            .session
+            .login_token(token, device_name)
+            .unwrap_or_else(|e| panic!("Login: {e}"));
+        self.login_reply(request_id)
+    }
+
+    fn login_reply(&mut self, request_id: u64) -> Result<LoggedIn, ErrorCode> {
+        match self.wait_reply(request_id, "Login") {
+            OwnedEvent::LoggedIn { logged_in, .. } => Ok(logged_in),
+            OwnedEvent::Error { code, .. } => Err(code),
+            other => panic!("Login: unexpected reply {other:?}"),
+        }
+    }
+
+    /// `Send` with no flags; waits for its `SendAck` (or error). Deliveries that arrive
+    /// meanwhile stay queued.
+    pub fn send(&mut self, to: u64, client_msg_id: u64, payload: &[u8]) -> Result<SendAck, ErrorCode> {
+        let request_id = self.send_request(to, client_msg_id, payload);
+        match self.try_send_reply(request_id, client_msg_id) {
+            Some(reply) => reply,
+            None => self.fail(
+                &format!("waiting for the SendAck of client_msg_id {client_msg_id}"),
+                self.wait,
+            ),
+        }
+    }
+
+    /// Queues a `Send` and writes it without waiting; returns its request id.
+    pub fn send_request(&mut self, to: u64, client_msg_id: u64, payload: &[u8]) -> u64 {
+        let request_id = self
+            .session
+            .send(to, client_msg_id, payload, SendFlags::NONE)
+            .unwrap_or_else(|e| panic!("Send: {e}"));
+        self.flush();
+        request_id
+    }
+
+    /// Waits for the reply to the `Send` with `request_id`; `None` if the connection closed
+    /// first. Panics if nothing arrives in time, or if the ack names another message.
+    pub fn try_send_reply(&mut self, request_id: u64, client_msg_id: u64) -> Option<Result<SendAck, ErrorCode>> {
+        let wait = self.wait;
+        let reply = self.try_take(wait, |e| {
+            e.request_id() == request_id && !matches!(e, OwnedEvent::Deliver(_))
+        });
+        match reply {
+            Some(OwnedEvent::SendAck { ack, .. }) => {
+                assert_eq!(
+                    ack.client_msg_id, client_msg_id,
+                    "the SendAck for request {request_id} names another client_msg_id: {ack:?}"
+                );
+                Some(Ok(ack))
+            }
+            Some(OwnedEvent::Error { code, .. }) => Some(Err(code)),
+            Some(other) => panic!("Send: unexpected reply {other:?}"),
+            None if self.closed.is_some() => None,
+            None => self.fail(
+                &format!("waiting for the reply to Send request {request_id} (client_msg_id {client_msg_id})"),
+                wait,
+            ),
+        }
+    }
+
+    /// Sends `messages` (`(client_msg_id, payload)`) to `to` in order, with at most `window`
+    /// unanswered, calling `on_reply` for each reply as it arrives. Stops early, without
+    /// panicking, if the connection closes (the tests that kill the server need that).
+    pub fn send_pipelined(
+        &mut self,
+        to: u64,
+        messages: &[(u64, Vec<u8>)],
+        window: usize,
+        mut on_reply: impl FnMut(u64, &Result<SendAck, ErrorCode>),
+    ) -> Pipelined {
+        assert!(window >= 1, "send_pipelined: the window holds at least one message");
+        let mut in_flight: VecDeque<(u64, u64)> = VecDeque::with_capacity(window);
+        let mut replies = Vec::with_capacity(messages.len());
+        let mut next = messages.iter();
+        loop {
+            while in_flight.len() < window && self.write_failed.is_none() {
+                let Some((client_msg_id, payload)) = next.next() else {
+                    break;
+                };
+                let request_id = self.send_request(to, *client_msg_id, payload);
+                in_flight.push_back((request_id, *client_msg_id));
+            }
+            let Some((request_id, client_msg_id)) = in_flight.pop_front() else {
+                // Everything sent was answered; fewer replies than messages means writing failed.
+                let closed = replies.len() < messages.len();
+                return Pipelined { replies, closed };
+            };
+            match self.try_send_reply(request_id, client_msg_id) {
+                Some(reply) => {
+                    on_reply(client_msg_id, &reply);
+                    replies.push((client_msg_id, reply));
+                }
+                None => return Pipelined { replies, closed: true },
+            }
+        }
+    }
+
+    /// [`Client::send_pipelined`] where every message must be acknowledged; the acks in the
+    /// order sent.
+    pub fn send_all(&mut self, to: u64, messages: &[(u64, Vec<u8>)], window: usize) -> Vec<SendAck> {
+        let outcome = self.send_pipelined(to, messages, window, |_, _| {});
+        assert!(
+            !outcome.closed,
+            "the connection closed after {} of {} sends; queued: {}",
+            outcome.replies.len(),
+            messages.len(),
+            self.queued_summary()
+        );
+        outcome
+            .replies
+            .into_iter()
+            .map(|(client_msg_id, reply)| {
+                reply.unwrap_or_else(|code| panic!("Send of client_msg_id {client_msg_id} failed: {code:?}"))
+            })
+            .collect()
+    }
+
+    /// The next `Deliver`, queued or arriving within `timeout`; `None` if none arrives or the
+    /// connection closed.
+    pub fn next_deliver(&mut self, timeout: Duration) -> Option<OwnedDeliver> {
+        match self.try_take(timeout, |e| matches!(e, OwnedEvent::Deliver(_))) {
+            Some(OwnedEvent::Deliver(d)) => Some(d),
+            Some(other) => unreachable!("try_take matched only Delivers, got {other:?}"),
+            None => None,
+        }
+    }
+
+    /// The next `Deliver`; panics if none arrives within the wait.
+    pub fn expect_deliver(&mut self) -> OwnedDeliver {
+        match self.next_deliver(self.wait) {
+            Some(d) => d,
+            None => self.fail("waiting for a Deliver", self.wait),
+        }
+    }
+
+    /// The next `n` `Deliver`s, in arrival order; panics if they do not all arrive within the
+    /// wait each.
+    pub fn expect_delivers(&mut self, n: usize) -> Vec<OwnedDeliver> {
+        (0..n)
+            .map(|i| match self.next_deliver(self.wait) {
+                Some(d) => d,
+                None => self.fail(&format!("waiting for Deliver {} of {n}", i + 1), self.wait),
+            })
+            .collect()
+    }
+
+    /// Reads for `duration` and panics if any `Deliver` is (or was already) queued.
+    pub fn expect_no_deliver(&mut self, duration: Duration) {
+        let deadline = Instant::now() + duration;
+        loop {
+            if let Some(d) = self.events.iter().find_map(|e| match e {
+                OwnedEvent::Deliver(d) => Some(d),
+                _ => None,
+            }) {
+                panic!("expected no Deliver, got {d:?}; queued: {}", self.queued_summary());
+            }
+            if !self.pump(deadline) {
+                return;
+            }
+        }
+    }
+
+    /// One `Sync` page; panics on an error reply.
+    pub fn sync(&mut self, after_seq: u64, limit: u32) -> OwnedSyncPage {
+        self.try_sync(after_seq, limit)
+            .unwrap_or_else(|code| panic!("Sync after {after_seq} limit {limit}: {code:?}"))
+    }
+
+    /// One `Sync` page, or the error code.
+    pub fn try_sync(&mut self, after_seq: u64, limit: u32) -> Result<OwnedSyncPage, ErrorCode> {
+        let request_id = self
+            .session
+            .sync(after_seq, limit)
+            .unwrap_or_else(|e| panic!("Sync: {e}"));
+        match self.wait_reply(request_id, "Sync") {
+            OwnedEvent::SyncPage { page, .. } => Ok(page),
+            OwnedEvent::Error { code, .. } => Err(code),
+            other => panic!("Sync: unexpected reply {other:?}"),
+        }
+    }
+
+    /// Every inbox message after `after_seq`, paging with the server's maximum page size
+    /// until `more` is false. Panics if a page goes backwards or a `more` page is empty.
+    pub fn sync_all(&mut self, after_seq: u64) -> Vec<OwnedDeliver> {
+        let mut all = Vec::new();
+        let mut after = after_seq;
+        loop {
+            let page = self.sync(after, 0);
+            for m in &page.messages {
+                assert!(
+                    m.inbox_seq > after,
+                    "Sync after {after} returned seq {} (not ascending past after_seq)",
+                    m.inbox_seq
+                );
+                after = m.inbox_seq;
+            }
+            if !page.more {
+                all.extend(page.messages);
+                return all;
+            }
+            assert!(
+                !page.messages.is_empty(),
+                "Sync after {after} said more messages follow but returned none"
+            );
+            all.extend(page.messages);
+        }
+    }
+
+    /// Fire-and-forget `Ack` (written now; no reply unless it fails).
+    pub fn ack(&mut self, up_to_seq: u64) {
+        self.session.ack(up_to_seq).unwrap_or_else(|e| panic!("Ack: {e}"));
+        self.flush();
+    }
+
+    /// `Ack` with a request id; the stored device cursor from `AckOk`. Panics on an error.
+    pub fn ack_confirmed(&mut self, up_to_seq: u64) -> u64 {
+        self.try_ack_confirmed(up_to_seq)
+            .unwrap_or_else(|code| panic!("Ack up to {up_to_seq}: {code:?}"))
+    }
+
+    /// `Ack` with a request id; the stored device cursor, or the error code.
+    pub fn try_ack_confirmed(&mut self, up_to_seq: u64) -> Result<u64, ErrorCode> {
+        let request_id = self
+            .session
+            .ack_confirmed(up_to_seq)
+            .unwrap_or_else(|e| panic!("Ack: {e}"));
+        match self.wait_reply(request_id, "Ack") {
+            OwnedEvent::AckOk { device_cursor, .. } => Ok(device_cursor),
+            OwnedEvent::Error { code, .. } => Err(code),
+            other => panic!("Ack: unexpected reply {other:?}"),
+        }
+    }
+
+    /// `Logout`; waits for `LogoutOk`.
+    pub fn logout(&mut self) -> Result<(), ErrorCode> {
+        let request_id = self.session.logout().unwrap_or_else(|e| panic!("Logout: {e}"));
+        match self.wait_reply(request_id, "Logout") {
+            OwnedEvent::LoggedOut { .. } => Ok(()),
+            OwnedEvent::Error { code, .. } => Err(code),
+            other => panic!("Logout: unexpected reply {other:?}"),
+        }
+    }
+
+    /// `Ping` with a fresh nonce; panics unless the matching `Pong` arrives in time.
+    pub fn ping(&mut self) {
+        let nonce = self.ping_nonce_next;
+        self.ping_nonce_next += 1;
+        let request_id = self.session.ping(nonce).unwrap_or_else(|e| panic!("Ping: {e}"));
+        match self.wait_reply(request_id, "Ping") {
+            OwnedEvent::Pong { nonce: echoed, .. } => {
+                assert_eq!(echoed, nonce, "Pong for request {request_id} echoes another nonce")
+            }
+            other => panic!("Ping: expected a Pong, got {}", other.summary()),
+        }
+    }
+
+    /// The next `Error` (queued or arriving within `timeout`), as `(request_id, code)`.
+    /// Other events stay queued. Panics if none arrives.
+    pub fn expect_error(&mut self, timeout: Duration) -> (u64, ErrorCode) {
+        match self.try_take(timeout, |e| matches!(e, OwnedEvent::Error { .. })) {
+            Some(OwnedEvent::Error { request_id, code, .. }) => (request_id, code),
+            Some(other) => unreachable!("try_take matched only Errors, got {other:?}"),
+            None => self.fail("waiting for an Error frame", timeout),
+        }
+    }
+
+    /// Writes `bytes` as they are (after any pending session output). A failed write is
+    /// recorded, not fatal: the server may already have closed on purpose.
+    pub fn raw_write(&mut self, bytes: &[u8]) {
+        self.flush();
+        if self.write_failed.is_some() {
+            return;
+        }
+        if let Err(e) = self.stream.write_all(bytes) {
+            self.write_failed = Some(format!("raw write: {e}"));
+        }
+    }
+
+    /// Encodes `message` with a request id of the harness's own (from
+    /// [`RAW_REQUEST_ID_FIRST`]), writes it raw, and returns the id. For requests the session
+    /// would refuse locally (a Send before login, an oversized payload).
+    pub fn raw_request(&mut self, message: &Message<'_>) -> u64 {
+        let request_id = self.raw_request_id_next;
+        self.raw_request_id_next += 1;
+        let bytes = self.encoder.encode(request_id, message).to_vec();
+        self.raw_write(&bytes);
+        request_id
+    }
+
+    /// Reads until the server closes the connection (true) or `timeout` passes (false).
+    /// Whatever arrives meanwhile is queued.
+    pub fn is_closed_by_server(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while self.pump(deadline) {}
+        self.closed.is_some()
+    }
+
+    /// Keeps reading (and answering the server's pings) for `duration`; everything that
+    /// arrives is queued.
+    pub fn drain_for(&mut self, duration: Duration) {
+        let deadline = Instant::now() + duration;
+        while self.pump(deadline) {}
+    }
+
+    /// From now on nothing is written: not requests, not the session's automatic `Pong`s.
+    /// Models a client that has stopped talking (reads still work).
+    pub fn pause_writes(&mut self) {
+        self.writes_paused = true;
+    }
+
+    /// Bytes the session wants written and the harness has not written (see
+    /// [`Client::pause_writes`]).
+    pub fn unwritten_bytes(&self) -> usize {
+        self.session.outbound().len()
+    }
+
+    /// Why the read side ended, if it has.
+    pub fn closed_reason(&self) -> Option<&str> {
+        self.closed.as_deref()
+    }
+
+    /// Waits for the reply to `request_id`; panics if none arrives in time or the
+    /// connection closes first.
+    fn wait_reply(&mut self, request_id: u64, what: &str) -> OwnedEvent {
+        let wait = self.wait;
+        match self.try_take(wait, |e| {
+            e.request_id() == request_id && !matches!(e, OwnedEvent::Deliver(_))
+        }) {
+            Some(event) => event,
+            None => self.fail(&format!("waiting for the reply to {what} (request {request_id})"), wait),
+        }
+    }
+
+    /// Takes the first queued event matching `pick`, reading for up to `timeout` until one
+    /// arrives; `None` on timeout or once the connection has closed with no match.
+    fn try_take(&mut self, timeout: Duration, mut pick: impl FnMut(&OwnedEvent) -> bool) -> Option<OwnedEvent> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(event) = self.take_first(&mut pick) {
+                return Some(event);
+            }
+            if !self.pump(deadline) {
+                return self.take_first(&mut pick);
+            }
+        }
+    }
+
+    fn take_first(&mut self, pick: impl FnMut(&OwnedEvent) -> bool) -> Option<OwnedEvent> {
+        let at = self.events.iter().position(pick)?;
+        self.events.remove(at)
+    }
+
+    /// Writes pending output, then reads once (waiting until `deadline` at most) and queues
+    /// every complete frame. Returns false when the deadline has passed or nothing more can
+    /// arrive (the read side ended).
+    fn pump(&mut self, deadline: Instant) -> bool {
+        self.flush();
+        if self.closed.is_some() {
+            return false;
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return false;
+        }
+        // A zero read timeout is an error, so wait at least a millisecond.
+        let wait = (deadline - now).max(Duration::from_millis(1));
+        self.stream
+            .set_read_timeout(Some(wait))
+            .expect("set the socket's read timeout");
+        let spare = self.session.inbound_spare(READ_CHUNK_BYTES);
+        let read = self.stream.read(spare);
+        let n = *read.as_ref().unwrap_or(&0);
+        self.session.commit_inbound(READ_CHUNK_BYTES, n);
+        match read {
+            Ok(0) => self.closed = Some("the server closed the connection (EOF)".to_owned()),
+            Ok(_) => self.drain_session(),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+                ) => {}
+            Err(e) => self.closed = Some(format!("read failed: {e}")),
+        }
+        // Answer any server Ping promptly rather than at the next pump.
+        self.flush();
+        true
+    }
+
+    /// Moves every complete frame from the session into the queue.
+    fn drain_session(&mut self) {
+        loop {
+            let event = match self.session.next_event() {
+                Ok(Some(event)) => event,
+                Ok(None) => return,
+                Err(e) => panic!(
+                    "the server broke the protocol: {e}; queued before it: {}",
+                    self.queued_summary()
+                ),
+            };
+            let owned = match event {
+                Event::HelloOk {
+                    version,
+                    server_name,
+                    limits,
+                } => {
+                    self.hello = Some(HelloInfo {
+                        version,
+                        server_name: server_name.to_owned(),
+                        limits,
+                    });
+                    continue;
+                }
+                Event::Registered { request_id, user_id } => OwnedEvent::Registered { request_id, user_id },
+                Event::LoggedIn {
+                    request_id,
+                    user_id,
+                    device_id,
+                    token,
+                    inbox_seq,
+                    device_cursor,
+                } => OwnedEvent::LoggedIn {
+                    request_id,
+                    logged_in: LoggedIn {
+                        user_id,
+                        device_id,
+                        token: token.to_vec(),
+                        inbox_seq,
+                        device_cursor,
+                    },
+                },
+                Event::LoggedOut { request_id } => OwnedEvent::LoggedOut { request_id },
+                Event::SendAck { request_id, ack } => OwnedEvent::SendAck { request_id, ack },
+                Event::Deliver(d) => OwnedEvent::Deliver(OwnedDeliver::from(&d)),
+                Event::AckOk {
+                    request_id,
+                    device_cursor,
+                } => OwnedEvent::AckOk {
+                    request_id,
+                    device_cursor,
+                },
+                Event::SyncPage { request_id, page } => OwnedEvent::SyncPage {
+                    request_id,
+                    page: OwnedSyncPage {
+                        messages: page.messages.iter().map(OwnedDeliver::from).collect(),
+                        inbox_seq: page.inbox_seq,
+                        more: page.more,
+                    },
+                },
+                Event::Pong { request_id, nonce } => OwnedEvent::Pong { request_id, nonce },
+                Event::Error { request_id, error } => OwnedEvent::Error {
+                    request_id,
+                    code: error.code,
+                    message: error.message.to_owned(),
+                },
+            };
+            self.events.push_back(owned);
+        }
+    }
+
+    /// Writes the session's pending output, unless writes are paused or have failed.
+    /// Panics if the server stops reading for the whole write timeout.
+    fn flush(&mut self) {
+        if self.writes_paused || self.write_failed.is_some() {
+            return;
+        }
+        while !self.session.outbound().is_empty() {
+            match self.stream.write(self.session.outbound()) {
+                Ok(0) => {
+                    self.write_failed = Some("write returned 0 bytes".to_owned());
+                    break;
+                }
+                Ok(n) => self.session.consume_outbound(n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                    panic!("the server read nothing from this connection for {REPLY_WAIT_DEFAULT:?} (write timed out)")
+                }
+                Err(e) => {
+                    self.write_failed = Some(format!("write failed: {e}"));
+                    break;
+                }
+            }
+        }
+        if self.write_failed.is_some() {
+            // Nothing more can go out; keep the session's buffer from growing.
+            drop(self.session.take_outbound());
+        }
+    }
+
+    fn queued_summary(&self) -> String {
+        if self.events.is_empty() {
+            return "nothing".to_owned();
+        }
+        let shown: Vec<String> = self.events.iter().take(16).map(OwnedEvent::summary).collect();
+        let more = self.events.len().saturating_sub(shown.len());
+        if more > 0 {
+            format!("[{}, and {more} more]", shown.join(", "))
+        } else {
+            format!("[{}]", shown.join(", "))
+        }
+    }
+
+    /// Fails the test: what was awaited and for how long, the connection's state, and what
+    /// is queued.
+    fn fail(&self, what: &str, waited: Duration) -> ! {
+        panic!(
+            "{what}: gave up after {waited:?}; session {:?}; read side: {}; write side: {}; queued: {}",
+            self.session.state(),
+            self.closed.as_deref().unwrap_or("open"),
+            self.write_failed.as_deref().unwrap_or("ok"),
+            self.queued_summary()
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(inbox_seq: u64) -> OwnedDeliver {
+        OwnedDeliver {
+            message_id: inbox_seq,
+            conversation: Conversation::Direct(1),
+            sender: 1,
+            sender_device: 1,
+            inbox_seq,
+            timestamp_us: 0,
+            payload: Vec::new(),
+            flags: SendFlags::NONE,
+            client_msg_id: inbox_seq,
+        }
+    }
+
+    #[test]
+    fn payloads_carry_their_tag_and_number() {
+        let bytes = payload("s3", 42, 100);
+        assert_eq!(bytes.len(), 100);
+        assert_eq!(payload_number(&bytes), Some(("s3".to_owned(), 42)));
+        assert_eq!(payload("x", 7, 0), b"x:7:");
+        assert_eq!(payload_number(b"no number here"), None);
+        assert_eq!(
+            payload_number(b"x:7"),
+            None,
+            "the trailing separator is part of the format"
+        );
+    }
+
+    #[test]
+    fn dense_seqs_pass_and_gaps_fail() {
+        assert_dense(&[entry(4), entry(5), entry(6)], 4, "dense");
+        for broken in [
+            vec![entry(1), entry(3)],
+            vec![entry(1), entry(1)],
+            vec![entry(2), entry(1)],
+        ] {
+            let result = std::panic::catch_unwind(|| assert_dense(&broken, 1, "broken"));
+            assert!(result.is_err(), "{broken:?} passed as dense");
+        }
+    }
+
+    #[test]
+    fn pipelined_acks_skip_errors() {
+        let ack = SendAck {
+            client_msg_id: 1,
+            message_id: 9,
+            inbox_seq: 1,
+            timestamp_us: 0,
+        };
+        let outcome = Pipelined {
+            replies: vec![(1, Ok(ack)), (2, Err(ErrorCode::NoSuchUser))],
+            closed: false,
+        };
+        assert_eq!(outcome.acks(), [(1, ack)]);
+    }
+}

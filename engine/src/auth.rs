@@ -1,0 +1,98 @@
+//! Credentials: argon2id password hashing, session tokens and name rules. Everything slow
+//! here runs on the helper pool, never on a core thread.
+
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use sha2::{Digest, Sha256};
+
+/// Bytes in a session token.
+pub const TOKEN_BYTES: usize = hotline_wire::TOKEN_BYTES;
+
+/// Hashes a password into an argon2id PHC string (argon2's default parameters: 19 MiB,
+/// 2 passes, 1 lane, which OWASP recommends).
+pub fn hash_password(password: &str) -> Result<String, argon2::password_hash::Error> {
+    let salt = SaltString::generate(&mut OsRng);
+    Ok(Argon2::default().hash_password(password.as_bytes(), &salt)?.to_string())
+}
+
+/// A well-formed PHC string that matches no password, verified when the user does not
+/// exist so a login costs the same either way (no user enumeration by timing).
+const DUMMY_PHC: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$G6k0rjx5VsjB5LIa2BcCFSFuEt3VB1ym4zDvMKm+Sds";
+
+/// Whether `password` matches the stored PHC string (`None`: the user does not exist).
+pub fn verify_password(password: &str, phc: Option<&str>) -> bool {
+    let stored = phc.unwrap_or(DUMMY_PHC);
+    let Ok(parsed) = PasswordHash::new(stored) else {
+        tracing::warn!("a stored password hash does not parse; refusing the login");
+        return false;
+    };
+    let ok = Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok();
+    ok && phc.is_some()
+}
+
+/// A new random session token.
+pub fn new_token() -> Result<[u8; TOKEN_BYTES], getrandom::Error> {
+    let mut t = [0u8; TOKEN_BYTES];
+    getrandom::fill(&mut t)?;
+    Ok(t)
+}
+
+/// What the database stores for a token: tokens are 256 random bits, so a fast hash is
+/// enough (no dictionary to attack), and a stolen database yields no usable token.
+pub fn token_hash(token: &[u8]) -> [u8; 32] {
+    Sha256::digest(token).into()
+}
+
+/// Why a username is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    #[error("username must be 1 to {max} bytes, got {len}")]
+    Length { len: usize, max: u32 },
+    #[error("username may contain only ASCII letters, digits, '_', '.' and '-'")]
+    Characters,
+}
+
+/// Checks a username: 1..=`max` bytes of `[A-Za-z0-9_.-]`.
+pub fn check_username(name: &str, max: u32) -> Result<(), NameError> {
+    if name.is_empty() || name.len() > max as usize {
+        return Err(NameError::Length { len: name.len(), max });
+    }
+    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)) {
+        return Err(NameError::Characters);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_verify_and_the_dummy_never_does() {
+        let phc = hash_password("hunter2").unwrap();
+        assert!(phc.starts_with("$argon2id$"));
+        assert!(verify_password("hunter2", Some(&phc)));
+        assert!(!verify_password("hunter3", Some(&phc)));
+        assert!(!verify_password("anything", None));
+        assert!(!verify_password("x", Some("not a phc string")));
+    }
+
+    #[test]
+    fn tokens_are_random_and_hashed() {
+        let (a, b) = (new_token().unwrap(), new_token().unwrap());
+        assert_ne!(a, b);
+        assert_ne!(token_hash(&a), token_hash(&b));
+        assert_eq!(token_hash(&a), token_hash(&a));
+    }
+
+    #[test]
+    fn usernames_are_checked() {
+        assert!(check_username("alice_01.x-y", 64).is_ok());
+        assert_eq!(check_username("", 64), Err(NameError::Length { len: 0, max: 64 }));
+        assert_eq!(check_username("abcde", 4), Err(NameError::Length { len: 5, max: 4 }));
+        assert_eq!(check_username("al ice", 64), Err(NameError::Characters));
+        assert_eq!(check_username("élan", 64), Err(NameError::Characters));
+    }
+}

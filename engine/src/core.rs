@@ -1,0 +1,943 @@
+//! One core: a monoio runtime pinned to a CPU, owning its connections and the online state
+//! of the users homed on it. Nothing here is shared with another thread; other threads
+//! reach a core only through its [`Mailbox`].
+//!
+//! Ownership:
+//! - `conns`: every connection accepted on, or handed to, this core. A connection's task
+//!   (in [`crate::conn`]) owns the socket; the `Conn` entry owns its buffers and state.
+//! - `users`: for each user homed here with a device online, the inbox head this core has
+//!   seen committed and the connections of that user's devices.
+//!
+//! Delivery invariant (no gap, no duplicate, in order): each logged-in device has a
+//! `sent_seq`, the inbox seq up to which every entry has been queued to it (or, for its
+//! own sends, acknowledged). A device is either `Live`, taking each committed entry
+//! `sent_seq + 1` as it arrives, or `CatchingUp`, reading pages after `sent_seq` from the
+//! log until it reaches the head this core knows, then turning `Live` again. All of this
+//! runs on this one thread, so the switch cannot race a commit.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::os::fd::RawFd;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::Waker;
+use std::time::Instant;
+
+use hotline_wire::{AckOk, Encoder, ErrorBody, ErrorCode, FrameDecoder, Limits, LoginOk, Message, Ping, SyncPage};
+use slab::Slab;
+
+use crate::config::{ServeConfig, ACK_WAITERS_MAX, CATCH_UP_PAGE_MESSAGES_MAX};
+use crate::helper::{HelperJob, HelperPool};
+use crate::mailbox::{Adopt, Completion, ConnRef, HelperOutcome, Mailbox, ReadPurpose, ReplyTo, WriteOutcome};
+use crate::metrics::Metrics;
+use crate::storage::record::{decode_record, StoredMessage};
+use crate::storage::writer::{LogWriter, WriteOp, WriteRequest};
+
+/// What every core shares (read-mostly; counters are atomics).
+#[derive(Debug)]
+pub struct Shared {
+    pub config: ServeConfig,
+    pub mailboxes: Arc<[Mailbox]>,
+    pub writer: Arc<LogWriter>,
+    pub helpers: Arc<HelperPool>,
+    pub shutdown: AtomicBool,
+    pub metrics: Metrics,
+    /// Connections currently open, all cores together.
+    pub connections: AtomicU64,
+}
+
+/// A connection's protocol state.
+#[derive(Debug)]
+pub enum ConnState {
+    /// Nothing valid yet: only `Hello` (and `Ping`) are accepted.
+    Handshaking,
+    /// `HelloOk` sent: `Register` and `Login` are accepted.
+    Ready,
+    /// A `Register` or `Login` is being processed off-core; reading is paused so frames
+    /// pipelined behind it are handled after it (possibly on another core).
+    Authenticating { request_id: u64 },
+    /// Authenticated, on the user's home core. `device` is valid.
+    LoggedIn(Box<DeviceSession>),
+}
+
+/// How a logged-in device receives its inbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryMode {
+    Live,
+    CatchingUp,
+}
+
+/// A logged-in device's delivery and cursor state (see the module docs).
+#[derive(Debug)]
+pub struct DeviceSession {
+    pub user_id: u64,
+    pub device_id: u64,
+    pub token_hash: [u8; 32],
+    pub sent_seq: u64,
+    pub mode: DeliveryMode,
+    /// A catch-up read is out on the helper pool.
+    pub read_in_flight: bool,
+    /// The device's acknowledged cursor as this core knows it (may be ahead of storage).
+    pub cursor: u64,
+    /// The cursor known durable in storage.
+    pub cursor_stored: u64,
+    /// The cursor value last submitted to the writer, if its write is still out.
+    pub cursor_writing: Option<u64>,
+    /// `Ack`s waiting for their cursor to be durable: `(request_id, cursor)`.
+    pub ack_waiters: Vec<(u64, u64)>,
+    pub sends_in_flight: u32,
+    pub syncs_in_flight: u32,
+}
+
+/// One connection's buffers and state. Its task holds the socket.
+#[derive(Debug)]
+pub struct Conn {
+    pub generation: u32,
+    pub fd: RawFd,
+    pub state: ConnState,
+    /// An incomplete frame carried between reads (empty, holding no memory, when idle).
+    pub inbound: Vec<u8>,
+    /// Frames queued to send; `outbound[outbound_sent..]` is still unsent.
+    pub outbound: Vec<u8>,
+    pub outbound_sent: usize,
+    /// The last send hit EAGAIN: the task waits for writability.
+    pub write_blocked: bool,
+    /// Queued on the core's dirty list for a flush.
+    pub dirty: bool,
+    /// Close once the outbound buffer is flushed.
+    pub closing: bool,
+    /// Set when the core wants the task to re-evaluate what it waits for.
+    pub woken: bool,
+    pub waker: Option<Waker>,
+    /// A finished login for a user homed on another core: the task hands the socket over.
+    pub handoff: Option<Box<Adopt>>,
+    pub accepted_ms: u64,
+    /// When `closing` was set (a peer that never reads cannot hold a close open forever).
+    pub closing_since_ms: u64,
+    pub last_rx_ms: u64,
+    pub ping_sent: bool,
+    pub malformed_frames: u32,
+}
+
+impl Conn {
+    pub fn new(generation: u32, fd: RawFd, state: ConnState, now_ms: u64) -> Conn {
+        Conn {
+            generation,
+            fd,
+            state,
+            inbound: Vec::new(),
+            outbound: Vec::new(),
+            outbound_sent: 0,
+            write_blocked: false,
+            dirty: false,
+            closing: false,
+            woken: false,
+            waker: None,
+            handoff: None,
+            accepted_ms: now_ms,
+            closing_since_ms: 0,
+            last_rx_ms: now_ms,
+            ping_sent: false,
+            malformed_frames: 0,
+        }
+    }
+
+    /// Bytes queued and not yet written.
+    pub fn unsent(&self) -> usize {
+        self.outbound.len() - self.outbound_sent
+    }
+
+    /// Whether frames from this connection may be processed now.
+    pub fn accepts_frames(&self) -> bool {
+        if self.closing || self.handoff.is_some() {
+            return false;
+        }
+        match &self.state {
+            ConnState::Authenticating { .. } => false,
+            ConnState::LoggedIn(d) => d.sends_in_flight < crate::config::SENDS_IN_FLIGHT_MAX,
+            _ => true,
+        }
+    }
+
+    /// Asks the connection's task to look at its state again.
+    pub fn wake(&mut self) {
+        self.woken = true;
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+    }
+
+    pub fn device(&mut self) -> Option<&mut DeviceSession> {
+        match &mut self.state {
+            ConnState::LoggedIn(d) => Some(d),
+            _ => None,
+        }
+    }
+}
+
+/// A user homed on this core with at least one device online here.
+#[derive(Debug, Default)]
+pub struct UserLocal {
+    /// The highest inbox seq this core knows to be committed.
+    pub durable_head: u64,
+    /// Slab indices of this user's connections.
+    pub conns: Vec<usize>,
+}
+
+/// The state of one core. Lives in an `Rc<RefCell<_>>` shared by the core's tasks; no
+/// borrow is ever held across an `.await`.
+pub struct Core {
+    pub id: usize,
+    pub shared: Arc<Shared>,
+    pub conns: Slab<Conn>,
+    pub users: HashMap<u64, UserLocal>,
+    pub encoder: Encoder,
+    pub decoder: FrameDecoder,
+    pub limits: Limits,
+    /// Connections with queued output, flushed at the end of each unit of work.
+    pub dirty: Vec<usize>,
+    generation_next: u32,
+    started: Instant,
+    /// Requests out to the writer or helpers whose completion has not come back.
+    pub outstanding: u64,
+    /// The `Rc` this core lives in, for spawning connection tasks from handlers.
+    pub self_ref: std::rc::Weak<RefCell<Core>>,
+    /// The one read buffer all of this core's connections read into.
+    pub scratch: Rc<RefCell<Box<[u8]>>>,
+    /// Tokens of token logins in flight, echoed back in `LoginOk` (by slab index).
+    pub pending_tokens: HashMap<usize, [u8; 32]>,
+    /// Shutting down: no new frames are processed.
+    pub draining: bool,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core")
+            .field("id", &self.id)
+            .field("conns", &self.conns.len())
+            .field("users", &self.users.len())
+            .finish()
+    }
+}
+
+pub type CoreRef = Rc<RefCell<Core>>;
+
+impl Core {
+    pub fn new(id: usize, shared: Arc<Shared>) -> Core {
+        let limits = shared.config.limits();
+        Core {
+            id,
+            decoder: FrameDecoder::new(limits.frame_bytes_max, 0),
+            limits,
+            shared,
+            conns: Slab::new(),
+            users: HashMap::new(),
+            encoder: Encoder::new(),
+            dirty: Vec::new(),
+            generation_next: 1,
+            started: Instant::now(),
+            outstanding: 0,
+            self_ref: std::rc::Weak::new(),
+            scratch: Rc::new(RefCell::new(
+                vec![0u8; crate::config::READ_SCRATCH_BYTES].into_boxed_slice(),
+            )),
+            pending_tokens: HashMap::new(),
+            draining: false,
+        }
+    }
+
+    /// Milliseconds since this core started (monotonic).
+    pub fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// Registers a connection and returns its slab index.
+    pub fn insert_conn(&mut self, fd: RawFd, state: ConnState) -> usize {
+        let generation = self.generation_next;
+        self.generation_next = self.generation_next.wrapping_add(1).max(1);
+        let now = self.now_ms();
+        self.shared.connections.fetch_add(1, Ordering::Relaxed);
+        self.conns.insert(Conn::new(generation, fd, state, now))
+    }
+
+    /// The reference a request made for connection `idx` carries.
+    pub fn conn_ref(&self, idx: usize) -> ConnRef {
+        ConnRef {
+            index: idx as u32,
+            generation: self.conns[idx].generation,
+        }
+    }
+
+    /// Where the outcome of a client's request on connection `idx` goes.
+    pub fn reply_to(&self, idx: usize, request_id: u64) -> ReplyTo {
+        ReplyTo {
+            core: self.id,
+            conn: self.conn_ref(idx),
+            request_id,
+            internal: false,
+        }
+    }
+
+    /// Where the outcome of the engine's own request for connection `idx` goes.
+    pub fn internal_reply(&self, idx: usize) -> ReplyTo {
+        ReplyTo {
+            internal: true,
+            ..self.reply_to(idx, 0)
+        }
+    }
+
+    /// The live connection a reply is for, if it still exists.
+    fn resolve(&self, conn: ConnRef) -> Option<usize> {
+        let idx = conn.index as usize;
+        self.conns
+            .get(idx)
+            .filter(|c| c.generation == conn.generation)
+            .map(|_| idx)
+    }
+
+    /// Forgets a connection whose task has ended.
+    pub fn remove_conn(&mut self, idx: usize) {
+        if !self.conns.contains(idx) {
+            return;
+        }
+        let conn = self.conns.remove(idx);
+        self.pending_tokens.remove(&idx);
+        self.shared.connections.fetch_sub(1, Ordering::Relaxed);
+        if let ConnState::LoggedIn(dev) = conn.state {
+            // A cursor acked but not yet submitted still gets stored.
+            if dev.cursor_writing.is_none() && dev.cursor > 0 {
+                let _ = self.shared.writer.submit(WriteRequest {
+                    reply: None,
+                    op: WriteOp::SetCursor {
+                        user_id: dev.user_id,
+                        device_id: dev.device_id,
+                        seq: dev.cursor,
+                    },
+                });
+            }
+            if let Some(user) = self.users.get_mut(&dev.user_id) {
+                user.conns.retain(|&c| c != idx);
+                if user.conns.is_empty() {
+                    self.users.remove(&dev.user_id);
+                }
+            }
+        }
+    }
+
+    /// Queues one frame to connection `idx`.
+    pub fn push(&mut self, idx: usize, request_id: u64, message: &Message<'_>) {
+        let Some(conn) = self.conns.get_mut(idx) else { return };
+        self.encoder.encode_into(request_id, message, &mut conn.outbound);
+        if !conn.dirty {
+            conn.dirty = true;
+            self.dirty.push(idx);
+        }
+    }
+
+    /// Queues a typed error.
+    pub fn push_error(&mut self, idx: usize, request_id: u64, code: ErrorCode, message: &str) {
+        self.shared.metrics.errors_sent.fetch_add(1, Ordering::Relaxed);
+        let retry_after_ms = if matches!(code, ErrorCode::Overloaded) { 100 } else { 0 };
+        self.push(
+            idx,
+            request_id,
+            &Message::Error(ErrorBody {
+                code,
+                message,
+                retry_after_ms,
+            }),
+        );
+    }
+
+    /// Sends an error, then closes the connection once it is flushed.
+    pub fn close_with_error(&mut self, idx: usize, code: ErrorCode, message: &str) {
+        self.push_error(idx, 0, code, message);
+        self.close(idx);
+    }
+
+    /// Closes connection `idx` once its queued frames are written (or after a grace period).
+    pub fn close(&mut self, idx: usize) {
+        let now = self.now_ms();
+        if let Some(conn) = self.conns.get_mut(idx) {
+            if !conn.closing {
+                conn.closing = true;
+                conn.closing_since_ms = now;
+            }
+            conn.wake();
+        }
+    }
+
+    /// Writes every dirty connection's queued frames (one `send` each).
+    pub fn flush_dirty(&mut self) {
+        while let Some(idx) = self.dirty.pop() {
+            self.flush(idx);
+        }
+    }
+
+    /// Writes as much of connection `idx`'s queue as the socket takes right now.
+    pub fn flush(&mut self, idx: usize) {
+        let Some(conn) = self.conns.get_mut(idx) else { return };
+        conn.dirty = false;
+        if conn.write_blocked {
+            return;
+        }
+        let mut failed = false;
+        while conn.unsent() > 0 {
+            let rest = &conn.outbound[conn.outbound_sent..];
+            // SAFETY: `rest` is a live, initialised buffer of `rest.len()` bytes and `fd`
+            // is this connection's open socket (its task closes it only after removing
+            // the entry, which cannot happen while we hold the core borrow).
+            let n = unsafe {
+                libc::send(
+                    conn.fd,
+                    rest.as_ptr().cast(),
+                    rest.len(),
+                    libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+                )
+            };
+            if n >= 0 {
+                conn.outbound_sent += n as usize;
+                continue;
+            }
+            match std::io::Error::last_os_error().kind() {
+                std::io::ErrorKind::WouldBlock => {
+                    conn.write_blocked = true;
+                    conn.wake();
+                }
+                std::io::ErrorKind::Interrupted => continue,
+                _ => failed = true,
+            }
+            break;
+        }
+        if failed {
+            // The peer is gone: drop what it will never read and let the task close.
+            conn.outbound.clear();
+            conn.outbound_sent = 0;
+            conn.closing = true;
+            conn.wake();
+            return;
+        }
+        if conn.unsent() == 0 {
+            conn.outbound.clear();
+            conn.outbound_sent = 0;
+            // Keep a warm buffer for busy connections, not for idle ones.
+            if conn.outbound.capacity() > crate::config::OUTBOUND_RETAIN_BYTES {
+                conn.outbound = Vec::new();
+            }
+            if conn.closing {
+                conn.wake();
+            }
+        } else if conn.outbound_sent > conn.outbound.len() / 2 {
+            conn.outbound.drain(..conn.outbound_sent);
+            conn.outbound_sent = 0;
+        }
+        self.pump_catch_up(idx);
+    }
+
+    /// The task saw the socket writable again.
+    pub fn on_writable(&mut self, idx: usize) {
+        if let Some(conn) = self.conns.get_mut(idx) {
+            conn.write_blocked = false;
+        }
+        self.flush(idx);
+    }
+
+    /// Handles everything queued in this core's mailbox, at most `budget` items.
+    /// Returns how many it handled.
+    pub fn drain_mailbox(&mut self, budget: usize) -> usize {
+        let shared = self.shared.clone();
+        let mailbox = &shared.mailboxes[self.id];
+        let mut handled = 0;
+        while handled < budget {
+            if let Some(c) = mailbox.pop_completion() {
+                self.on_completion(c);
+            } else if let Some(r) = mailbox.pop_routed() {
+                match r {
+                    crate::mailbox::Routed::Adopt(adopt) => crate::conn::adopt(self, *adopt),
+                }
+            } else {
+                break;
+            }
+            handled += 1;
+        }
+        self.flush_dirty();
+        handled
+    }
+
+    fn on_completion(&mut self, completion: Completion) {
+        match completion {
+            Completion::Committed {
+                user_id,
+                seq,
+                message,
+                origin,
+            } => self.on_committed(user_id, seq, &message, origin),
+            Completion::Written { reply, outcome } => {
+                self.outstanding = self.outstanding.saturating_sub(1);
+                if let Some(idx) = self.resolve(reply.conn) {
+                    self.on_written(idx, reply, outcome);
+                }
+            }
+            Completion::Helped { reply, outcome } => {
+                self.outstanding = self.outstanding.saturating_sub(1);
+                if let Some(idx) = self.resolve(reply.conn) {
+                    self.on_helped(idx, reply, outcome);
+                }
+            }
+        }
+    }
+
+    /// A message reached `user_id`'s inbox at `seq`: push it to that user's live devices.
+    fn on_committed(&mut self, user_id: u64, seq: u64, message: &StoredMessage, origin: Option<ReplyTo>) {
+        let Some(user) = self.users.get_mut(&user_id) else {
+            return;
+        };
+        user.durable_head = user.durable_head.max(seq);
+        let origin = origin.filter(|o| o.core == self.id).map(|o| o.conn);
+        let frame = self.encoder.encode(0, &Message::Deliver(message.deliver(user_id, seq)));
+        let outbound_max = self.shared.config.outbound_bytes_max;
+        let mut lagging = 0;
+        for &idx in &user.conns {
+            let generation = self.conns[idx].generation;
+            let conn = &mut self.conns[idx];
+            let unsent = conn.unsent();
+            let ConnState::LoggedIn(dev) = &mut conn.state else {
+                continue;
+            };
+            if dev.mode != DeliveryMode::Live || seq <= dev.sent_seq {
+                continue;
+            }
+            if seq != dev.sent_seq + 1 {
+                // Cannot happen while live (commits arrive in seq order); recover anyway.
+                dev.mode = DeliveryMode::CatchingUp;
+                lagging += 1;
+                continue;
+            }
+            if origin
+                == Some(ConnRef {
+                    index: idx as u32,
+                    generation,
+                })
+            {
+                // The sending device's SendAck stands for its own copy.
+                dev.sent_seq = seq;
+                continue;
+            }
+            if unsent + frame.len() > outbound_max {
+                // Slow reader: stop pushing; it catches up from the log once it drains.
+                dev.mode = DeliveryMode::CatchingUp;
+                lagging += 1;
+                continue;
+            }
+            conn.outbound.extend_from_slice(frame);
+            dev.sent_seq = seq;
+            if !conn.dirty {
+                conn.dirty = true;
+                self.dirty.push(idx);
+            }
+        }
+        let metrics = &self.shared.metrics;
+        metrics.lagging_switches.fetch_add(lagging, Ordering::Relaxed);
+    }
+
+    fn on_written(&mut self, idx: usize, reply: ReplyTo, outcome: Result<WriteOutcome, ErrorCode>) {
+        let request_id = reply.request_id;
+        match outcome {
+            Ok(WriteOutcome::Sent(ack)) => {
+                if let Some(dev) = self.conns[idx].device() {
+                    dev.sends_in_flight = dev.sends_in_flight.saturating_sub(1);
+                }
+                self.shared.metrics.messages_acked.fetch_add(1, Ordering::Relaxed);
+                self.push(idx, request_id, &Message::SendAck(ack));
+                self.conns[idx].wake();
+            }
+            Ok(WriteOutcome::UserCreated { user_id }) => {
+                self.conns[idx].state = ConnState::Ready;
+                self.push(
+                    idx,
+                    request_id,
+                    &Message::RegisterOk(hotline_wire::RegisterOk { user_id }),
+                );
+                self.conns[idx].wake();
+            }
+            Ok(WriteOutcome::DeviceCreated {
+                user_id,
+                device_id,
+                token,
+                token_hash,
+                inbox_head,
+            }) => {
+                let adopt = Adopt {
+                    fd: None,
+                    request_id,
+                    user_id,
+                    device_id,
+                    token,
+                    token_hash,
+                    cursor: 0,
+                    inbox_head,
+                    inbound: Vec::new(),
+                    outbound: Vec::new(),
+                };
+                crate::conn::login_succeeded(self, idx, adopt);
+            }
+            Ok(WriteOutcome::TokenRevoked) => {
+                self.push(idx, request_id, &Message::LogoutOk);
+                self.close(idx);
+            }
+            Ok(WriteOutcome::CursorStored { seq, .. }) => self.on_cursor_stored(idx, seq),
+            Err(code) => {
+                let conn = &mut self.conns[idx];
+                match &mut conn.state {
+                    ConnState::Authenticating { .. } => {
+                        conn.state = ConnState::Ready;
+                        self.shared.metrics.logins_failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                    // A failed cursor write is retried by the sweeper, quietly.
+                    ConnState::LoggedIn(dev) if reply.internal => dev.cursor_writing = None,
+                    // A failed send is the client's to retry.
+                    ConnState::LoggedIn(dev) => dev.sends_in_flight = dev.sends_in_flight.saturating_sub(1),
+                    _ => {}
+                }
+                conn.wake();
+                if reply.internal {
+                    return;
+                }
+                let text = match code {
+                    ErrorCode::NoSuchUser => "no such user",
+                    ErrorCode::UserExists => "username is taken",
+                    ErrorCode::StorageUnavailable => "storage unavailable; nothing was stored",
+                    ErrorCode::Overloaded => "server overloaded; retry",
+                    _ => "request failed",
+                };
+                self.push_error(idx, request_id, code, text);
+            }
+        }
+    }
+
+    fn on_helped(&mut self, idx: usize, reply: ReplyTo, outcome: Result<HelperOutcome, ErrorCode>) {
+        let request_id = reply.request_id;
+        match outcome {
+            Ok(HelperOutcome::TokenLogin {
+                user_id,
+                device_id,
+                cursor,
+                inbox_head,
+                token_hash,
+            }) => {
+                let adopt = Adopt {
+                    fd: None,
+                    request_id,
+                    user_id,
+                    device_id,
+                    token: self.pending_tokens.remove(&idx).unwrap_or([0; 32]),
+                    token_hash,
+                    cursor,
+                    inbox_head,
+                    inbound: Vec::new(),
+                    outbound: Vec::new(),
+                };
+                crate::conn::login_succeeded(self, idx, adopt);
+            }
+            Ok(HelperOutcome::InboxPage {
+                user_id,
+                purpose,
+                page,
+                inbox_head,
+            }) => {
+                if let Some(user) = self.users.get_mut(&user_id) {
+                    user.durable_head = user.durable_head.max(inbox_head);
+                }
+                match purpose {
+                    ReadPurpose::Sync => {
+                        if let Some(dev) = self.conns[idx].device() {
+                            dev.syncs_in_flight = dev.syncs_in_flight.saturating_sub(1);
+                        }
+                        let mut messages = Vec::with_capacity(page.entries.len());
+                        for (seq, record) in &page.entries {
+                            match decode_record(*seq, record) {
+                                Ok(d) => messages.push(d),
+                                Err(e) => tracing::error!("user {user_id} inbox seq {seq}: {e}"),
+                            }
+                        }
+                        let reply = Message::SyncPage(SyncPage {
+                            messages,
+                            inbox_seq: inbox_head,
+                            more: page.more,
+                        });
+                        self.push(idx, request_id, &reply);
+                    }
+                    ReadPurpose::CatchUp => self.on_catch_up_page(idx, page, inbox_head),
+                }
+            }
+            Err(code) => {
+                let conn = &mut self.conns[idx];
+                match &mut conn.state {
+                    ConnState::Authenticating { .. } => {
+                        conn.state = ConnState::Ready;
+                        self.shared.metrics.logins_failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                    ConnState::LoggedIn(dev) if reply.internal => dev.read_in_flight = false,
+                    ConnState::LoggedIn(dev) => dev.syncs_in_flight = dev.syncs_in_flight.saturating_sub(1),
+                    _ => {}
+                }
+                conn.wake();
+                if !reply.internal {
+                    let text = if code == ErrorCode::InvalidCredentials {
+                        "invalid credentials"
+                    } else {
+                        "request failed"
+                    };
+                    self.push_error(idx, request_id, code, text);
+                }
+            }
+        }
+    }
+
+    /// Completes a login on this (the user's home) core: the device is registered, gets
+    /// `LoginOk`, and starts catching up from its cursor.
+    pub fn activate_device(&mut self, idx: usize, adopt: &Adopt) {
+        let user = self.users.entry(adopt.user_id).or_default();
+        user.durable_head = user.durable_head.max(adopt.inbox_head);
+        user.conns.push(idx);
+        let inbox_seq = user.durable_head;
+        let now = self.now_ms();
+        let conn = &mut self.conns[idx];
+        conn.last_rx_ms = now;
+        conn.state = ConnState::LoggedIn(Box::new(DeviceSession {
+            user_id: adopt.user_id,
+            device_id: adopt.device_id,
+            token_hash: adopt.token_hash,
+            sent_seq: adopt.cursor,
+            mode: DeliveryMode::CatchingUp,
+            read_in_flight: false,
+            cursor: adopt.cursor,
+            cursor_stored: adopt.cursor,
+            cursor_writing: None,
+            ack_waiters: Vec::new(),
+            sends_in_flight: 0,
+            syncs_in_flight: 0,
+        }));
+        conn.wake();
+        self.shared.metrics.logins_ok.fetch_add(1, Ordering::Relaxed);
+        self.push(
+            idx,
+            adopt.request_id,
+            &Message::LoginOk(LoginOk {
+                user_id: adopt.user_id,
+                device_id: adopt.device_id,
+                token: &adopt.token,
+                inbox_seq,
+                device_cursor: adopt.cursor,
+            }),
+        );
+        self.pump_catch_up(idx);
+    }
+
+    /// Starts the next log read for a device that is catching up, if it has room.
+    pub fn pump_catch_up(&mut self, idx: usize) {
+        let outbound_max = self.shared.config.outbound_bytes_max;
+        let Some(conn) = self.conns.get_mut(idx) else { return };
+        let unsent = conn.unsent();
+        let generation = conn.generation;
+        let ConnState::LoggedIn(dev) = &mut conn.state else {
+            return;
+        };
+        if dev.mode != DeliveryMode::CatchingUp || dev.read_in_flight || conn.closing {
+            return;
+        }
+        let head = self.users.get(&dev.user_id).map_or(0, |u| u.durable_head);
+        if dev.sent_seq >= head {
+            dev.mode = DeliveryMode::Live;
+            return;
+        }
+        // Resume only once the backlog has drained well below the limit.
+        if unsent > outbound_max / 2 {
+            return;
+        }
+        let job = HelperJob::ReadInbox {
+            reply: ReplyTo {
+                core: self.id,
+                conn: ConnRef {
+                    index: idx as u32,
+                    generation,
+                },
+                request_id: 0,
+                internal: true,
+            },
+            user_id: dev.user_id,
+            after_seq: dev.sent_seq,
+            limit: CATCH_UP_PAGE_MESSAGES_MAX,
+            bytes_max: outbound_max - unsent,
+            purpose: ReadPurpose::CatchUp,
+        };
+        if self.shared.helpers.submit(job).is_ok() {
+            dev.read_in_flight = true;
+            self.outstanding += 1;
+        }
+        // Otherwise the helpers are saturated; the sweeper tries again.
+    }
+
+    fn on_catch_up_page(&mut self, idx: usize, page: crate::storage::InboxPage, inbox_head: u64) {
+        let conn = &mut self.conns[idx];
+        let ConnState::LoggedIn(dev) = &mut conn.state else {
+            return;
+        };
+        dev.read_in_flight = false;
+        let user_id = dev.user_id;
+        let mut queued = 0u64;
+        for (seq, record) in &page.entries {
+            if *seq <= dev.sent_seq {
+                continue;
+            }
+            if *seq != dev.sent_seq + 1 {
+                tracing::error!("user {user_id}: inbox gap after seq {} (found {seq})", dev.sent_seq);
+                break;
+            }
+            match decode_record(*seq, record) {
+                Ok(d) => self.encoder.encode_into(0, &Message::Deliver(d), &mut conn.outbound),
+                Err(e) => {
+                    tracing::error!("user {user_id} inbox seq {seq}: {e}; skipping it");
+                }
+            }
+            dev.sent_seq = *seq;
+            queued += 1;
+        }
+        let head = self
+            .users
+            .get(&user_id)
+            .map_or(inbox_head, |u| u.durable_head.max(inbox_head));
+        if !page.more && dev.sent_seq >= head {
+            dev.mode = DeliveryMode::Live;
+        }
+        self.shared
+            .metrics
+            .delivered_catch_up
+            .fetch_add(queued, Ordering::Relaxed);
+        if !conn.dirty {
+            conn.dirty = true;
+            self.dirty.push(idx);
+        }
+        // The flush pumps the next page once there is room.
+    }
+
+    /// Records a device's ack; stores it through the writer (one write at a time).
+    pub fn ack(&mut self, idx: usize, request_id: u64, up_to_seq: u64) {
+        let conn = &mut self.conns[idx];
+        let ConnState::LoggedIn(dev) = &mut conn.state else {
+            return;
+        };
+        let head = self.users.get(&dev.user_id).map_or(0, |u| u.durable_head);
+        if up_to_seq > head {
+            let text = "Ack beyond the inbox head";
+            return self.push_error(idx, request_id, ErrorCode::InvalidRequest, text);
+        }
+        if up_to_seq > dev.cursor {
+            dev.cursor = up_to_seq;
+        }
+        if request_id != 0 {
+            if dev.cursor_writing.is_none() && storage_has(dev) {
+                let cursor = dev.cursor;
+                return self.push(idx, request_id, &Message::AckOk(AckOk { device_cursor: cursor }));
+            }
+            if dev.ack_waiters.len() >= ACK_WAITERS_MAX {
+                return self.push_error(idx, request_id, ErrorCode::Overloaded, "too many Acks waiting");
+            }
+            dev.ack_waiters.push((request_id, dev.cursor));
+        }
+        self.write_cursor(idx);
+    }
+
+    /// Submits the device's cursor if it moved past what is stored and no write is out.
+    pub fn write_cursor(&mut self, idx: usize) {
+        let reply = self.internal_reply(idx);
+        let conn = &mut self.conns[idx];
+        let ConnState::LoggedIn(dev) = &mut conn.state else {
+            return;
+        };
+        if dev.cursor_writing.is_some() || storage_has(dev) {
+            return;
+        }
+        let request = WriteRequest {
+            reply: Some(reply),
+            op: WriteOp::SetCursor {
+                user_id: dev.user_id,
+                device_id: dev.device_id,
+                seq: dev.cursor,
+            },
+        };
+        if self.shared.writer.submit(request).is_ok() {
+            dev.cursor_writing = Some(dev.cursor);
+            self.outstanding += 1;
+        }
+        // A full writer queue: the sweeper retries.
+    }
+
+    fn on_cursor_stored(&mut self, idx: usize, seq: u64) {
+        let conn = &mut self.conns[idx];
+        let ConnState::LoggedIn(dev) = &mut conn.state else {
+            return;
+        };
+        dev.cursor_writing = None;
+        dev.cursor_stored = dev.cursor_stored.max(seq);
+        let mut ready = Vec::new();
+        dev.ack_waiters.retain(|&(rid, target)| {
+            if target <= seq {
+                ready.push(rid);
+                false
+            } else {
+                true
+            }
+        });
+        for rid in ready {
+            self.push(idx, rid, &Message::AckOk(AckOk { device_cursor: seq }));
+        }
+        self.write_cursor(idx);
+    }
+
+    /// Periodic duties: idle and login timeouts, pings, stalled catch-ups and cursor writes.
+    pub fn sweep(&mut self) {
+        let now = self.now_ms();
+        let idle_ms = u64::from(self.shared.config.idle_timeout_ms);
+        let login_ms = u64::from(self.shared.config.login_timeout_ms);
+        let indices: Vec<usize> = self.conns.iter().map(|(i, _)| i).collect();
+        for idx in indices {
+            let conn = &mut self.conns[idx];
+            if conn.closing {
+                if now.saturating_sub(conn.closing_since_ms) > crate::config::CLOSE_LINGER_MS {
+                    // The peer is not reading: give up on the rest.
+                    conn.outbound.clear();
+                    conn.outbound_sent = 0;
+                    conn.write_blocked = false;
+                    conn.wake();
+                }
+                continue;
+            }
+            let logged_in = matches!(conn.state, ConnState::LoggedIn(_));
+            if !logged_in && now.saturating_sub(conn.accepted_ms) > login_ms {
+                self.close_with_error(idx, ErrorCode::IdleTimeout, "login timeout");
+                continue;
+            }
+            let idle = now.saturating_sub(conn.last_rx_ms);
+            if idle >= idle_ms {
+                self.close_with_error(idx, ErrorCode::IdleTimeout, "idle timeout");
+                continue;
+            }
+            if idle >= idle_ms / 2 && !conn.ping_sent {
+                conn.ping_sent = true;
+                self.push(idx, 0, &Message::Ping(Ping { nonce: now }));
+            }
+            if logged_in {
+                self.pump_catch_up(idx);
+                self.write_cursor(idx);
+            }
+        }
+        self.flush_dirty();
+    }
+}
+
+/// Whether storage already holds the device's cursor (nothing to write).
+fn storage_has(dev: &DeviceSession) -> bool {
+    dev.cursor <= dev.cursor_stored
+}

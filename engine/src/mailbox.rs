@@ -1,0 +1,333 @@
+//! How threads talk to a core: two bounded lock-free queues and one wake-up.
+//!
+//! - `routed` carries work from other cores (an authenticated connection handed to its
+//!   user's home core). It sheds: a full queue refuses the push and the sender answers the
+//!   client `Overloaded`.
+//! - `completions` carries results from the log writer and the helper pool. It never
+//!   sheds, since a completion is something already durable or already paid for; a full
+//!   queue makes the producer wait (counted in `completion_waits`), which is backpressure
+//!   on the writer rather than memory growth.
+//!
+//! Wake-up: the core parks its mailbox task behind `parked`; a producer that finds it set
+//! wakes the task through an [`AtomicWaker`], which monoio turns into an eventfd write to
+//! that runtime. A busy core is never woken, so a burst costs one wake, not one per item.
+
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
+
+use atomic_waker::AtomicWaker;
+use crossbeam_queue::ArrayQueue;
+use hotline_wire::{ErrorCode, SendAck};
+
+use crate::storage::record::StoredMessage;
+use crate::storage::InboxPage;
+
+/// Most routed (core-to-core) items queued for one core.
+pub const ROUTED_QUEUE_ITEMS_MAX: usize = 4_096;
+/// Most completions queued for one core before producers wait.
+pub const COMPLETION_QUEUE_ITEMS_MAX: usize = 65_536;
+
+/// A connection on some core: its slab index and the generation that index had when the
+/// request was made, so a reply never reaches a later connection reusing the slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConnRef {
+    pub index: u32,
+    pub generation: u32,
+}
+
+/// Where the result of a request goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplyTo {
+    pub core: usize,
+    pub conn: ConnRef,
+    pub request_id: u64,
+    /// The engine's own request (a cursor write, a catch-up read), not a client's: its
+    /// outcome is never echoed to the client.
+    pub internal: bool,
+}
+
+/// What a write request produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// A message is durable (or was already: a deduplicated retry).
+    Sent(SendAck),
+    UserCreated {
+        user_id: u64,
+    },
+    DeviceCreated {
+        user_id: u64,
+        device_id: u64,
+        token: [u8; 32],
+        token_hash: [u8; 32],
+        inbox_head: u64,
+    },
+    TokenRevoked,
+    CursorStored {
+        user_id: u64,
+        device_id: u64,
+        seq: u64,
+    },
+}
+
+/// Why an inbox read was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadPurpose {
+    /// A client's `Sync`: answer with a `SyncPage`.
+    Sync,
+    /// A device catching up from the log (after login, or after falling behind).
+    CatchUp,
+}
+
+/// What a helper job produced.
+#[derive(Debug)]
+pub enum HelperOutcome {
+    TokenLogin {
+        user_id: u64,
+        device_id: u64,
+        cursor: u64,
+        inbox_head: u64,
+        token_hash: [u8; 32],
+    },
+    InboxPage {
+        user_id: u64,
+        purpose: ReadPurpose,
+        page: InboxPage,
+        inbox_head: u64,
+    },
+}
+
+/// A result delivered to a core.
+#[derive(Debug)]
+pub enum Completion {
+    /// A message was appended to `user_id`'s inbox at `seq`; sent to the user's home core,
+    /// in seq order. `origin` names the sending connection for the sender's own copy.
+    Committed {
+        user_id: u64,
+        seq: u64,
+        message: Arc<StoredMessage>,
+        origin: Option<ReplyTo>,
+    },
+    /// The outcome of a write request.
+    Written {
+        reply: ReplyTo,
+        outcome: Result<WriteOutcome, ErrorCode>,
+    },
+    /// The outcome of a helper job.
+    Helped {
+        reply: ReplyTo,
+        outcome: Result<HelperOutcome, ErrorCode>,
+    },
+}
+
+/// An authenticated connection handed to its user's home core.
+#[derive(Debug)]
+pub struct Adopt {
+    /// A duplicate of the accepting core's socket (the original closes there); `None`
+    /// while the login is still on the core that accepted it.
+    pub fd: Option<OwnedFd>,
+    pub request_id: u64,
+    pub user_id: u64,
+    pub device_id: u64,
+    /// The token to return in `LoginOk` (only its hash is stored).
+    pub token: [u8; 32],
+    pub token_hash: [u8; 32],
+    pub cursor: u64,
+    pub inbox_head: u64,
+    /// Bytes read after the `Login` frame, not yet processed.
+    pub inbound: Vec<u8>,
+    /// Frames queued before the handoff and not yet written.
+    pub outbound: Vec<u8>,
+}
+
+/// Work from another core.
+#[derive(Debug)]
+pub enum Routed {
+    Adopt(Box<Adopt>),
+}
+
+/// One core's inbound queues. Shared by every thread (`Arc<[Mailbox]>`).
+#[derive(Debug)]
+pub struct Mailbox {
+    routed: ArrayQueue<Routed>,
+    completions: ArrayQueue<Completion>,
+    parked: AtomicBool,
+    waker: AtomicWaker,
+    /// Set once the core's runtime has exited: completions for it are dropped.
+    closed: AtomicBool,
+    /// Times a completion producer found the queue full and waited.
+    pub completion_waits: AtomicU64,
+    /// Routed items refused because the queue was full.
+    pub routed_shed: AtomicU64,
+}
+
+impl Default for Mailbox {
+    fn default() -> Self {
+        Self {
+            routed: ArrayQueue::new(ROUTED_QUEUE_ITEMS_MAX),
+            completions: ArrayQueue::new(COMPLETION_QUEUE_ITEMS_MAX),
+            parked: AtomicBool::new(false),
+            waker: AtomicWaker::new(),
+            closed: AtomicBool::new(false),
+            completion_waits: AtomicU64::new(0),
+            routed_shed: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Mailbox {
+    /// Queues work from another core, or gives it back if the queue is full.
+    pub fn push_routed(&self, item: Routed) -> Result<(), Routed> {
+        match self.routed.push(item) {
+            Ok(()) => {
+                self.wake();
+                Ok(())
+            }
+            Err(item) => {
+                self.routed_shed.fetch_add(1, Ordering::Relaxed);
+                Err(item)
+            }
+        }
+    }
+
+    /// Queues a completion, waiting while the queue is full (see the module docs).
+    pub fn push_completion(&self, mut item: Completion) {
+        loop {
+            if self.closed.load(Ordering::Acquire) {
+                return;
+            }
+            match self.completions.push(item) {
+                Ok(()) => break,
+                Err(back) => {
+                    item = back;
+                    self.completion_waits.fetch_add(1, Ordering::Relaxed);
+                    self.wake();
+                    std::thread::sleep(Duration::from_micros(50));
+                }
+            }
+        }
+        self.wake();
+    }
+
+    /// Wakes the core if it is parked.
+    pub fn wake(&self) {
+        if self.parked.swap(false, Ordering::SeqCst) {
+            self.waker.wake();
+        }
+    }
+
+    /// Takes the next routed item.
+    pub fn pop_routed(&self) -> Option<Routed> {
+        self.routed.pop()
+    }
+
+    /// Takes the next completion.
+    pub fn pop_completion(&self) -> Option<Completion> {
+        self.completions.pop()
+    }
+
+    /// Items queued in both queues (a gauge; racy by nature).
+    pub fn depth(&self) -> usize {
+        self.routed.len() + self.completions.len()
+    }
+
+    /// Marks the core gone: later completions are dropped instead of waited on.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+    }
+
+    /// Resolves once something is queued (or someone calls [`Mailbox::wake`]).
+    /// Only the owning core awaits this.
+    pub async fn wait(&self) {
+        std::future::poll_fn(|cx| {
+            self.waker.register(cx.waker());
+            self.parked.store(true, Ordering::SeqCst);
+            if !self.routed.is_empty() || !self.completions.is_empty() {
+                self.parked.store(false, Ordering::SeqCst);
+                return Poll::Ready(());
+            }
+            // A wake() between the store above and now swapped `parked` back to false.
+            if !self.parked.load(Ordering::SeqCst) {
+                return Poll::Ready(());
+            }
+            Poll::Pending
+        })
+        .await
+    }
+}
+
+/// The home core of a user: a stable hash of the id, so every core, the writer and every
+/// restart with the same core count agree without coordination.
+pub fn home_core(user_id: u64, cores: usize) -> usize {
+    // Fibonacci hashing spreads sequential ids evenly.
+    let h = user_id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    ((h >> 32) % cores as u64) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn home_cores_are_stable_and_spread() {
+        let mut counts = [0usize; 4];
+        for user in 1..=10_000u64 {
+            let core = home_core(user, 4);
+            assert_eq!(core, home_core(user, 4));
+            counts[core] += 1;
+        }
+        for c in counts {
+            assert!((2_000..3_000).contains(&c), "{counts:?}");
+        }
+        assert_eq!(home_core(12345, 1), 0);
+    }
+
+    fn adopt() -> Routed {
+        Routed::Adopt(Box::new(Adopt {
+            fd: None,
+            request_id: 1,
+            user_id: 1,
+            device_id: 1,
+            token: [0; 32],
+            token_hash: [0; 32],
+            cursor: 0,
+            inbox_head: 0,
+            inbound: Vec::new(),
+            outbound: Vec::new(),
+        }))
+    }
+
+    #[test]
+    fn a_full_routed_queue_sheds_and_counts() {
+        let m = Mailbox::default();
+        for _ in 0..ROUTED_QUEUE_ITEMS_MAX {
+            m.push_routed(adopt()).unwrap();
+        }
+        assert!(m.push_routed(adopt()).is_err());
+        assert_eq!(m.routed_shed.load(Ordering::Relaxed), 1);
+        assert_eq!(m.depth(), ROUTED_QUEUE_ITEMS_MAX);
+    }
+
+    #[test]
+    fn a_closed_mailbox_drops_completions_instead_of_waiting() {
+        let m = Mailbox::default();
+        m.close();
+        for _ in 0..COMPLETION_QUEUE_ITEMS_MAX + 10 {
+            m.push_completion(Completion::Written {
+                reply: ReplyTo {
+                    core: 0,
+                    conn: ConnRef {
+                        index: 0,
+                        generation: 0,
+                    },
+                    request_id: 0,
+                    internal: true,
+                },
+                outcome: Err(ErrorCode::Internal),
+            });
+        }
+        assert_eq!(m.depth(), 0);
+    }
+}

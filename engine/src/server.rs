@@ -1,0 +1,292 @@
+//! Start-up, the thread layout, and graceful shutdown.
+//!
+//! Threads: one per core (a pinned monoio runtime with its own `SO_REUSEPORT` listener),
+//! one log writer (plus a WAL syncer under `async` durability), a few helpers, and the
+//! main thread, which only waits for SIGINT/SIGTERM.
+//!
+//! Shutdown order: cores stop accepting and reading, wait (bounded) until every request
+//! they sent to the writer or helpers has completed and its reply is queued, tell each
+//! connection `ShuttingDown`, flush and close; then the writer finishes its queue, then
+//! the helpers stop, then RocksDB closes. Exit status 0.
+
+use std::cell::RefCell;
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use hotline_wire::ErrorCode;
+use monoio::net::TcpListener;
+use monoio::{FusionDriver, RuntimeBuilder};
+
+use crate::config::ServeConfig;
+use crate::core::{Core, Shared};
+use crate::mailbox::Mailbox;
+use crate::metrics::Metrics;
+use crate::storage::{writer, Storage};
+use crate::{conn, helper};
+
+/// Listen backlog per core.
+const LISTEN_BACKLOG: i32 = 4_096;
+/// io_uring submission queue entries per core.
+const URING_ENTRIES: u32 = 4_096;
+/// Longest a core waits for its in-flight writes at shutdown.
+const SHUTDOWN_DRAIN_MS: u64 = 10_000;
+/// Longest a core waits for connections to flush and close at shutdown.
+const SHUTDOWN_CLOSE_MS: u64 = 2_000;
+
+/// Runs `hotline serve` until SIGINT or SIGTERM. `ready` receives the bound address.
+pub fn serve(config: ServeConfig, ready: impl FnOnce(SocketAddr)) -> anyhow::Result<()> {
+    config.validate().context("invalid configuration")?;
+    check_io_uring();
+    raise_open_file_limit();
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create the data directory {}", config.data_dir.display()))?;
+    let storage = Arc::new(Storage::open(&config.data_dir)?);
+    let mailboxes: Arc<[Mailbox]> = (0..config.cores).map(|_| Mailbox::default()).collect();
+    let (log_writer, writer_threads) = writer::spawn(storage.clone(), mailboxes.clone(), config.durability)?;
+    let (helpers, helper_threads) = helper::spawn(
+        config.helper_threads,
+        storage.clone(),
+        log_writer.clone(),
+        mailboxes.clone(),
+    )
+    .context("cannot start the helper threads")?;
+
+    let listeners = bind_listeners(config.listen, config.cores)?;
+    let addr = listeners[0].local_addr()?;
+    let shared = Arc::new(Shared {
+        config: config.clone(),
+        mailboxes,
+        writer: log_writer.clone(),
+        helpers: helpers.clone(),
+        shutdown: AtomicBool::new(false),
+        metrics: Metrics::default(),
+        connections: AtomicU64::new(0),
+    });
+
+    let signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
+        .context("cannot install signal handlers")?;
+    let signal_handle = signals.handle();
+
+    let (started_tx, started_rx) = mpsc::channel();
+    let mut cores = Vec::with_capacity(config.cores);
+    for (id, listener) in listeners.into_iter().enumerate() {
+        let shared = shared.clone();
+        let started = started_tx.clone();
+        cores.push(
+            thread::Builder::new()
+                .name(format!("hotline-core-{id}"))
+                .spawn(move || run_core(id, shared, listener, started))
+                .context("cannot start a core thread")?,
+        );
+    }
+    drop(started_tx);
+    for _ in 0..config.cores {
+        match started_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => bail!("a core failed to start: {e}"),
+            Err(_) => bail!("a core thread died while starting"),
+        }
+    }
+    tracing::info!(
+        "serving on {addr} with {} cores, durability {:?}, data in {}",
+        config.cores,
+        config.durability,
+        config.data_dir.display()
+    );
+    ready(addr);
+
+    // Wait for SIGINT/SIGTERM on this thread.
+    let mut signals = signals;
+    if let Some(sig) = signals.forever().next() {
+        tracing::info!("signal {sig}: shutting down");
+    }
+    signal_handle.close();
+    shared.shutdown.store(true, Ordering::SeqCst);
+    for m in shared.mailboxes.iter() {
+        m.wake();
+    }
+    for core in cores {
+        if core.join().is_err() {
+            tracing::error!("a core thread panicked during shutdown");
+        }
+    }
+    log_writer.stop();
+    for t in writer_threads {
+        let _ = t.join();
+    }
+    helpers.stop();
+    for t in helper_threads {
+        let _ = t.join();
+    }
+    drop(storage);
+    tracing::info!("shut down cleanly");
+    Ok(())
+}
+
+/// Refuses to start without a usable io_uring unless monoio's epoll driver can stand in;
+/// either way the operator is told exactly what is going on.
+fn check_io_uring() {
+    let disabled = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled")
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .unwrap_or(0);
+    if disabled != 0 || !monoio::utils::detect_uring() {
+        tracing::warn!(
+            "io_uring is unavailable (/proc/sys/kernel/io_uring_disabled = {disabled}, or the kernel lacks it): \
+             FALLING BACK to monoio's epoll driver; expect lower throughput. Enable io_uring with \
+             `sysctl kernel.io_uring_disabled=0`."
+        );
+    }
+}
+
+/// Raises the soft open-file limit to the hard limit: each connection is one descriptor.
+fn raise_open_file_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit write/read only the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            let want = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
+                lim.rlim_cur = lim.rlim_max;
+            }
+        }
+    }
+    tracing::info!(
+        "open-file limit {}: at most about {} connections in this process",
+        lim.rlim_cur,
+        lim.rlim_cur.saturating_sub(64)
+    );
+}
+
+/// One `SO_REUSEPORT` listener per core on the same address; port 0 picks one port for all.
+fn bind_listeners(addr: SocketAddr, cores: usize) -> anyhow::Result<Vec<StdListener>> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let mut addr = addr;
+    let mut out = Vec::with_capacity(cores);
+    for _ in 0..cores {
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        socket.set_reuse_port(true)?;
+        socket.set_reuse_address(true)?;
+        socket.set_nonblocking(true)?;
+        socket
+            .bind(&addr.into())
+            .with_context(|| format!("cannot listen on {addr} (in use, or not an address of this host?)"))?;
+        socket.listen(LISTEN_BACKLOG)?;
+        let listener: StdListener = socket.into();
+        addr = listener.local_addr()?;
+        out.push(listener);
+    }
+    Ok(out)
+}
+
+fn run_core(id: usize, shared: Arc<Shared>, listener: StdListener, started: mpsc::Sender<Result<(), String>>) {
+    let cpus = thread::available_parallelism().map_or(1, |n| n.get());
+    if let Err(e) = monoio::utils::bind_to_cpu_set([id % cpus]) {
+        tracing::warn!("core {id}: cannot pin to cpu {}: {e:?}", id % cpus);
+    }
+    let runtime = RuntimeBuilder::<FusionDriver>::new()
+        .enable_timer()
+        .with_entries(URING_ENTRIES)
+        .build();
+    let mut runtime = match runtime {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = started.send(Err(format!("core {id}: cannot build the io runtime: {e}")));
+            return;
+        }
+    };
+    let mailbox_shared = shared.clone();
+    runtime.block_on(async move {
+        let listener = match TcpListener::from_std(listener) {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = started.send(Err(format!("core {id}: listener: {e}")));
+                return;
+            }
+        };
+        let core = Rc::new(RefCell::new(Core::new(id, shared.clone())));
+        core.borrow_mut().self_ref = Rc::downgrade(&core);
+        monoio::spawn(mailbox_loop(core.clone()));
+        monoio::spawn(sweeper(core.clone()));
+        let _ = started.send(Ok(()));
+        monoio::select! {
+            _ = conn::accept_loop(core.clone(), listener) => {},
+            _ = shutdown_requested(&shared) => {},
+        }
+        drain_and_close(&core).await;
+    });
+    mailbox_shared.mailboxes[id].close();
+}
+
+async fn shutdown_requested(shared: &Shared) {
+    while !shared.shutdown.load(Ordering::SeqCst) {
+        monoio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Handles the core's mailbox for as long as the runtime lives.
+async fn mailbox_loop(core: crate::core::CoreRef) {
+    /// Completions handled per turn before other tasks get to run.
+    const MAILBOX_BUDGET_ITEMS: usize = 1_024;
+    let shared = core.borrow().shared.clone();
+    let id = core.borrow().id;
+    loop {
+        let handled = core.borrow_mut().drain_mailbox(MAILBOX_BUDGET_ITEMS);
+        if handled == MAILBOX_BUDGET_ITEMS {
+            conn::yield_now().await;
+        } else {
+            shared.mailboxes[id].wait().await;
+        }
+    }
+}
+
+/// Runs the periodic duties (timeouts, pings, stalled catch-ups).
+async fn sweeper(core: crate::core::CoreRef) {
+    let idle_ms = u64::from(core.borrow().shared.config.idle_timeout_ms);
+    let period = Duration::from_millis((idle_ms / 4).clamp(50, 1_000));
+    loop {
+        monoio::time::sleep(period).await;
+        core.borrow_mut().sweep();
+    }
+}
+
+async fn drain_and_close(core: &crate::core::CoreRef) {
+    {
+        let mut c = core.borrow_mut();
+        c.draining = true;
+        let ids: Vec<usize> = c.conns.iter().map(|(i, _)| i).collect();
+        for idx in ids {
+            c.conns[idx].wake();
+        }
+    }
+    let started = Instant::now();
+    while core.borrow().outstanding > 0 && started.elapsed() < Duration::from_millis(SHUTDOWN_DRAIN_MS) {
+        monoio::time::sleep(Duration::from_millis(5)).await;
+    }
+    {
+        let mut c = core.borrow_mut();
+        if c.outstanding > 0 {
+            tracing::warn!("core {}: {} requests still in flight at shutdown", c.id, c.outstanding);
+        }
+        let ids: Vec<usize> = c.conns.iter().map(|(i, _)| i).collect();
+        for idx in ids {
+            c.close_with_error(idx, ErrorCode::ShuttingDown, "server shutting down");
+        }
+        c.flush_dirty();
+    }
+    let started = Instant::now();
+    while !core.borrow().conns.is_empty() && started.elapsed() < Duration::from_millis(SHUTDOWN_CLOSE_MS) {
+        monoio::time::sleep(Duration::from_millis(5)).await;
+    }
+}

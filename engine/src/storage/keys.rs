@@ -1,0 +1,50 @@
+//! Key layouts for every column family. All integers are big-endian so RocksDB's bytewise
+//! order is numeric order: one user's inbox is one contiguous, seq-ordered key range.
+
+/// `(user_id, seq)`: an inbox entry, or `(user_id, device_id)`: a device or cursor.
+pub type PairKey = [u8; 16];
+
+/// Encodes two ids as one ordered key.
+pub fn pair(a: u64, b: u64) -> PairKey {
+    let mut k = [0u8; 16];
+    k[..8].copy_from_slice(&a.to_be_bytes());
+    k[8..].copy_from_slice(&b.to_be_bytes());
+    k
+}
+
+/// Decodes a [`pair`] key; `None` if the key is not 16 bytes (a corrupt database).
+pub fn unpair(k: &[u8]) -> Option<(u64, u64)> {
+    let a = u64::from_be_bytes(k.get(..8)?.try_into().ok()?);
+    let b = u64::from_be_bytes(k.get(8..16)?.try_into().ok()?);
+    (k.len() == 16).then_some((a, b))
+}
+
+/// A user id key.
+pub fn id(user_id: u64) -> [u8; 8] {
+    user_id.to_be_bytes()
+}
+
+/// Decodes an [`id`] key.
+pub fn unid(k: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(k.try_into().ok()?))
+}
+
+/// Reads a little-endian u64 at `at` from a stored value.
+pub fn le_u64(v: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(v.get(at..at + 8)?.try_into().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pair_keys_sort_numerically() {
+        let mut keys = [pair(2, 1), pair(1, 300), pair(1, 2), pair(1, u64::MAX), pair(0, 9)];
+        keys.sort();
+        let decoded: Vec<_> = keys.iter().map(|k| unpair(k).unwrap()).collect();
+        assert_eq!(decoded, [(0, 9), (1, 2), (1, 300), (1, u64::MAX), (2, 1)]);
+        assert_eq!(unpair(&[0; 15]), None);
+        assert_eq!(unid(&id(77)), Some(77));
+    }
+}
