@@ -42,34 +42,234 @@ pub fn add_user(data_dir: &Path, name: &str, password: &str) -> anyhow::Result<u
     }
 }
 
-/// Runs one write through a private log writer and waits for its outcome.
-fn write_once(storage: Arc<Storage>, op: WriteOp) -> anyhow::Result<Result<WriteOutcome, ErrorCode>> {
+/// Runs writes through a private log writer (at most `WRITES_IN_FLIGHT_MAX` at a time,
+/// so the writer group-commits them) and returns their outcomes in order.
+fn run_writes(storage: Arc<Storage>, ops: Vec<WriteOp>) -> anyhow::Result<Vec<Result<WriteOutcome, ErrorCode>>> {
+    /// Writes handed to the writer before waiting for outcomes.
+    const WRITES_IN_FLIGHT_MAX: usize = 8_192;
     let mailboxes: Arc<[Mailbox]> = vec![Mailbox::default()].into();
     let (log_writer, threads) = writer::spawn(storage, mailboxes.clone(), Durability::Sync)?;
-    let reply = ReplyTo {
-        core: 0,
-        conn: ConnRef {
-            index: 0,
-            generation: 0,
-        },
-        request_id: 1,
-        internal: false,
-    };
-    if log_writer.submit(WriteRequest { reply: Some(reply), op }).is_err() {
-        bail!("the writer queue is full");
-    }
-    let deadline = Instant::now() + Duration::from_millis(ADMIN_WRITE_TIMEOUT_MS);
-    let outcome = loop {
-        match mailboxes[0].pop_completion() {
-            Some(Completion::Written { outcome, .. }) => break outcome,
-            Some(_) => {}
-            None if Instant::now() > deadline => bail!("the write did not complete in time"),
-            None => std::thread::sleep(Duration::from_millis(1)),
+    let total = ops.len();
+    let mut outcomes: Vec<Option<Result<WriteOutcome, ErrorCode>>> = vec![None; total];
+    let mut done = 0usize;
+    let mut pending = ops.into_iter().enumerate().peekable();
+    let mut in_flight = 0usize;
+    let mut last_progress = Instant::now();
+    while done < total {
+        while in_flight < WRITES_IN_FLIGHT_MAX {
+            let Some((i, op)) = pending.next() else { break };
+            let reply = ReplyTo {
+                core: 0,
+                conn: ConnRef {
+                    index: 0,
+                    generation: 0,
+                },
+                request_id: i as u64,
+                internal: false,
+            };
+            let mut request = WriteRequest { reply: Some(reply), op };
+            while let Err(back) = log_writer.submit(request) {
+                request = back;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            in_flight += 1;
         }
-    };
+        match mailboxes[0].pop_completion() {
+            Some(Completion::Written { reply, outcome }) => {
+                outcomes[reply.request_id as usize] = Some(outcome);
+                in_flight -= 1;
+                done += 1;
+                last_progress = Instant::now();
+            }
+            Some(_) => {}
+            None if last_progress.elapsed() > Duration::from_millis(ADMIN_WRITE_TIMEOUT_MS) => {
+                bail!("the writer made no progress for {ADMIN_WRITE_TIMEOUT_MS} ms")
+            }
+            None => std::thread::sleep(Duration::from_micros(200)),
+        }
+    }
     log_writer.stop();
     for t in threads {
         let _ = t.join();
     }
-    Ok(outcome)
+    Ok(outcomes
+        .into_iter()
+        .map(|o| o.unwrap_or(Err(ErrorCode::Internal)))
+        .collect())
+}
+
+/// Runs one write and returns its outcome.
+fn write_once(storage: Arc<Storage>, op: WriteOp) -> anyhow::Result<Result<WriteOutcome, ErrorCode>> {
+    Ok(run_writes(storage, vec![op])?.pop().unwrap_or(Err(ErrorCode::Internal)))
+}
+
+/// One provisioned account: a token-only user with one device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub user_id: u64,
+    pub username: String,
+    pub token: [u8; 32],
+}
+
+impl Account {
+    /// The accounts-file line: `USER_ID USERNAME TOKEN_HEX`.
+    pub fn to_line(&self) -> String {
+        let hex: String = self.token.iter().map(|b| format!("{b:02x}")).collect();
+        format!("{} {} {hex}", self.user_id, self.username)
+    }
+
+    /// Parses an accounts-file line.
+    pub fn parse(line: &str) -> Option<Account> {
+        let mut parts = line.split_whitespace();
+        let user_id = parts.next()?.parse().ok()?;
+        let username = parts.next()?.to_owned();
+        let hex = parts.next()?;
+        if hex.len() != 64 || parts.next().is_some() {
+            return None;
+        }
+        let mut token = [0u8; 32];
+        for (i, byte) in token.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+        }
+        Some(Account {
+            user_id,
+            username,
+            token,
+        })
+    }
+}
+
+/// What `provision` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Provisioned {
+    pub created: usize,
+    pub reused: usize,
+}
+
+/// Makes sure accounts `{prefix}0 .. {prefix}{count-1}` exist, each with a live token, and
+/// writes them to `out` (one [`Account::to_line`] per line). Accounts already in `out`
+/// with a token that still resolves are kept; the rest get a new device and token.
+/// Provisioned users have no password (they log in by token only), so no argon2 is spent:
+/// this is the load generator's fast path to 100,000s of accounts.
+pub fn provision(data_dir: &Path, prefix: &str, count: usize, out: &Path) -> anyhow::Result<Provisioned> {
+    auth::check_username(&format!("{prefix}{count}"), hotline_wire::USERNAME_BYTES_MAX_DEFAULT)
+        .context("invalid --prefix")?;
+    std::fs::create_dir_all(data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
+    let storage = Arc::new(Storage::open(data_dir)?);
+    let mut accounts: Vec<Option<Account>> = vec![None; count];
+    let mut reused = 0;
+    if let Ok(text) = std::fs::read_to_string(out) {
+        for account in text.lines().filter_map(Account::parse) {
+            let Some(index) = account
+                .username
+                .strip_prefix(prefix)
+                .and_then(|n| n.parse::<usize>().ok())
+            else {
+                continue;
+            };
+            let live = storage
+                .token(&auth::token_hash(&account.token))?
+                .is_some_and(|t| t.user_id == account.user_id);
+            if index < count && live && accounts[index].is_none() {
+                accounts[index] = Some(account);
+                reused += 1;
+            }
+        }
+    }
+    // Users that do not exist yet.
+    let mut missing_users = Vec::new();
+    let mut user_ids = vec![0u64; count];
+    for (i, slot) in accounts.iter().enumerate() {
+        if slot.is_some() {
+            continue;
+        }
+        match storage.user_by_name(&format!("{prefix}{i}"))? {
+            Some(id) => user_ids[i] = id,
+            None => missing_users.push(i),
+        }
+    }
+    let ops = missing_users
+        .iter()
+        .map(|i| WriteOp::CreateUser {
+            username: format!("{prefix}{i}"),
+            password_phc: String::new(),
+        })
+        .collect();
+    for (i, outcome) in missing_users.iter().zip(run_writes(storage.clone(), ops)?) {
+        match outcome {
+            Ok(WriteOutcome::UserCreated { user_id }) => user_ids[*i] = user_id,
+            other => bail!("creating {prefix}{i}: {other:?}"),
+        }
+    }
+    // A device and token for every account without a live one.
+    let need: Vec<usize> = (0..count).filter(|i| accounts[*i].is_none()).collect();
+    let mut ops = Vec::with_capacity(need.len());
+    for i in &need {
+        ops.push(WriteOp::CreateDevice {
+            user_id: user_ids[*i],
+            device_name: "loadgen".to_owned(),
+            token: auth::new_token().map_err(|e| anyhow::anyhow!("OS random source: {e}"))?,
+        });
+    }
+    for (i, outcome) in need.iter().zip(run_writes(storage, ops)?) {
+        match outcome {
+            Ok(WriteOutcome::DeviceCreated { user_id, token, .. }) => {
+                accounts[*i] = Some(Account {
+                    user_id,
+                    username: format!("{prefix}{i}"),
+                    token,
+                })
+            }
+            other => bail!("creating a device for {prefix}{i}: {other:?}"),
+        }
+    }
+    let mut text = String::with_capacity(count * 90);
+    for account in accounts.iter().flatten() {
+        text.push_str(&account.to_line());
+        text.push('\n');
+    }
+    let tmp = out.with_extension("tmp");
+    std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, out).with_context(|| format!("cannot write {}", out.display()))?;
+    Ok(Provisioned {
+        created: need.len(),
+        reused,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn provisioning_is_idempotent_and_tokens_resolve() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let out = dir.path().join("accounts.txt");
+        assert_eq!(
+            provision(&data, "lg", 50, &out).unwrap(),
+            Provisioned { created: 50, reused: 0 }
+        );
+        let first = std::fs::read_to_string(&out).unwrap();
+        let accounts: Vec<Account> = first.lines().map(|l| Account::parse(l).unwrap()).collect();
+        assert_eq!(accounts.len(), 50);
+        assert_eq!(accounts[7].username, "lg7");
+        // Growing the set keeps the first 50 and their tokens.
+        assert_eq!(
+            provision(&data, "lg", 60, &out).unwrap(),
+            Provisioned {
+                created: 10,
+                reused: 50
+            }
+        );
+        let second = std::fs::read_to_string(&out).unwrap();
+        assert!(second.starts_with(&first));
+        let storage = Storage::open(&data).unwrap();
+        for a in second.lines().map(|l| Account::parse(l).unwrap()) {
+            let t = storage.token(&auth::token_hash(&a.token)).unwrap().unwrap();
+            assert_eq!(t.user_id, a.user_id);
+            assert_eq!(storage.user_by_name(&a.username).unwrap(), Some(a.user_id));
+        }
+        assert_eq!(Account::parse("1 x abc"), None);
+    }
 }

@@ -23,13 +23,17 @@ const DUMMY_PHC: &str =
 
 /// Whether `password` matches the stored PHC string (`None`: the user does not exist).
 pub fn verify_password(password: &str, phc: Option<&str>) -> bool {
-    let stored = phc.unwrap_or(DUMMY_PHC);
+    // Token-only accounts (provisioned for load generation) store no password hash.
+    let stored = match phc {
+        Some("") | None => DUMMY_PHC,
+        Some(p) => p,
+    };
     let Ok(parsed) = PasswordHash::new(stored) else {
         tracing::warn!("a stored password hash does not parse; refusing the login");
         return false;
     };
     let ok = Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok();
-    ok && phc.is_some()
+    ok && phc.is_some_and(|p| !p.is_empty())
 }
 
 /// A new random session token.

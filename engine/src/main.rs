@@ -51,6 +51,23 @@ enum UserCommand {
         #[arg(long, default_value = "./hotline-data")]
         data_dir: PathBuf,
     },
+    /// Bulk-create token-only accounts PREFIX0..PREFIX{COUNT-1} (no password, no argon2)
+    /// and write `USER_ID USERNAME TOKEN_HEX` lines to --out; accounts already in --out
+    /// with a live token are reused, so repeated runs are cheap. For load generation.
+    Provision {
+        /// Username prefix.
+        #[arg(long, default_value = "lg")]
+        prefix: String,
+        /// Number of accounts.
+        #[arg(long)]
+        count: usize,
+        /// The accounts file to read and (re)write.
+        #[arg(long)]
+        out: PathBuf,
+        /// The server's data directory.
+        #[arg(long, default_value = "./hotline-data")]
+        data_dir: PathBuf,
+    },
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy)]
@@ -175,6 +192,22 @@ fn run(command: Command) -> anyhow::Result<()> {
             }
             let user_id = hotline_engine::admin::add_user(&data_dir, &name, password)?;
             println!("{user_id}");
+            Ok(())
+        }
+        Command::User(UserCommand::Provision {
+            prefix,
+            count,
+            out,
+            data_dir,
+        }) => {
+            let p = hotline_engine::admin::provision(&data_dir, &prefix, count, &out)?;
+            println!(
+                "{} accounts in {}: {} created, {} reused",
+                count,
+                out.display(),
+                p.created,
+                p.reused
+            );
             Ok(())
         }
     }
