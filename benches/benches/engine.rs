@@ -20,7 +20,10 @@ use hotline_wire::{ErrorCode, SendFlags};
 fn reply(request_id: u64) -> ReplyTo {
     ReplyTo {
         core: 0,
-        conn: ConnRef { index: 0, generation: 0 },
+        conn: ConnRef {
+            index: 0,
+            generation: 0,
+        },
         request_id,
         internal: false,
     }
@@ -105,7 +108,13 @@ impl Log {
             username: name.to_owned(),
             password_phc: String::new(),
         };
-        assert!(self.writer.submit(WriteRequest { reply: Some(reply(0)), op }).is_ok());
+        assert!(self
+            .writer
+            .submit(WriteRequest {
+                reply: Some(reply(0)),
+                op
+            })
+            .is_ok());
         match self.wait_written() {
             Ok(WriteOutcome::UserCreated { user_id }) => user_id,
             other => panic!("create user: {other:?}"),
@@ -124,7 +133,13 @@ impl Log {
                 payload: payload.clone(),
             };
             self.next_id += 1;
-            assert!(self.writer.submit(WriteRequest { reply: Some(reply(0)), op }).is_ok());
+            assert!(self
+                .writer
+                .submit(WriteRequest {
+                    reply: Some(reply(0)),
+                    op
+                })
+                .is_ok());
         }
         let mut acked = 0;
         while acked < batch {
