@@ -545,21 +545,14 @@ impl Core {
         let request_id = reply.request_id;
         match outcome {
             Ok(WriteOutcome::Sent(ack)) => {
-                if let Some(dev) = self.conns[idx].device() {
-                    dev.sends_in_flight = dev.sends_in_flight.saturating_sub(1);
-                }
                 self.shared.metrics.messages_acked.fetch_add(1, Ordering::Relaxed);
                 self.push(idx, request_id, &Message::SendAck(ack));
-                self.conns[idx].wake();
+                self.send_finished(idx);
             }
             Ok(WriteOutcome::UserCreated { user_id }) => {
-                self.conns[idx].state = ConnState::Ready;
-                self.push(
-                    idx,
-                    request_id,
-                    &Message::RegisterOk(hotline_wire::RegisterOk { user_id }),
-                );
-                self.conns[idx].wake();
+                let ok = hotline_wire::RegisterOk { user_id };
+                self.push(idx, request_id, &Message::RegisterOk(ok));
+                self.unpause(idx, ConnState::Ready);
             }
             Ok(WriteOutcome::DeviceCreated {
                 user_id,
@@ -588,19 +581,17 @@ impl Core {
             }
             Ok(WriteOutcome::CursorStored { seq, .. }) => self.on_cursor_stored(idx, seq),
             Err(code) => {
-                let conn = &mut self.conns[idx];
-                match &mut conn.state {
+                match &mut self.conns[idx].state {
                     ConnState::Authenticating { .. } => {
-                        conn.state = ConnState::Ready;
                         self.shared.metrics.logins_failed.fetch_add(1, Ordering::Relaxed);
+                        self.unpause(idx, ConnState::Ready);
                     }
                     // A failed cursor write is retried by the sweeper, quietly.
                     ConnState::LoggedIn(dev) if reply.internal => dev.cursor_writing = None,
                     // A failed send is the client's to retry.
-                    ConnState::LoggedIn(dev) => dev.sends_in_flight = dev.sends_in_flight.saturating_sub(1),
+                    ConnState::LoggedIn(_) => self.send_finished(idx),
                     _ => {}
                 }
-                conn.wake();
                 if reply.internal {
                     return;
                 }
@@ -672,17 +663,16 @@ impl Core {
                 }
             }
             Err(code) => {
-                let conn = &mut self.conns[idx];
-                match &mut conn.state {
+                match &mut self.conns[idx].state {
                     ConnState::Authenticating { .. } => {
-                        conn.state = ConnState::Ready;
+                        self.pending_tokens.remove(&idx);
                         self.shared.metrics.logins_failed.fetch_add(1, Ordering::Relaxed);
+                        self.unpause(idx, ConnState::Ready);
                     }
                     ConnState::LoggedIn(dev) if reply.internal => dev.read_in_flight = false,
                     ConnState::LoggedIn(dev) => dev.syncs_in_flight = dev.syncs_in_flight.saturating_sub(1),
                     _ => {}
                 }
-                conn.wake();
                 if !reply.internal {
                     let text = if code == ErrorCode::InvalidCredentials {
                         "invalid credentials"
@@ -692,6 +682,27 @@ impl Core {
                     self.push_error(idx, request_id, code, text);
                 }
             }
+        }
+    }
+
+    /// Ends a pause (a finished Register or a failed Login): the connection takes `state`,
+    /// its task polls the socket again, and frames that queued behind the pause run now.
+    fn unpause(&mut self, idx: usize, state: ConnState) {
+        let conn = &mut self.conns[idx];
+        conn.state = state;
+        conn.wake();
+        crate::conn::resume(self, idx);
+    }
+
+    /// One of the device's sends was answered; a connection paused at
+    /// `SENDS_IN_FLIGHT_MAX` starts reading again.
+    fn send_finished(&mut self, idx: usize) {
+        let Some(dev) = self.conns[idx].device() else { return };
+        let was_paused = dev.sends_in_flight >= crate::config::SENDS_IN_FLIGHT_MAX;
+        dev.sends_in_flight = dev.sends_in_flight.saturating_sub(1);
+        if was_paused {
+            self.conns[idx].wake();
+            crate::conn::resume(self, idx);
         }
     }
 

@@ -550,3 +550,43 @@ fn sync_pages_through_the_callers_own_inbox() {
         "alice's Sync reads alice's inbox, not bob's"
     );
 }
+
+/// Regression: frames pipelined behind a Login that failed waited for the client's next
+/// write before they were read (the connection paused for the Login, and a failed login
+/// did not resume the frames already buffered behind it).
+#[test]
+fn a_request_pipelined_behind_a_failed_login_is_answered_without_more_input() {
+    use hotline_wire::{Credentials, Login, Message, Register};
+    let server = Server::start();
+    Client::register_user(server.addr(), "pipe");
+    let mut client = Client::connect(server.addr());
+    client.hello();
+    let wrong = Message::Login(Login {
+        credentials: Credentials::Password {
+            username: "pipe",
+            password: "not the password",
+        },
+        device_name: "first try",
+    });
+    let register = Message::Register(Register {
+        username: "pipe2",
+        password: "pipe2 password",
+    });
+    let mut encoder = hotline_wire::Encoder::new();
+    let mut bytes = Vec::new();
+    encoder.encode_into(901, &wrong, &mut bytes);
+    encoder.encode_into(902, &register, &mut bytes);
+    client.raw_write(&bytes);
+    assert_eq!(
+        client.expect_error(Duration::from_secs(10)),
+        (901, ErrorCode::InvalidCredentials)
+    );
+    // No further bytes go out: the Register must be handled from what was buffered.
+    client.drain_for(Duration::from_secs(2));
+    let answered = client.queued().iter().any(|e| format!("{e:?}").contains("902"));
+    assert!(
+        answered,
+        "the pipelined Register got no answer; queued: {:?}",
+        client.queued()
+    );
+}
