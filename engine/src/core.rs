@@ -29,7 +29,9 @@ use slab::Slab;
 
 use crate::config::{ServeConfig, ACK_WAITERS_MAX, CATCH_UP_PAGE_MESSAGES_MAX};
 use crate::helper::{HelperJob, HelperPool};
-use crate::mailbox::{Adopt, Completion, ConnRef, HelperOutcome, Mailbox, ReadPurpose, ReplyTo, WriteOutcome};
+use crate::mailbox::{
+    Adopt, Completion, ConnRef, HelperOutcome, LoginResult, Mailbox, ReadPurpose, ReplyTo, WriteOutcome,
+};
 use crate::metrics::Metrics;
 use crate::storage::record::{decode_record, StoredMessage};
 use crate::storage::writer::{LogWriter, WriteOp, WriteRequest};
@@ -561,8 +563,7 @@ impl Core {
                 token_hash,
                 inbox_head,
             }) => {
-                let adopt = Adopt {
-                    fd: None,
+                let adopt = Adopt::local(LoginResult {
                     request_id,
                     user_id,
                     device_id,
@@ -570,9 +571,7 @@ impl Core {
                     token_hash,
                     cursor: 0,
                     inbox_head,
-                    inbound: Vec::new(),
-                    outbound: Vec::new(),
-                };
+                });
                 crate::conn::login_succeeded(self, idx, adopt);
             }
             Ok(WriteOutcome::TokenRevoked) => {
@@ -617,8 +616,7 @@ impl Core {
                 inbox_head,
                 token_hash,
             }) => {
-                let adopt = Adopt {
-                    fd: None,
+                let adopt = Adopt::local(LoginResult {
                     request_id,
                     user_id,
                     device_id,
@@ -626,9 +624,7 @@ impl Core {
                     token_hash,
                     cursor,
                     inbox_head,
-                    inbound: Vec::new(),
-                    outbound: Vec::new(),
-                };
+                });
                 crate::conn::login_succeeded(self, idx, adopt);
             }
             Ok(HelperOutcome::InboxPage {

@@ -142,6 +142,36 @@ pub struct Adopt {
     pub outbound: Vec<u8>,
 }
 
+/// Who logged in, as the login's outcome tells it.
+#[derive(Debug, Clone, Copy)]
+pub struct LoginResult {
+    pub request_id: u64,
+    pub user_id: u64,
+    pub device_id: u64,
+    pub token: [u8; 32],
+    pub token_hash: [u8; 32],
+    pub cursor: u64,
+    pub inbox_head: u64,
+}
+
+impl Adopt {
+    /// A login finished on the accepting core, before any socket handoff.
+    pub fn local(login: LoginResult) -> Adopt {
+        Adopt {
+            fd: None,
+            request_id: login.request_id,
+            user_id: login.user_id,
+            device_id: login.device_id,
+            token: login.token,
+            token_hash: login.token_hash,
+            cursor: login.cursor,
+            inbox_head: login.inbox_head,
+            inbound: Vec::new(),
+            outbound: Vec::new(),
+        }
+    }
+}
+
 /// Work from another core.
 #[derive(Debug)]
 pub enum Routed {
