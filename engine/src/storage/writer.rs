@@ -606,3 +606,175 @@ impl WriterState {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mailbox::ConnRef;
+
+    struct Harness {
+        storage: Arc<Storage>,
+        mailboxes: Arc<[Mailbox]>,
+        writer: Arc<LogWriter>,
+        threads: Vec<JoinHandle<()>>,
+    }
+
+    fn reply(request_id: u64) -> Option<ReplyTo> {
+        Some(ReplyTo {
+            core: 0,
+            conn: ConnRef {
+                index: 0,
+                generation: 0,
+            },
+            request_id,
+            internal: false,
+        })
+    }
+
+    impl Harness {
+        fn open(dir: &std::path::Path) -> Harness {
+            let storage = Arc::new(Storage::open(dir).unwrap());
+            let mailboxes: Arc<[Mailbox]> = vec![Mailbox::default()].into();
+            let (writer, threads) = spawn(storage.clone(), mailboxes.clone(), Durability::Sync).unwrap();
+            Harness {
+                storage,
+                mailboxes,
+                writer,
+                threads,
+            }
+        }
+
+        fn close(self) {
+            self.writer.stop();
+            for t in self.threads {
+                t.join().unwrap();
+            }
+        }
+
+        /// Submits `op` and returns its outcome plus the notifications pushed before it.
+        fn write(&self, op: WriteOp) -> (Result<WriteOutcome, ErrorCode>, Vec<(u64, u64)>) {
+            self.writer.submit(WriteRequest { reply: reply(1), op }).unwrap();
+            let mut committed = Vec::new();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                match self.mailboxes[0].pop_completion() {
+                    Some(Completion::Written { outcome, .. }) => return (outcome, committed),
+                    Some(Completion::Committed { user_id, seq, .. }) => committed.push((user_id, seq)),
+                    Some(other) => panic!("unexpected {other:?}"),
+                    None if Instant::now() > deadline => panic!("no outcome in time"),
+                    None => thread::sleep(Duration::from_micros(100)),
+                }
+            }
+        }
+
+        fn user(&self, name: &str) -> u64 {
+            let op = WriteOp::CreateUser {
+                username: name.into(),
+                password_phc: String::new(),
+            };
+            match self.write(op).0 {
+                Ok(WriteOutcome::UserCreated { user_id }) => user_id,
+                other => panic!("{other:?}"),
+            }
+        }
+
+        fn send(&self, from: u64, to: u64, client_msg_id: u64) -> (Result<WriteOutcome, ErrorCode>, Vec<(u64, u64)>) {
+            self.write(WriteOp::Append {
+                sender: from,
+                sender_device: 1,
+                to,
+                client_msg_id,
+                flags: SendFlags::NONE,
+                payload: Bytes::from_static(b"hi"),
+            })
+        }
+
+        fn seqs(&self, user: u64) -> Vec<u64> {
+            let page = self.storage.read_inbox(user, 0, 1_000, usize::MAX).unwrap();
+            page.entries.iter().map(|(seq, _)| *seq).collect()
+        }
+    }
+
+    #[test]
+    fn seqs_stay_dense_across_a_refused_send_and_notifications_come_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = Harness::open(dir.path());
+        let (a, b) = (h.user("a"), h.user("b"));
+        let (_, first) = h.send(a, b, 1);
+        assert_eq!(first, [(b, 1), (a, 1)], "recipient's copy first, then the sender's");
+        assert_eq!(h.send(a, 999_999, 2).0, Err(ErrorCode::NoSuchUser));
+        let (ok, committed) = h.send(a, b, 3);
+        let Ok(WriteOutcome::Sent(ack)) = ok else {
+            panic!("{ok:?}")
+        };
+        assert_eq!(
+            (ack.inbox_seq, committed),
+            (2, vec![(b, 2), (a, 2)]),
+            "the refusal took no seq"
+        );
+        assert_eq!(h.seqs(a), [1, 2]);
+        assert_eq!(h.seqs(b), [1, 2]);
+        h.close();
+    }
+
+    #[test]
+    fn a_retry_is_deduplicated_even_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = Harness::open(dir.path());
+        let (a, b) = (h.user("a"), h.user("b"));
+        let (Ok(WriteOutcome::Sent(original)), _) = h.send(a, b, 42) else {
+            panic!()
+        };
+        let (retry, committed) = h.send(a, b, 42);
+        assert_eq!(retry, Ok(WriteOutcome::Sent(original)));
+        assert!(committed.is_empty(), "a duplicate notifies nobody");
+        h.close();
+        let h = Harness::open(dir.path());
+        assert_eq!(h.send(a, b, 42).0, Ok(WriteOutcome::Sent(original)));
+        let (Ok(WriteOutcome::Sent(next)), _) = h.send(a, b, 43) else {
+            panic!()
+        };
+        assert_eq!(next.inbox_seq, 2, "the recovered head continues densely");
+        assert!(
+            next.message_id > original.message_id,
+            "message ids keep increasing across restarts"
+        );
+        assert_eq!(h.seqs(b), [1, 2]);
+        h.close();
+    }
+
+    #[test]
+    fn a_message_to_oneself_has_one_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = Harness::open(dir.path());
+        let a = h.user("a");
+        let (Ok(WriteOutcome::Sent(ack)), committed) = h.send(a, a, 1) else {
+            panic!()
+        };
+        assert_eq!((ack.inbox_seq, committed), (1, vec![(a, 1)]));
+        assert_eq!(h.seqs(a), [1]);
+        h.close();
+    }
+
+    #[test]
+    fn usernames_are_unique_even_within_one_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = Harness::open(dir.path());
+        for _ in 0..2 {
+            let op = WriteOp::CreateUser {
+                username: "twin".into(),
+                password_phc: String::new(),
+            };
+            h.writer.submit(WriteRequest { reply: reply(7), op }).unwrap();
+        }
+        let mut outcomes = Vec::new();
+        while outcomes.len() < 2 {
+            if let Some(Completion::Written { outcome, .. }) = h.mailboxes[0].pop_completion() {
+                outcomes.push(outcome.map(|_| ()));
+            }
+        }
+        outcomes.sort_by_key(|o| o.is_err());
+        assert_eq!(outcomes, [Ok(()), Err(ErrorCode::UserExists)]);
+        h.close();
+    }
+}
