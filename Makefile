@@ -1,6 +1,7 @@
 # Hotline: the two commands a fresh Debian/Ubuntu machine with only rustup needs.
 #   make run    build (release) and start `hotline serve` on its defaults
 #   make test   everything CI checks: generated code, fmt, clippy, tests, fuzz target build
+#   make bench  the end-to-end load scenarios (scripts/bench): results/*.json, README table, plots
 SHELL := /bin/bash
 .DEFAULT_GOAL := test
 
@@ -8,7 +9,7 @@ SHELL := /bin/bash
 # 13-minute C++ build from earlier runs; a fresh machine simply starts it empty.
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/hotline/target
 
-.PHONY: run test deps flatc generated fuzz-build bench-wire
+.PHONY: run test deps flatc generated fuzz-build bench-wire bench
 
 deps:
 	@scripts/ensure-deps
@@ -36,3 +37,8 @@ test: deps generated
 
 bench-wire: deps
 	cargo bench -p hotline-benches --bench wire
+
+# The standard end-to-end scenarios with the release binaries: idle memory per connection,
+# pairs capacity (sync and async), fan-out. Writes results/*.json, results/README.md, SVGs.
+bench: deps
+	scripts/bench

@@ -1,0 +1,645 @@
+//! The coordinator: the `run` (and `capacity`) process that splits the connections over
+//! worker processes, starts measured steps in all of them at one instant, merges what they
+//! report and samples the server from outside (`/proc/PID`).
+//!
+//! A [`Fleet`] is the set of workers of one run: [`Fleet::start`] spawns them (the binary
+//! re-executes itself with the hidden `worker` subcommand), waits until every connection is
+//! logged in and measures the server's memory before and after; [`Fleet::step`] runs one
+//! measured step; [`Fleet::quit`] has the workers acknowledge everything and exit.
+//!
+//! Workers talk JSON lines over pipes (see `proto`); one thread per worker forwards its
+//! stdout lines into one channel, so the coordinator waits on one thing.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command as Process, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::accounting::Tally;
+use crate::clock::{now_ns, unix_ms, NS_PER_MS, NS_PER_S};
+use crate::hist::LatencyHist;
+use crate::payload::PAYLOAD_HEADER_BYTES;
+use crate::plan::{self, Pattern};
+use crate::proto::{Command, Progress, StepPlan, StepReport, WorkerConfig, WorkerMsg};
+use crate::sys;
+use crate::worker::CONNECTIONS_PER_WORKER_MAX;
+
+/// How long connections sit idle after the last login before the server's memory is read.
+pub const IDLE_SETTLE_MS: u64 = 1_000;
+
+/// How far ahead of "now" a step's start is set, so every worker has the command in time.
+pub const STEP_LEAD_MS: u64 = 200;
+
+/// How long the connect phase may take beyond `connections / connect-rate`.
+pub const CONNECT_SLACK_S: u64 = 60;
+
+/// How long a step may overrun its warmup + duration + drain before the run gives up.
+pub const STEP_SLACK_S: u64 = 30;
+
+/// How long workers may take to quit.
+pub const QUIT_WAIT_S: u64 = 15;
+
+/// Connections per loopback source address when none are given (under the ~28,000 ports
+/// of the default ephemeral range).
+pub const CONNECTIONS_PER_SOURCE_ADDR: usize = 20_000;
+
+/// The options `run` and `capacity` share.
+#[derive(Args, Debug, Clone)]
+pub struct LoadArgs {
+    /// The server, HOST:PORT.
+    #[arg(long)]
+    pub target: SocketAddr,
+    /// Accounts file from `hotline user provision` (line i is connection i).
+    #[arg(long)]
+    pub accounts: PathBuf,
+    /// Connections (= accounts = devices) to open.
+    #[arg(long)]
+    pub connections: usize,
+    /// Send requests per second over all connections (0: connect and stay idle). For
+    /// fanout:K each message is K Sends at the same scheduled time, so messages per second
+    /// = rate / K and deliveries per second = rate, as for pairs.
+    #[arg(long, default_value_t = 0.0)]
+    pub rate: f64,
+    /// Seconds measured (after the warmup).
+    #[arg(long, default_value_t = 10.0)]
+    pub duration: f64,
+    /// Payload bytes per message (at least 24: nonce, scheduled time, sequence number).
+    #[arg(long, default_value_t = 100)]
+    pub payload: usize,
+    /// pairs (2i <-> 2i+1) or fanout:K (groups of K+1: the first sends to the K others).
+    #[arg(long, default_value = "pairs")]
+    pub pattern: Pattern,
+    /// Seconds of sending before the measured window.
+    #[arg(long, default_value_t = 2.0)]
+    pub warmup: f64,
+    /// After sending stops, the books close when every acknowledged message has arrived,
+    /// or when nothing new arrived for this many seconds (at most 60 s after the window):
+    /// an acknowledged message still missing then counts as lost.
+    #[arg(long, default_value_t = 5.0)]
+    pub drain: f64,
+    /// New connections per second (all workers together).
+    #[arg(long, default_value_t = 5_000.0)]
+    pub connect_rate: f64,
+    /// How long after receiving a message a connection acknowledges it (Ack up to what it
+    /// holds), in ms, like a client that batches its acks.
+    #[arg(long, default_value_t = 100)]
+    pub ack_interval_ms: u64,
+    /// The server's process id: its memory (VmRSS) and CPU time go into the report.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Write the JSON report here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Worker processes (default: one per 15,000 connections).
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Local addresses to connect from, round-robin: A-B (an IPv4 range) or A,B,C
+    /// (default: the kernel's choice; 127.0.0.2, ... one per 20,000 connections to a
+    /// loopback target above 20,000 connections).
+    #[arg(long)]
+    pub source_addrs: Option<String>,
+    /// A name for the scenario, recorded in the report (results/<label>.json).
+    #[arg(long)]
+    pub label: Option<String>,
+    /// KEY=VALUE facts recorded in the report as they are (e.g. durability=sync).
+    #[arg(long = "tag")]
+    pub tags: Vec<String>,
+}
+
+impl LoadArgs {
+    /// Checks what can be checked before anything starts; returns the worker count.
+    pub fn validate(&self) -> anyhow::Result<usize> {
+        if self.connections == 0 {
+            bail!("--connections must be at least 1");
+        }
+        if self.payload < PAYLOAD_HEADER_BYTES {
+            bail!(
+                "--payload {} is below the {PAYLOAD_HEADER_BYTES}-byte header every message carries",
+                self.payload
+            );
+        }
+        if !(self.rate >= 0.0 && self.rate.is_finite()) {
+            bail!("--rate must be a finite number >= 0");
+        }
+        if self.duration <= 0.0 || self.warmup < 0.0 || self.drain < 0.0 {
+            bail!("--duration must be > 0, --warmup and --drain >= 0");
+        }
+        if self.connect_rate <= 0.0 {
+            bail!("--connect-rate must be > 0");
+        }
+        let unit = self.pattern.unit_accounts();
+        if self.rate > 0.0 && self.connections < unit {
+            bail!(
+                "--pattern {} needs at least {unit} connections per unit; {} were given",
+                self.pattern,
+                self.connections
+            );
+        }
+        let workers = self
+            .workers
+            .unwrap_or_else(|| self.connections.div_ceil(CONNECTIONS_PER_WORKER_MAX))
+            .max(1);
+        for range in plan::split(self.connections, self.pattern, workers) {
+            if range.len() > CONNECTIONS_PER_WORKER_MAX {
+                bail!(
+                    "{} connections in one worker exceed {CONNECTIONS_PER_WORKER_MAX} (the open-file limit is 20,000 per process): use --workers {}",
+                    range.len(),
+                    self.connections.div_ceil(CONNECTIONS_PER_WORKER_MAX) + 1
+                );
+            }
+        }
+        let have = crate::accounts::count(&self.accounts)?;
+        if have < self.connections {
+            bail!(
+                "{} holds {have} accounts but --connections is {}: provision more with `hotline user provision --count {}` (server stopped)",
+                self.accounts.display(),
+                self.connections,
+                self.connections
+            );
+        }
+        Ok(workers)
+    }
+
+    /// The source addresses to bind to.
+    pub fn source_addrs(&self) -> anyhow::Result<Vec<IpAddr>> {
+        match &self.source_addrs {
+            Some(text) => parse_source_addrs(text),
+            None => {
+                let loopback = matches!(self.target.ip(), IpAddr::V4(ip) if ip.is_loopback());
+                if loopback && self.connections > CONNECTIONS_PER_SOURCE_ADDR {
+                    let n = self.connections.div_ceil(CONNECTIONS_PER_SOURCE_ADDR) as u32;
+                    Ok((0..n)
+                        .map(|i| IpAddr::V4(Ipv4Addr::from(u32::from(Ipv4Addr::new(127, 0, 0, 2)) + i)))
+                        .collect())
+                } else {
+                    Ok(Vec::new())
+                }
+            }
+        }
+    }
+
+    /// The tags as (key, value) pairs.
+    pub fn tag_pairs(&self) -> anyhow::Result<Vec<(String, String)>> {
+        self.tags
+            .iter()
+            .map(|t| match t.split_once('=') {
+                Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+                _ => bail!("--tag {t:?} is not KEY=VALUE"),
+            })
+            .collect()
+    }
+}
+
+/// Parses `A-B` (inclusive IPv4 range) or `A,B,C`.
+pub fn parse_source_addrs(text: &str) -> anyhow::Result<Vec<IpAddr>> {
+    if let Some((a, b)) = text.split_once('-') {
+        let a: Ipv4Addr = a
+            .trim()
+            .parse()
+            .with_context(|| format!("--source-addrs: bad address {a:?}"))?;
+        let b: Ipv4Addr = b
+            .trim()
+            .parse()
+            .with_context(|| format!("--source-addrs: bad address {b:?}"))?;
+        let (a, b) = (u32::from(a), u32::from(b));
+        if b < a || b - a >= 1 << 16 {
+            bail!("--source-addrs: {text:?} is not a range of at most 65,536 addresses");
+        }
+        return Ok((a..=b).map(|i| IpAddr::V4(Ipv4Addr::from(i))).collect());
+    }
+    text.split(',')
+        .map(|a| {
+            a.trim()
+                .parse()
+                .with_context(|| format!("--source-addrs: bad address {a:?}"))
+        })
+        .collect()
+}
+
+/// What the connect phase measured.
+#[derive(Debug)]
+pub struct Connected {
+    pub connected: u64,
+    pub failed: u64,
+    pub backlog: u64,
+    pub connect_latency: LatencyHist,
+    pub errors: Vec<(String, u64)>,
+    pub connect_s: f64,
+    pub server_rss_before: Option<u64>,
+    pub server_rss_idle: Option<u64>,
+    pub tcp_mem_before: Option<u64>,
+    pub tcp_mem_idle: Option<u64>,
+}
+
+/// What one step measured, merged over all workers.
+#[derive(Debug, Clone, Default)]
+pub struct StepOutcome {
+    pub rate: f64,
+    pub tally: Tally,
+    pub window_delivered: u64,
+    pub window_sent: u64,
+    pub skipped: u64,
+    pub errors: u64,
+    pub error_codes: Vec<(String, u64)>,
+    pub disconnected: u64,
+    pub unverified: u64,
+    pub stale: u64,
+    pub unexpected: u64,
+    pub settled: bool,
+    pub send_lag_max_ns: u64,
+    pub latency: LatencyHist,
+    pub ack_latency: LatencyHist,
+    pub send_lag: LatencyHist,
+    pub duration_s: f64,
+    /// Worker CPU during the window, as a percentage of one core.
+    pub loadgen_cpu_percent: f64,
+    /// Server CPU during the window, as a percentage of one core.
+    pub server_cpu_percent: Option<f64>,
+    /// The whole machine during the window: busy and stolen (by the hypervisor) CPU time,
+    /// as a percentage of all cores.
+    pub machine_busy_percent: Option<f64>,
+    pub machine_steal_percent: Option<f64>,
+    pub server_rss_after: Option<u64>,
+    pub tcp_mem_after: Option<u64>,
+}
+
+impl StepOutcome {
+    /// First deliveries per second inside the measured window.
+    pub fn throughput(&self) -> f64 {
+        self.window_delivered as f64 / self.duration_s
+    }
+
+    /// Errors of every kind: error frames, lost connections, sends that could not be made.
+    pub fn errors_total(&self) -> u64 {
+        self.errors + self.skipped
+    }
+}
+
+/// The worker processes of one run.
+#[derive(Debug)]
+pub struct Fleet {
+    children: Vec<Child>,
+    stdins: Vec<ChildStdin>,
+    rx: mpsc::Receiver<(usize, Option<WorkerMsg>)>,
+    progress: Vec<Progress>,
+    bar: ProgressBar,
+    server_pid: Option<u32>,
+    connections: usize,
+    last_plain_line: Instant,
+}
+
+impl Fleet {
+    /// Spawns the workers and waits until every connection is logged in (or failed).
+    pub fn start(args: &LoadArgs, workers: usize, run_nonce: u32) -> anyhow::Result<(Fleet, Connected)> {
+        let source_addrs = args.source_addrs()?;
+        let server_rss_before = args.server_pid.and_then(sys::rss_bytes);
+        let tcp_mem_before = sys::kernel_tcp_mem_bytes();
+        let exe = std::env::current_exe().context("cannot find this executable to start workers")?;
+        let (tx, rx) = mpsc::channel();
+        let mut children = Vec::new();
+        let mut stdins = Vec::new();
+        let ranges = plan::split(args.connections, args.pattern, workers);
+        let senders_total = plan::senders_total(args.connections, args.pattern);
+        for (w, range) in ranges.into_iter().enumerate() {
+            let share = range.len() as f64 / args.connections as f64;
+            let config = WorkerConfig {
+                worker: w,
+                workers,
+                target: args.target,
+                accounts_file: args.accounts.clone(),
+                accounts: range,
+                pattern: args.pattern,
+                payload_bytes: args.payload,
+                run_nonce,
+                connect_rate_per_s: args.connect_rate * share,
+                ack_interval_ms: args.ack_interval_ms,
+                source_addrs: source_addrs.clone(),
+                senders_total,
+            };
+            let mut child = Process::new(&exe)
+                .arg("worker")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .with_context(|| format!("cannot start worker {w} ({})", exe.display()))?;
+            let mut stdin = child.stdin.take().context("worker stdin was piped")?;
+            let stdout = child.stdout.take().context("worker stdout was piped")?;
+            writeln!(stdin, "{}", serde_json::to_string(&config)?).context("cannot configure a worker")?;
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines() {
+                    let Ok(line) = line else { break };
+                    match serde_json::from_str::<WorkerMsg>(&line) {
+                        Ok(msg) => {
+                            if tx.send((w, Some(msg))).is_err() {
+                                return;
+                            }
+                        }
+                        Err(_) => eprintln!("worker {w}: {line}"),
+                    }
+                }
+                let _ = tx.send((w, None));
+            });
+            children.push(child);
+            stdins.push(stdin);
+        }
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}").expect("a valid template"));
+        bar.enable_steady_tick(Duration::from_millis(200));
+        let mut fleet = Fleet {
+            children,
+            stdins,
+            rx,
+            progress: vec![Progress::default(); workers],
+            bar,
+            server_pid: args.server_pid,
+            connections: args.connections,
+            last_plain_line: Instant::now(),
+        };
+        let started = Instant::now();
+        let deadline = started
+            + Duration::from_secs_f64(args.connections as f64 / args.connect_rate)
+            + Duration::from_secs(CONNECT_SLACK_S);
+        let mut ready = 0;
+        let mut connected = Connected {
+            connected: 0,
+            failed: 0,
+            backlog: 0,
+            connect_latency: LatencyHist::new(),
+            errors: Vec::new(),
+            connect_s: 0.0,
+            server_rss_before,
+            server_rss_idle: None,
+            tcp_mem_before,
+            tcp_mem_idle: None,
+        };
+        while ready < workers {
+            match fleet.next_msg(deadline, "connecting")? {
+                (_, WorkerMsg::Ready(r)) => {
+                    ready += 1;
+                    connected.connected += r.connected;
+                    connected.failed += r.failed;
+                    connected.backlog += r.backlog;
+                    connected
+                        .connect_latency
+                        .merge(&LatencyHist::from_base64(&r.connect_latency)?);
+                    merge_codes(&mut connected.errors, &r.error_codes);
+                }
+                (w, other) => fleet.unexpected(w, other)?,
+            }
+        }
+        connected.connect_s = started.elapsed().as_secs_f64();
+        fleet.bar.set_message(format!(
+            "{} connected, {} failed; idle {IDLE_SETTLE_MS} ms, then measuring the server",
+            connected.connected, connected.failed
+        ));
+        std::thread::sleep(Duration::from_millis(IDLE_SETTLE_MS));
+        connected.server_rss_idle = args.server_pid.and_then(sys::rss_bytes);
+        connected.tcp_mem_idle = sys::kernel_tcp_mem_bytes();
+        Ok((fleet, connected))
+    }
+
+    /// Runs one step at `rate` in every worker and merges the reports.
+    pub fn step(&mut self, args: &LoadArgs, rate: f64) -> anyhow::Result<StepOutcome> {
+        let t0_ns = now_ns() + STEP_LEAD_MS * NS_PER_MS;
+        let plan = StepPlan {
+            rate,
+            t0_ns,
+            warmup_ns: (args.warmup * NS_PER_S as f64) as u64,
+            duration_ns: (args.duration * NS_PER_S as f64) as u64,
+            drain_ns: (args.drain * NS_PER_S as f64) as u64,
+        };
+        for stdin in &mut self.stdins {
+            writeln!(stdin, "{}", serde_json::to_string(&Command::Step(plan))?).context("a worker is gone")?;
+        }
+        let window_start = t0_ns + plan.warmup_ns;
+        let window_end = window_start + plan.duration_ns;
+        let deadline = Instant::now()
+            + Duration::from_nanos(window_end - now_ns())
+            + Duration::from_secs(crate::worker::DRAIN_MAX_S + STEP_SLACK_S);
+        let mut cpu_start = None;
+        let mut cpu_end = None;
+        let mut machine_start = None;
+        let mut machine_end = None;
+        let mut out = StepOutcome {
+            rate,
+            duration_s: args.duration,
+            settled: true,
+            ..StepOutcome::default()
+        };
+        let mut done = 0;
+        let mut cpu_window_ns = 0;
+        while done < self.children.len() {
+            let now = now_ns();
+            if let Some(pid) = self.server_pid {
+                if cpu_start.is_none() && now >= window_start {
+                    cpu_start = sys::process_cpu_ns(pid).map(|c| (c, now));
+                }
+                if cpu_end.is_none() && now >= window_end {
+                    cpu_end = sys::process_cpu_ns(pid).map(|c| (c, now));
+                }
+            }
+            if machine_start.is_none() && now >= window_start {
+                machine_start = sys::machine_cpu_ticks();
+            }
+            if machine_end.is_none() && now >= window_end {
+                machine_end = sys::machine_cpu_ticks();
+            }
+            let phase = if now < window_start {
+                "warmup"
+            } else if now < window_end {
+                "measuring"
+            } else {
+                "draining"
+            };
+            let msg = match self.rx.recv_timeout(Duration::from_millis(20)) {
+                Ok(m) => m,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if Instant::now() > deadline {
+                        bail!("the workers did not finish the step in time");
+                    }
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => bail!("every worker is gone"),
+            };
+            match msg {
+                (w, Some(WorkerMsg::Progress(p))) => {
+                    self.progress[w] = p;
+                    self.show(&format!("{phase} @ {rate:.0}/s"));
+                }
+                (_, Some(WorkerMsg::StepDone(r))) => {
+                    done += 1;
+                    cpu_window_ns += r.cpu_window_ns;
+                    merge_step(&mut out, &r)?;
+                }
+                (w, other) => self.unexpected(w, other.unwrap_or(WorkerMsg::Fatal("exited".to_owned())))?,
+            }
+        }
+        if let (Some(pid), None) = (self.server_pid, cpu_end) {
+            // The books settled the moment the window closed: sample now.
+            cpu_end = sys::process_cpu_ns(pid).map(|c| (c, now_ns()));
+        }
+        if machine_end.is_none() {
+            machine_end = sys::machine_cpu_ticks();
+        }
+        if let (Some((b0, s0, t0)), Some((b1, s1, t1))) = (machine_start, machine_end) {
+            let total = t1.saturating_sub(t0).max(1) as f64;
+            out.machine_busy_percent = Some(b1.saturating_sub(b0) as f64 / total * 100.0);
+            out.machine_steal_percent = Some(s1.saturating_sub(s0) as f64 / total * 100.0);
+        }
+        out.loadgen_cpu_percent = cpu_window_ns as f64 / plan.duration_ns as f64 * 100.0;
+        if let (Some((a, ta)), Some((b, tb))) = (cpu_start, cpu_end) {
+            out.server_cpu_percent = Some(b.saturating_sub(a) as f64 / (tb - ta).max(1) as f64 * 100.0);
+        }
+        out.server_rss_after = self.server_pid.and_then(sys::rss_bytes);
+        out.tcp_mem_after = sys::kernel_tcp_mem_bytes();
+        Ok(out)
+    }
+
+    /// Has every worker acknowledge what it received, disconnect and exit.
+    pub fn quit(mut self) -> anyhow::Result<()> {
+        for stdin in &mut self.stdins {
+            let _ = writeln!(stdin, "{}", serde_json::to_string(&Command::Quit)?);
+        }
+        let deadline = Instant::now() + Duration::from_secs(QUIT_WAIT_S);
+        let mut gone = 0;
+        while gone < self.children.len() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok((_, Some(WorkerMsg::Bye { .. }))) => gone += 1,
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        self.bar.finish_and_clear();
+        for child in &mut self.children {
+            // A worker that did not say Bye in time is ended here.
+            if !matches!(child.try_wait(), Ok(Some(_))) {
+                std::thread::sleep(Duration::from_millis(200));
+                if !matches!(child.try_wait(), Ok(Some(_))) {
+                    let _ = child.kill();
+                }
+            }
+            let _ = child.wait();
+        }
+        Ok(())
+    }
+
+    fn next_msg(&mut self, deadline: Instant, phase: &str) -> anyhow::Result<(usize, WorkerMsg)> {
+        loop {
+            match self.rx.recv_timeout(Duration::from_millis(100)) {
+                Ok((w, Some(WorkerMsg::Progress(p)))) => {
+                    self.progress[w] = p;
+                    self.show(phase);
+                }
+                Ok((w, Some(msg))) => return Ok((w, msg)),
+                Ok((w, None)) => bail!("worker {w} exited unexpectedly (its stderr is above)"),
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if Instant::now() > deadline {
+                        bail!("timed out while {phase}");
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => bail!("every worker is gone"),
+            }
+        }
+    }
+
+    fn unexpected(&mut self, w: usize, msg: WorkerMsg) -> anyhow::Result<()> {
+        match msg {
+            WorkerMsg::Fatal(why) => bail!("worker {w} failed: {why}"),
+            other => bail!("worker {w} sent {other:?} out of turn"),
+        }
+    }
+
+    fn show(&mut self, phase: &str) {
+        let mut p = Progress::default();
+        for w in &self.progress {
+            p.connected += w.connected;
+            p.failed += w.failed;
+            p.sent += w.sent;
+            p.acked += w.acked;
+            p.delivered += w.delivered;
+            p.errors += w.errors;
+        }
+        let line = format!(
+            "{phase}: conns {}/{} (failed {}) | sent {} acked {} delivered {} errors {}",
+            p.connected, self.connections, p.failed, p.sent, p.acked, p.delivered, p.errors
+        );
+        if self.bar.is_hidden() {
+            if self.last_plain_line.elapsed() >= Duration::from_secs(5) {
+                self.last_plain_line = Instant::now();
+                eprintln!("hotline-loadgen: {line}");
+            }
+        } else {
+            self.bar.set_message(line);
+        }
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            if matches!(child.try_wait(), Ok(None)) {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+fn merge_codes(into: &mut Vec<(String, u64)>, from: &[(String, u64)]) {
+    for (code, n) in from {
+        match into.iter_mut().find(|(c, _)| c == code) {
+            Some((_, m)) => *m += n,
+            None => into.push((code.clone(), *n)),
+        }
+    }
+}
+
+fn merge_step(out: &mut StepOutcome, r: &StepReport) -> anyhow::Result<()> {
+    out.tally.add(&r.tally);
+    out.window_delivered += r.window_delivered;
+    out.window_sent += r.window_sent;
+    out.skipped += r.skipped;
+    out.errors += r.errors;
+    merge_codes(&mut out.error_codes, &r.error_codes);
+    out.disconnected += r.disconnected;
+    out.unverified += r.unverified;
+    out.stale += r.stale;
+    out.unexpected += r.unexpected;
+    out.settled &= r.settled;
+    out.send_lag_max_ns = out.send_lag_max_ns.max(r.send_lag_max_ns);
+    out.latency.merge(&LatencyHist::from_base64(&r.latency)?);
+    out.ack_latency.merge(&LatencyHist::from_base64(&r.ack_latency)?);
+    out.send_lag.merge(&LatencyHist::from_base64(&r.send_lag)?);
+    Ok(())
+}
+
+/// A run's nonce: the low 32 bits of the Unix time in ms (unique per run unless two runs
+/// start within the same millisecond, 49 days apart).
+pub fn run_nonce() -> u32 {
+    (unix_ms() & 0xffff_ffff) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_address_ranges_and_lists_parse() {
+        let r = parse_source_addrs("127.0.0.2-127.0.0.4").expect("range");
+        assert_eq!(r.len(), 3);
+        assert_eq!(r[2], "127.0.0.4".parse::<IpAddr>().expect("ip"));
+        let l = parse_source_addrs("127.0.0.2,127.0.0.9").expect("list");
+        assert_eq!(l.len(), 2);
+        assert!(parse_source_addrs("127.0.0.9-127.0.0.2").is_err());
+        assert!(parse_source_addrs("nope").is_err());
+    }
+}

@@ -1,0 +1,205 @@
+//! The load generator against a real server: a few hundred provisioned accounts, a few
+//! seconds of pairs traffic, and the books must balance (nothing lost or duplicated), with a
+//! well-formed JSON report carrying every key the results tables read.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hotline_tests::{hotline_bin, Server};
+
+/// Accounts (= connections) the smoke run opens.
+const CONNECTIONS: usize = 300;
+
+/// Sends per second over all connections: modest, so a debug build on a loaded 2-core
+/// machine keeps up.
+const RATE: u32 = 1_500;
+
+/// How long the whole loadgen run may take before the test gives up on it.
+const LOADGEN_WAIT: Duration = Duration::from_secs(60);
+
+/// Keys every report must have (the issue's list, plus the run's parameters).
+const REQUIRED_KEYS: [&str; 26] = [
+    "command",
+    "commit",
+    "machine",
+    "connections",
+    "sent",
+    "acked",
+    "delivered",
+    "lost",
+    "duplicated",
+    "out_of_order",
+    "errors",
+    "throughput_msgs_per_s",
+    "latency_us",
+    "ack_latency_us",
+    "connect_latency_us",
+    "server_rss_bytes",
+    "server_rss_bytes_per_connection",
+    "kernel_tcp_mem_bytes",
+    "rate",
+    "payload",
+    "pattern",
+    "duration",
+    "warmup",
+    "workers",
+    "latency_curve_us",
+    "server_cpu_percent",
+];
+
+/// `$HOTLINE_LOADGEN_BIN`, or `hotline-loadgen` beside the `hotline` binary under test.
+fn loadgen_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("HOTLINE_LOADGEN_BIN") {
+        return PathBuf::from(bin);
+    }
+    let bin = hotline_bin().with_file_name(format!("hotline-loadgen{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.is_file(),
+        "no load generator at {}: run `cargo build -p hotline-loadgen` with the same CARGO_TARGET_DIR and \
+         profile as the tests (`cargo test --workspace` builds it too), or set HOTLINE_LOADGEN_BIN",
+        bin.display()
+    );
+    bin
+}
+
+/// The pid of the `hotline serve` process using `data_dir` (the harness keeps its child to itself).
+fn server_pid(data_dir: &Path) -> Option<u32> {
+    let needle = data_dir.as_os_str().as_encoded_bytes();
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|entry| {
+        let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+        let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        (args.contains(&&b"serve"[..]) && args.contains(&needle)).then_some(pid)
+    })
+}
+
+fn provision(data_dir: &Path, out: &Path, count: usize) {
+    let status = Command::new(hotline_bin())
+        .args([
+            "user",
+            "provision",
+            "--prefix",
+            "lg",
+            "--count",
+            &count.to_string(),
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .arg("--out")
+        .arg(out)
+        .status()
+        .expect("run hotline user provision");
+    assert!(status.success(), "hotline user provision exited with {status}");
+}
+
+#[test]
+fn loadgen_pairs_run_loses_nothing_and_writes_a_complete_report() {
+    let mut server = Server::options().stopped();
+    let work = tempfile::tempdir().expect("temporary directory");
+    let accounts = work.path().join("accounts.txt");
+    provision(server.data_dir(), &accounts, CONNECTIONS);
+    server.restart();
+    let pid = server_pid(server.data_dir());
+    let json = work.path().join("report.json");
+    let mut command = Command::new(loadgen_bin());
+    command
+        .arg("run")
+        .args(["--target", &server.addr().to_string()])
+        .arg("--accounts")
+        .arg(&accounts)
+        .args(["--connections", &CONNECTIONS.to_string()])
+        .args(["--rate", &RATE.to_string()])
+        .args([
+            "--duration",
+            "3",
+            "--warmup",
+            "1",
+            "--payload",
+            "100",
+            "--pattern",
+            "pairs",
+        ])
+        .args(["--workers", "2", "--source-addrs", "127.0.0.2-127.0.0.3"])
+        .arg("--json")
+        .arg(&json)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(pid) = pid {
+        command.args(["--server-pid", &pid.to_string()]);
+    }
+    let started = Instant::now();
+    let child = command.spawn().expect("spawn hotline-loadgen");
+    let output = wait_with_deadline(child, LOADGEN_WAIT);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "hotline-loadgen failed after {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        started.elapsed()
+    );
+    let text = std::fs::read_to_string(&json).expect("the JSON report was written");
+    let report: serde_json::Value = serde_json::from_str(&text).expect("the report is valid JSON");
+    for key in REQUIRED_KEYS {
+        assert!(report.get(key).is_some(), "the report lacks {key:?}: {text}");
+    }
+    let n = |key: &str| {
+        report[key]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{key} is not a count: {text}"))
+    };
+    assert_eq!(n("connections"), CONNECTIONS as u64);
+    assert_eq!(
+        n("connected"),
+        CONNECTIONS as u64,
+        "every connection logged in: {stdout}"
+    );
+    assert_eq!((n("lost"), n("duplicated"), n("errors")), (0, 0, 0), "{stdout}");
+    // 4 s of sending at RATE: everything sent was acknowledged and delivered exactly once.
+    assert_eq!(n("sent"), 4 * u64::from(RATE), "{stdout}");
+    assert_eq!(n("acked"), n("sent"), "{stdout}");
+    assert_eq!(n("delivered"), n("sent"), "{stdout}");
+    let throughput = report["throughput_msgs_per_s"]
+        .as_f64()
+        .expect("throughput is a number");
+    assert!(
+        (throughput - f64::from(RATE)).abs() < f64::from(RATE) * 0.1,
+        "throughput {throughput} should be near the offered {RATE}/s"
+    );
+    for hist in ["latency_us", "ack_latency_us", "connect_latency_us"] {
+        for p in ["p50", "p90", "p99", "p999", "max"] {
+            let v = report[hist][p]
+                .as_u64()
+                .unwrap_or_else(|| panic!("{hist}.{p} missing: {text}"));
+            assert!(v > 0, "{hist}.{p} is 0");
+        }
+        assert!(report[hist]["p50"].as_u64() <= report[hist]["max"].as_u64());
+    }
+    for key in ["cores", "memory_bytes", "kernel"] {
+        assert!(report["machine"].get(key).is_some(), "machine.{key} missing");
+    }
+    if pid.is_some() {
+        assert!(report["server_rss_bytes"].as_u64().is_some_and(|b| b > 0), "{text}");
+    }
+    assert!(stdout.contains("lost 0 duplicated 0"), "the human summary: {stdout}");
+}
+
+fn wait_with_deadline(mut child: std::process::Child, wait: Duration) -> std::process::Output {
+    let deadline = Instant::now() + wait;
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => return child.wait_with_output().expect("collect hotline-loadgen output"),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            _ => {
+                let _ = child.kill();
+                let output = child.wait_with_output().expect("collect hotline-loadgen output");
+                panic!(
+                    "hotline-loadgen did not finish within {wait:?}\nstdout:\n{}\nstderr:\n{}",
+                    String::from_utf8_lossy(&output.stdout),
+                    String::from_utf8_lossy(&output.stderr)
+                );
+            }
+        }
+    }
+}
