@@ -13,31 +13,8 @@ use crate::coordinator::{Connected, LoadArgs, StepOutcome};
 use crate::hist::Percentiles;
 use crate::sys::{self, Machine};
 
-/// Percentiles as the report prints them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct LatencyUs {
-    pub count: u64,
-    pub p50: u64,
-    pub p90: u64,
-    pub p99: u64,
-    pub p999: u64,
-    pub max: u64,
-    pub mean: f64,
-}
-
-impl From<Percentiles> for LatencyUs {
-    fn from(p: Percentiles) -> Self {
-        LatencyUs {
-            count: p.count,
-            p50: p.p50,
-            p90: p.p90,
-            p99: p.p99,
-            p999: p.p999,
-            max: p.max,
-            mean: (p.mean * 10.0).round() / 10.0,
-        }
-    }
-}
+/// Percentiles as the report prints them (the histogram's own summary, in µs).
+pub type LatencyUs = Percentiles;
 
 /// One run (or one capacity step), as written to `--json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -179,11 +156,11 @@ impl Report {
             offered_msgs_per_s: round1(step.window_sent as f64 / args.duration),
             throughput_msgs_per_s: round1(step.throughput()),
             send_lag_max_us: step.send_lag_max_ns / 1_000,
-            latency_us: step.latency.percentiles().into(),
+            latency_us: step.latency.percentiles(),
             latency_curve_us: step.latency.curve(),
-            ack_latency_us: step.ack_latency.percentiles().into(),
-            send_lag_us: step.send_lag.percentiles().into(),
-            connect_latency_us: connected.connect_latency.percentiles().into(),
+            ack_latency_us: step.ack_latency.percentiles(),
+            send_lag_us: step.send_lag.percentiles(),
+            connect_latency_us: connected.connect_latency.percentiles(),
             connect_seconds: round1(connected.connect_s),
             server_pid: args.server_pid,
             server_rss_bytes_before: connected.server_rss_before,
