@@ -829,7 +829,8 @@ impl Core {
         // The flush pumps the next page once there is room.
     }
 
-    /// Records a device's ack; stores it through the writer (one write at a time).
+    /// Records a device's ack. A confirmed ack (with a request id) is stored right away and
+    /// answered with `AckOk` once durable; a plain one is stored by the next sweep.
     pub fn ack(&mut self, idx: usize, request_id: u64, up_to_seq: u64) {
         let conn = &mut self.conns[idx];
         let ConnState::LoggedIn(dev) = &mut conn.state else {
@@ -843,16 +844,19 @@ impl Core {
         if up_to_seq > dev.cursor {
             dev.cursor = up_to_seq;
         }
-        if request_id != 0 {
-            if dev.cursor_writing.is_none() && storage_has(dev) {
-                let cursor = dev.cursor;
-                return self.push(idx, request_id, &Message::AckOk(AckOk { device_cursor: cursor }));
-            }
-            if dev.ack_waiters.len() >= ACK_WAITERS_MAX {
-                return self.push_error(idx, request_id, ErrorCode::Overloaded, "too many Acks waiting");
-            }
-            dev.ack_waiters.push((request_id, dev.cursor));
+        if request_id == 0 {
+            // Fire and forget: the sweeper (or the disconnect) stores the cursor, so a
+            // device acking every read costs one write per sweep, not one per Ack.
+            return;
         }
+        if dev.cursor_writing.is_none() && storage_has(dev) {
+            let cursor = dev.cursor;
+            return self.push(idx, request_id, &Message::AckOk(AckOk { device_cursor: cursor }));
+        }
+        if dev.ack_waiters.len() >= ACK_WAITERS_MAX {
+            return self.push_error(idx, request_id, ErrorCode::Overloaded, "too many Acks waiting");
+        }
+        dev.ack_waiters.push((request_id, dev.cursor));
         self.write_cursor(idx);
     }
 

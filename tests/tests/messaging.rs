@@ -590,3 +590,34 @@ fn a_request_pipelined_behind_a_failed_login_is_answered_without_more_input() {
         client.queued()
     );
 }
+
+/// A plain Ack (no request id) is stored lazily, by the next sweep or when the connection
+/// goes away; it must still be what the device resumes from.
+#[test]
+fn a_plain_ack_is_stored_by_the_time_the_device_comes_back() {
+    let server = Server::start();
+    let (mut alice, _) = Client::new_user(server.addr(), "alice");
+    let (mut bob, b) = Client::new_user(server.addr(), "bob");
+    alice.send_all(b.user_id, &numbered("m", 1..=3, 0), 1);
+    bob.expect_delivers(3);
+    bob.ack(2);
+    bob.ping(); // The Ack was read before the Pong came back.
+    drop(bob);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let (mut again, resumed) = Client::resume(server.addr(), &b.token);
+        if resumed.device_cursor == 2 {
+            let next = again.expect_deliver();
+            assert_eq!(next.inbox_seq, 3, "delivery resumes right after the acked cursor");
+            break;
+        }
+        assert!(
+            resumed.device_cursor < 2,
+            "cursor {} is past the ack",
+            resumed.device_cursor
+        );
+        assert!(std::time::Instant::now() < deadline, "the plain Ack was never stored");
+        drop(again);
+        thread::sleep(Duration::from_millis(50));
+    }
+}
