@@ -26,6 +26,7 @@ fn reply(request_id: u64) -> ReplyTo {
         },
         request_id,
         internal: false,
+        send: false,
     }
 }
 
@@ -128,8 +129,11 @@ impl Log {
                 sender: self.users.0,
                 sender_device: 1,
                 to: self.users.1,
+                group: 0,
                 client_msg_id: self.next_id,
                 flags: SendFlags::NONE,
+                kind: hotline_wire::MessageKind::NORMAL,
+                refers_to: 0,
                 payload: payload.clone(),
             };
             self.next_id += 1;

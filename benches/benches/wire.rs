@@ -16,6 +16,9 @@ fn send(payload: &[u8]) -> Message<'_> {
         to: 987_654,
         payload,
         flags: SendFlags::DELIVERY_RECEIPT,
+        group: 0,
+        kind: hotline_wire::MessageKind::NORMAL,
+        refers_to: 0,
     })
 }
 
@@ -30,6 +33,8 @@ fn deliver(payload: &[u8]) -> Message<'_> {
         payload,
         flags: SendFlags::NONE,
         client_msg_id: 0x1234_5678,
+        kind: hotline_wire::MessageKind::NORMAL,
+        refers_to: 0,
     })
 }
 

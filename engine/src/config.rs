@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use hotline_wire::{Limits, DELIVER_OVERHEAD_BYTES_MAX};
 
-pub use crate::storage::writer::Durability;
+pub use crate::storage::writer::{Durability, GROUP_MEMBERS_MAX_DEFAULT};
 
 /// Whether anyone may create an account over the protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +42,10 @@ pub const OUTBOUND_RETAIN_BYTES: usize = 16 << 10;
 pub const CLOSE_LINGER_MS: u64 = 1_000;
 /// Most messages a device catches up per log read.
 pub const CATCH_UP_PAGE_MESSAGES_MAX: usize = 256;
+/// Longest group name, in UTF-8 bytes.
+pub const GROUP_NAME_BYTES_MAX: usize = 128;
+/// Shortest time between two `Typing` frames of one device that are passed on.
+pub const TYPING_INTERVAL_MS_MIN: u64 = 1_000;
 
 /// Everything `hotline serve` needs to run.
 #[derive(Debug, Clone)]
@@ -59,6 +63,8 @@ pub struct ServeConfig {
     pub outbound_bytes_max: usize,
     pub connections_per_core_max: usize,
     pub helper_threads: usize,
+    /// Most members of one group.
+    pub group_members_max: usize,
 }
 
 /// A configuration that cannot work.
@@ -98,6 +104,9 @@ impl ServeConfig {
         }
         if self.idle_timeout_ms < 200 {
             return invalid("idle_timeout_ms", self.idle_timeout_ms.to_string(), "at least 200 ms");
+        }
+        if self.group_members_max == 0 {
+            return invalid("group_members_max", "0".into(), "a group holds at least its owner");
         }
         if self.sync_page_messages_max == 0 || self.sync_page_messages_max > 4_096 {
             return invalid(
@@ -142,6 +151,7 @@ pub(crate) fn test_config() -> ServeConfig {
         outbound_bytes_max: hotline_wire::FRAME_BYTES_MAX_DEFAULT as usize,
         connections_per_core_max: CONNECTIONS_PER_CORE_MAX_DEFAULT,
         helper_threads: 1,
+        group_members_max: GROUP_MEMBERS_MAX_DEFAULT,
     }
 }
 

@@ -303,6 +303,7 @@ fn hand_off(core: &CoreRef, idx: usize) -> bool {
                 return true;
             }
             Err(Routed::Adopt(back)) => adopt = back,
+            Err(Routed::Notices(_)) => unreachable!("push_routed gives back what it was given"),
         }
     } else {
         tracing::warn!("dup of a connection failed: {}", std::io::Error::last_os_error());

@@ -25,12 +25,14 @@ use std::task::Waker;
 use std::time::Instant;
 
 use hotline_wire::{AckOk, Encoder, ErrorBody, ErrorCode, FrameDecoder, Limits, LoginOk, Message, Ping, SyncPage};
+
+use crate::presence::PresenceBook;
 use slab::Slab;
 
 use crate::config::{ServeConfig, ACK_WAITERS_MAX, CATCH_UP_PAGE_MESSAGES_MAX};
 use crate::helper::{HelperJob, HelperPool};
 use crate::mailbox::{
-    Adopt, Completion, ConnRef, HelperOutcome, LoginResult, Mailbox, ReadPurpose, ReplyTo, WriteOutcome,
+    Adopt, Completion, ConnRef, HelperOutcome, LoginResult, Mailbox, Notice, ReadPurpose, ReplyTo, WriteOutcome,
 };
 use crate::metrics::Metrics;
 use crate::storage::record::{decode_record, StoredMessage};
@@ -90,6 +92,8 @@ pub struct DeviceSession {
     pub ack_waiters: Vec<(u64, u64)>,
     pub sends_in_flight: u32,
     pub syncs_in_flight: u32,
+    /// When this device last sent a `Typing` that was passed on (core ms; 0: never).
+    pub typing_last_ms: u64,
 }
 
 /// One connection's buffers and state. Its task holds the socket.
@@ -185,6 +189,8 @@ pub struct UserLocal {
     pub durable_head: u64,
     /// Slab indices of this user's connections.
     pub conns: Vec<usize>,
+    /// Users whose presence this user subscribed to (dropped when its last device leaves).
+    pub presence_targets: Vec<u64>,
 }
 
 /// The state of one core. Lives in an `Rc<RefCell<_>>` shared by the core's tasks; no
@@ -211,6 +217,8 @@ pub struct Core {
     pub pending_tokens: HashMap<usize, [u8; 32]>,
     /// Shutting down: no new frames are processed.
     pub draining: bool,
+    /// Presence of this core's users, their subscribers, and notices bound for other cores.
+    pub presence: PresenceBook,
 }
 
 impl std::fmt::Debug for Core {
@@ -232,7 +240,7 @@ impl Core {
             id,
             decoder: FrameDecoder::new(limits.frame_bytes_max, 0),
             limits,
-            shared,
+            shared: shared.clone(),
             conns: Slab::new(),
             users: HashMap::new(),
             encoder: Encoder::new(),
@@ -246,6 +254,7 @@ impl Core {
             )),
             pending_tokens: HashMap::new(),
             draining: false,
+            presence: PresenceBook::new(shared.config.cores),
         }
     }
 
@@ -278,6 +287,7 @@ impl Core {
             conn: self.conn_ref(idx),
             request_id,
             internal: false,
+            send: false,
         }
     }
 
@@ -285,6 +295,7 @@ impl Core {
     pub fn internal_reply(&self, idx: usize) -> ReplyTo {
         ReplyTo {
             internal: true,
+            send: false,
             ..self.reply_to(idx, 0)
         }
     }
@@ -321,7 +332,12 @@ impl Core {
             if let Some(user) = self.users.get_mut(&dev.user_id) {
                 user.conns.retain(|&c| c != idx);
                 if user.conns.is_empty() {
-                    self.users.remove(&dev.user_id);
+                    let targets = self
+                        .users
+                        .remove(&dev.user_id)
+                        .map(|u| u.presence_targets)
+                        .unwrap_or_default();
+                    self.user_offline(dev.user_id, targets);
                 }
             }
         }
@@ -370,8 +386,10 @@ impl Core {
         }
     }
 
-    /// Writes every dirty connection's queued frames (one `send` each).
+    /// Writes every dirty connection's queued frames (one `send` each), after handing
+    /// presence notices to their cores.
     pub fn flush_dirty(&mut self) {
+        self.flush_presence();
         while let Some(idx) = self.dirty.pop() {
             self.flush(idx);
         }
@@ -457,6 +475,7 @@ impl Core {
             } else if let Some(r) = mailbox.pop_routed() {
                 match r {
                     crate::mailbox::Routed::Adopt(adopt) => crate::conn::adopt(self, *adopt),
+                    crate::mailbox::Routed::Notices(notices) => self.on_notices(notices),
                 }
             } else {
                 break;
@@ -475,6 +494,20 @@ impl Core {
                 message,
                 origin,
             } => self.on_committed(user_id, seq, &message, origin),
+            Completion::Fanout {
+                message,
+                entries,
+                origin,
+            } => {
+                for (user_id, seq) in entries {
+                    if seq == 0 {
+                        self.on_ephemeral(user_id, &message, origin);
+                    } else {
+                        self.on_committed(user_id, seq, &message, origin);
+                    }
+                }
+            }
+            Completion::Notices(notices) => self.on_notices(notices),
             Completion::Written { reply, outcome } => {
                 self.outstanding = self.outstanding.saturating_sub(1);
                 if let Some(idx) = self.resolve(reply.conn) {
@@ -543,6 +576,79 @@ impl Core {
         metrics.lagging_switches.fetch_add(lagging, Ordering::Relaxed);
     }
 
+    /// An ephemeral message for `user_id`: pushed (inbox seq 0) to every connection of the
+    /// user but the sending one, skipped where the outbound buffer is full. Never stored.
+    fn on_ephemeral(&mut self, user_id: u64, message: &StoredMessage, origin: Option<ReplyTo>) {
+        let Some(user) = self.users.get(&user_id) else { return };
+        let origin = origin.filter(|o| o.core == self.id).map(|o| o.conn);
+        let frame = self.encoder.encode(0, &Message::Deliver(message.deliver(user_id, 0)));
+        let outbound_max = self.shared.config.outbound_bytes_max;
+        for &idx in &user.conns {
+            let conn = &mut self.conns[idx];
+            let this = ConnRef {
+                index: idx as u32,
+                generation: conn.generation,
+            };
+            if Some(this) == origin || conn.unsent() + frame.len() > outbound_max {
+                continue;
+            }
+            conn.outbound.extend_from_slice(frame);
+            if !conn.dirty {
+                conn.dirty = true;
+                self.dirty.push(idx);
+            }
+        }
+    }
+
+    /// Pushes `message` to every connection of `user` (if online here) but `except`.
+    pub fn push_to_user(&mut self, user: u64, message: &Message<'_>, except: Option<ConnRef>) {
+        let Some(u) = self.users.get(&user) else { return };
+        let frame = self.encoder.encode(0, message);
+        let outbound_max = self.shared.config.outbound_bytes_max;
+        for &idx in &u.conns {
+            let conn = &mut self.conns[idx];
+            let this = ConnRef {
+                index: idx as u32,
+                generation: conn.generation,
+            };
+            // A live notice to a connection that is far behind is dropped: it is not stored.
+            if Some(this) == except || conn.unsent() + frame.len() > outbound_max {
+                continue;
+            }
+            conn.outbound.extend_from_slice(frame);
+            if !conn.dirty {
+                conn.dirty = true;
+                self.dirty.push(idx);
+            }
+        }
+    }
+
+    /// Live notifications from the writer or another core.
+    pub fn on_notices(&mut self, notices: Vec<Notice>) {
+        for notice in notices {
+            match notice {
+                Notice::Receipt { user, receipt } => self.push_to_user(user, &Message::Receipt(receipt), None),
+                Notice::ReadPosition { user, position, except } => {
+                    self.push_to_user(user, &Message::ReadPosition(position), except)
+                }
+                Notice::Typing { users, notice } => {
+                    for user in users {
+                        self.push_to_user(user, &Message::TypingNotice(notice), None);
+                    }
+                }
+                Notice::Presence { subscribers, presence } => {
+                    for user in subscribers {
+                        self.push_to_user(user, &Message::Presence(presence), None);
+                    }
+                }
+                Notice::Subscribe { subscriber, targets } => self.on_subscribe(subscriber, targets),
+                Notice::Unsubscribe { subscriber, targets } => {
+                    self.presence.unsubscribe(subscriber, &targets);
+                }
+            }
+        }
+    }
+
     fn on_written(&mut self, idx: usize, reply: ReplyTo, outcome: Result<WriteOutcome, ErrorCode>) {
         let request_id = reply.request_id;
         match outcome {
@@ -579,6 +685,18 @@ impl Core {
                 self.close(idx);
             }
             Ok(WriteOutcome::CursorStored { seq, .. }) => self.on_cursor_stored(idx, seq),
+            Ok(WriteOutcome::GroupCreated { group_id }) => {
+                let ok = hotline_wire::GroupCreated { group_id };
+                self.push(idx, request_id, &Message::GroupCreated(ok));
+            }
+            Ok(WriteOutcome::Done) => {
+                if request_id != hotline_wire::REQUEST_ID_NONE {
+                    self.push(idx, request_id, &Message::Done);
+                }
+            }
+            Ok(WriteOutcome::ReadPosition(position)) => {
+                self.push(idx, request_id, &Message::ReadPosition(position));
+            }
             Err(code) => {
                 match &mut self.conns[idx].state {
                     ConnState::Authenticating { .. } => {
@@ -588,7 +706,7 @@ impl Core {
                     // A failed cursor write is retried by the sweeper, quietly.
                     ConnState::LoggedIn(dev) if reply.internal => dev.cursor_writing = None,
                     // A failed send is the client's to retry.
-                    ConnState::LoggedIn(_) => self.send_finished(idx),
+                    ConnState::LoggedIn(_) if reply.send => self.send_finished(idx),
                     _ => {}
                 }
                 if reply.internal {
@@ -596,6 +714,11 @@ impl Core {
                 }
                 let text = match code {
                     ErrorCode::NoSuchUser => "no such user",
+                    ErrorCode::NoSuchGroup => "no such group",
+                    ErrorCode::NoSuchMessage => "no such message in this conversation",
+                    ErrorCode::Forbidden => "not allowed",
+                    ErrorCode::GroupFull => "the group is at its member limit",
+                    ErrorCode::InvalidRequest => "invalid request",
                     ErrorCode::UserExists => "username is taken",
                     ErrorCode::StorageUnavailable => "storage unavailable; nothing was stored",
                     ErrorCode::Overloaded => "server overloaded; retry",
@@ -658,6 +781,12 @@ impl Core {
                     ReadPurpose::CatchUp => self.on_catch_up_page(idx, page, inbox_head),
                 }
             }
+            Ok(other) => {
+                if let Some(dev) = self.conns[idx].device() {
+                    dev.syncs_in_flight = dev.syncs_in_flight.saturating_sub(1);
+                }
+                self.on_read(idx, request_id, other);
+            }
             Err(code) => {
                 match &mut self.conns[idx].state {
                     ConnState::Authenticating { .. } => {
@@ -670,13 +799,43 @@ impl Core {
                     _ => {}
                 }
                 if !reply.internal {
-                    let text = if code == ErrorCode::InvalidCredentials {
-                        "invalid credentials"
-                    } else {
-                        "request failed"
+                    let text = match code {
+                        ErrorCode::InvalidCredentials => "invalid credentials",
+                        ErrorCode::NoSuchGroup => "no such group",
+                        ErrorCode::Forbidden => "not a member of this group",
+                        _ => "request failed",
                     };
                     self.push_error(idx, request_id, code, text);
                 }
+            }
+        }
+    }
+
+    /// A list read for a client's request came back.
+    fn on_read(&mut self, idx: usize, request_id: u64, outcome: HelperOutcome) {
+        match outcome {
+            HelperOutcome::GroupMembers(list) => {
+                self.push(idx, request_id, &Message::GroupMemberList(list));
+            }
+            HelperOutcome::Groups { groups, more } => {
+                let groups = groups
+                    .iter()
+                    .map(|(group_id, name, role, persistence)| hotline_wire::GroupInfo {
+                        group_id: *group_id,
+                        name,
+                        role: *role,
+                        persistence: *persistence,
+                    })
+                    .collect();
+                let list = hotline_wire::GroupList { groups, more };
+                self.push(idx, request_id, &Message::GroupList(list));
+            }
+            HelperOutcome::Conversations(list) => {
+                self.push(idx, request_id, &Message::ConversationList(list));
+            }
+            HelperOutcome::PresenceAllowed { targets } => self.on_presence_allowed(idx, request_id, targets),
+            HelperOutcome::TokenLogin { .. } | HelperOutcome::InboxPage { .. } => {
+                unreachable!("logins and inbox pages are handled by on_helped")
             }
         }
     }
@@ -708,7 +867,11 @@ impl Core {
         let user = self.users.entry(adopt.user_id).or_default();
         user.durable_head = user.durable_head.max(adopt.inbox_head);
         user.conns.push(idx);
+        let first_device = user.conns.len() == 1;
         let inbox_seq = user.durable_head;
+        if first_device {
+            self.user_online(adopt.user_id);
+        }
         let now = self.now_ms();
         let conn = &mut self.conns[idx];
         conn.last_rx_ms = now;
@@ -725,6 +888,7 @@ impl Core {
             ack_waiters: Vec::new(),
             sends_in_flight: 0,
             syncs_in_flight: 0,
+            typing_last_ms: 0,
         }));
         conn.wake();
         self.shared.metrics.logins_ok.fetch_add(1, Ordering::Relaxed);
@@ -772,6 +936,7 @@ impl Core {
                 },
                 request_id: 0,
                 internal: true,
+                send: false,
             },
             user_id: dev.user_id,
             after_seq: dev.sent_seq,
@@ -944,6 +1109,7 @@ impl Core {
                 self.write_cursor(idx);
             }
         }
+        self.publish_pending_presence();
         self.flush_dirty();
     }
 }

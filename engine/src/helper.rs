@@ -48,6 +48,34 @@ pub enum HelperJob {
         bytes_max: usize,
         purpose: ReadPurpose,
     },
+    /// A page of a group's members, for a member.
+    GroupMembers {
+        reply: ReplyTo,
+        user_id: u64,
+        group_id: u64,
+        after_user_id: u64,
+        limit: usize,
+    },
+    /// A page of the caller's groups.
+    MyGroups {
+        reply: ReplyTo,
+        user_id: u64,
+        after_group_id: u64,
+        limit: usize,
+    },
+    /// A page of the caller's conversations.
+    Conversations {
+        reply: ReplyTo,
+        user_id: u64,
+        after: Option<hotline_wire::Conversation>,
+        limit: usize,
+    },
+    /// Which of `targets` share a group or a direct conversation with `user_id`.
+    PresenceCheck {
+        reply: ReplyTo,
+        user_id: u64,
+        targets: Vec<u64>,
+    },
 }
 
 /// The submitting side of the pool.
@@ -274,6 +302,119 @@ impl Worker {
                     }),
                 );
             }
+            HelperJob::GroupMembers {
+                reply,
+                user_id,
+                group_id,
+                after_user_id,
+                limit,
+            } => {
+                let outcome: ReadResult = (|| {
+                    if self.storage.group(group_id)?.is_none() {
+                        return Ok(Err(ErrorCode::NoSuchGroup));
+                    }
+                    if self.storage.member_role(group_id, user_id)?.is_none() {
+                        return Ok(Err(ErrorCode::Forbidden));
+                    }
+                    let (members, more) = self.storage.group_members(group_id, after_user_id, limit)?;
+                    let members = members
+                        .into_iter()
+                        .map(|(user_id, role)| hotline_wire::GroupMember { user_id, role })
+                        .collect();
+                    Ok(Ok(HelperOutcome::GroupMembers(hotline_wire::GroupMemberList {
+                        group_id,
+                        members,
+                        more,
+                    })))
+                })();
+                self.reply(reply, flatten(outcome, "group member read"));
+            }
+            HelperJob::MyGroups {
+                reply,
+                user_id,
+                after_group_id,
+                limit,
+            } => {
+                let outcome: ReadResult = (|| {
+                    let (page, more) = self.storage.user_groups(user_id, after_group_id, limit)?;
+                    let mut groups = Vec::with_capacity(page.len());
+                    for (group_id, role) in page {
+                        if let Some(g) = self.storage.group(group_id)? {
+                            groups.push((group_id, g.name, role, g.persistence));
+                        }
+                    }
+                    Ok(Ok(HelperOutcome::Groups { groups, more }))
+                })();
+                self.reply(reply, flatten(outcome, "group list read"));
+            }
+            HelperJob::Conversations {
+                reply,
+                user_id,
+                after,
+                limit,
+            } => {
+                let outcome = self
+                    .storage
+                    .conv_states(user_id, after, limit)
+                    .map(|(conversations, more)| {
+                        Ok(HelperOutcome::Conversations(hotline_wire::ConversationList {
+                            conversations,
+                            more,
+                        }))
+                    });
+                self.reply(reply, flatten(outcome, "conversation list read"));
+            }
+            HelperJob::PresenceCheck {
+                reply,
+                user_id,
+                targets,
+            } => {
+                let outcome = self
+                    .presence_allowed(user_id, &targets)
+                    .map(|targets| Ok(HelperOutcome::PresenceAllowed { targets }));
+                self.reply(reply, flatten(outcome, "presence check"));
+            }
         }
     }
+
+    /// The targets `user_id` may watch: those it has a direct conversation with, or shares
+    /// a group with. Bounded by the caller (targets) and by the user's groups per target.
+    fn presence_allowed(&self, user_id: u64, targets: &[u64]) -> Result<Vec<u64>, crate::storage::StorageError> {
+        let (groups, _) = self.storage.user_groups(user_id, 0, PRESENCE_GROUPS_CHECKED_MAX)?;
+        let mut allowed = Vec::new();
+        for &target in targets {
+            if target == user_id {
+                continue;
+            }
+            let contact = self
+                .storage
+                .conv_state(user_id, hotline_wire::Conversation::Direct(target))?
+                .is_some();
+            let mut shared = contact;
+            for (group_id, _) in &groups {
+                if shared {
+                    break;
+                }
+                shared = self.storage.member_role(*group_id, target)?.is_some();
+            }
+            if shared {
+                allowed.push(target);
+            }
+        }
+        Ok(allowed)
+    }
+}
+
+/// Most of the caller's groups a presence check looks through.
+const PRESENCE_GROUPS_CHECKED_MAX: usize = 1_024;
+
+/// A read's outcome: a storage failure, or the reply (which may be a refusal).
+type ReadResult = Result<Result<HelperOutcome, ErrorCode>, crate::storage::StorageError>;
+
+/// A read's outcome as a helper reply, logging a storage failure.
+fn flatten(outcome: ReadResult, what: &str) -> Result<HelperOutcome, ErrorCode> {
+    outcome.unwrap_or_else(|e| {
+        tracing::warn!("{what} failed: {e}");
+        Err(ErrorCode::StorageUnavailable)
+    })
 }

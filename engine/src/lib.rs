@@ -10,8 +10,10 @@
 //! - [`mailbox`]: the bounded lock-free queues (and wake-up) through which other threads
 //!   reach a core; `home_core`, the stable user → core hash.
 //! - [`storage`]: RocksDB column families and reads; [`storage::writer`], the single log
-//!   writer that sequences inbox seqs and group-commits every mutation.
+//!   writer that sequences inbox seqs and group-commits every mutation, and owns group
+//!   membership, conversation states, receipts and persistence levels.
 //! - [`helper`]: the bounded pool for argon2 and log reads (never on a core thread).
+//! - [`presence`]: who is online, who watches whom, coalesced publication across cores.
 //! - [`auth`]: password hashing, tokens, name rules. [`config`]: limits and settings.
 //! - [`admin`]: offline commands (`hotline user add`). [`metrics`]: counters.
 //!
@@ -30,5 +32,6 @@ pub mod handlers;
 pub mod helper;
 pub mod mailbox;
 pub mod metrics;
+pub mod presence;
 pub mod server;
 pub mod storage;

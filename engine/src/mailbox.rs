@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use atomic_waker::AtomicWaker;
 use crossbeam_queue::ArrayQueue;
-use hotline_wire::{ErrorCode, SendAck};
+use hotline_wire::{ErrorCode, ReadPosition, Receipt, SendAck, TypingNotice};
 
 use crate::storage::record::StoredMessage;
 use crate::storage::InboxPage;
@@ -47,6 +47,8 @@ pub struct ReplyTo {
     /// The engine's own request (a cursor write, a catch-up read), not a client's: its
     /// outcome is never echoed to the client.
     pub internal: bool,
+    /// A client's `Send`: its outcome, success or failure, frees a `SENDS_IN_FLIGHT_MAX` slot.
+    pub send: bool,
 }
 
 /// What a write request produced.
@@ -70,6 +72,39 @@ pub enum WriteOutcome {
         device_id: u64,
         seq: u64,
     },
+    GroupCreated {
+        group_id: u64,
+    },
+    /// A request with nothing to return succeeded.
+    Done,
+    /// A `MarkRead` moved (or kept) the read position.
+    ReadPosition(ReadPosition),
+}
+
+/// A live notification for users homed on one core (never stored).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// A receipt for `user`, the sender of the message.
+    Receipt { user: u64, receipt: Receipt },
+    /// `user`'s read position moved: tell its devices, except the connection that asked
+    /// (it gets the reply).
+    ReadPosition {
+        user: u64,
+        position: ReadPosition,
+        except: Option<ConnRef>,
+    },
+    /// Someone is typing: tell each of `users` (all homed on the receiving core).
+    Typing { users: Vec<u64>, notice: TypingNotice },
+    /// A user's presence for its subscribers homed on the receiving core.
+    Presence {
+        subscribers: Vec<u64>,
+        presence: hotline_wire::Presence,
+    },
+    /// `subscriber` (homed elsewhere) wants `targets`' presence (all homed on the receiving
+    /// core): remember it and answer with their current state.
+    Subscribe { subscriber: u64, targets: Vec<u64> },
+    /// `subscriber` went offline: forget its subscriptions to `targets`.
+    Unsubscribe { subscriber: u64, targets: Vec<u64> },
 }
 
 /// Why an inbox read was made.
@@ -97,6 +132,17 @@ pub enum HelperOutcome {
         page: InboxPage,
         inbox_head: u64,
     },
+    GroupMembers(hotline_wire::GroupMemberList),
+    /// A page of the caller's groups: (group id, name, role, persistence).
+    Groups {
+        groups: Vec<(u64, String, hotline_wire::GroupRole, hotline_wire::Persistence)>,
+        more: bool,
+    },
+    Conversations(hotline_wire::ConversationList),
+    /// The users among those asked for whose presence the caller may see.
+    PresenceAllowed {
+        targets: Vec<u64>,
+    },
 }
 
 /// A result delivered to a core.
@@ -110,6 +156,17 @@ pub enum Completion {
         message: Arc<StoredMessage>,
         origin: Option<ReplyTo>,
     },
+    /// A message reached the inboxes of several users homed on this core, each at its seq
+    /// (one completion per core per group message, not one per member); seq 0 means an
+    /// ephemeral message, pushed and never stored. `origin` names the sending connection
+    /// if it is on this core.
+    Fanout {
+        message: Arc<StoredMessage>,
+        entries: Vec<(u64, u64)>,
+        origin: Option<ReplyTo>,
+    },
+    /// Live notifications (receipts, read positions, typing) from one group commit.
+    Notices(Vec<Notice>),
     /// The outcome of a write request.
     Written {
         reply: ReplyTo,
@@ -176,6 +233,8 @@ impl Adopt {
 #[derive(Debug)]
 pub enum Routed {
     Adopt(Box<Adopt>),
+    /// Presence notices, batched per destination core.
+    Notices(Vec<Notice>),
 }
 
 /// One core's inbound queues. Shared by every thread (`Arc<[Mailbox]>`).
@@ -354,6 +413,7 @@ mod tests {
                     },
                     request_id: 0,
                     internal: true,
+                    send: false,
                 },
                 outcome: Err(ErrorCode::Internal),
             });

@@ -131,6 +131,9 @@ struct ServeArgs {
     /// Threads for password hashing and log reads.
     #[arg(long, default_value_t = HELPER_THREADS_DEFAULT)]
     helper_threads: usize,
+    /// Most members of one group (adding one more answers GroupFull).
+    #[arg(long, default_value_t = hotline_engine::config::GROUP_MEMBERS_MAX_DEFAULT)]
+    group_members_max: usize,
 }
 
 fn main() {
@@ -173,6 +176,7 @@ fn run(command: Command) -> anyhow::Result<()> {
                 outbound_bytes_max: a.outbound_bytes_max,
                 connections_per_core_max: a.connections_per_core_max,
                 helper_threads: a.helper_threads,
+                group_members_max: a.group_members_max,
             };
             hotline_engine::server::serve(config, |addr| {
                 let mut out = std::io::stdout().lock();

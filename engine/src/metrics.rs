@@ -21,4 +21,10 @@ pub struct Metrics {
     pub shed_overloaded: AtomicU64,
     /// Connections refused at accept because the core was full.
     pub connections_refused: AtomicU64,
+    /// Presence states published to subscribers (after coalescing).
+    pub presence_published: AtomicU64,
+    /// Presence notices or subscriptions dropped at a bound (full queue, full list).
+    pub presence_shed: AtomicU64,
+    /// `Typing` frames dropped by the per-device rate limit.
+    pub typing_rate_limited: AtomicU64,
 }

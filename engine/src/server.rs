@@ -47,7 +47,12 @@ pub fn serve(config: ServeConfig, ready: impl FnOnce(SocketAddr)) -> anyhow::Res
         .with_context(|| format!("cannot create the data directory {}", config.data_dir.display()))?;
     let storage = Arc::new(Storage::open(&config.data_dir)?);
     let mailboxes: Arc<[Mailbox]> = (0..config.cores).map(|_| Mailbox::default()).collect();
-    let (log_writer, writer_threads) = writer::spawn(storage.clone(), mailboxes.clone(), config.durability)?;
+    let (log_writer, writer_threads) = writer::spawn_with(
+        storage.clone(),
+        mailboxes.clone(),
+        config.durability,
+        config.group_members_max,
+    )?;
     let (helpers, helper_threads) = helper::spawn(
         config.helper_threads,
         storage.clone(),

@@ -33,7 +33,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use hotline_wire::{
-    ClientSession, Conversation, Deliver, Encoder, ErrorCode, Event, Limits, Message, SendAck, SendFlags, SessionState,
+    ClientSession, Conversation, Deliver, Encoder, ErrorCode, Event, GroupMember, GroupMemberList, GroupRole, Limits,
+    Message, MessageKind, Persistence, Presence, ReadPosition, Receipt, Send, SendAck, SendFlags, SessionState,
+    TypingNotice,
 };
 
 /// How long a helper waits for a reply or an event before it fails the test.
@@ -439,6 +441,49 @@ impl Server {
             .unwrap_or_else(|| panic!("`hotline user add {username}` printed no user id: {stdout:?}"))
     }
 
+    /// Runs `hotline user provision --count COUNT --prefix PREFIX` (token-only accounts, no
+    /// argon2) and returns `(user_id, token)` per account. The server must be stopped.
+    pub fn provision(&self, prefix: &str, count: usize) -> Vec<(u64, Vec<u8>)> {
+        assert!(self.child.is_none(), "provision: stop the server first");
+        let out = self.dir.path().join(format!("accounts-{prefix}.txt"));
+        let status = Command::new(hotline_bin())
+            .args([
+                "user",
+                "provision",
+                "--prefix",
+                prefix,
+                "--count",
+                &count.to_string(),
+                "--data-dir",
+            ])
+            .arg(&self.data_dir)
+            .arg("--out")
+            .arg(&out)
+            .stdout(Stdio::null())
+            .status()
+            .expect("run hotline user provision");
+        assert!(status.success(), "hotline user provision exited with {status}");
+        let text = fs::read_to_string(&out).expect("read the provisioned accounts");
+        let accounts: Vec<(u64, Vec<u8>)> = text
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+            .map(|line| {
+                let mut parts = line.split_whitespace();
+                let user_id = parts.next().and_then(|w| w.parse().ok());
+                let hex = parts.nth(1).unwrap_or("");
+                let token: Option<Vec<u8>> = (0..hex.len() / 2)
+                    .map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok())
+                    .collect();
+                match (user_id, token) {
+                    (Some(user_id), Some(token)) if token.len() == hotline_wire::TOKEN_BYTES => (user_id, token),
+                    _ => panic!("bad accounts line {line:?}"),
+                }
+            })
+            .collect();
+        assert_eq!(accounts.len(), count, "provision wrote {} accounts", accounts.len());
+        accounts
+    }
+
     /// The current (or last) run's stderr so far, at most its last 16 KiB.
     pub fn stderr(&self) -> String {
         tail_of_file(&self.stderr_path(self.runs))
@@ -532,6 +577,8 @@ pub struct OwnedDeliver {
     pub payload: Vec<u8>,
     pub flags: SendFlags,
     pub client_msg_id: u64,
+    pub kind: MessageKind,
+    pub refers_to: u64,
 }
 
 impl From<&Deliver<'_>> for OwnedDeliver {
@@ -546,6 +593,8 @@ impl From<&Deliver<'_>> for OwnedDeliver {
             payload: d.payload.to_vec(),
             flags: d.flags,
             client_msg_id: d.client_msg_id,
+            kind: d.kind,
+            refers_to: d.refers_to,
         }
     }
 }
@@ -562,6 +611,8 @@ impl fmt::Debug for OwnedDeliver {
             .field("client_msg_id", &self.client_msg_id)
             .field("timestamp_us", &self.timestamp_us)
             .field("flags", &self.flags)
+            .field("kind", &self.kind)
+            .field("refers_to", &self.refers_to)
             .field("payload_len", &self.payload.len())
             .field("payload_head", &String::from_utf8_lossy(shown))
             .finish()
@@ -613,14 +664,60 @@ pub enum OwnedEvent {
         code: ErrorCode,
         message: String,
     },
+    GroupCreated {
+        request_id: u64,
+        group_id: u64,
+    },
+    Done {
+        request_id: u64,
+    },
+    GroupMemberList {
+        request_id: u64,
+        list: GroupMemberList,
+    },
+    GroupList {
+        request_id: u64,
+        groups: Vec<OwnedGroupInfo>,
+        more: bool,
+    },
+    Receipt(Receipt),
+    /// The reply to `MarkRead` (request id), or a push from another device (request id 0).
+    ReadPosition {
+        request_id: u64,
+        position: ReadPosition,
+    },
+    ConversationList {
+        request_id: u64,
+        conversations: Vec<ReadPosition>,
+        more: bool,
+    },
+    TypingNotice(TypingNotice),
+    Presence(Presence),
+}
+
+/// An owned `GroupInfo`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnedGroupInfo {
+    pub group_id: u64,
+    pub name: String,
+    pub role: GroupRole,
+    pub persistence: Persistence,
 }
 
 impl OwnedEvent {
     /// The request this answers; [`hotline_wire::REQUEST_ID_NONE`] for pushes.
     pub fn request_id(&self) -> u64 {
         match self {
-            OwnedEvent::Deliver(_) => hotline_wire::REQUEST_ID_NONE,
+            OwnedEvent::Deliver(_) | OwnedEvent::Receipt(_) | OwnedEvent::TypingNotice(_) | OwnedEvent::Presence(_) => {
+                hotline_wire::REQUEST_ID_NONE
+            }
             OwnedEvent::Registered { request_id, .. }
+            | OwnedEvent::GroupCreated { request_id, .. }
+            | OwnedEvent::Done { request_id }
+            | OwnedEvent::GroupMemberList { request_id, .. }
+            | OwnedEvent::GroupList { request_id, .. }
+            | OwnedEvent::ReadPosition { request_id, .. }
+            | OwnedEvent::ConversationList { request_id, .. }
             | OwnedEvent::LoggedIn { request_id, .. }
             | OwnedEvent::LoggedOut { request_id }
             | OwnedEvent::SendAck { request_id, .. }
@@ -877,6 +974,223 @@ impl Client {
                 &format!("waiting for the SendAck of client_msg_id {client_msg_id}"),
                 self.wait,
             ),
+        }
+    }
+
+    /// Any `Send` (group, edit, delete, flags); waits for its `SendAck` (or error).
+    pub fn send_message(&mut self, send: &Send<'_>) -> Result<SendAck, ErrorCode> {
+        let request_id = self.session.send_message(send).unwrap_or_else(|e| panic!("Send: {e}"));
+        self.flush();
+        match self.try_send_reply(request_id, send.client_msg_id) {
+            Some(reply) => reply,
+            None => self.fail(
+                &format!("waiting for the SendAck of client_msg_id {}", send.client_msg_id),
+                self.wait,
+            ),
+        }
+    }
+
+    /// `Send` to a group with `flags`; waits for its `SendAck` (or error).
+    pub fn send_group(
+        &mut self,
+        group_id: u64,
+        client_msg_id: u64,
+        payload: &[u8],
+        flags: SendFlags,
+    ) -> Result<SendAck, ErrorCode> {
+        self.send_message(&Send {
+            group: group_id,
+            ..Send::direct(0, client_msg_id, payload, flags)
+        })
+    }
+
+    /// Waits for the reply to a request answered by `Done`.
+    fn done_reply(&mut self, request_id: u64, what: &str) -> Result<(), ErrorCode> {
+        match self.wait_reply(request_id, what) {
+            OwnedEvent::Done { .. } => Ok(()),
+            OwnedEvent::Error { code, .. } => Err(code),
+            other => panic!("{what}: unexpected reply {other:?}"),
+        }
+    }
+
+    /// `GroupCreate`; the new group's id.
+    pub fn create_group(&mut self, name: &str, persistence: Persistence) -> Result<u64, ErrorCode> {
+        let request_id = self
+            .session
+            .group_create(name, persistence)
+            .unwrap_or_else(|e| panic!("GroupCreate: {e}"));
+        match self.wait_reply(request_id, "GroupCreate") {
+            OwnedEvent::GroupCreated { group_id, .. } => Ok(group_id),
+            OwnedEvent::Error { code, .. } => Err(code),
+            other => panic!("GroupCreate: unexpected reply {other:?}"),
+        }
+    }
+
+    /// `GroupAddMember`.
+    pub fn add_member(&mut self, group_id: u64, user_id: u64, role: GroupRole) -> Result<(), ErrorCode> {
+        let request_id = self
+            .session
+            .group_add_member(group_id, user_id, role)
+            .unwrap_or_else(|e| panic!("GroupAddMember: {e}"));
+        self.done_reply(request_id, "GroupAddMember")
+    }
+
+    /// Queues `GroupAddMember` without waiting; returns its request id (for bulk adds,
+    /// answered by [`Client::wait_done`]).
+    pub fn add_member_request(&mut self, group_id: u64, user_id: u64, role: GroupRole) -> u64 {
+        let request_id = self
+            .session
+            .group_add_member(group_id, user_id, role)
+            .unwrap_or_else(|e| panic!("GroupAddMember: {e}"));
+        self.flush();
+        request_id
+    }
+
+    /// Waits for `Done` (or an error) in reply to `request_id`.
+    pub fn wait_done(&mut self, request_id: u64) -> Result<(), ErrorCode> {
+        self.done_reply(request_id, "request")
+    }
+
+    /// `GroupRemoveMember`.
+    pub fn remove_member(&mut self, group_id: u64, user_id: u64) -> Result<(), ErrorCode> {
+        let request_id = self
+            .session
+            .group_remove_member(group_id, user_id)
+            .unwrap_or_else(|e| panic!("GroupRemoveMember: {e}"));
+        self.done_reply(request_id, "GroupRemoveMember")
+    }
+
+    /// `GroupLeave`.
+    pub fn leave_group(&mut self, group_id: u64) -> Result<(), ErrorCode> {
+        let request_id = self
+            .session
+            .group_leave(group_id)
+            .unwrap_or_else(|e| panic!("GroupLeave: {e}"));
+        self.done_reply(request_id, "GroupLeave")
+    }
+
+    /// One page of `GroupMembers`: the members and whether more follow.
+    pub fn group_members(&mut self, group_id: u64, after_user_id: u64) -> Result<(Vec<GroupMember>, bool), ErrorCode> {
+        let request_id = self
+            .session
+            .group_members(group_id, after_user_id)
+            .unwrap_or_else(|e| panic!("GroupMembers: {e}"));
+        match self.wait_reply(request_id, "GroupMembers") {
+            OwnedEvent::GroupMemberList { list, .. } => Ok((list.members, list.more)),
+            OwnedEvent::Error { code, .. } => Err(code),
+            other => panic!("GroupMembers: unexpected reply {other:?}"),
+        }
+    }
+
+    /// Every member of a group, paging until `more` is false.
+    pub fn all_group_members(&mut self, group_id: u64) -> Result<Vec<GroupMember>, ErrorCode> {
+        let mut all: Vec<GroupMember> = Vec::new();
+        loop {
+            let after = all.last().map_or(0, |m| m.user_id);
+            let (page, more) = self.group_members(group_id, after)?;
+            assert!(!more || !page.is_empty(), "GroupMembers said more but returned none");
+            all.extend(page);
+            if !more {
+                return Ok(all);
+            }
+        }
+    }
+
+    /// One page of `MyGroups`.
+    pub fn my_groups(&mut self, after_group_id: u64) -> (Vec<OwnedGroupInfo>, bool) {
+        let request_id = self
+            .session
+            .my_groups(after_group_id)
+            .unwrap_or_else(|e| panic!("MyGroups: {e}"));
+        match self.wait_reply(request_id, "MyGroups") {
+            OwnedEvent::GroupList { groups, more, .. } => (groups, more),
+            other => panic!("MyGroups: unexpected reply {other:?}"),
+        }
+    }
+
+    /// `MarkRead`; the read position it replies with.
+    pub fn mark_read(&mut self, conversation: Conversation, up_to_seq: u64) -> Result<ReadPosition, ErrorCode> {
+        let request_id = self
+            .session
+            .mark_read(conversation, up_to_seq)
+            .unwrap_or_else(|e| panic!("MarkRead: {e}"));
+        match self.wait_reply(request_id, "MarkRead") {
+            OwnedEvent::ReadPosition { position, .. } => Ok(position),
+            OwnedEvent::Error { code, .. } => Err(code),
+            other => panic!("MarkRead: unexpected reply {other:?}"),
+        }
+    }
+
+    /// One page of `Conversations` from the start.
+    pub fn conversations(&mut self) -> (Vec<ReadPosition>, bool) {
+        let request_id = self
+            .session
+            .conversations(None)
+            .unwrap_or_else(|e| panic!("Conversations: {e}"));
+        match self.wait_reply(request_id, "Conversations") {
+            OwnedEvent::ConversationList {
+                conversations, more, ..
+            } => (conversations, more),
+            other => panic!("Conversations: unexpected reply {other:?}"),
+        }
+    }
+
+    /// Fire-and-forget `Typing`.
+    pub fn typing(&mut self, conversation: Conversation) {
+        self.session
+            .typing(conversation)
+            .unwrap_or_else(|e| panic!("Typing: {e}"));
+        self.flush();
+    }
+
+    /// `PresenceSubscribe`.
+    pub fn presence_subscribe(&mut self, user_ids: &[u64]) -> Result<(), ErrorCode> {
+        let request_id = self
+            .session
+            .presence_subscribe(user_ids)
+            .unwrap_or_else(|e| panic!("PresenceSubscribe: {e}"));
+        self.done_reply(request_id, "PresenceSubscribe")
+    }
+
+    /// `SetPersistence`.
+    pub fn set_persistence(&mut self, conversation: Conversation, persistence: Persistence) -> Result<(), ErrorCode> {
+        let request_id = self
+            .session
+            .set_persistence(conversation, persistence)
+            .unwrap_or_else(|e| panic!("SetPersistence: {e}"));
+        self.done_reply(request_id, "SetPersistence")
+    }
+
+    /// The next `Receipt` within `timeout`.
+    pub fn next_receipt(&mut self, timeout: Duration) -> Option<Receipt> {
+        match self.try_take(timeout, |e| matches!(e, OwnedEvent::Receipt(_))) {
+            Some(OwnedEvent::Receipt(r)) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// The next `TypingNotice` within `timeout`.
+    pub fn next_typing(&mut self, timeout: Duration) -> Option<TypingNotice> {
+        match self.try_take(timeout, |e| matches!(e, OwnedEvent::TypingNotice(_))) {
+            Some(OwnedEvent::TypingNotice(t)) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// The next `Presence` within `timeout`.
+    pub fn next_presence(&mut self, timeout: Duration) -> Option<Presence> {
+        match self.try_take(timeout, |e| matches!(e, OwnedEvent::Presence(_))) {
+            Some(OwnedEvent::Presence(p)) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// The next pushed `ReadPosition` (another device marked read) within `timeout`.
+    pub fn next_read_position(&mut self, timeout: Duration) -> Option<ReadPosition> {
+        let pushed = |e: &OwnedEvent| matches!(e, OwnedEvent::ReadPosition { request_id: 0, .. });
+        match self.try_take(timeout, pushed) {
+            Some(OwnedEvent::ReadPosition { position, .. }) => Some(position),
+            _ => None,
         }
     }
 
@@ -1309,6 +1623,32 @@ impl Client {
                     code: error.code,
                     message: error.message.to_owned(),
                 },
+                Event::GroupCreated { request_id, group_id } => OwnedEvent::GroupCreated { request_id, group_id },
+                Event::Done { request_id } => OwnedEvent::Done { request_id },
+                Event::GroupMemberList { request_id, list } => OwnedEvent::GroupMemberList { request_id, list },
+                Event::GroupList { request_id, list } => OwnedEvent::GroupList {
+                    request_id,
+                    groups: list
+                        .groups
+                        .iter()
+                        .map(|g| OwnedGroupInfo {
+                            group_id: g.group_id,
+                            name: g.name.to_owned(),
+                            role: g.role,
+                            persistence: g.persistence,
+                        })
+                        .collect(),
+                    more: list.more,
+                },
+                Event::Receipt(r) => OwnedEvent::Receipt(r),
+                Event::ReadPosition { request_id, position } => OwnedEvent::ReadPosition { request_id, position },
+                Event::ConversationList { request_id, list } => OwnedEvent::ConversationList {
+                    request_id,
+                    conversations: list.conversations,
+                    more: list.more,
+                },
+                Event::TypingNotice(t) => OwnedEvent::TypingNotice(t),
+                Event::Presence(p) => OwnedEvent::Presence(p),
             };
             self.events.push_back(owned);
         }
@@ -1384,6 +1724,8 @@ mod tests {
             payload: Vec::new(),
             flags: SendFlags::NONE,
             client_msg_id: inbox_seq,
+            kind: MessageKind::NORMAL,
+            refers_to: 0,
         }
     }
 

@@ -100,6 +100,9 @@ fn check_requests_out_of_order(addr: SocketAddr, username: &str) {
         to: 1,
         payload: b"too early",
         flags: SendFlags::NONE,
+        group: 0,
+        kind: hotline_wire::MessageKind::NORMAL,
+        refers_to: 0,
     }));
     assert_eq!(
         before_login.expect_error(REPLY_WAIT_DEFAULT),
@@ -141,6 +144,9 @@ fn check_payload_limit(addr: SocketAddr, sender_name: &str, recipient_name: &str
         to: r.user_id,
         payload: &over,
         flags: SendFlags::NONE,
+        group: 0,
+        kind: hotline_wire::MessageKind::NORMAL,
+        refers_to: 0,
     }));
     assert_eq!(
         sender.expect_error(REPLY_WAIT_DEFAULT),

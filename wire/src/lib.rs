@@ -35,7 +35,10 @@ pub use generated::hotline::wire::fb;
 pub use frame::{frame_body_len, Decoded, Encoder, FrameDecoder, FrameError};
 pub use limits::*;
 pub use message::{
-    Ack, AckOk, Conversation, Credentials, Deliver, ErrorBody, ErrorCode, Frame, Hello, HelloOk, Login, LoginOk,
-    Message, Ping, Pong, Register, RegisterOk, Send, SendAck, SendFlags, Sync, SyncPage,
+    Ack, AckOk, Conversation, ConversationList, Conversations, Credentials, Deliver, ErrorBody, ErrorCode, Frame,
+    GroupAddMember, GroupCreate, GroupCreated, GroupInfo, GroupLeave, GroupList, GroupMember, GroupMemberList,
+    GroupMembers, GroupRemoveMember, GroupRole, Hello, HelloOk, Login, LoginOk, MarkRead, Message, MessageKind,
+    MyGroups, Persistence, Ping, Pong, Presence, PresenceSubscribe, ReadPosition, Receipt, ReceiptKind, Register,
+    RegisterOk, Send, SendAck, SendFlags, SetPersistence, Sync, SyncPage, Typing, TypingNotice,
 };
 pub use session::{ClientSession, Event, SessionError, SessionState};

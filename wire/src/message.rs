@@ -5,7 +5,8 @@
 //! - Reading ([`Message::from_fb`]) only ever sees frames the verifier accepted; it never
 //!   panics and turns a missing required field into [`FrameError::MissingField`].
 //! - Every type here round-trips: `decode(encode(m)) == m` (tested for each member).
-//! - A message holds no allocation except `SyncPage::messages` (one `Vec` per page).
+//! - A message holds no allocation except its list, if it has one (`SyncPage::messages`,
+//!   `GroupMemberList::members`, ...: one `Vec` per frame).
 
 use crate::fb;
 use crate::frame::FrameError;
@@ -41,6 +42,26 @@ pub enum Message<'a> {
     Ping(Ping),
     Pong(Pong),
     Error(ErrorBody<'a>),
+    GroupCreate(GroupCreate<'a>),
+    GroupCreated(GroupCreated),
+    GroupAddMember(GroupAddMember),
+    GroupRemoveMember(GroupRemoveMember),
+    GroupLeave(GroupLeave),
+    GroupMembers(GroupMembers),
+    GroupMemberList(GroupMemberList),
+    MyGroups(MyGroups),
+    GroupList(GroupList<'a>),
+    Done,
+    Receipt(Receipt),
+    MarkRead(MarkRead),
+    ReadPosition(ReadPosition),
+    Conversations(Conversations),
+    ConversationList(ConversationList),
+    Typing(Typing),
+    TypingNotice(TypingNotice),
+    PresenceSubscribe(PresenceSubscribe),
+    Presence(Presence),
+    SetPersistence(SetPersistence),
 }
 
 /// Client → server, first frame: the protocol versions the client speaks.
@@ -125,13 +146,90 @@ impl std::ops::BitOr for SendFlags {
     }
 }
 
-/// Client → server: send a message to a user.
+/// What an inbox entry is (mirrors the schema's `MessageKind`; unknown values pass through).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct MessageKind(pub u8);
+
+impl MessageKind {
+    /// An ordinary message.
+    pub const NORMAL: MessageKind = MessageKind(0);
+    /// Replaces the payload of the sender's own message `refers_to`.
+    pub const EDIT: MessageKind = MessageKind(1);
+    /// Withdraws the sender's own message `refers_to`.
+    pub const DELETE: MessageKind = MessageKind(2);
+    /// A store-until-delivered entry whose payload is gone (never pushed live).
+    pub const EXPIRED: MessageKind = MessageKind(3);
+}
+
+/// A member's role in a group (mirrors the schema's `GroupRole`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash, PartialOrd, Ord)]
+pub struct GroupRole(pub u8);
+
+impl GroupRole {
+    pub const MEMBER: GroupRole = GroupRole(0);
+    pub const ADMIN: GroupRole = GroupRole(1);
+    pub const OWNER: GroupRole = GroupRole(2);
+
+    /// Whether this is a role this protocol version knows.
+    pub fn is_known(self) -> bool {
+        self.0 <= GroupRole::OWNER.0
+    }
+}
+
+/// How long a conversation's messages are kept (mirrors the schema's `Persistence`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct Persistence(pub u8);
+
+impl Persistence {
+    /// Kept in every inbox.
+    pub const ARCHIVE: Persistence = Persistence(0);
+    /// Kept until every device of the inbox's owner acknowledged it.
+    pub const UNTIL_DELIVERED: Persistence = Persistence(1);
+    /// Live only, never written.
+    pub const EPHEMERAL: Persistence = Persistence(2);
+
+    /// Whether this is a level this protocol version knows.
+    pub fn is_known(self) -> bool {
+        self.0 <= Persistence::EPHEMERAL.0
+    }
+}
+
+/// Delivered or read (mirrors the schema's `ReceiptKind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct ReceiptKind(pub u8);
+
+impl ReceiptKind {
+    pub const DELIVERED: ReceiptKind = ReceiptKind(0);
+    pub const READ: ReceiptKind = ReceiptKind(1);
+}
+
+/// Client → server: send a message to a user (`to`) or a group (`group`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Send<'a> {
     pub client_msg_id: u64,
     pub to: u64,
     pub payload: &'a [u8],
     pub flags: SendFlags,
+    /// Non-zero: the group to send to (`to` must be 0).
+    pub group: u64,
+    pub kind: MessageKind,
+    /// Edit and Delete: the original message id.
+    pub refers_to: u64,
+}
+
+impl<'a> Send<'a> {
+    /// A plain message to user `to`.
+    pub fn direct(to: u64, client_msg_id: u64, payload: &'a [u8], flags: SendFlags) -> Self {
+        Send {
+            client_msg_id,
+            to,
+            payload,
+            flags,
+            group: 0,
+            kind: MessageKind::NORMAL,
+            refers_to: 0,
+        }
+    }
 }
 
 /// Server → client: the message is durable.
@@ -166,6 +264,24 @@ impl Conversation {
         }
     }
 
+    /// The conversation's (kind, id) as stored and ordered.
+    pub fn kind_and_id(self) -> (u8, u64) {
+        match self {
+            Conversation::Direct(id) => (0, id),
+            Conversation::Group(id) => (1, id),
+            Conversation::Other { kind, id } => (kind, id),
+        }
+    }
+
+    /// The conversation for a stored (kind, id).
+    pub fn from_kind_and_id(kind: u8, id: u64) -> Self {
+        match kind {
+            0 => Conversation::Direct(id),
+            1 => Conversation::Group(id),
+            kind => Conversation::Other { kind, id },
+        }
+    }
+
     fn to_fb(self) -> fb::ConversationRef {
         let (kind, id) = match self {
             Conversation::Direct(id) => (fb::ConversationKind::Direct, id),
@@ -188,6 +304,8 @@ pub struct Deliver<'a> {
     pub payload: &'a [u8],
     pub flags: SendFlags,
     pub client_msg_id: u64,
+    pub kind: MessageKind,
+    pub refers_to: u64,
 }
 
 /// Client → server: this device has stored everything up to `up_to_seq`.
@@ -230,6 +348,158 @@ pub struct Pong {
     pub nonce: u64,
 }
 
+/// Client → server: create a group owned by the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupCreate<'a> {
+    pub name: &'a str,
+    pub persistence: Persistence,
+}
+
+/// Server → client: the new group's id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct GroupCreated {
+    pub group_id: u64,
+}
+
+/// Client → server: add a member or change a member's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct GroupAddMember {
+    pub group_id: u64,
+    pub user_id: u64,
+    pub role: GroupRole,
+}
+
+/// Client → server: remove a member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct GroupRemoveMember {
+    pub group_id: u64,
+    pub user_id: u64,
+}
+
+/// Client → server: leave a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct GroupLeave {
+    pub group_id: u64,
+}
+
+/// Client → server: a page of a group's members after `after_user_id`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct GroupMembers {
+    pub group_id: u64,
+    pub after_user_id: u64,
+}
+
+/// One member and its role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct GroupMember {
+    pub user_id: u64,
+    pub role: GroupRole,
+}
+
+/// Server → client: a page of members in user id order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct GroupMemberList {
+    pub group_id: u64,
+    pub members: Vec<GroupMember>,
+    pub more: bool,
+}
+
+/// Client → server: a page of the caller's groups after `after_group_id`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MyGroups {
+    pub after_group_id: u64,
+}
+
+/// One of the caller's groups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupInfo<'a> {
+    pub group_id: u64,
+    pub name: &'a str,
+    pub role: GroupRole,
+    pub persistence: Persistence,
+}
+
+/// Server → client: a page of the caller's groups in id order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct GroupList<'a> {
+    pub groups: Vec<GroupInfo<'a>>,
+    pub more: bool,
+}
+
+/// Server → sender's devices: a message was delivered to or read by `user_id`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Receipt {
+    pub kind: ReceiptKind,
+    pub message_id: u64,
+    /// As the sender sees it.
+    pub conversation: Conversation,
+    pub user_id: u64,
+    pub timestamp_us: u64,
+}
+
+/// Client → server: read up to the inbox entry `up_to_seq` of `conversation`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MarkRead {
+    pub conversation: Conversation,
+    pub up_to_seq: u64,
+}
+
+/// A conversation's read position and unread count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadPosition {
+    pub conversation: Conversation,
+    pub read_seq: u64,
+    pub unread: u64,
+    pub last_seq: u64,
+}
+
+/// Client → server: a page of conversations after `after` (`None`: from the start).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Conversations {
+    pub after: Option<Conversation>,
+}
+
+/// Server → client: a page of conversations in (kind, id) order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ConversationList {
+    pub conversations: Vec<ReadPosition>,
+    pub more: bool,
+}
+
+/// Client → server: typing in a conversation (ephemeral).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Typing {
+    pub conversation: Conversation,
+}
+
+/// Server → client: `user_id` is typing in `conversation`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TypingNotice {
+    pub conversation: Conversation,
+    pub user_id: u64,
+}
+
+/// Client → server: subscribe to these users' presence.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PresenceSubscribe {
+    pub user_ids: Vec<u64>,
+}
+
+/// Server → client: a user's presence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Presence {
+    pub user_id: u64,
+    pub online: bool,
+    pub last_seen_us: u64,
+}
+
+/// Client → server: a conversation's persistence for messages sent from now on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SetPersistence {
+    pub conversation: Conversation,
+    pub persistence: Persistence,
+}
+
 /// Why a request failed (mirrors the schema's `ErrorCode`; append only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u16)]
@@ -253,11 +523,14 @@ pub enum ErrorCode {
     ShuttingDown = 16,
     IdleTimeout = 17,
     Internal = 18,
+    NoSuchGroup = 19,
+    NoSuchMessage = 20,
+    GroupFull = 21,
 }
 
 impl ErrorCode {
     /// Every code, in wire order (tests check this mirrors the schema).
-    pub const ALL: [ErrorCode; 19] = [
+    pub const ALL: [ErrorCode; 22] = [
         ErrorCode::Unknown,
         ErrorCode::MalformedFrame,
         ErrorCode::FrameTooLarge,
@@ -277,6 +550,9 @@ impl ErrorCode {
         ErrorCode::ShuttingDown,
         ErrorCode::IdleTimeout,
         ErrorCode::Internal,
+        ErrorCode::NoSuchGroup,
+        ErrorCode::NoSuchMessage,
+        ErrorCode::GroupFull,
     ];
 
     /// The code for a wire value; values from a newer peer read as `Unknown`.
@@ -323,6 +599,26 @@ impl<'a> Message<'a> {
             Message::Ping(_) => "Ping",
             Message::Pong(_) => "Pong",
             Message::Error(_) => "Error",
+            Message::GroupCreate(_) => "GroupCreate",
+            Message::GroupCreated(_) => "GroupCreated",
+            Message::GroupAddMember(_) => "GroupAddMember",
+            Message::GroupRemoveMember(_) => "GroupRemoveMember",
+            Message::GroupLeave(_) => "GroupLeave",
+            Message::GroupMembers(_) => "GroupMembers",
+            Message::GroupMemberList(_) => "GroupMemberList",
+            Message::MyGroups(_) => "MyGroups",
+            Message::GroupList(_) => "GroupList",
+            Message::Done => "Done",
+            Message::Receipt(_) => "Receipt",
+            Message::MarkRead(_) => "MarkRead",
+            Message::ReadPosition(_) => "ReadPosition",
+            Message::Conversations(_) => "Conversations",
+            Message::ConversationList(_) => "ConversationList",
+            Message::Typing(_) => "Typing",
+            Message::TypingNotice(_) => "TypingNotice",
+            Message::PresenceSubscribe(_) => "PresenceSubscribe",
+            Message::Presence(_) => "Presence",
+            Message::SetPersistence(_) => "SetPersistence",
         }
     }
 
@@ -418,6 +714,9 @@ impl<'a> Message<'a> {
                     to: b.to(),
                     payload: b.payload().map(|p| p.bytes()).unwrap_or(&[]),
                     flags: SendFlags(b.flags().bits()),
+                    group: b.group(),
+                    kind: MessageKind(b.kind().0),
+                    refers_to: b.refers_to(),
                 })
             }
             fb::Body::SendAck => {
@@ -481,6 +780,169 @@ impl<'a> Message<'a> {
                     code: ErrorCode::from_wire(b.code().0),
                     message: b.message().unwrap_or(""),
                     retry_after_ms: b.retry_after_ms(),
+                })
+            }
+            fb::Body::GroupCreate => {
+                let b = frame.body_as_group_create().ok_or_else(absent)?;
+                Message::GroupCreate(GroupCreate {
+                    name: b.name().unwrap_or(""),
+                    persistence: Persistence(b.persistence().0),
+                })
+            }
+            fb::Body::GroupCreated => {
+                let b = frame.body_as_group_created().ok_or_else(absent)?;
+                Message::GroupCreated(GroupCreated { group_id: b.group_id() })
+            }
+            fb::Body::GroupAddMember => {
+                let b = frame.body_as_group_add_member().ok_or_else(absent)?;
+                Message::GroupAddMember(GroupAddMember {
+                    group_id: b.group_id(),
+                    user_id: b.user_id(),
+                    role: GroupRole(b.role().0),
+                })
+            }
+            fb::Body::GroupRemoveMember => {
+                let b = frame.body_as_group_remove_member().ok_or_else(absent)?;
+                Message::GroupRemoveMember(GroupRemoveMember {
+                    group_id: b.group_id(),
+                    user_id: b.user_id(),
+                })
+            }
+            fb::Body::GroupLeave => {
+                let b = frame.body_as_group_leave().ok_or_else(absent)?;
+                Message::GroupLeave(GroupLeave { group_id: b.group_id() })
+            }
+            fb::Body::GroupMembers => {
+                let b = frame.body_as_group_members().ok_or_else(absent)?;
+                Message::GroupMembers(GroupMembers {
+                    group_id: b.group_id(),
+                    after_user_id: b.after_user_id(),
+                })
+            }
+            fb::Body::GroupMemberList => {
+                let b = frame.body_as_group_member_list().ok_or_else(absent)?;
+                let members = b
+                    .members()
+                    .map(|list| {
+                        list.iter()
+                            .map(|m| GroupMember {
+                                user_id: m.user_id(),
+                                role: GroupRole(m.role().0),
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                Message::GroupMemberList(GroupMemberList {
+                    group_id: b.group_id(),
+                    members,
+                    more: b.more(),
+                })
+            }
+            fb::Body::MyGroups => {
+                let b = frame.body_as_my_groups().ok_or_else(absent)?;
+                Message::MyGroups(MyGroups {
+                    after_group_id: b.after_group_id(),
+                })
+            }
+            fb::Body::GroupList => {
+                let b = frame.body_as_group_list().ok_or_else(absent)?;
+                let groups = b
+                    .groups()
+                    .map(|list| {
+                        list.iter()
+                            .map(|g| GroupInfo {
+                                group_id: g.group_id(),
+                                name: g.name().unwrap_or(""),
+                                role: GroupRole(g.role().0),
+                                persistence: Persistence(g.persistence().0),
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                Message::GroupList(GroupList { groups, more: b.more() })
+            }
+            fb::Body::Done => {
+                frame.body_as_done().ok_or_else(absent)?;
+                Message::Done
+            }
+            fb::Body::Receipt => {
+                let b = frame.body_as_receipt().ok_or_else(absent)?;
+                let conversation = b.conversation().ok_or_else(|| missing("Receipt.conversation"))?;
+                Message::Receipt(Receipt {
+                    kind: ReceiptKind(b.kind().0),
+                    message_id: b.message_id(),
+                    conversation: Conversation::from_fb(conversation),
+                    user_id: b.user_id(),
+                    timestamp_us: b.timestamp_us(),
+                })
+            }
+            fb::Body::MarkRead => {
+                let b = frame.body_as_mark_read().ok_or_else(absent)?;
+                let conversation = b.conversation().ok_or_else(|| missing("MarkRead.conversation"))?;
+                Message::MarkRead(MarkRead {
+                    conversation: Conversation::from_fb(conversation),
+                    up_to_seq: b.up_to_seq(),
+                })
+            }
+            fb::Body::ReadPosition => {
+                let b = frame.body_as_read_position().ok_or_else(absent)?;
+                Message::ReadPosition(read_position(b, request_id)?)
+            }
+            fb::Body::Conversations => {
+                let b = frame.body_as_conversations().ok_or_else(absent)?;
+                Message::Conversations(Conversations {
+                    after: b.after().map(Conversation::from_fb),
+                })
+            }
+            fb::Body::ConversationList => {
+                let b = frame.body_as_conversation_list().ok_or_else(absent)?;
+                let mut conversations = Vec::new();
+                if let Some(list) = b.conversations() {
+                    conversations.reserve_exact(list.len());
+                    for p in list.iter() {
+                        conversations.push(read_position(p, request_id)?);
+                    }
+                }
+                Message::ConversationList(ConversationList {
+                    conversations,
+                    more: b.more(),
+                })
+            }
+            fb::Body::Typing => {
+                let b = frame.body_as_typing().ok_or_else(absent)?;
+                let conversation = b.conversation().ok_or_else(|| missing("Typing.conversation"))?;
+                Message::Typing(Typing {
+                    conversation: Conversation::from_fb(conversation),
+                })
+            }
+            fb::Body::TypingNotice => {
+                let b = frame.body_as_typing_notice().ok_or_else(absent)?;
+                let conversation = b.conversation().ok_or_else(|| missing("TypingNotice.conversation"))?;
+                Message::TypingNotice(TypingNotice {
+                    conversation: Conversation::from_fb(conversation),
+                    user_id: b.user_id(),
+                })
+            }
+            fb::Body::PresenceSubscribe => {
+                let b = frame.body_as_presence_subscribe().ok_or_else(absent)?;
+                Message::PresenceSubscribe(PresenceSubscribe {
+                    user_ids: b.user_ids().map(|v| v.iter().collect()).unwrap_or_default(),
+                })
+            }
+            fb::Body::Presence => {
+                let b = frame.body_as_presence().ok_or_else(absent)?;
+                Message::Presence(Presence {
+                    user_id: b.user_id(),
+                    online: b.online(),
+                    last_seen_us: b.last_seen_us(),
+                })
+            }
+            fb::Body::SetPersistence => {
+                let b = frame.body_as_set_persistence().ok_or_else(absent)?;
+                let conversation = b.conversation().ok_or_else(|| missing("SetPersistence.conversation"))?;
+                Message::SetPersistence(SetPersistence {
+                    conversation: Conversation::from_fb(conversation),
+                    persistence: Persistence(b.persistence().0),
                 })
             }
             other => {
@@ -599,6 +1061,9 @@ impl<'a> Message<'a> {
                         to: m.to,
                         payload,
                         flags: fb::SendFlags::from_bits_retain(m.flags.0),
+                        group: m.group,
+                        kind: fb::MessageKind(m.kind.0),
+                        refers_to: m.refers_to,
                     },
                 );
                 (fb::Body::Send, o.as_union_value())
@@ -679,8 +1144,237 @@ impl<'a> Message<'a> {
                 );
                 (fb::Body::Error, o.as_union_value())
             }
+            Message::GroupCreate(m) => {
+                let name = Some(fbb.create_string(m.name));
+                let o = fb::GroupCreate::create(
+                    fbb,
+                    &fb::GroupCreateArgs {
+                        name,
+                        persistence: fb::Persistence(m.persistence.0),
+                    },
+                );
+                (fb::Body::GroupCreate, o.as_union_value())
+            }
+            Message::GroupCreated(m) => {
+                let o = fb::GroupCreated::create(fbb, &fb::GroupCreatedArgs { group_id: m.group_id });
+                (fb::Body::GroupCreated, o.as_union_value())
+            }
+            Message::GroupAddMember(m) => {
+                let o = fb::GroupAddMember::create(
+                    fbb,
+                    &fb::GroupAddMemberArgs {
+                        group_id: m.group_id,
+                        user_id: m.user_id,
+                        role: fb::GroupRole(m.role.0),
+                    },
+                );
+                (fb::Body::GroupAddMember, o.as_union_value())
+            }
+            Message::GroupRemoveMember(m) => {
+                let o = fb::GroupRemoveMember::create(
+                    fbb,
+                    &fb::GroupRemoveMemberArgs {
+                        group_id: m.group_id,
+                        user_id: m.user_id,
+                    },
+                );
+                (fb::Body::GroupRemoveMember, o.as_union_value())
+            }
+            Message::GroupLeave(m) => {
+                let o = fb::GroupLeave::create(fbb, &fb::GroupLeaveArgs { group_id: m.group_id });
+                (fb::Body::GroupLeave, o.as_union_value())
+            }
+            Message::GroupMembers(m) => {
+                let o = fb::GroupMembers::create(
+                    fbb,
+                    &fb::GroupMembersArgs {
+                        group_id: m.group_id,
+                        after_user_id: m.after_user_id,
+                    },
+                );
+                (fb::Body::GroupMembers, o.as_union_value())
+            }
+            Message::GroupMemberList(m) => {
+                let offsets: Vec<_> = m
+                    .members
+                    .iter()
+                    .map(|g| {
+                        fb::GroupMember::create(
+                            fbb,
+                            &fb::GroupMemberArgs {
+                                user_id: g.user_id,
+                                role: fb::GroupRole(g.role.0),
+                            },
+                        )
+                    })
+                    .collect();
+                let members = Some(fbb.create_vector(&offsets));
+                let o = fb::GroupMemberList::create(
+                    fbb,
+                    &fb::GroupMemberListArgs {
+                        group_id: m.group_id,
+                        members,
+                        more: m.more,
+                    },
+                );
+                (fb::Body::GroupMemberList, o.as_union_value())
+            }
+            Message::MyGroups(m) => {
+                let o = fb::MyGroups::create(
+                    fbb,
+                    &fb::MyGroupsArgs {
+                        after_group_id: m.after_group_id,
+                    },
+                );
+                (fb::Body::MyGroups, o.as_union_value())
+            }
+            Message::GroupList(m) => {
+                let offsets: Vec<_> = m
+                    .groups
+                    .iter()
+                    .map(|g| {
+                        let name = Some(fbb.create_string(g.name));
+                        fb::GroupInfo::create(
+                            fbb,
+                            &fb::GroupInfoArgs {
+                                group_id: g.group_id,
+                                name,
+                                role: fb::GroupRole(g.role.0),
+                                persistence: fb::Persistence(g.persistence.0),
+                            },
+                        )
+                    })
+                    .collect();
+                let groups = Some(fbb.create_vector(&offsets));
+                let o = fb::GroupList::create(fbb, &fb::GroupListArgs { groups, more: m.more });
+                (fb::Body::GroupList, o.as_union_value())
+            }
+            Message::Done => {
+                let o = fb::Done::create(fbb, &fb::DoneArgs {});
+                (fb::Body::Done, o.as_union_value())
+            }
+            Message::Receipt(m) => {
+                let conversation = m.conversation.to_fb();
+                let o = fb::Receipt::create(
+                    fbb,
+                    &fb::ReceiptArgs {
+                        kind: fb::ReceiptKind(m.kind.0),
+                        message_id: m.message_id,
+                        conversation: Some(&conversation),
+                        user_id: m.user_id,
+                        timestamp_us: m.timestamp_us,
+                    },
+                );
+                (fb::Body::Receipt, o.as_union_value())
+            }
+            Message::MarkRead(m) => {
+                let conversation = m.conversation.to_fb();
+                let o = fb::MarkRead::create(
+                    fbb,
+                    &fb::MarkReadArgs {
+                        conversation: Some(&conversation),
+                        up_to_seq: m.up_to_seq,
+                    },
+                );
+                (fb::Body::MarkRead, o.as_union_value())
+            }
+            Message::ReadPosition(m) => (fb::Body::ReadPosition, write_read_position(fbb, m).as_union_value()),
+            Message::Conversations(m) => {
+                let after = m.after.map(Conversation::to_fb);
+                let o = fb::Conversations::create(fbb, &fb::ConversationsArgs { after: after.as_ref() });
+                (fb::Body::Conversations, o.as_union_value())
+            }
+            Message::ConversationList(m) => {
+                let offsets: Vec<_> = m.conversations.iter().map(|p| write_read_position(fbb, p)).collect();
+                let conversations = Some(fbb.create_vector(&offsets));
+                let o = fb::ConversationList::create(
+                    fbb,
+                    &fb::ConversationListArgs {
+                        conversations,
+                        more: m.more,
+                    },
+                );
+                (fb::Body::ConversationList, o.as_union_value())
+            }
+            Message::Typing(m) => {
+                let conversation = m.conversation.to_fb();
+                let o = fb::Typing::create(
+                    fbb,
+                    &fb::TypingArgs {
+                        conversation: Some(&conversation),
+                    },
+                );
+                (fb::Body::Typing, o.as_union_value())
+            }
+            Message::TypingNotice(m) => {
+                let conversation = m.conversation.to_fb();
+                let o = fb::TypingNotice::create(
+                    fbb,
+                    &fb::TypingNoticeArgs {
+                        conversation: Some(&conversation),
+                        user_id: m.user_id,
+                    },
+                );
+                (fb::Body::TypingNotice, o.as_union_value())
+            }
+            Message::PresenceSubscribe(m) => {
+                let user_ids = Some(fbb.create_vector(&m.user_ids));
+                let o = fb::PresenceSubscribe::create(fbb, &fb::PresenceSubscribeArgs { user_ids });
+                (fb::Body::PresenceSubscribe, o.as_union_value())
+            }
+            Message::Presence(m) => {
+                let o = fb::Presence::create(
+                    fbb,
+                    &fb::PresenceArgs {
+                        user_id: m.user_id,
+                        online: m.online,
+                        last_seen_us: m.last_seen_us,
+                    },
+                );
+                (fb::Body::Presence, o.as_union_value())
+            }
+            Message::SetPersistence(m) => {
+                let conversation = m.conversation.to_fb();
+                let o = fb::SetPersistence::create(
+                    fbb,
+                    &fb::SetPersistenceArgs {
+                        conversation: Some(&conversation),
+                        persistence: fb::Persistence(m.persistence.0),
+                    },
+                );
+                (fb::Body::SetPersistence, o.as_union_value())
+            }
         }
     }
+}
+
+fn read_position(b: fb::ReadPosition<'_>, request_id: u64) -> Result<ReadPosition, FrameError> {
+    let conversation = b.conversation().ok_or(FrameError::MissingField {
+        request_id,
+        field: "ReadPosition.conversation",
+    })?;
+    Ok(ReadPosition {
+        conversation: Conversation::from_fb(conversation),
+        read_seq: b.read_seq(),
+        unread: b.unread(),
+        last_seq: b.last_seq(),
+    })
+}
+
+fn write_read_position<'b>(
+    fbb: &mut flatbuffers::FlatBufferBuilder<'b>,
+    m: &ReadPosition,
+) -> flatbuffers::WIPOffset<fb::ReadPosition<'b>> {
+    let conversation = m.conversation.to_fb();
+    fb::ReadPosition::create(
+        fbb,
+        &fb::ReadPositionArgs {
+            conversation: Some(&conversation),
+            read_seq: m.read_seq,
+            unread: m.unread,
+            last_seq: m.last_seq,
+        },
+    )
 }
 
 fn read_deliver<'a>(b: fb::Deliver<'a>, request_id: u64) -> Result<Deliver<'a>, FrameError> {
@@ -698,6 +1392,8 @@ fn read_deliver<'a>(b: fb::Deliver<'a>, request_id: u64) -> Result<Deliver<'a>, 
         payload: b.payload().map(|p| p.bytes()).unwrap_or(&[]),
         flags: SendFlags(b.flags().bits()),
         client_msg_id: b.client_msg_id(),
+        kind: MessageKind(b.kind().0),
+        refers_to: b.refers_to(),
     })
 }
 
@@ -719,6 +1415,8 @@ fn write_deliver<'b>(
             payload,
             flags: fb::SendFlags::from_bits_retain(m.flags.0),
             client_msg_id: m.client_msg_id,
+            kind: fb::MessageKind(m.kind.0),
+            refers_to: m.refers_to,
         },
     )
 }

@@ -25,8 +25,10 @@
 use crate::frame::{Decoded, Encoder, FrameDecoder, FrameError};
 use crate::limits::{Limits, PROTOCOL_VERSION, PROTOCOL_VERSION_MIN, REQUEST_ID_NONE};
 use crate::message::{
-    Ack, Credentials, Deliver, ErrorBody, ErrorCode, Hello, Login, Message, Ping, Pong, Register, Send, SendAck,
-    SendFlags, Sync, SyncPage,
+    Ack, Conversation, ConversationList, Conversations, Credentials, Deliver, ErrorBody, ErrorCode, GroupAddMember,
+    GroupCreate, GroupLeave, GroupList, GroupMemberList, GroupMembers, GroupRemoveMember, GroupRole, Hello, Login,
+    MarkRead, Message, MyGroups, Persistence, Ping, Pong, Presence, PresenceSubscribe, ReadPosition, Receipt, Register,
+    Send, SendAck, SendFlags, SetPersistence, Sync, SyncPage, Typing, TypingNotice,
 };
 
 /// Where the session is in the protocol.
@@ -80,6 +82,25 @@ pub enum Event<'a> {
     Pong { request_id: u64, nonce: u64 },
     /// A request failed, or (request id 0) the server reports a connection-level error.
     Error { request_id: u64, error: ErrorBody<'a> },
+    /// A `GroupCreate` succeeded.
+    GroupCreated { request_id: u64, group_id: u64 },
+    /// A request with nothing to return succeeded (group membership, persistence).
+    Done { request_id: u64 },
+    /// A page of a group's members.
+    GroupMemberList { request_id: u64, list: GroupMemberList },
+    /// A page of this user's groups.
+    GroupList { request_id: u64, list: GroupList<'a> },
+    /// A recipient stored or read a message this user sent with receipts requested.
+    Receipt(Receipt),
+    /// A conversation's read position: the reply to `MarkRead` (request id), or a push
+    /// (request id 0) when another device of this user marked it read.
+    ReadPosition { request_id: u64, position: ReadPosition },
+    /// A page of this user's conversations.
+    ConversationList { request_id: u64, list: ConversationList },
+    /// Someone is typing.
+    TypingNotice(TypingNotice),
+    /// A subscribed user's presence changed.
+    Presence(Presence),
 }
 
 /// A mistake by the caller or a protocol violation by the server.
@@ -277,12 +298,121 @@ impl ClientSession {
                 max: self.limits.payload_bytes_max,
             });
         }
-        Ok(self.request(&Message::Send(Send {
-            client_msg_id,
-            to,
-            payload,
-            flags,
-        })))
+        self.send_message(&Send::direct(to, client_msg_id, payload, flags))
+    }
+
+    /// Sends any `Send` (to a group, an edit, a delete); checks the payload limit.
+    pub fn send_message(&mut self, send: &Send<'_>) -> Result<u64, SessionError> {
+        self.expect_state("Send", self.logged_in())?;
+        if send.payload.len() > self.limits.payload_bytes_max as usize {
+            return Err(SessionError::PayloadTooLarge {
+                len: send.payload.len(),
+                max: self.limits.payload_bytes_max,
+            });
+        }
+        Ok(self.request(&Message::Send(*send)))
+    }
+
+    /// Sends `payload` to group `group_id`.
+    pub fn send_group(
+        &mut self,
+        group_id: u64,
+        client_msg_id: u64,
+        payload: &[u8],
+        flags: SendFlags,
+    ) -> Result<u64, SessionError> {
+        self.send_message(&Send {
+            group: group_id,
+            ..Send::direct(0, client_msg_id, payload, flags)
+        })
+    }
+
+    /// Sends a logged-in request that has no special client-side rules.
+    fn logged_in_request(&mut self, intent: &'static str, message: &Message<'_>) -> Result<u64, SessionError> {
+        self.expect_state(intent, self.logged_in())?;
+        Ok(self.request(message))
+    }
+
+    /// Creates a group owned by this user.
+    pub fn group_create(&mut self, name: &str, persistence: Persistence) -> Result<u64, SessionError> {
+        self.logged_in_request("GroupCreate", &Message::GroupCreate(GroupCreate { name, persistence }))
+    }
+
+    /// Adds `user_id` to a group with `role` (or changes its role).
+    pub fn group_add_member(&mut self, group_id: u64, user_id: u64, role: GroupRole) -> Result<u64, SessionError> {
+        let m = GroupAddMember {
+            group_id,
+            user_id,
+            role,
+        };
+        self.logged_in_request("GroupAddMember", &Message::GroupAddMember(m))
+    }
+
+    /// Removes `user_id` from a group.
+    pub fn group_remove_member(&mut self, group_id: u64, user_id: u64) -> Result<u64, SessionError> {
+        let m = GroupRemoveMember { group_id, user_id };
+        self.logged_in_request("GroupRemoveMember", &Message::GroupRemoveMember(m))
+    }
+
+    /// Leaves a group.
+    pub fn group_leave(&mut self, group_id: u64) -> Result<u64, SessionError> {
+        self.logged_in_request("GroupLeave", &Message::GroupLeave(GroupLeave { group_id }))
+    }
+
+    /// Asks for a page of a group's members after `after_user_id`.
+    pub fn group_members(&mut self, group_id: u64, after_user_id: u64) -> Result<u64, SessionError> {
+        let m = GroupMembers {
+            group_id,
+            after_user_id,
+        };
+        self.logged_in_request("GroupMembers", &Message::GroupMembers(m))
+    }
+
+    /// Asks for a page of this user's groups after `after_group_id`.
+    pub fn my_groups(&mut self, after_group_id: u64) -> Result<u64, SessionError> {
+        self.logged_in_request("MyGroups", &Message::MyGroups(MyGroups { after_group_id }))
+    }
+
+    /// Marks `conversation` read up to its inbox entry `up_to_seq`.
+    pub fn mark_read(&mut self, conversation: Conversation, up_to_seq: u64) -> Result<u64, SessionError> {
+        let m = MarkRead {
+            conversation,
+            up_to_seq,
+        };
+        self.logged_in_request("MarkRead", &Message::MarkRead(m))
+    }
+
+    /// Asks for a page of conversations after `after`.
+    pub fn conversations(&mut self, after: Option<Conversation>) -> Result<u64, SessionError> {
+        self.logged_in_request("Conversations", &Message::Conversations(Conversations { after }))
+    }
+
+    /// Tells the conversation this user is typing (fire and forget).
+    pub fn typing(&mut self, conversation: Conversation) -> Result<(), SessionError> {
+        self.expect_state("Typing", self.logged_in())?;
+        self.push(REQUEST_ID_NONE, &Message::Typing(Typing { conversation }));
+        Ok(())
+    }
+
+    /// Subscribes to these users' presence.
+    pub fn presence_subscribe(&mut self, user_ids: &[u64]) -> Result<u64, SessionError> {
+        let m = PresenceSubscribe {
+            user_ids: user_ids.to_vec(),
+        };
+        self.logged_in_request("PresenceSubscribe", &Message::PresenceSubscribe(m))
+    }
+
+    /// Sets a conversation's persistence for messages sent from now on.
+    pub fn set_persistence(
+        &mut self,
+        conversation: Conversation,
+        persistence: Persistence,
+    ) -> Result<u64, SessionError> {
+        let m = SetPersistence {
+            conversation,
+            persistence,
+        };
+        self.logged_in_request("SetPersistence", &Message::SetPersistence(m))
     }
 
     /// Acknowledges everything up to `up_to_seq` (fire and forget: no reply unless it fails).
@@ -428,13 +558,36 @@ impl ClientSession {
                     }
                     Event::Error { request_id, error }
                 }
+                Message::GroupCreated(ok) => Event::GroupCreated {
+                    request_id,
+                    group_id: ok.group_id,
+                },
+                Message::Done => Event::Done { request_id },
+                Message::GroupMemberList(list) => Event::GroupMemberList { request_id, list },
+                Message::GroupList(list) => Event::GroupList { request_id, list },
+                Message::Receipt(r) => Event::Receipt(r),
+                Message::ReadPosition(position) => Event::ReadPosition { request_id, position },
+                Message::ConversationList(list) => Event::ConversationList { request_id, list },
+                Message::TypingNotice(t) => Event::TypingNotice(t),
+                Message::Presence(p) => Event::Presence(p),
                 other @ (Message::Hello(_)
                 | Message::Register(_)
                 | Message::Login(_)
                 | Message::Logout
                 | Message::Send(_)
                 | Message::Ack(_)
-                | Message::Sync(_)) => return unexpected(other.name(), self.state),
+                | Message::Sync(_)
+                | Message::GroupCreate(_)
+                | Message::GroupAddMember(_)
+                | Message::GroupRemoveMember(_)
+                | Message::GroupLeave(_)
+                | Message::GroupMembers(_)
+                | Message::MyGroups(_)
+                | Message::MarkRead(_)
+                | Message::Conversations(_)
+                | Message::Typing(_)
+                | Message::PresenceSubscribe(_)
+                | Message::SetPersistence(_)) => return unexpected(other.name(), self.state),
             };
             return Ok(Some(event));
         }
@@ -611,6 +764,8 @@ mod tests {
                 payload: b"hi",
                 flags: SendFlags::NONE,
                 client_msg_id: seq,
+                kind: crate::MessageKind::NORMAL,
+                refers_to: 0,
             };
             server(&mut s, REQUEST_ID_NONE, &Message::Deliver(d));
         }
@@ -638,6 +793,8 @@ mod tests {
             payload: b"",
             flags: SendFlags::NONE,
             client_msg_id: seq,
+            kind: crate::MessageKind::NORMAL,
+            refers_to: 0,
         };
         server(s, REQUEST_ID_NONE, &Message::Deliver(d));
         while s.next_event().expect("decodes").is_some() {}
@@ -726,6 +883,9 @@ mod tests {
                 to: 1,
                 payload: b"",
                 flags: SendFlags::NONE,
+                group: 0,
+                kind: crate::MessageKind::NORMAL,
+                refers_to: 0,
             }),
         );
         assert!(matches!(

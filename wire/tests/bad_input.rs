@@ -96,6 +96,9 @@ fn a_truncated_frame_needs_more_and_a_short_length_is_malformed() {
             to: 2,
             payload: b"hello",
             flags: SendFlags::NONE,
+            group: 0,
+            kind: hotline_wire::MessageKind::NORMAL,
+            refers_to: 0,
         }),
     );
     let dec = decoder();
@@ -139,6 +142,9 @@ fn an_out_of_bounds_vector_length_is_malformed() {
             to: 2,
             payload: &payload,
             flags: SendFlags::NONE,
+            group: 0,
+            kind: hotline_wire::MessageKind::NORMAL,
+            refers_to: 0,
         }),
     );
     // Find the payload's length word (16 u32 LE, directly before the payload bytes) and inflate it.
@@ -206,7 +212,10 @@ fn a_union_tag_naming_the_wrong_table_is_verified_as_that_table() {
             client_msg_id: 1,
             to: 0,
             payload: &[],
-            flags: SendFlags::NONE
+            flags: SendFlags::NONE,
+            group: 0,
+            kind: hotline_wire::MessageKind::NORMAL,
+            refers_to: 0,
         })
     );
 }

@@ -64,6 +64,8 @@ fn deliver<'a>(r: &'a Raw, seq: u64, kind: u8, payload: &'a [u8]) -> Deliver<'a>
         payload,
         flags: SendFlags(r.flags),
         client_msg_id: r.n[1] ^ r.n[2],
+        kind: hotline_wire::MessageKind::NORMAL,
+        refers_to: 0,
     }
 }
 
@@ -119,6 +121,9 @@ fn build(r: &Raw) -> Message<'_> {
             to: b,
             payload: &r.bytes,
             flags: SendFlags(r.flags),
+            group: 0,
+            kind: hotline_wire::MessageKind::NORMAL,
+            refers_to: 0,
         }),
         9 => Message::SendAck(SendAck {
             client_msg_id: a,

@@ -1,23 +1,37 @@
 //! Send, Ack, Sync: a logged-in device's traffic.
 
 use bytes::Bytes;
-use hotline_wire::{Ack, ErrorCode, Send, Sync};
+use hotline_wire::{Ack, ErrorCode, MessageKind, Send, Sync};
 
 use super::{invalid_state, overloaded};
 use crate::config::SYNCS_IN_FLIGHT_MAX;
 use crate::core::{ConnState, Core};
 use crate::helper::HelperJob;
-use crate::mailbox::ReadPurpose;
+use crate::mailbox::{ReadPurpose, ReplyTo};
 use crate::storage::writer::{WriteOp, WriteRequest};
 
 pub fn send(core: &mut Core, idx: usize, request_id: u64, m: Send<'_>) {
-    let reply = core.reply_to(idx, request_id);
+    let reply = ReplyTo {
+        send: true,
+        ..core.reply_to(idx, request_id)
+    };
     let payload_max = core.limits.payload_bytes_max;
     let ConnState::LoggedIn(dev) = &mut core.conns[idx].state else {
         return invalid_state(core, idx, request_id, "Send");
     };
-    if m.to == 0 {
-        return core.push_error(idx, request_id, ErrorCode::InvalidRequest, "Send.to must name a user");
+    if (m.to == 0) == (m.group == 0) {
+        let text = "Send must name either a user (to) or a group, not both";
+        return core.push_error(idx, request_id, ErrorCode::InvalidRequest, text);
+    }
+    let kind_ok = match m.kind {
+        MessageKind::NORMAL => m.refers_to == 0,
+        MessageKind::EDIT => m.refers_to != 0,
+        MessageKind::DELETE => m.refers_to != 0 && m.payload.is_empty(),
+        _ => false,
+    };
+    if !kind_ok {
+        let text = "Send.kind: Normal has no refers_to; Edit and Delete name one; Delete has no payload";
+        return core.push_error(idx, request_id, ErrorCode::InvalidRequest, text);
     }
     if m.payload.len() > payload_max as usize {
         let text = format!(
@@ -32,8 +46,11 @@ pub fn send(core: &mut Core, idx: usize, request_id: u64, m: Send<'_>) {
             sender: dev.user_id,
             sender_device: dev.device_id,
             to: m.to,
+            group: m.group,
             client_msg_id: m.client_msg_id,
             flags: m.flags,
+            kind: m.kind,
+            refers_to: m.refers_to,
             payload: Bytes::copy_from_slice(m.payload),
         },
     };

@@ -2,6 +2,8 @@
 //! Handlers run on the core thread and never block: anything slow goes to the helper pool
 //! or the log writer, and its outcome comes back as a completion (see [`crate::core`]).
 
+mod conversations;
+mod groups;
 mod messaging;
 mod session;
 
@@ -24,6 +26,17 @@ pub fn dispatch(core: &mut Core, idx: usize, frame: Frame<'_>) {
         Message::Send(m) => messaging::send(core, idx, request_id, m),
         Message::Ack(m) => messaging::ack(core, idx, request_id, m),
         Message::Sync(m) => messaging::sync(core, idx, request_id, m),
+        Message::GroupCreate(m) => groups::create(core, idx, request_id, m),
+        Message::GroupAddMember(m) => groups::add_member(core, idx, request_id, m),
+        Message::GroupRemoveMember(m) => groups::remove_member(core, idx, request_id, m.group_id, m.user_id),
+        Message::GroupLeave(m) => groups::leave(core, idx, request_id, m),
+        Message::GroupMembers(m) => groups::members(core, idx, request_id, m),
+        Message::MyGroups(m) => groups::my_groups(core, idx, request_id, m),
+        Message::MarkRead(m) => conversations::mark_read(core, idx, request_id, m),
+        Message::Conversations(m) => conversations::list(core, idx, request_id, m),
+        Message::SetPersistence(m) => conversations::set_persistence(core, idx, request_id, m),
+        Message::Typing(m) => conversations::typing(core, idx, request_id, m),
+        Message::PresenceSubscribe(m) => conversations::presence_subscribe(core, idx, request_id, m),
         other @ (Message::HelloOk(_)
         | Message::RegisterOk(_)
         | Message::LoginOk(_)
@@ -32,7 +45,16 @@ pub fn dispatch(core: &mut Core, idx: usize, frame: Frame<'_>) {
         | Message::Deliver(_)
         | Message::AckOk(_)
         | Message::SyncPage(_)
-        | Message::Error(_)) => {
+        | Message::Error(_)
+        | Message::GroupCreated(_)
+        | Message::GroupMemberList(_)
+        | Message::GroupList(_)
+        | Message::Done
+        | Message::Receipt(_)
+        | Message::ReadPosition(_)
+        | Message::ConversationList(_)
+        | Message::TypingNotice(_)
+        | Message::Presence(_)) => {
             let text = format!("{} is sent by servers, not clients", other.name());
             core.push_error(idx, request_id, ErrorCode::InvalidRequest, &text);
         }
@@ -49,6 +71,45 @@ fn invalid_state(core: &mut Core, idx: usize, request_id: u64, what: &str) {
     };
     let text = format!("{what}: {state}");
     core.push_error(idx, request_id, ErrorCode::InvalidState, &text);
+}
+
+/// The logged-in user of connection `idx`, or `None` after refusing `what` (not logged in).
+fn logged_in_user(core: &mut Core, idx: usize, request_id: u64, what: &str) -> Option<u64> {
+    match &core.conns[idx].state {
+        ConnState::LoggedIn(dev) => Some(dev.user_id),
+        _ => {
+            invalid_state(core, idx, request_id, what);
+            None
+        }
+    }
+}
+
+/// Submits a write for connection `idx`'s request, or answers `Overloaded`.
+fn submit_write(core: &mut Core, idx: usize, request_id: u64, op: crate::storage::writer::WriteOp) {
+    let request = crate::storage::writer::WriteRequest {
+        reply: Some(core.reply_to(idx, request_id)),
+        op,
+    };
+    if core.shared.writer.submit(request).is_err() {
+        return overloaded(core, idx, request_id, "write queue full; retry");
+    }
+    core.outstanding += 1;
+}
+
+/// Submits a read for connection `idx`'s request (counted with its `Sync`s against
+/// `SYNCS_IN_FLIGHT_MAX`), or answers `Overloaded`.
+fn submit_read(core: &mut Core, idx: usize, request_id: u64, job: crate::helper::HelperJob) {
+    let Some(dev) = core.conns[idx].device() else { return };
+    if dev.syncs_in_flight >= crate::config::SYNCS_IN_FLIGHT_MAX {
+        return overloaded(core, idx, request_id, "too many reads in flight");
+    }
+    if core.shared.helpers.submit(job).is_err() {
+        return overloaded(core, idx, request_id, "read queue full; retry");
+    }
+    if let Some(dev) = core.conns[idx].device() {
+        dev.syncs_in_flight += 1;
+    }
+    core.outstanding += 1;
 }
 
 /// Refuses a request because a bounded queue is full.

@@ -29,6 +29,27 @@ pub fn unid(k: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(k.try_into().ok()?))
 }
 
+/// `(user_id, conversation kind, conversation id)`: a `convs` key, ordered by user, then
+/// kind, then id.
+pub fn conv(user_id: u64, conversation: hotline_wire::Conversation) -> [u8; 17] {
+    let (kind, id) = conversation.kind_and_id();
+    let mut k = [0u8; 17];
+    k[..8].copy_from_slice(&user_id.to_be_bytes());
+    k[8] = kind;
+    k[9..].copy_from_slice(&id.to_be_bytes());
+    k
+}
+
+/// Decodes a [`conv`] key.
+pub fn unconv(k: &[u8]) -> Option<(u64, hotline_wire::Conversation)> {
+    if k.len() != 17 {
+        return None;
+    }
+    let user = u64::from_be_bytes(k[..8].try_into().ok()?);
+    let id = u64::from_be_bytes(k[9..].try_into().ok()?);
+    Some((user, hotline_wire::Conversation::from_kind_and_id(k[8], id)))
+}
+
 /// Reads a little-endian u64 at `at` from a stored value.
 pub fn le_u64(v: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_le_bytes(v.get(at..at + 8)?.try_into().ok()?))
@@ -46,5 +67,11 @@ mod tests {
         assert_eq!(decoded, [(0, 9), (1, 2), (1, 300), (1, u64::MAX), (2, 1)]);
         assert_eq!(unpair(&[0; 15]), None);
         assert_eq!(unid(&id(77)), Some(77));
+        let c = hotline_wire::Conversation::Group(5);
+        assert_eq!(unconv(&conv(3, c)), Some((3, c)));
+        assert!(
+            conv(3, hotline_wire::Conversation::Direct(u64::MAX)) < conv(3, c),
+            "direct before group"
+        );
     }
 }

@@ -14,10 +14,20 @@
 //! | `cursors` | (user id, device id) | delivered seq (LE u64) |
 //! | `dedup` | (sender id, client msg id) | message id, sender seq, timestamp µs (LE u64s) |
 //! | `meta` | name | value (LE u64) |
+//! | `groups` | group id | created µs (LE u64), persistence (u8), name |
+//! | `members` | (group id, user id) | role (u8) |
+//! | `memberships` | (user id, group id) | role (u8): the same facts, for "my groups" |
+//! | `messages` | message id | sender, group (0: direct), recipient (LE u64s): who may edit |
+//! | `convs` | (user id, conversation kind u8, conversation id) | [`ConvState`] (LE u64s) |
+//! | `settings` | (lower user id, higher user id) | a direct conversation's persistence (u8) |
+//!
+//! `cursors` also holds, under the reserved device id 0, the user's scan positions
+//! ([`UserScan`]): how far delivered receipts and store-until-delivered expiry have got.
 //!
 //! Invariants: a user's inbox seqs are dense from 1 and only the log writer writes any
-//! family, so the writer's cached counters (inbox heads, last device ids, next user id)
-//! are authoritative while the process runs and are recovered from these keys at start.
+//! family, so the writer's cached counters (inbox heads, last device ids, next user id,
+//! group membership, conversation states) are authoritative while the process runs and
+//! are recovered from these keys at start.
 
 pub mod keys;
 pub mod record;
@@ -25,6 +35,7 @@ pub mod writer;
 
 use std::path::Path;
 
+use hotline_wire::{Conversation, GroupRole, Persistence, ReadPosition};
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, Options, ReadOptions, DB,
 };
@@ -41,11 +52,17 @@ pub enum Cf {
     Cursors,
     Dedup,
     Meta,
+    Groups,
+    Members,
+    Memberships,
+    Messages,
+    Convs,
+    Settings,
 }
 
 impl Cf {
     /// Every family, in creation order.
-    pub const ALL: [Cf; 9] = [
+    pub const ALL: [Cf; 15] = [
         Cf::Users,
         Cf::Usernames,
         Cf::Credentials,
@@ -55,6 +72,12 @@ impl Cf {
         Cf::Cursors,
         Cf::Dedup,
         Cf::Meta,
+        Cf::Groups,
+        Cf::Members,
+        Cf::Memberships,
+        Cf::Messages,
+        Cf::Convs,
+        Cf::Settings,
     ];
 
     /// The family's name in RocksDB.
@@ -69,9 +92,18 @@ impl Cf {
             Cf::Cursors => "cursors",
             Cf::Dedup => "dedup",
             Cf::Meta => "meta",
+            Cf::Groups => "groups",
+            Cf::Members => "members",
+            Cf::Memberships => "memberships",
+            Cf::Messages => "messages",
+            Cf::Convs => "convs",
+            Cf::Settings => "settings",
         }
     }
 }
+
+/// The device id under which `cursors` keeps a user's [`UserScan`] (device ids start at 1).
+pub const USER_SCAN_DEVICE_ID: u64 = 0;
 
 /// `meta` key of the highest message id ever handed out.
 pub const META_MESSAGE_ID_HWM: &[u8] = b"message_id_hwm";
@@ -107,6 +139,86 @@ pub struct TokenRecord {
     pub user_id: u64,
     pub device_id: u64,
 }
+
+/// A group's stored description.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupRecord {
+    pub name: String,
+    pub persistence: Persistence,
+    pub created_us: u64,
+}
+
+/// One user's view of one conversation: what unread counts and read positions need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ConvState {
+    /// The newest inbox seq of this conversation.
+    pub last_seq: u64,
+    /// Messages from others in this conversation (the ordinal of the newest one).
+    pub incoming: u64,
+    /// Read up to this inbox seq.
+    pub read_seq: u64,
+    /// The ordinal at `read_seq`: `incoming - read_incoming` is the unread count.
+    pub read_incoming: u64,
+}
+
+impl ConvState {
+    pub const BYTES: usize = 32;
+
+    pub fn encode(&self) -> [u8; Self::BYTES] {
+        let mut v = [0u8; Self::BYTES];
+        for (i, x) in [self.last_seq, self.incoming, self.read_seq, self.read_incoming]
+            .into_iter()
+            .enumerate()
+        {
+            v[i * 8..i * 8 + 8].copy_from_slice(&x.to_le_bytes());
+        }
+        v
+    }
+
+    pub fn decode(v: &[u8]) -> Option<ConvState> {
+        Some(ConvState {
+            last_seq: keys::le_u64(v, 0)?,
+            incoming: keys::le_u64(v, 8)?,
+            read_seq: keys::le_u64(v, 16)?,
+            read_incoming: keys::le_u64(v, 24)?,
+        })
+    }
+
+    /// Messages from others after the read position.
+    pub fn unread(&self) -> u64 {
+        self.incoming.saturating_sub(self.read_incoming)
+    }
+
+    pub fn position(&self, conversation: Conversation) -> ReadPosition {
+        ReadPosition {
+            conversation,
+            read_seq: self.read_seq,
+            unread: self.unread(),
+            last_seq: self.last_seq,
+        }
+    }
+}
+
+/// How far the writer's per-user scans behind the device cursors have got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct UserScan {
+    /// Delivered receipts were sent for every entry up to here (the highest device cursor).
+    pub receipts_seq: u64,
+    /// Store-until-delivered entries are expired up to here (the lowest device cursor).
+    pub expired_seq: u64,
+}
+
+/// Who sent a message and where: what an Edit or Delete is checked against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessageOrigin {
+    pub sender: u64,
+    /// 0 for a direct message.
+    pub group: u64,
+    pub recipient: u64,
+}
+
+/// `(second id, value)` entries of a pair-keyed family, and whether more follow.
+type PairsPage = (Vec<(u64, Vec<u8>)>, bool);
 
 /// One page of an inbox read.
 #[derive(Debug, Default)]
@@ -281,6 +393,190 @@ impl Storage {
         let max = it.key().and_then(keys::unid).unwrap_or(0);
         it.status()?;
         Ok(max)
+    }
+
+    /// Every `(second id, value)` under `owner` in a pair-keyed family, after `after`, at
+    /// most `limit` of them, and whether more follow.
+    fn pairs_page(&self, cf: Cf, owner: u64, after: u64, limit: usize) -> Result<PairsPage, StorageError> {
+        let mut opts = ReadOptions::default();
+        opts.set_iterate_upper_bound(keys::pair(owner.saturating_add(1), 0).to_vec());
+        let mut it = self.db.raw_iterator_cf_opt(self.cf(cf), opts);
+        it.seek(keys::pair(owner, after.saturating_add(1)));
+        let mut out = Vec::new();
+        let mut more = false;
+        while let (Some(k), Some(v)) = (it.key(), it.value()) {
+            match keys::unpair(k) {
+                Some((o, second)) if o == owner => {
+                    if out.len() >= limit {
+                        more = true;
+                        break;
+                    }
+                    out.push((second, v.to_vec()));
+                }
+                _ => break,
+            }
+            it.next();
+        }
+        it.status()?;
+        Ok((out, more))
+    }
+
+    /// A group's description, if it exists.
+    pub fn group(&self, group_id: u64) -> Result<Option<GroupRecord>, StorageError> {
+        let Some(v) = self.get(Cf::Groups, &keys::id(group_id))? else {
+            return Ok(None);
+        };
+        if v.len() < 9 {
+            return Err(StorageError::Corrupt(format!(
+                "groups[{group_id}] is {} bytes",
+                v.len()
+            )));
+        }
+        Ok(Some(GroupRecord {
+            created_us: keys::le_u64(&v, 0).unwrap_or(0),
+            persistence: Persistence(v[8]),
+            name: String::from_utf8_lossy(&v[9..]).into_owned(),
+        }))
+    }
+
+    /// The highest group id in use (0 if none).
+    pub fn max_group_id(&self) -> Result<u64, StorageError> {
+        let mut it = self.db.raw_iterator_cf(self.cf(Cf::Groups));
+        it.seek_to_last();
+        let max = it.key().and_then(keys::unid).unwrap_or(0);
+        it.status()?;
+        Ok(max)
+    }
+
+    /// A page of a group's members in user id order, and whether more follow.
+    pub fn group_members(
+        &self,
+        group_id: u64,
+        after_user_id: u64,
+        limit: usize,
+    ) -> Result<(Vec<(u64, GroupRole)>, bool), StorageError> {
+        let (page, more) = self.pairs_page(Cf::Members, group_id, after_user_id, limit)?;
+        let members = page
+            .into_iter()
+            .map(|(user, v)| (user, GroupRole(v.first().copied().unwrap_or(0))))
+            .collect();
+        Ok((members, more))
+    }
+
+    /// A page of the groups `user_id` belongs to, in group id order, and whether more follow.
+    pub fn user_groups(
+        &self,
+        user_id: u64,
+        after_group_id: u64,
+        limit: usize,
+    ) -> Result<(Vec<(u64, GroupRole)>, bool), StorageError> {
+        let (page, more) = self.pairs_page(Cf::Memberships, user_id, after_group_id, limit)?;
+        let groups = page
+            .into_iter()
+            .map(|(group, v)| (group, GroupRole(v.first().copied().unwrap_or(0))))
+            .collect();
+        Ok((groups, more))
+    }
+
+    /// `user_id`'s role in `group_id`, if a member.
+    pub fn member_role(&self, group_id: u64, user_id: u64) -> Result<Option<GroupRole>, StorageError> {
+        Ok(self
+            .get(Cf::Members, &keys::pair(group_id, user_id))?
+            .map(|v| GroupRole(v.first().copied().unwrap_or(0))))
+    }
+
+    /// Who sent `message_id`, and where.
+    pub fn message_origin(&self, message_id: u64) -> Result<Option<MessageOrigin>, StorageError> {
+        Ok(self.get(Cf::Messages, &keys::id(message_id))?.and_then(|v| {
+            Some(MessageOrigin {
+                sender: keys::le_u64(&v, 0)?,
+                group: keys::le_u64(&v, 8)?,
+                recipient: keys::le_u64(&v, 16)?,
+            })
+        }))
+    }
+
+    /// `user_id`'s state of one conversation, if it has one.
+    pub fn conv_state(&self, user_id: u64, conversation: Conversation) -> Result<Option<ConvState>, StorageError> {
+        Ok(self
+            .get(Cf::Convs, &keys::conv(user_id, conversation))?
+            .and_then(|v| ConvState::decode(&v)))
+    }
+
+    /// A page of `user_id`'s conversations after `after` in (kind, id) order.
+    pub fn conv_states(
+        &self,
+        user_id: u64,
+        after: Option<Conversation>,
+        limit: usize,
+    ) -> Result<(Vec<ReadPosition>, bool), StorageError> {
+        let mut opts = ReadOptions::default();
+        opts.set_iterate_upper_bound(keys::id(user_id.saturating_add(1)).to_vec());
+        let mut it = self.db.raw_iterator_cf_opt(self.cf(Cf::Convs), opts);
+        match after {
+            Some(c) => {
+                it.seek(keys::conv(user_id, c));
+                if it.key() == Some(&keys::conv(user_id, c)[..]) {
+                    it.next();
+                }
+            }
+            None => it.seek(keys::id(user_id)),
+        }
+        let mut out = Vec::new();
+        let mut more = false;
+        while let (Some(k), Some(v)) = (it.key(), it.value()) {
+            let Some((owner, conversation)) = keys::unconv(k) else {
+                return Err(StorageError::Corrupt(format!("convs key of {} bytes", k.len())));
+            };
+            if owner != user_id {
+                break;
+            }
+            if out.len() >= limit {
+                more = true;
+                break;
+            }
+            let state = ConvState::decode(v)
+                .ok_or_else(|| StorageError::Corrupt(format!("convs value of {} bytes", v.len())))?;
+            out.push(state.position(conversation));
+            it.next();
+        }
+        it.status()?;
+        Ok((out, more))
+    }
+
+    /// A direct conversation's persistence (archive unless set).
+    pub fn direct_persistence(&self, a: u64, b: u64) -> Result<Persistence, StorageError> {
+        Ok(self
+            .get(Cf::Settings, &keys::pair(a.min(b), a.max(b)))?
+            .and_then(|v| v.first().copied())
+            .map_or(Persistence::ARCHIVE, Persistence))
+    }
+
+    /// Every device of `user_id` with its stored cursor (0 if it never acked).
+    pub fn device_cursors(&self, user_id: u64) -> Result<Vec<(u64, u64)>, StorageError> {
+        let (devices, _) = self.pairs_page(Cf::Devices, user_id, 0, usize::MAX)?;
+        devices
+            .into_iter()
+            .map(|(device, _)| Ok((device, self.cursor(user_id, device)?)))
+            .collect()
+    }
+
+    /// How far the writer's scans behind `user_id`'s cursors have got.
+    pub fn user_scan(&self, user_id: u64) -> Result<UserScan, StorageError> {
+        Ok(self
+            .get(Cf::Cursors, &keys::pair(user_id, USER_SCAN_DEVICE_ID))?
+            .and_then(|v| {
+                Some(UserScan {
+                    receipts_seq: keys::le_u64(&v, 0)?,
+                    expired_seq: keys::le_u64(&v, 8)?,
+                })
+            })
+            .unwrap_or_default())
+    }
+
+    /// One inbox entry.
+    pub fn inbox_entry(&self, user_id: u64, seq: u64) -> Result<Option<Vec<u8>>, StorageError> {
+        self.get(Cf::Inbox, &keys::pair(user_id, seq))
     }
 
     /// The original outcome of a send, if `(sender, client_msg_id)` was stored before.

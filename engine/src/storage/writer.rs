@@ -15,12 +15,22 @@
 //! bloom-filtered lookup. Delivery still crosses at most one core boundary: sender core →
 //! writer → recipient's home core.
 //!
+//! Groups and conversations (see [`conversations`]) are sequenced here too: the writer owns
+//! group membership (a cache over the `groups`/`members` families), so the membership check
+//! of a group send and its fan-out into every member's inbox happen in one step, with no
+//! membership change in between: a member removed by an earlier request never gets a later
+//! message. Group messages are written *on write* into each member's inbox (see README).
+//!
 //! Invariants:
-//! - Counters (inbox heads, last device ids, next user id, next message id) change only
-//!   when the batch that used them committed; a failed batch leaves them as they were, so
-//!   seqs stay dense and the failed requests can be retried.
+//! - Counters (inbox heads, last device ids, next user id, next message id, next group id)
+//!   and cached state (membership, conversation states, settings) change only when the batch
+//!   that used them committed; a failed batch leaves them as they were, so seqs stay dense
+//!   and the failed requests can be retried.
 //! - Completions for one user are pushed in seq order, so each home core sees its users'
-//!   inboxes grow one seq at a time.
+//!   inboxes grow one seq at a time. A group message reaches each core as one completion
+//!   listing that core's members, not one per member.
+
+mod conversations;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -30,13 +40,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use crossbeam_queue::ArrayQueue;
-use hotline_wire::{ErrorCode, SendAck, SendFlags};
+use hotline_wire::{Conversation, ErrorCode, GroupRole, MessageKind, Persistence, SendAck, SendFlags};
 use rocksdb::{WriteBatch, WriteOptions};
 
 use super::keys::{self, pair};
-use super::record::StoredMessage;
-use super::{Cf, Storage, StorageError, META_MESSAGE_ID_HWM};
-use crate::mailbox::{home_core, Completion, Mailbox, ReplyTo, WriteOutcome};
+use super::record::{RecordMeta, StoredMessage, STORE_UNTIL_DELIVERED};
+use super::{Cf, ConvState, MessageOrigin, Storage, StorageError, META_MESSAGE_ID_HWM};
+use crate::mailbox::{Completion, Mailbox, Notice, ReplyTo, WriteOutcome};
+use conversations::{GroupState, ScanState};
 
 /// Most requests queued for the writer; a full queue makes submitters shed (`Overloaded`).
 pub const WRITE_QUEUE_REQUESTS_MAX: usize = 65_536;
@@ -46,6 +57,15 @@ pub const BATCH_REQUESTS_MAX: usize = 4_096;
 pub const BATCH_PAYLOAD_BYTES_MAX: usize = 8 << 20;
 /// Under `async` durability, how often the WAL is fsynced in the background.
 pub const ASYNC_WAL_SYNC_INTERVAL_MS: u64 = 10;
+
+/// Default most members of one group (`--group-members-max`).
+pub const GROUP_MEMBERS_MAX_DEFAULT: usize = 10_000;
+/// Most inbox entries one receipt or expiry scan reads (the rest waits for the next
+/// cursor move); bounds the writer's work per request.
+pub const SCAN_ENTRIES_MAX: usize = 4_096;
+/// Most entries in each of the writer's caches (conversation states, settings, groups,
+/// scan positions); a full cache is emptied between batches and reloads from storage.
+pub const CACHE_ENTRIES_MAX: usize = 1 << 20;
 
 const _: () = assert!(BATCH_REQUESTS_MAX <= WRITE_QUEUE_REQUESTS_MAX);
 
@@ -61,14 +81,52 @@ pub enum Durability {
 /// A mutation.
 #[derive(Debug)]
 pub enum WriteOp {
-    /// Append a direct message to the recipient's and the sender's inbox.
+    /// Append a message to the recipient's and the sender's inbox, or (`group` non-zero) to
+    /// every member's. Ephemeral conversations are only pushed, never written.
     Append {
         sender: u64,
         sender_device: u64,
         to: u64,
+        group: u64,
         client_msg_id: u64,
         flags: SendFlags,
+        kind: MessageKind,
+        refers_to: u64,
         payload: Bytes,
+    },
+    CreateGroup {
+        owner: u64,
+        name: String,
+        persistence: Persistence,
+    },
+    /// Add `user` to `group` with `role` (or change its role), as `actor`.
+    AddMember {
+        actor: u64,
+        group: u64,
+        user: u64,
+        role: GroupRole,
+    },
+    /// Remove `user` from `group` as `actor` (`user == actor`: leave).
+    RemoveMember {
+        actor: u64,
+        group: u64,
+        user: u64,
+    },
+    SetPersistence {
+        actor: u64,
+        conversation: Conversation,
+        persistence: Persistence,
+    },
+    /// Move `user`'s read position in `conversation` to the entry at `seq`.
+    MarkRead {
+        user: u64,
+        conversation: Conversation,
+        seq: u64,
+    },
+    /// Tell the conversation's other party or members that `user` is typing (nothing stored).
+    Typing {
+        user: u64,
+        conversation: Conversation,
     },
     CreateUser {
         username: String,
@@ -159,6 +217,16 @@ pub fn spawn(
     mailboxes: Arc<[Mailbox]>,
     durability: Durability,
 ) -> Result<(Arc<LogWriter>, Vec<JoinHandle<()>>), StorageError> {
+    spawn_with(storage, mailboxes, durability, GROUP_MEMBERS_MAX_DEFAULT)
+}
+
+/// [`spawn`] with a group size limit other than the default.
+pub fn spawn_with(
+    storage: Arc<Storage>,
+    mailboxes: Arc<[Mailbox]>,
+    durability: Durability,
+    group_members_max: usize,
+) -> Result<(Arc<LogWriter>, Vec<JoinHandle<()>>), StorageError> {
     let writer = Arc::new(LogWriter {
         queue: ArrayQueue::new(WRITE_QUEUE_REQUESTS_MAX),
         sleeping: AtomicBool::new(false),
@@ -167,6 +235,7 @@ pub fn spawn(
         stats: WriterStats::default(),
     });
     let mut state = WriterState::load(storage.clone(), mailboxes, durability)?;
+    state.group_members_max = group_members_max;
     let w = writer.clone();
     let handle = thread::Builder::new()
         .name("hotline-writer".into())
@@ -228,6 +297,24 @@ struct WriterState {
     batch_next_message_id: u64,
     out: Vec<(usize, Completion)>,
     record: Vec<u8>,
+    group_members_max: usize,
+    next_group_id: u64,
+    batch_next_group_id: u64,
+    /// Group membership, loaded on first use; `batch_groups` holds this batch's changes.
+    groups: HashMap<u64, Arc<GroupState>>,
+    batch_groups: HashMap<u64, Arc<GroupState>>,
+    /// Per (user, conversation) state; `batch_convs` holds this batch's changes.
+    convs: HashMap<(u64, Conversation), ConvState>,
+    batch_convs: HashMap<(u64, Conversation), ConvState>,
+    /// Direct conversations' persistence by (lower, higher) user id.
+    settings: HashMap<(u64, u64), Persistence>,
+    batch_settings: HashMap<(u64, u64), Persistence>,
+    /// Messages written in this batch, for Edits and Deletes of them in the same batch.
+    batch_messages: HashMap<u64, MessageOrigin>,
+    /// Device cursors and scan positions per user (cleared when a batch fails).
+    scans: HashMap<u64, ScanState>,
+    /// Notices for each core, pushed after the commit (one completion per core).
+    notices: Vec<Vec<Notice>>,
 }
 
 /// Why one request could not be applied (the rest of the batch goes on).
@@ -245,6 +332,7 @@ impl From<StorageError> for Refusal {
 impl WriterState {
     fn load(storage: Arc<Storage>, mailboxes: Arc<[Mailbox]>, durability: Durability) -> Result<Self, StorageError> {
         let next_user_id = storage.max_user_id()? + 1;
+        let next_group_id = storage.max_group_id()? + 1;
         let hwm = storage.meta_u64(META_MESSAGE_ID_HWM)?.unwrap_or(0);
         let next_message_id = (hwm + 1).max(message_id_floor(now_us()));
         let cores = mailboxes.len();
@@ -263,6 +351,18 @@ impl WriterState {
             batch_next_message_id: next_message_id,
             out: Vec::new(),
             record: Vec::with_capacity(1024),
+            group_members_max: GROUP_MEMBERS_MAX_DEFAULT,
+            next_group_id,
+            batch_next_group_id: next_group_id,
+            groups: HashMap::new(),
+            batch_groups: HashMap::new(),
+            convs: HashMap::new(),
+            batch_convs: HashMap::new(),
+            settings: HashMap::new(),
+            batch_settings: HashMap::new(),
+            batch_messages: HashMap::new(),
+            scans: HashMap::new(),
+            notices: (0..cores).map(|_| Vec::new()).collect(),
         })
     }
 
@@ -299,6 +399,7 @@ impl WriterState {
         let timestamp_us = now_us();
         self.batch_next_message_id = self.next_message_id.max(message_id_floor(timestamp_us));
         self.batch_next_user_id = self.next_user_id;
+        self.batch_next_group_id = self.next_group_id;
         let mut messages = 0u64;
         let count = requests.len() as u64;
         for request in requests.drain(..) {
@@ -334,14 +435,29 @@ impl WriterState {
                 }
                 self.next_user_id = self.batch_next_user_id;
                 self.next_message_id = self.batch_next_message_id;
+                self.next_group_id = self.batch_next_group_id;
+                self.groups.extend(self.batch_groups.drain());
+                self.convs.extend(self.batch_convs.drain());
+                self.settings.extend(self.batch_settings.drain());
                 for (core, completion) in self.out.drain(..) {
                     self.mailboxes[core].push_completion(completion);
+                }
+                for (core, notices) in self.notices.iter_mut().enumerate() {
+                    if !notices.is_empty() {
+                        let notices = std::mem::take(notices);
+                        self.mailboxes[core].push_completion(Completion::Notices(notices));
+                    }
                 }
             }
             Err(e) => {
                 tracing::error!("group commit of {count} requests failed, none acknowledged: {e}");
                 handle.stats.failed_batches.fetch_add(1, Ordering::Relaxed);
                 self.batch_users.clear();
+                self.batch_groups.clear();
+                self.batch_convs.clear();
+                self.batch_settings.clear();
+                self.scans.clear();
+                self.notices.iter_mut().for_each(Vec::clear);
                 // Nothing reached an inbox: only the requesters hear, and they may retry.
                 let requesters: Vec<ReplyTo> = self
                     .out
@@ -359,6 +475,8 @@ impl WriterState {
         }
         self.batch_usernames.clear();
         self.batch_dedup.clear();
+        self.batch_messages.clear();
+        self.bound_caches();
         let stats = &handle.stats;
         stats.batches.fetch_add(1, Ordering::Relaxed);
         stats.requests.fetch_add(count, Ordering::Relaxed);
@@ -425,8 +543,11 @@ impl WriterState {
                 sender,
                 sender_device,
                 to,
+                group,
                 client_msg_id,
                 flags,
+                kind,
+                refers_to,
                 payload,
             } => {
                 let dedup_key = (sender, client_msg_id);
@@ -445,16 +566,11 @@ impl WriterState {
                     self.emit_written(reply, WriteOutcome::Sent(ack));
                     return Ok(());
                 }
-                // Check the recipient before taking any seq, so a refusal leaves no trace.
-                if self.counters(to)?.is_none() {
-                    return Err(Refusal::Client(ErrorCode::NoSuchUser));
+                // Check everything before taking any seq, so a refusal leaves no trace.
+                let (recipients, persistence) = self.recipients(sender, to, group)?;
+                if kind == MessageKind::EDIT || kind == MessageKind::DELETE {
+                    self.check_own_message(sender, to, group, refers_to)?;
                 }
-                let recipient_seq = self.next_seq(to)?;
-                let sender_seq = if to == sender {
-                    recipient_seq
-                } else {
-                    self.next_seq(sender)?
-                };
                 let message_id = self.batch_next_message_id;
                 self.batch_next_message_id += 1;
                 let message = Arc::new(StoredMessage {
@@ -466,15 +582,54 @@ impl WriterState {
                     flags,
                     client_msg_id,
                     payload,
+                    group,
+                    kind,
+                    refers_to,
                 });
-                let inbox = self.storage.cf(Cf::Inbox);
-                let copies = [(to, recipient_seq), (sender, sender_seq)];
-                // A message to oneself has one copy.
-                let copies = if to == sender { &copies[..1] } else { &copies[..] };
-                for &(owner, seq) in copies {
+                if persistence == Persistence::EPHEMERAL {
+                    self.push_ephemeral(&message, &recipients, reply);
+                    let ack = SendAck {
+                        client_msg_id,
+                        message_id,
+                        inbox_seq: 0,
+                        timestamp_us,
+                    };
+                    self.emit_written(reply, WriteOutcome::Sent(ack));
+                    return Ok(());
+                }
+                let storage_flags = if persistence == Persistence::UNTIL_DELIVERED {
+                    STORE_UNTIL_DELIVERED
+                } else {
+                    0
+                };
+                // Direct: the recipient's copy first, then the sender's (one copy to oneself).
+                let mut entries = Vec::with_capacity(recipients.len());
+                for &owner in &recipients {
+                    let seq = self.next_seq(owner)?;
+                    let conversation = message.conversation_for(owner);
+                    let incoming = owner != sender && kind == MessageKind::NORMAL;
+                    let ordinal = self.conv_appended(owner, conversation, seq, incoming, batch)?;
                     self.record.clear();
-                    message.encode_record(owner, &mut self.record);
-                    batch.put_cf(inbox, pair(owner, seq), &self.record);
+                    message.encode_record(owner, RecordMeta { ordinal, storage_flags }, &mut self.record);
+                    batch.put_cf(self.storage.cf(Cf::Inbox), pair(owner, seq), &self.record);
+                    entries.push((owner, seq));
+                }
+                let sender_seq = entries
+                    .iter()
+                    .find(|(owner, _)| *owner == sender)
+                    .map_or(0, |(_, seq)| *seq);
+                if kind == MessageKind::NORMAL {
+                    let origin = MessageOrigin {
+                        sender,
+                        group,
+                        recipient: to,
+                    };
+                    let mut v = [0u8; 24];
+                    v[..8].copy_from_slice(&sender.to_le_bytes());
+                    v[8..16].copy_from_slice(&group.to_le_bytes());
+                    v[16..].copy_from_slice(&to.to_le_bytes());
+                    batch.put_cf(self.storage.cf(Cf::Messages), keys::id(message_id), v);
+                    self.batch_messages.insert(message_id, origin);
                 }
                 let ack = SendAck {
                     client_msg_id,
@@ -488,26 +643,7 @@ impl WriterState {
                 dedup_value[16..].copy_from_slice(&timestamp_us.to_le_bytes());
                 batch.put_cf(self.storage.cf(Cf::Dedup), pair(sender, client_msg_id), dedup_value);
                 self.batch_dedup.insert(dedup_key, ack);
-                if to != sender {
-                    self.out.push((
-                        home_core(to, self.cores),
-                        Completion::Committed {
-                            user_id: to,
-                            seq: recipient_seq,
-                            message: message.clone(),
-                            origin: None,
-                        },
-                    ));
-                }
-                self.out.push((
-                    home_core(sender, self.cores),
-                    Completion::Committed {
-                        user_id: sender,
-                        seq: sender_seq,
-                        message,
-                        origin: reply,
-                    },
-                ));
+                self.push_committed(&message, &entries, reply);
                 self.emit_written(reply, WriteOutcome::Sent(ack));
                 Ok(())
             }
@@ -556,6 +692,9 @@ impl WriterState {
                 let device_id = last + 1;
                 c.device_last = Some(device_id);
                 let inbox_head = c.inbox_head;
+                if let Some(scan) = self.scans.get_mut(&user_id) {
+                    scan.cursors.insert(device_id, 0);
+                }
                 let token_hash = crate::auth::token_hash(&token);
                 let mut device = Vec::with_capacity(8 + device_name.len());
                 device.extend_from_slice(&timestamp_us.to_le_bytes());
@@ -593,6 +732,7 @@ impl WriterState {
                     pair(user_id, device_id),
                     seq.to_le_bytes(),
                 );
+                self.cursor_moved(user_id, device_id, seq, batch)?;
                 self.emit_written(
                     reply,
                     WriteOutcome::CursorStored {
@@ -601,6 +741,53 @@ impl WriterState {
                         seq,
                     },
                 );
+                Ok(())
+            }
+            WriteOp::CreateGroup {
+                owner,
+                name,
+                persistence,
+            } => {
+                let group_id = self.create_group(owner, name, persistence, timestamp_us, batch)?;
+                self.emit_written(reply, WriteOutcome::GroupCreated { group_id });
+                Ok(())
+            }
+            WriteOp::AddMember {
+                actor,
+                group,
+                user,
+                role,
+            } => {
+                self.add_member(actor, group, user, role, batch)?;
+                self.emit_written(reply, WriteOutcome::Done);
+                Ok(())
+            }
+            WriteOp::RemoveMember { actor, group, user } => {
+                self.remove_member(actor, group, user, batch)?;
+                self.emit_written(reply, WriteOutcome::Done);
+                Ok(())
+            }
+            WriteOp::SetPersistence {
+                actor,
+                conversation,
+                persistence,
+            } => {
+                self.set_persistence(actor, conversation, persistence, batch)?;
+                self.emit_written(reply, WriteOutcome::Done);
+                Ok(())
+            }
+            WriteOp::MarkRead {
+                user,
+                conversation,
+                seq,
+            } => {
+                let position = self.mark_read(user, conversation, seq, reply, timestamp_us, batch)?;
+                self.emit_written(reply, WriteOutcome::ReadPosition(position));
+                Ok(())
+            }
+            WriteOp::Typing { user, conversation } => {
+                self.typing(user, conversation)?;
+                self.emit_written(reply, WriteOutcome::Done);
                 Ok(())
             }
         }
@@ -628,6 +815,7 @@ mod tests {
             },
             request_id,
             internal: false,
+            send: false,
         })
     }
 
@@ -683,8 +871,11 @@ mod tests {
                 sender: from,
                 sender_device: 1,
                 to,
+                group: 0,
                 client_msg_id,
                 flags: SendFlags::NONE,
+                kind: MessageKind::NORMAL,
+                refers_to: 0,
                 payload: Bytes::from_static(b"hi"),
             })
         }

@@ -20,13 +20,13 @@ pub mod hotline {
                 since = "2.0.0",
                 note = "Use associated constants instead. This will no longer be generated in 2021."
             )]
-            pub const ENUM_MAX_ERROR_CODE: u16 = 18;
+            pub const ENUM_MAX_ERROR_CODE: u16 = 21;
             #[deprecated(
                 since = "2.0.0",
                 note = "Use associated constants instead. This will no longer be generated in 2021."
             )]
             #[allow(non_camel_case_types)]
-            pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 19] = [
+            pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 22] = [
                 ErrorCode::Unknown,
                 ErrorCode::MalformedFrame,
                 ErrorCode::FrameTooLarge,
@@ -46,6 +46,9 @@ pub mod hotline {
                 ErrorCode::ShuttingDown,
                 ErrorCode::IdleTimeout,
                 ErrorCode::Internal,
+                ErrorCode::NoSuchGroup,
+                ErrorCode::NoSuchMessage,
+                ErrorCode::GroupFull,
             ];
 
             /// Why a request failed. Append only.
@@ -92,9 +95,15 @@ pub mod hotline {
                 pub const IdleTimeout: Self = Self(17);
                 /// A bug on the server side; reported, never expected.
                 pub const Internal: Self = Self(18);
+                /// The named group does not exist.
+                pub const NoSuchGroup: Self = Self(19);
+                /// Edit/Delete: the referred message does not exist (or is not in that conversation).
+                pub const NoSuchMessage: Self = Self(20);
+                /// GroupAddMember: the group is at its member limit.
+                pub const GroupFull: Self = Self(21);
 
                 pub const ENUM_MIN: u16 = 0;
-                pub const ENUM_MAX: u16 = 18;
+                pub const ENUM_MAX: u16 = 21;
                 pub const ENUM_VALUES: &'static [Self] = &[
                     Self::Unknown,
                     Self::MalformedFrame,
@@ -115,6 +124,9 @@ pub mod hotline {
                     Self::ShuttingDown,
                     Self::IdleTimeout,
                     Self::Internal,
+                    Self::NoSuchGroup,
+                    Self::NoSuchMessage,
+                    Self::GroupFull,
                 ];
                 /// Returns the variant's name or "" if unknown.
                 pub fn variant_name(self) -> Option<&'static str> {
@@ -138,6 +150,9 @@ pub mod hotline {
                         Self::ShuttingDown => Some("ShuttingDown"),
                         Self::IdleTimeout => Some("IdleTimeout"),
                         Self::Internal => Some("Internal"),
+                        Self::NoSuchGroup => Some("NoSuchGroup"),
+                        Self::NoSuchMessage => Some("NoSuchMessage"),
+                        Self::GroupFull => Some("GroupFull"),
                         _ => None,
                     }
                 }
@@ -344,18 +359,404 @@ pub mod hotline {
                 since = "2.0.0",
                 note = "Use associated constants instead. This will no longer be generated in 2021."
             )]
-            pub const ENUM_MIN_BODY: u8 = 0;
+            pub const ENUM_MIN_MESSAGE_KIND: u8 = 0;
             #[deprecated(
                 since = "2.0.0",
                 note = "Use associated constants instead. This will no longer be generated in 2021."
             )]
-            pub const ENUM_MAX_BODY: u8 = 18;
+            pub const ENUM_MAX_MESSAGE_KIND: u8 = 3;
             #[deprecated(
                 since = "2.0.0",
                 note = "Use associated constants instead. This will no longer be generated in 2021."
             )]
             #[allow(non_camel_case_types)]
-            pub const ENUM_VALUES_BODY: [Body; 19] = [
+            pub const ENUM_VALUES_MESSAGE_KIND: [MessageKind; 4] = [
+                MessageKind::Normal,
+                MessageKind::Edit,
+                MessageKind::Delete,
+                MessageKind::Expired,
+            ];
+
+            /// What an inbox entry is. Append only.
+            #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+            #[repr(transparent)]
+            pub struct MessageKind(pub u8);
+            #[allow(non_upper_case_globals)]
+            impl MessageKind {
+                /// An ordinary message.
+                pub const Normal: Self = Self(0);
+                /// Replaces the payload of the message `refers_to` (the sender's own).
+                pub const Edit: Self = Self(1);
+                /// Withdraws the message `refers_to` (the sender's own); the payload is empty.
+                pub const Delete: Self = Self(2);
+                /// A store-until-delivered message every device of this inbox has acknowledged: the
+                /// payload is gone, the seq stays (so inboxes stay dense). Never pushed live.
+                pub const Expired: Self = Self(3);
+
+                pub const ENUM_MIN: u8 = 0;
+                pub const ENUM_MAX: u8 = 3;
+                pub const ENUM_VALUES: &'static [Self] =
+                    &[Self::Normal, Self::Edit, Self::Delete, Self::Expired];
+                /// Returns the variant's name or "" if unknown.
+                pub fn variant_name(self) -> Option<&'static str> {
+                    match self {
+                        Self::Normal => Some("Normal"),
+                        Self::Edit => Some("Edit"),
+                        Self::Delete => Some("Delete"),
+                        Self::Expired => Some("Expired"),
+                        _ => None,
+                    }
+                }
+            }
+            impl ::core::fmt::Debug for MessageKind {
+                fn fmt(&self, f: &mut ::core::fmt::Formatter) -> ::core::fmt::Result {
+                    if let Some(name) = self.variant_name() {
+                        f.write_str(name)
+                    } else {
+                        f.write_fmt(format_args!("<UNKNOWN {:?}>", self.0))
+                    }
+                }
+            }
+            impl<'a> ::flatbuffers::Follow<'a> for MessageKind {
+                type Inner = Self;
+                #[inline]
+                unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+                    let b = unsafe { ::flatbuffers::read_scalar_at::<u8>(buf, loc) };
+                    Self(b)
+                }
+            }
+
+            impl ::flatbuffers::Push for MessageKind {
+                type Output = MessageKind;
+                #[inline]
+                unsafe fn push(&self, dst: &mut [u8], _written_len: usize) {
+                    unsafe { ::flatbuffers::emplace_scalar::<u8>(dst, self.0) };
+                }
+            }
+
+            impl ::flatbuffers::EndianScalar for MessageKind {
+                type Scalar = u8;
+                #[inline]
+                fn to_little_endian(self) -> u8 {
+                    self.0.to_le()
+                }
+                #[inline]
+                #[allow(clippy::wrong_self_convention)]
+                fn from_little_endian(v: u8) -> Self {
+                    let b = u8::from_le(v);
+                    Self(b)
+                }
+            }
+
+            impl<'a> ::flatbuffers::Verifiable for MessageKind {
+                #[inline]
+                fn run_verifier(
+                    v: &mut ::flatbuffers::Verifier,
+                    pos: usize,
+                ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+                    u8::run_verifier(v, pos)
+                }
+            }
+
+            impl ::flatbuffers::SimpleToVerifyInSlice for MessageKind {}
+            #[deprecated(
+                since = "2.0.0",
+                note = "Use associated constants instead. This will no longer be generated in 2021."
+            )]
+            pub const ENUM_MIN_GROUP_ROLE: u8 = 0;
+            #[deprecated(
+                since = "2.0.0",
+                note = "Use associated constants instead. This will no longer be generated in 2021."
+            )]
+            pub const ENUM_MAX_GROUP_ROLE: u8 = 2;
+            #[deprecated(
+                since = "2.0.0",
+                note = "Use associated constants instead. This will no longer be generated in 2021."
+            )]
+            #[allow(non_camel_case_types)]
+            pub const ENUM_VALUES_GROUP_ROLE: [GroupRole; 3] =
+                [GroupRole::Member, GroupRole::Admin, GroupRole::Owner];
+
+            /// A member's role in a group. Owners manage everything; admins add and remove members;
+            /// members send and read. Append only.
+            #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+            #[repr(transparent)]
+            pub struct GroupRole(pub u8);
+            #[allow(non_upper_case_globals)]
+            impl GroupRole {
+                pub const Member: Self = Self(0);
+                pub const Admin: Self = Self(1);
+                pub const Owner: Self = Self(2);
+
+                pub const ENUM_MIN: u8 = 0;
+                pub const ENUM_MAX: u8 = 2;
+                pub const ENUM_VALUES: &'static [Self] = &[Self::Member, Self::Admin, Self::Owner];
+                /// Returns the variant's name or "" if unknown.
+                pub fn variant_name(self) -> Option<&'static str> {
+                    match self {
+                        Self::Member => Some("Member"),
+                        Self::Admin => Some("Admin"),
+                        Self::Owner => Some("Owner"),
+                        _ => None,
+                    }
+                }
+            }
+            impl ::core::fmt::Debug for GroupRole {
+                fn fmt(&self, f: &mut ::core::fmt::Formatter) -> ::core::fmt::Result {
+                    if let Some(name) = self.variant_name() {
+                        f.write_str(name)
+                    } else {
+                        f.write_fmt(format_args!("<UNKNOWN {:?}>", self.0))
+                    }
+                }
+            }
+            impl<'a> ::flatbuffers::Follow<'a> for GroupRole {
+                type Inner = Self;
+                #[inline]
+                unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+                    let b = unsafe { ::flatbuffers::read_scalar_at::<u8>(buf, loc) };
+                    Self(b)
+                }
+            }
+
+            impl ::flatbuffers::Push for GroupRole {
+                type Output = GroupRole;
+                #[inline]
+                unsafe fn push(&self, dst: &mut [u8], _written_len: usize) {
+                    unsafe { ::flatbuffers::emplace_scalar::<u8>(dst, self.0) };
+                }
+            }
+
+            impl ::flatbuffers::EndianScalar for GroupRole {
+                type Scalar = u8;
+                #[inline]
+                fn to_little_endian(self) -> u8 {
+                    self.0.to_le()
+                }
+                #[inline]
+                #[allow(clippy::wrong_self_convention)]
+                fn from_little_endian(v: u8) -> Self {
+                    let b = u8::from_le(v);
+                    Self(b)
+                }
+            }
+
+            impl<'a> ::flatbuffers::Verifiable for GroupRole {
+                #[inline]
+                fn run_verifier(
+                    v: &mut ::flatbuffers::Verifier,
+                    pos: usize,
+                ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+                    u8::run_verifier(v, pos)
+                }
+            }
+
+            impl ::flatbuffers::SimpleToVerifyInSlice for GroupRole {}
+            #[deprecated(
+                since = "2.0.0",
+                note = "Use associated constants instead. This will no longer be generated in 2021."
+            )]
+            pub const ENUM_MIN_PERSISTENCE: u8 = 0;
+            #[deprecated(
+                since = "2.0.0",
+                note = "Use associated constants instead. This will no longer be generated in 2021."
+            )]
+            pub const ENUM_MAX_PERSISTENCE: u8 = 2;
+            #[deprecated(
+                since = "2.0.0",
+                note = "Use associated constants instead. This will no longer be generated in 2021."
+            )]
+            #[allow(non_camel_case_types)]
+            pub const ENUM_VALUES_PERSISTENCE: [Persistence; 3] = [
+                Persistence::Archive,
+                Persistence::UntilDelivered,
+                Persistence::Ephemeral,
+            ];
+
+            /// How long a conversation's messages are kept. Append only.
+            #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+            #[repr(transparent)]
+            pub struct Persistence(pub u8);
+            #[allow(non_upper_case_globals)]
+            impl Persistence {
+                /// Kept in every inbox (the default).
+                pub const Archive: Self = Self(0);
+                /// Kept until every device of the inbox's owner has acknowledged it, then expired.
+                pub const UntilDelivered: Self = Self(1);
+                /// Live only: pushed to online devices, never written (inbox_seq 0 in Deliver and SendAck).
+                pub const Ephemeral: Self = Self(2);
+
+                pub const ENUM_MIN: u8 = 0;
+                pub const ENUM_MAX: u8 = 2;
+                pub const ENUM_VALUES: &'static [Self] =
+                    &[Self::Archive, Self::UntilDelivered, Self::Ephemeral];
+                /// Returns the variant's name or "" if unknown.
+                pub fn variant_name(self) -> Option<&'static str> {
+                    match self {
+                        Self::Archive => Some("Archive"),
+                        Self::UntilDelivered => Some("UntilDelivered"),
+                        Self::Ephemeral => Some("Ephemeral"),
+                        _ => None,
+                    }
+                }
+            }
+            impl ::core::fmt::Debug for Persistence {
+                fn fmt(&self, f: &mut ::core::fmt::Formatter) -> ::core::fmt::Result {
+                    if let Some(name) = self.variant_name() {
+                        f.write_str(name)
+                    } else {
+                        f.write_fmt(format_args!("<UNKNOWN {:?}>", self.0))
+                    }
+                }
+            }
+            impl<'a> ::flatbuffers::Follow<'a> for Persistence {
+                type Inner = Self;
+                #[inline]
+                unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+                    let b = unsafe { ::flatbuffers::read_scalar_at::<u8>(buf, loc) };
+                    Self(b)
+                }
+            }
+
+            impl ::flatbuffers::Push for Persistence {
+                type Output = Persistence;
+                #[inline]
+                unsafe fn push(&self, dst: &mut [u8], _written_len: usize) {
+                    unsafe { ::flatbuffers::emplace_scalar::<u8>(dst, self.0) };
+                }
+            }
+
+            impl ::flatbuffers::EndianScalar for Persistence {
+                type Scalar = u8;
+                #[inline]
+                fn to_little_endian(self) -> u8 {
+                    self.0.to_le()
+                }
+                #[inline]
+                #[allow(clippy::wrong_self_convention)]
+                fn from_little_endian(v: u8) -> Self {
+                    let b = u8::from_le(v);
+                    Self(b)
+                }
+            }
+
+            impl<'a> ::flatbuffers::Verifiable for Persistence {
+                #[inline]
+                fn run_verifier(
+                    v: &mut ::flatbuffers::Verifier,
+                    pos: usize,
+                ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+                    u8::run_verifier(v, pos)
+                }
+            }
+
+            impl ::flatbuffers::SimpleToVerifyInSlice for Persistence {}
+            #[deprecated(
+                since = "2.0.0",
+                note = "Use associated constants instead. This will no longer be generated in 2021."
+            )]
+            pub const ENUM_MIN_RECEIPT_KIND: u8 = 0;
+            #[deprecated(
+                since = "2.0.0",
+                note = "Use associated constants instead. This will no longer be generated in 2021."
+            )]
+            pub const ENUM_MAX_RECEIPT_KIND: u8 = 1;
+            #[deprecated(
+                since = "2.0.0",
+                note = "Use associated constants instead. This will no longer be generated in 2021."
+            )]
+            #[allow(non_camel_case_types)]
+            pub const ENUM_VALUES_RECEIPT_KIND: [ReceiptKind; 2] =
+                [ReceiptKind::Delivered, ReceiptKind::Read];
+
+            /// Whether a receipt says delivered or read. Append only.
+            #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+            #[repr(transparent)]
+            pub struct ReceiptKind(pub u8);
+            #[allow(non_upper_case_globals)]
+            impl ReceiptKind {
+                pub const Delivered: Self = Self(0);
+                pub const Read: Self = Self(1);
+
+                pub const ENUM_MIN: u8 = 0;
+                pub const ENUM_MAX: u8 = 1;
+                pub const ENUM_VALUES: &'static [Self] = &[Self::Delivered, Self::Read];
+                /// Returns the variant's name or "" if unknown.
+                pub fn variant_name(self) -> Option<&'static str> {
+                    match self {
+                        Self::Delivered => Some("Delivered"),
+                        Self::Read => Some("Read"),
+                        _ => None,
+                    }
+                }
+            }
+            impl ::core::fmt::Debug for ReceiptKind {
+                fn fmt(&self, f: &mut ::core::fmt::Formatter) -> ::core::fmt::Result {
+                    if let Some(name) = self.variant_name() {
+                        f.write_str(name)
+                    } else {
+                        f.write_fmt(format_args!("<UNKNOWN {:?}>", self.0))
+                    }
+                }
+            }
+            impl<'a> ::flatbuffers::Follow<'a> for ReceiptKind {
+                type Inner = Self;
+                #[inline]
+                unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+                    let b = unsafe { ::flatbuffers::read_scalar_at::<u8>(buf, loc) };
+                    Self(b)
+                }
+            }
+
+            impl ::flatbuffers::Push for ReceiptKind {
+                type Output = ReceiptKind;
+                #[inline]
+                unsafe fn push(&self, dst: &mut [u8], _written_len: usize) {
+                    unsafe { ::flatbuffers::emplace_scalar::<u8>(dst, self.0) };
+                }
+            }
+
+            impl ::flatbuffers::EndianScalar for ReceiptKind {
+                type Scalar = u8;
+                #[inline]
+                fn to_little_endian(self) -> u8 {
+                    self.0.to_le()
+                }
+                #[inline]
+                #[allow(clippy::wrong_self_convention)]
+                fn from_little_endian(v: u8) -> Self {
+                    let b = u8::from_le(v);
+                    Self(b)
+                }
+            }
+
+            impl<'a> ::flatbuffers::Verifiable for ReceiptKind {
+                #[inline]
+                fn run_verifier(
+                    v: &mut ::flatbuffers::Verifier,
+                    pos: usize,
+                ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+                    u8::run_verifier(v, pos)
+                }
+            }
+
+            impl ::flatbuffers::SimpleToVerifyInSlice for ReceiptKind {}
+            #[deprecated(
+                since = "2.0.0",
+                note = "Use associated constants instead. This will no longer be generated in 2021."
+            )]
+            pub const ENUM_MIN_BODY: u8 = 0;
+            #[deprecated(
+                since = "2.0.0",
+                note = "Use associated constants instead. This will no longer be generated in 2021."
+            )]
+            pub const ENUM_MAX_BODY: u8 = 38;
+            #[deprecated(
+                since = "2.0.0",
+                note = "Use associated constants instead. This will no longer be generated in 2021."
+            )]
+            #[allow(non_camel_case_types)]
+            pub const ENUM_VALUES_BODY: [Body; 39] = [
                 Body::NONE,
                 Body::Hello,
                 Body::HelloOk,
@@ -375,6 +776,26 @@ pub mod hotline {
                 Body::Pong,
                 Body::Error,
                 Body::AckOk,
+                Body::GroupCreate,
+                Body::GroupCreated,
+                Body::GroupAddMember,
+                Body::GroupRemoveMember,
+                Body::GroupLeave,
+                Body::GroupMembers,
+                Body::GroupMemberList,
+                Body::MyGroups,
+                Body::GroupList,
+                Body::Done,
+                Body::Receipt,
+                Body::MarkRead,
+                Body::ReadPosition,
+                Body::Conversations,
+                Body::ConversationList,
+                Body::Typing,
+                Body::TypingNotice,
+                Body::PresenceSubscribe,
+                Body::Presence,
+                Body::SetPersistence,
             ];
 
             /// Every frame's body. Append members only; the numbering is the wire format.
@@ -402,9 +823,29 @@ pub mod hotline {
                 pub const Pong: Self = Self(16);
                 pub const Error: Self = Self(17);
                 pub const AckOk: Self = Self(18);
+                pub const GroupCreate: Self = Self(19);
+                pub const GroupCreated: Self = Self(20);
+                pub const GroupAddMember: Self = Self(21);
+                pub const GroupRemoveMember: Self = Self(22);
+                pub const GroupLeave: Self = Self(23);
+                pub const GroupMembers: Self = Self(24);
+                pub const GroupMemberList: Self = Self(25);
+                pub const MyGroups: Self = Self(26);
+                pub const GroupList: Self = Self(27);
+                pub const Done: Self = Self(28);
+                pub const Receipt: Self = Self(29);
+                pub const MarkRead: Self = Self(30);
+                pub const ReadPosition: Self = Self(31);
+                pub const Conversations: Self = Self(32);
+                pub const ConversationList: Self = Self(33);
+                pub const Typing: Self = Self(34);
+                pub const TypingNotice: Self = Self(35);
+                pub const PresenceSubscribe: Self = Self(36);
+                pub const Presence: Self = Self(37);
+                pub const SetPersistence: Self = Self(38);
 
                 pub const ENUM_MIN: u8 = 0;
-                pub const ENUM_MAX: u8 = 18;
+                pub const ENUM_MAX: u8 = 38;
                 pub const ENUM_VALUES: &'static [Self] = &[
                     Self::NONE,
                     Self::Hello,
@@ -425,6 +866,26 @@ pub mod hotline {
                     Self::Pong,
                     Self::Error,
                     Self::AckOk,
+                    Self::GroupCreate,
+                    Self::GroupCreated,
+                    Self::GroupAddMember,
+                    Self::GroupRemoveMember,
+                    Self::GroupLeave,
+                    Self::GroupMembers,
+                    Self::GroupMemberList,
+                    Self::MyGroups,
+                    Self::GroupList,
+                    Self::Done,
+                    Self::Receipt,
+                    Self::MarkRead,
+                    Self::ReadPosition,
+                    Self::Conversations,
+                    Self::ConversationList,
+                    Self::Typing,
+                    Self::TypingNotice,
+                    Self::PresenceSubscribe,
+                    Self::Presence,
+                    Self::SetPersistence,
                 ];
                 /// Returns the variant's name or "" if unknown.
                 pub fn variant_name(self) -> Option<&'static str> {
@@ -448,6 +909,26 @@ pub mod hotline {
                         Self::Pong => Some("Pong"),
                         Self::Error => Some("Error"),
                         Self::AckOk => Some("AckOk"),
+                        Self::GroupCreate => Some("GroupCreate"),
+                        Self::GroupCreated => Some("GroupCreated"),
+                        Self::GroupAddMember => Some("GroupAddMember"),
+                        Self::GroupRemoveMember => Some("GroupRemoveMember"),
+                        Self::GroupLeave => Some("GroupLeave"),
+                        Self::GroupMembers => Some("GroupMembers"),
+                        Self::GroupMemberList => Some("GroupMemberList"),
+                        Self::MyGroups => Some("MyGroups"),
+                        Self::GroupList => Some("GroupList"),
+                        Self::Done => Some("Done"),
+                        Self::Receipt => Some("Receipt"),
+                        Self::MarkRead => Some("MarkRead"),
+                        Self::ReadPosition => Some("ReadPosition"),
+                        Self::Conversations => Some("Conversations"),
+                        Self::ConversationList => Some("ConversationList"),
+                        Self::Typing => Some("Typing"),
+                        Self::TypingNotice => Some("TypingNotice"),
+                        Self::PresenceSubscribe => Some("PresenceSubscribe"),
+                        Self::Presence => Some("Presence"),
+                        Self::SetPersistence => Some("SetPersistence"),
                         _ => None,
                     }
                 }
@@ -2092,6 +2573,9 @@ pub mod hotline {
                 pub const VT_TO: ::flatbuffers::VOffsetT = 6;
                 pub const VT_PAYLOAD: ::flatbuffers::VOffsetT = 8;
                 pub const VT_FLAGS: ::flatbuffers::VOffsetT = 10;
+                pub const VT_GROUP: ::flatbuffers::VOffsetT = 12;
+                pub const VT_KIND: ::flatbuffers::VOffsetT = 14;
+                pub const VT_REFERS_TO: ::flatbuffers::VOffsetT = 16;
 
                 #[inline]
                 pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -2108,11 +2592,14 @@ pub mod hotline {
                     args: &'args SendArgs<'args>,
                 ) -> ::flatbuffers::WIPOffset<Send<'bldr>> {
                     let mut builder = SendBuilder::new(_fbb);
+                    builder.add_refers_to(args.refers_to);
+                    builder.add_group(args.group);
                     builder.add_to(args.to);
                     builder.add_client_msg_id(args.client_msg_id);
                     if let Some(x) = args.payload {
                         builder.add_payload(x);
                     }
+                    builder.add_kind(args.kind);
                     builder.add_flags(args.flags);
                     builder.finish()
                 }
@@ -2162,6 +2649,34 @@ pub mod hotline {
                             .unwrap()
                     }
                 }
+                /// Non-zero: send to this group instead (`to` must then be 0). The sender must be a member.
+                #[inline]
+                pub fn group(&self) -> u64 {
+                    // Safety:
+                    // Created from valid Table for this object
+                    // which contains a valid value in this slot
+                    unsafe { self._tab.get::<u64>(Send::VT_GROUP, Some(0)).unwrap() }
+                }
+                #[inline]
+                pub fn kind(&self) -> MessageKind {
+                    // Safety:
+                    // Created from valid Table for this object
+                    // which contains a valid value in this slot
+                    unsafe {
+                        self._tab
+                            .get::<MessageKind>(Send::VT_KIND, Some(MessageKind::Normal))
+                            .unwrap()
+                    }
+                }
+                /// Edit and Delete: the message id of the original, which the sender must have sent in
+                /// the same conversation. 0 for Normal.
+                #[inline]
+                pub fn refers_to(&self) -> u64 {
+                    // Safety:
+                    // Created from valid Table for this object
+                    // which contains a valid value in this slot
+                    unsafe { self._tab.get::<u64>(Send::VT_REFERS_TO, Some(0)).unwrap() }
+                }
             }
 
             impl ::flatbuffers::Verifiable for Send<'_> {
@@ -2175,6 +2690,9 @@ pub mod hotline {
      .visit_field::<u64>("to", Self::VT_TO, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("payload", Self::VT_PAYLOAD, false)?
      .visit_field::<SendFlags>("flags", Self::VT_FLAGS, false)?
+     .visit_field::<u64>("group", Self::VT_GROUP, false)?
+     .visit_field::<MessageKind>("kind", Self::VT_KIND, false)?
+     .visit_field::<u64>("refers_to", Self::VT_REFERS_TO, false)?
      .finish();
                     Ok(())
                 }
@@ -2184,6 +2702,9 @@ pub mod hotline {
                 pub to: u64,
                 pub payload: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
                 pub flags: SendFlags,
+                pub group: u64,
+                pub kind: MessageKind,
+                pub refers_to: u64,
             }
             impl<'a> Default for SendArgs<'a> {
                 #[inline]
@@ -2193,6 +2714,9 @@ pub mod hotline {
                         to: 0,
                         payload: None,
                         flags: Default::default(),
+                        group: 0,
+                        kind: MessageKind::Normal,
+                        refers_to: 0,
                     }
                 }
             }
@@ -2225,6 +2749,19 @@ pub mod hotline {
                         .push_slot::<SendFlags>(Send::VT_FLAGS, flags, Default::default());
                 }
                 #[inline]
+                pub fn add_group(&mut self, group: u64) {
+                    self.fbb_.push_slot::<u64>(Send::VT_GROUP, group, 0);
+                }
+                #[inline]
+                pub fn add_kind(&mut self, kind: MessageKind) {
+                    self.fbb_
+                        .push_slot::<MessageKind>(Send::VT_KIND, kind, MessageKind::Normal);
+                }
+                #[inline]
+                pub fn add_refers_to(&mut self, refers_to: u64) {
+                    self.fbb_.push_slot::<u64>(Send::VT_REFERS_TO, refers_to, 0);
+                }
+                #[inline]
                 pub fn new(
                     _fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
                 ) -> SendBuilder<'a, 'b, A> {
@@ -2248,6 +2785,9 @@ pub mod hotline {
                     ds.field("to", &self.to());
                     ds.field("payload", &self.payload());
                     ds.field("flags", &self.flags());
+                    ds.field("group", &self.group());
+                    ds.field("kind", &self.kind());
+                    ds.field("refers_to", &self.refers_to());
                     ds.finish()
                 }
             }
@@ -2457,6 +2997,8 @@ pub mod hotline {
                 pub const VT_PAYLOAD: ::flatbuffers::VOffsetT = 16;
                 pub const VT_FLAGS: ::flatbuffers::VOffsetT = 18;
                 pub const VT_CLIENT_MSG_ID: ::flatbuffers::VOffsetT = 20;
+                pub const VT_KIND: ::flatbuffers::VOffsetT = 22;
+                pub const VT_REFERS_TO: ::flatbuffers::VOffsetT = 24;
 
                 #[inline]
                 pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -2473,6 +3015,7 @@ pub mod hotline {
                     args: &'args DeliverArgs<'args>,
                 ) -> ::flatbuffers::WIPOffset<Deliver<'bldr>> {
                     let mut builder = DeliverBuilder::new(_fbb);
+                    builder.add_refers_to(args.refers_to);
                     builder.add_client_msg_id(args.client_msg_id);
                     builder.add_timestamp_us(args.timestamp_us);
                     builder.add_inbox_seq(args.inbox_seq);
@@ -2485,6 +3028,7 @@ pub mod hotline {
                     if let Some(x) = args.conversation {
                         builder.add_conversation(x);
                     }
+                    builder.add_kind(args.kind);
                     builder.add_flags(args.flags);
                     builder.finish()
                 }
@@ -2586,6 +3130,28 @@ pub mod hotline {
                             .unwrap()
                     }
                 }
+                #[inline]
+                pub fn kind(&self) -> MessageKind {
+                    // Safety:
+                    // Created from valid Table for this object
+                    // which contains a valid value in this slot
+                    unsafe {
+                        self._tab
+                            .get::<MessageKind>(Deliver::VT_KIND, Some(MessageKind::Normal))
+                            .unwrap()
+                    }
+                }
+                #[inline]
+                pub fn refers_to(&self) -> u64 {
+                    // Safety:
+                    // Created from valid Table for this object
+                    // which contains a valid value in this slot
+                    unsafe {
+                        self._tab
+                            .get::<u64>(Deliver::VT_REFERS_TO, Some(0))
+                            .unwrap()
+                    }
+                }
             }
 
             impl ::flatbuffers::Verifiable for Deliver<'_> {
@@ -2604,6 +3170,8 @@ pub mod hotline {
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("payload", Self::VT_PAYLOAD, false)?
      .visit_field::<SendFlags>("flags", Self::VT_FLAGS, false)?
      .visit_field::<u64>("client_msg_id", Self::VT_CLIENT_MSG_ID, false)?
+     .visit_field::<MessageKind>("kind", Self::VT_KIND, false)?
+     .visit_field::<u64>("refers_to", Self::VT_REFERS_TO, false)?
      .finish();
                     Ok(())
                 }
@@ -2618,6 +3186,8 @@ pub mod hotline {
                 pub payload: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
                 pub flags: SendFlags,
                 pub client_msg_id: u64,
+                pub kind: MessageKind,
+                pub refers_to: u64,
             }
             impl<'a> Default for DeliverArgs<'a> {
                 #[inline]
@@ -2632,6 +3202,8 @@ pub mod hotline {
                         payload: None,
                         flags: Default::default(),
                         client_msg_id: 0,
+                        kind: MessageKind::Normal,
+                        refers_to: 0,
                     }
                 }
             }
@@ -2693,6 +3265,16 @@ pub mod hotline {
                         .push_slot::<u64>(Deliver::VT_CLIENT_MSG_ID, client_msg_id, 0);
                 }
                 #[inline]
+                pub fn add_kind(&mut self, kind: MessageKind) {
+                    self.fbb_
+                        .push_slot::<MessageKind>(Deliver::VT_KIND, kind, MessageKind::Normal);
+                }
+                #[inline]
+                pub fn add_refers_to(&mut self, refers_to: u64) {
+                    self.fbb_
+                        .push_slot::<u64>(Deliver::VT_REFERS_TO, refers_to, 0);
+                }
+                #[inline]
                 pub fn new(
                     _fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
                 ) -> DeliverBuilder<'a, 'b, A> {
@@ -2721,6 +3303,8 @@ pub mod hotline {
                     ds.field("payload", &self.payload());
                     ds.field("flags", &self.flags());
                     ds.field("client_msg_id", &self.client_msg_id());
+                    ds.field("kind", &self.kind());
+                    ds.field("refers_to", &self.refers_to());
                     ds.finish()
                 }
             }
@@ -3604,6 +4188,3104 @@ pub mod hotline {
                     ds.finish()
                 }
             }
+            pub enum GroupCreateOffset {}
+            #[derive(Copy, Clone, PartialEq)]
+
+            /// Create a group owned by the caller. Replied by GroupCreated.
+            pub struct GroupCreate<'a> {
+                pub _tab: ::flatbuffers::Table<'a>,
+            }
+
+            impl<'a> ::flatbuffers::Follow<'a> for GroupCreate<'a> {
+                type Inner = GroupCreate<'a>;
+                #[inline]
+                unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+                    Self {
+                        _tab: unsafe { ::flatbuffers::Table::new(buf, loc) },
+                    }
+                }
+            }
+
+            impl<'a> GroupCreate<'a> {
+                pub const VT_NAME: ::flatbuffers::VOffsetT = 4;
+                pub const VT_PERSISTENCE: ::flatbuffers::VOffsetT = 6;
+
+                #[inline]
+                pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+                    GroupCreate { _tab: table }
+                }
+                #[allow(unused_mut)]
+                pub fn create<
+                    'bldr: 'args,
+                    'args: 'mut_bldr,
+                    'mut_bldr,
+                    A: ::flatbuffers::Allocator + 'bldr,
+                >(
+                    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+                    args: &'args GroupCreateArgs<'args>,
+                ) -> ::flatbuffers::WIPOffset<GroupCreate<'bldr>> {
+                    let mut builder = GroupCreateBuilder::new(_fbb);
+                    if let Some(x) = args.name {
+                        builder.add_name(x);
+                    }
+                    builder.add_persistence(args.persistence);
+                    builder.finish()
+                }
+
+                #[inline]
+                pub fn name(&self) -> Option<&'a str> {
+                    // Safety:
+                    // Created from valid Table for this object
+                    // which contains a valid value in this slot
+                    unsafe {
+                        self._tab
+                            .get::<::flatbuffers::ForwardsUOffset<&str>>(GroupCreate::VT_NAME, None)
+                    }
+                }
+                #[inline]
+                pub fn persistence(&self) -> Persistence {
+                    // Safety:
+                    // Created from valid Table for this object
+                    // which contains a valid value in this slot
+                    unsafe {
+                        self._tab
+                            .get::<Persistence>(
+                                GroupCreate::VT_PERSISTENCE,
+                                Some(Persistence::Archive),
+                            )
+                            .unwrap()
+                    }
+                }
+            }
+
+            impl ::flatbuffers::Verifiable for GroupCreate<'_> {
+                #[inline]
+                fn run_verifier(
+                    v: &mut ::flatbuffers::Verifier,
+                    pos: usize,
+                ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+                    v.visit_table(pos)?
+                        .visit_field::<::flatbuffers::ForwardsUOffset<&str>>(
+                            "name",
+                            Self::VT_NAME,
+                            false,
+                        )?
+                        .visit_field::<Persistence>("persistence", Self::VT_PERSISTENCE, false)?
+                        .finish();
+                    Ok(())
+                }
+            }
+            pub struct GroupCreateArgs<'a> {
+                pub name: Option<::flatbuffers::WIPOffset<&'a str>>,
+                pub persistence: Persistence,
+            }
+            impl<'a> Default for GroupCreateArgs<'a> {
+                #[inline]
+                fn default() -> Self {
+                    GroupCreateArgs {
+                        name: None,
+                        persistence: Persistence::Archive,
+                    }
+                }
+            }
+
+            pub struct GroupCreateBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+                fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+                start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+            }
+            impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> GroupCreateBuilder<'a, 'b, A> {
+                #[inline]
+                pub fn add_name(&mut self, name: ::flatbuffers::WIPOffset<&'b str>) {
+                    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(
+                        GroupCreate::VT_NAME,
+                        name,
+                    );
+                }
+                #[inline]
+                pub fn add_persistence(&mut self, persistence: Persistence) {
+                    self.fbb_.push_slot::<Persistence>(
+                        GroupCreate::VT_PERSISTENCE,
+                        persistence,
+                        Persistence::Archive,
+                    );
+                }
+                #[inline]
+                pub fn new(
+                    _fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+                ) -> GroupCreateBuilder<'a, 'b, A> {
+                    let start = _fbb.start_table();
+                    GroupCreateBuilder {
+                        fbb_: _fbb,
+                        start_: start,
+                    }
+                }
+                #[inline]
+                pub fn finish(self) -> ::flatbuffers::WIPOffset<GroupCreate<'a>> {
+                    let o = self.fbb_.end_table(self.start_);
+                    ::flatbuffers::WIPOffset::new(o.value())
+                }
+            }
+
+            impl ::core::fmt::Debug for GroupCreate<'_> {
+                fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                    let mut ds = f.debug_struct("GroupCreate");
+                    ds.field("name", &self.name());
+                    ds.field("persistence", &self.persistence());
+                    ds.finish()
+                }
+            }
+            pub enum GroupCreatedOffset {}
+            #[derive(Copy, Clone, PartialEq)]
+
+            pub struct GroupCreated<'a> {
+                pub _tab: ::flatbuffers::Table<'a>,
+            }
+
+            impl<'a> ::flatbuffers::Follow<'a> for GroupCreated<'a> {
+                type Inner = GroupCreated<'a>;
+                #[inline]
+                unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+                    Self {
+                        _tab: unsafe { ::flatbuffers::Table::new(buf, loc) },
+                    }
+                }
+            }
+
+            impl<'a> GroupCreated<'a> {
+                pub const VT_GROUP_ID: ::flatbuffers::VOffsetT = 4;
+
+                #[inline]
+                pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+                    GroupCreated { _tab: table }
+                }
+                #[allow(unused_mut)]
+                pub fn create<
+                    'bldr: 'args,
+                    'args: 'mut_bldr,
+                    'mut_bldr,
+                    A: ::flatbuffers::Allocator + 'bldr,
+                >(
+                    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+                    args: &'args GroupCreatedArgs,
+                ) -> ::flatbuffers::WIPOffset<GroupCreated<'bldr>> {
+                    let mut builder = GroupCreatedBuilder::new(_fbb);
+                    builder.add_group_id(args.group_id);
+                    builder.finish()
+                }
+
+                #[inline]
+                pub fn group_id(&self) -> u64 {
+                    // Safety:
+                    // Created from valid Table for this object
+                    // which contains a valid value in this slot
+                    unsafe {
+                        self._tab
+                            .get::<u64>(GroupCreated::VT_GROUP_ID, Some(0))
+                            .unwrap()
+                    }
+                }
+            }
+
+            impl ::flatbuffers::Verifiable for GroupCreated<'_> {
+                #[inline]
+                fn run_verifier(
+                    v: &mut ::flatbuffers::Verifier,
+                    pos: usize,
+                ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+                    v.visit_table(pos)?
+                        .visit_field::<u64>("group_id", Self::VT_GROUP_ID, false)?
+                        .finish();
+                    Ok(())
+                }
+            }
+            pub struct GroupCreatedArgs {
+                pub group_id: u64,
+            }
+            impl<'a> Default for GroupCreatedArgs {
+                #[inline]
+                fn default() -> Self {
+                    GroupCreatedArgs { group_id: 0 }
+                }
+            }
+
+            pub struct GroupCreatedBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+                fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+                start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+            }
+            impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> GroupCreatedBuilder<'a, 'b, A> {
+                #[inline]
+                pub fn add_group_id(&mut self, group_id: u64) {
+                    self.fbb_
+                        .push_slot::<u64>(GroupCreated::VT_GROUP_ID, group_id, 0);
+                }
+                #[inline]
+                pub fn new(
+                    _fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+                ) -> GroupCreatedBuilder<'a, 'b, A> {
+                    let start = _fbb.start_table();
+                    GroupCreatedBuilder {
+                        fbb_: _fbb,
+                        start_: start,
+                    }
+                }
+                #[inline]
+                pub fn finish(self) -> ::flatbuffers::WIPOffset<GroupCreated<'a>> {
+                    let o = self.fbb_.end_table(self.start_);
+                    ::flatbuffers::WIPOffset::new(o.value())
+                }
+            }
+
+            impl ::core::fmt::Debug for GroupCreated<'_> {
+                fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                    let mut ds = f.debug_struct("GroupCreated");
+                    ds.field("group_id", &self.group_id());
+                    ds.finish()
+                }
+            }
+            pub enum GroupAddMemberOffset {}
+            #[derive(Copy, Clone, PartialEq)]
+
+            /// Add a user to a group, or change a member's role. Owners may grant any role; admins
+            /// may add members only. Replied by Done.
+            pub struct GroupAddMember<'a> {
+                pub _tab: ::flatbuffers::Table<'a>,
+            }
+
+            impl<'a> ::flatbuffers::Follow<'a> for GroupAddMember<'a> {
+                type Inner = GroupAddMember<'a>;
+                #[inline]
+                unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+                    Self {
+                        _tab: unsafe { ::flatbuffers::Table::new(buf, loc) },
+                    }
+                }
+            }
+
+            impl<'a> GroupAddMember<'a> {
+                pub const VT_GROUP_ID: ::flatbuffers::VOffsetT = 4;
+                pub const VT_USER_ID: ::flatbuffers::VOffsetT = 6;
+                pub const VT_ROLE: ::flatbuffers::VOffsetT = 8;
+
+                #[inline]
+                pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+                    GroupAddMember { _tab: table }
+                }
+                #[allow(unused_mut)]
+                pub fn create<
+                    'bldr: 'args,
+                    'args: 'mut_bldr,
+                    'mut_bldr,
+                    A: ::flatbuffers::Allocator + 'bldr,
+                >(
+                    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+                    args: &'args GroupAddMemberArgs,
+                ) -> ::flatbuffers::WIPOffset<GroupAddMember<'bldr>> {
+                    let mut builder = GroupAddMemberBuilder::new(_fbb);
+                    builder.add_user_id(args.user_id);
+                    builder.add_group_id(args.group_id);
+                    builder.add_role(args.role);
+                    builder.finish()
+                }
+
+                #[inline]
+                pub fn group_id(&self) -> u64 {
+                    // Safety:
+                    // Created from valid Table for this object
+                    // which contains a valid value in this slot
+                    unsafe {
+                        self._tab
+                            .get::<u64>(GroupAddMember::VT_GROUP_ID, Some(0))
+                            .unwrap()
+                    }
+                }
+                #[inline]
+                pub fn user_id(&self) -> u64 {
+                    // Safety:
+                    // Created from valid Table for this object
+                    // which contains a valid value in this slot
+                    unsafe {
+                        self._tab
+                            .get::<u64>(GroupAddMember::VT_USER_ID, Some(0))
+                            .unwrap()
+                    }
+                }
+                #[inline]
+                pub fn role(&self) -> GroupRole {
+                    // Safety:
+                    // Created from valid Table for this object
+                    // which contains a valid value in this slot
+                    unsafe {
+                        self._tab
+                            .get::<GroupRole>(GroupAddMember::VT_ROLE, Some(GroupRole::Member))
+                            .unwrap()
+                    }
+                }
+            }
+
+            impl ::flatbuffers::Verifiable for GroupAddMember<'_> {
+                #[inline]
+                fn run_verifier(
+                    v: &mut ::flatbuffers::Verifier,
+                    pos: usize,
+                ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+                    v.visit_table(pos)?
+                        .visit_field::<u64>("group_id", Self::VT_GROUP_ID, false)?
+                        .visit_field::<u64>("user_id", Self::VT_USER_ID, false)?
+                        .visit_field::<GroupRole>("role", Self::VT_ROLE, false)?
+                        .finish();
+                    Ok(())
+                }
+            }
+            pub struct GroupAddMemberArgs {
+                pub group_id: u64,
+                pub user_id: u64,
+                pub role: GroupRole,
+            }
+            impl<'a> Default for GroupAddMemberArgs {
+                #[inline]
+                fn default() -> Self {
+                    GroupAddMemberArgs {
+                        group_id: 0,
+                        user_id: 0,
+                        role: GroupRole::Member,
+                    }
+                }
+            }
+
+            pub struct GroupAddMemberBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+                fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+                start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+            }
+            impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> GroupAddMemberBuilder<'a, 'b, A> {
+                #[inline]
+                pub fn add_group_id(&mut self, group_id: u64) {
+                    self.fbb_
+                        .push_slot::<u64>(GroupAddMember::VT_GROUP_ID, group_id, 0);
+                }
+                #[inline]
+                pub fn add_user_id(&mut self, user_id: u64) {
+                    self.fbb_
+                        .push_slot::<u64>(GroupAddMember::VT_USER_ID, user_id, 0);
+                }
+                #[inline]
+                pub fn add_role(&mut self, role: GroupRole) {
+                    self.fbb_.push_slot::<GroupRole>(
+                        GroupAddMember::VT_ROLE,
+                        role,
+                        GroupRole::Member,
+                    );
+                }
+                #[inline]
+                pub fn new(
+                    _fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+                ) -> GroupAddMemberBuilder<'a, 'b, A> {
+                    let start = _fbb.start_table();
+                    GroupAddMemberBuilder {
+                        fbb_: _fbb,
+                        start_: start,
+                    }
+                }
+                #[inline]
+                pub fn finish(self) -> ::flatbuffers::WIPOffset<GroupAddMember<'a>> {
+                    let o = self.fbb_.end_table(self.start_);
+                    ::flatbuffers::WIPOffset::new(o.value())
+                }
+            }
+
+            impl ::core::fmt::Debug for GroupAddMember<'_> {
+                fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                    let mut ds = f.debug_struct("GroupAddMember");
+                    ds.field("group_id", &self.group_id());
+                    ds.field("user_id", &self.user_id());
+                    ds.field("role", &self.role());
+                    ds.finish()
+                }
+            }
+            pub enum GroupRemoveMemberOffset {}
+            #[derive(Copy, Clone, PartialEq)]
+
+            /// Remove a member. Owners may remove anyone but themselves; admins remove plain members.
+            /// Replied by Done.
+            pub struct GroupRemoveMember<'a> {
+                pub _tab: ::flatbuffers::Table<'a>,
+            }
+
+            impl<'a> ::flatbuffers::Follow<'a> for GroupRemoveMember<'a> {
+                type Inner = GroupRemoveMember<'a>;
+                #[inline]
+                unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+                    Self {
+                        _tab: unsafe { ::flatbuffers::Table::new(buf, loc) },
+                    }
+                }
+            }
+
+            impl<'a> GroupRemoveMember<'a> {
+                pub const VT_GROUP_ID: ::flatbuffers::VOffsetT = 4;
+                pub const VT_USER_ID: ::flatbuffers::VOffsetT = 6;
+
+                #[inline]
+                pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+                    GroupRemoveMember { _tab: table }
+                }
+                #[allow(unused_mut)]
+                pub fn create<
+                    'bldr: 'args,
+                    'args: 'mut_bldr,
+                    'mut_bldr,
+                    A: ::flatbuffers::Allocator + 'bldr,
+                >(
+                    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+                    args: &'args GroupRemoveMemberArgs,
+                ) -> ::flatbuffers::WIPOffset<GroupRemoveMember<'bldr>> {
+                    let mut builder = GroupRemoveMemberBuilder::new(_fbb);
+                    builder.add_user_id(args.user_id);
+                    builder.add_group_id(args.group_id);
+                    builder.finish()
+                }
+
+                #[inline]
+                pub fn group_id(&self) -> u64 {
+                    // Safety:
+                    // Created from valid Table for this object
+                    // which contains a valid value in this slot
+                    unsafe {
+                        self._tab
+                            .get::<u64>(GroupRemoveMember::VT_GROUP_ID, Some(0))
+                            .unwrap()
+                    }
+                }
+                #[inline]
+                pub fn user_id(&self) -> u64 {
+                    // Safety:
+                    // Created from valid Table for this object
+                    // which contains a valid value in this slot
+                    unsafe {
+                        self._tab
+                            .get::<u64>(GroupRemoveMember::VT_USER_ID, Some(0))
+                            .unwrap()
+                    }
+                }
+            }
+
+            impl ::flatbuffers::Verifiable for GroupRemoveMember<'_> {
+                #[inline]
+                fn run_verifier(
+                    v: &mut ::flatbuffers::Verifier,
+                    pos: usize,
+                ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+                    v.visit_table(pos)?
+                        .visit_field::<u64>("group_id", Self::VT_GROUP_ID, false)?
+                        .visit_field::<u64>("user_id", Self::VT_USER_ID, false)?
+                        .finish();
+                    Ok(())
+                }
+            }
+            pub struct GroupRemoveMemberArgs {
+                pub group_id: u64,
+                pub user_id: u64,
+            }
+            impl<'a> Default for GroupRemoveMemberArgs {
+                #[inline]
+                fn default() -> Self {
+                    GroupRemoveMemberArgs {
+                        group_id: 0,
+                        user_id: 0,
+                    }
+                }
+            }
+
+            pub struct GroupRemoveMemberBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+                fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+                start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+            }
+            impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> GroupRemoveMemberBuilder<'a, 'b, A> {
+                #[inline]
+                pub fn add_group_id(&mut self, group_id: u64) {
+                    self.fbb_
+                        .push_slot::<u64>(GroupRemoveMember::VT_GROUP_ID, group_id, 0);
+                }
+                #[inline]
+                pub fn add_user_id(&mut self, user_id: u64) {
+                    self.fbb_
+                        .push_slot::<u64>(GroupRemoveMember::VT_USER_ID, user_id, 0);
+                }
+                #[inline]
+                pub fn new(
+                    _fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+                ) -> GroupRemoveMemberBuilder<'a, 'b, A> {
+                    let start = _fbb.start_table();
+                    GroupRemoveMemberBuilder {
+                        fbb_: _fbb,
+                        start_: start,
+                    }
+                }
+                #[inline]
+                pub fn finish(self) -> ::flatbuffers::WIPOffset<GroupRemoveMember<'a>> {
+                    let o = self.fbb_.end_table(self.start_);
+                    ::flatbuffers::WIPOffset::new(o.value())
+                }
+            }
+
+            impl ::core::fmt::Debug for GroupRemoveMember<'_> {
+                fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                    let mut ds = f.debug_struct("GroupRemoveMember");
+                    ds.field("group_id", &self.group_id());
+                    ds.field("user_id", &self.user_id());
+                    ds.finish()
+                }
+            }
+            pub enum GroupLeaveOffset {}
+            #[derive(Copy, Clone, PartialEq)]
+
+            /// Leave a group. The last owner may leave only as the last member. Replied by Done.
+            pub struct GroupLeave<'a> {
+                pub _tab: ::flatbuffers::Table<'a>,
+            }
+
+            impl<'a> ::flatbuffers::Follow<'a> for GroupLeave<'a> {
+                type Inner = GroupLeave<'a>;
+                #[inline]
+                unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+                    Self {
+                        _tab: unsafe { ::flatbuffers::Table::new(buf, loc) },
+                    }
+                }
+            }
+
+            impl<'a> GroupLeave<'a> {
+                pub const VT_GROUP_ID: ::flatbuffers::VOffsetT = 4;
+
+                #[inline]
+                pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+                    GroupLeave { _tab: table }
+                }
+                #[allow(unused_mut)]
+                pub fn create<
+                    'bldr: 'args,
+                    'args: 'mut_bldr,
+                    'mut_bldr,
+                    A: ::flatbuffers::Allocator + 'bldr,
+                >(
+                    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+                    args: &'args GroupLeaveArgs,
+                ) -> ::flatbuffers::WIPOffset<GroupLeave<'bldr>> {
+                    let mut builder = GroupLeaveBuilder::new(_fbb);
+                    builder.add_group_id(args.group_id);
+                    builder.finish()
+                }
+
+                #[inline]
+                pub fn group_id(&self) -> u64 {
+                    // Safety:
+                    // Created from valid Table for this object
+                    // which contains a valid value in this slot
+                    unsafe {
+                        self._tab
+                            .get::<u64>(GroupLeave::VT_GROUP_ID, Some(0))
+                            .unwrap()
+                    }
+                }
+            }
+
+            impl ::flatbuffers::Verifiable for GroupLeave<'_> {
+                #[inline]
+                fn run_verifier(
+                    v: &mut ::flatbuffers::Verifier,
+                    pos: usize,
+                ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+                    v.visit_table(pos)?
+                        .visit_field::<u64>("group_id", Self::VT_GROUP_ID, false)?
+                        .finish();
+                    Ok(())
+                }
+            }
+            pub struct GroupLeaveArgs {
+                pub group_id: u64,
+            }
+            impl<'a> Default for GroupLeaveArgs {
+                #[inline]
+                fn default() -> Self {
+                    GroupLeaveArgs { group_id: 0 }
+                }
+            }
+
+            pub struct GroupLeaveBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+                fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+                start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+            }
+            impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> GroupLeaveBuilder<'a, 'b, A> {
+                #[inline]
+                pub fn add_group_id(&mut self, group_id: u64) {
+                    self.fbb_
+                        .push_slot::<u64>(GroupLeave::VT_GROUP_ID, group_id, 0);
+                }
+                #[inline]
+                pub fn new(
+                    _fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+                ) -> GroupLeaveBuilder<'a, 'b, A> {
+                    let start = _fbb.start_table();
+                    GroupLeaveBuilder {
+                        fbb_: _fbb,
+                        start_: start,
+                    }
+                }
+                #[inline]
+                pub fn finish(self) -> ::flatbuffers::WIPOffset<GroupLeave<'a>> {
+                    let o = self.fbb_.end_table(self.start_);
+                    ::flatbuffers::WIPOffset::new(o.value())
+                }
+            }
+
+            impl ::core::fmt::Debug for GroupLeave<'_> {
+                fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                    let mut ds = f.debug_struct("GroupLeave");
+                    ds.field("group_id", &self.group_id());
+                    ds.finish()
+                }
+            }
+            pub enum GroupMembersOffset {}
+            #[derive(Copy, Clone, PartialEq)]
+
+            /// List a group's members (members only), by user id, after `after_user_id`, at most
+            /// `Limits.sync_page_messages_max` per page. Replied by GroupMemberList.
+            pub struct GroupMembers<'a> {
+                pub _tab: ::flatbuffers::Table<'a>,
+            }
+
+            impl<'a> ::flatbuffers::Follow<'a> for GroupMembers<'a> {
+                type Inner = GroupMembers<'a>;
+                #[inline]
+                unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+                    Self {
+                        _tab: unsafe { ::flatbuffers::Table::new(buf, loc) },
+                    }
+                }
+            }
+
+            impl<'a> GroupMembers<'a> {
+                pub const VT_GROUP_ID: ::flatbuffers::VOffsetT = 4;
+                pub const VT_AFTER_USER_ID: ::flatbuffers::VOffsetT = 6;
+
+                #[inline]
+                pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+                    GroupMembers { _tab: table }
+                }
+                #[allow(unused_mut)]
+                pub fn create<
+                    'bldr: 'args,
+                    'args: 'mut_bldr,
+                    'mut_bldr,
+                    A: ::flatbuffers::Allocator + 'bldr,
+                >(
+                    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+                    args: &'args GroupMembersArgs,
+                ) -> ::flatbuffers::WIPOffset<GroupMembers<'bldr>> {
+                    let mut builder = GroupMembersBuilder::new(_fbb);
+                    builder.add_after_user_id(args.after_user_id);
+                    builder.add_group_id(args.group_id);
+                    builder.finish()
+                }
+
+                #[inline]
+                pub fn group_id(&self) -> u64 {
+                    // Safety:
+                    // Created from valid Table for this object
+                    // which contains a valid value in this slot
+                    unsafe {
+                        self._tab
+                            .get::<u64>(GroupMembers::VT_GROUP_ID, Some(0))
+                            .unwrap()
+                    }
+                }
+                #[inline]
+                pub fn after_user_id(&self) -> u64 {
+                    // Safety:
+                    // Created from valid Table for this object
+                    // which contains a valid value in this slot
+                    unsafe {
+                        self._tab
+                            .get::<u64>(GroupMembers::VT_AFTER_USER_ID, Some(0))
+                            .unwrap()
+                    }
+                }
+            }
+
+            impl ::flatbuffers::Verifiable for GroupMembers<'_> {
+                #[inline]
+                fn run_verifier(
+                    v: &mut ::flatbuffers::Verifier,
+                    pos: usize,
+                ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+                    v.visit_table(pos)?
+                        .visit_field::<u64>("group_id", Self::VT_GROUP_ID, false)?
+                        .visit_field::<u64>("after_user_id", Self::VT_AFTER_USER_ID, false)?
+                        .finish();
+                    Ok(())
+                }
+            }
+            pub struct GroupMembersArgs {
+                pub group_id: u64,
+                pub after_user_id: u64,
+            }
+            impl<'a> Default for GroupMembersArgs {
+                #[inline]
+                fn default() -> Self {
+                    GroupMembersArgs {
+                        group_id: 0,
+                        after_user_id: 0,
+                    }
+                }
+            }
+
+            pub struct GroupMembersBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+                fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+                start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+            }
+            impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> GroupMembersBuilder<'a, 'b, A> {
+                #[inline]
+                pub fn add_group_id(&mut self, group_id: u64) {
+                    self.fbb_
+                        .push_slot::<u64>(GroupMembers::VT_GROUP_ID, group_id, 0);
+                }
+                #[inline]
+                pub fn add_after_user_id(&mut self, after_user_id: u64) {
+                    self.fbb_
+                        .push_slot::<u64>(GroupMembers::VT_AFTER_USER_ID, after_user_id, 0);
+                }
+                #[inline]
+                pub fn new(
+                    _fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+                ) -> GroupMembersBuilder<'a, 'b, A> {
+                    let start = _fbb.start_table();
+                    GroupMembersBuilder {
+                        fbb_: _fbb,
+                        start_: start,
+                    }
+                }
+                #[inline]
+                pub fn finish(self) -> ::flatbuffers::WIPOffset<GroupMembers<'a>> {
+                    let o = self.fbb_.end_table(self.start_);
+                    ::flatbuffers::WIPOffset::new(o.value())
+                }
+            }
+
+            impl ::core::fmt::Debug for GroupMembers<'_> {
+                fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                    let mut ds = f.debug_struct("GroupMembers");
+                    ds.field("group_id", &self.group_id());
+                    ds.field("after_user_id", &self.after_user_id());
+                    ds.finish()
+                }
+            }
+            pub enum GroupMemberOffset {}
+            #[derive(Copy, Clone, PartialEq)]
+
+            pub struct GroupMember<'a> {
+                pub _tab: ::flatbuffers::Table<'a>,
+            }
+
+            impl<'a> ::flatbuffers::Follow<'a> for GroupMember<'a> {
+                type Inner = GroupMember<'a>;
+                #[inline]
+                unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+                    Self {
+                        _tab: unsafe { ::flatbuffers::Table::new(buf, loc) },
+                    }
+                }
+            }
+
+            impl<'a> GroupMember<'a> {
+                pub const VT_USER_ID: ::flatbuffers::VOffsetT = 4;
+                pub const VT_ROLE: ::flatbuffers::VOffsetT = 6;
+
+                #[inline]
+                pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+                    GroupMember { _tab: table }
+                }
+                #[allow(unused_mut)]
+                pub fn create<
+                    'bldr: 'args,
+                    'args: 'mut_bldr,
+                    'mut_bldr,
+                    A: ::flatbuffers::Allocator + 'bldr,
+                >(
+                    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+                    args: &'args GroupMemberArgs,
+                ) -> ::flatbuffers::WIPOffset<GroupMember<'bldr>> {
+                    let mut builder = GroupMemberBuilder::new(_fbb);
+                    builder.add_user_id(args.user_id);
+                    builder.add_role(args.role);
+                    builder.finish()
+                }
+
+                #[inline]
+                pub fn user_id(&self) -> u64 {
+                    // Safety:
+                    // Created from valid Table for this object
+                    // which contains a valid value in this slot
+                    unsafe {
+                        self._tab
+                            .get::<u64>(GroupMember::VT_USER_ID, Some(0))
+                            .unwrap()
+                    }
+                }
+                #[inline]
+                pub fn role(&self) -> GroupRole {
+                    // Safety:
+                    // Created from valid Table for this object
+                    // which contains a valid value in this slot
+                    unsafe {
+                        self._tab
+                            .get::<GroupRole>(GroupMember::VT_ROLE, Some(GroupRole::Member))
+                            .unwrap()
+                    }
+                }
+            }
+
+            impl ::flatbuffers::Verifiable for GroupMember<'_> {
+                #[inline]
+                fn run_verifier(
+                    v: &mut ::flatbuffers::Verifier,
+                    pos: usize,
+                ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+                    v.visit_table(pos)?
+                        .visit_field::<u64>("user_id", Self::VT_USER_ID, false)?
+                        .visit_field::<GroupRole>("role", Self::VT_ROLE, false)?
+                        .finish();
+                    Ok(())
+                }
+            }
+            pub struct GroupMemberArgs {
+                pub user_id: u64,
+                pub role: GroupRole,
+            }
+            impl<'a> Default for GroupMemberArgs {
+                #[inline]
+                fn default() -> Self {
+                    GroupMemberArgs {
+                        user_id: 0,
+                        role: GroupRole::Member,
+                    }
+                }
+            }
+
+            pub struct GroupMemberBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+                fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+                start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+            }
+            impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> GroupMemberBuilder<'a, 'b, A> {
+                #[inline]
+                pub fn add_user_id(&mut self, user_id: u64) {
+                    self.fbb_
+                        .push_slot::<u64>(GroupMember::VT_USER_ID, user_id, 0);
+                }
+                #[inline]
+                pub fn add_role(&mut self, role: GroupRole) {
+                    self.fbb_
+                        .push_slot::<GroupRole>(GroupMember::VT_ROLE, role, GroupRole::Member);
+                }
+                #[inline]
+                pub fn new(
+                    _fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+                ) -> GroupMemberBuilder<'a, 'b, A> {
+                    let start = _fbb.start_table();
+                    GroupMemberBuilder {
+                        fbb_: _fbb,
+                        start_: start,
+                    }
+                }
+                #[inline]
+                pub fn finish(self) -> ::flatbuffers::WIPOffset<GroupMember<'a>> {
+                    let o = self.fbb_.end_table(self.start_);
+                    ::flatbuffers::WIPOffset::new(o.value())
+                }
+            }
+
+            impl ::core::fmt::Debug for GroupMember<'_> {
+                fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                    let mut ds = f.debug_struct("GroupMember");
+                    ds.field("user_id", &self.user_id());
+                    ds.field("role", &self.role());
+                    ds.finish()
+                }
+            }
+            pub enum GroupMemberListOffset {}
+            #[derive(Copy, Clone, PartialEq)]
+
+            pub struct GroupMemberList<'a> {
+                pub _tab: ::flatbuffers::Table<'a>,
+            }
+
+            impl<'a> ::flatbuffers::Follow<'a> for GroupMemberList<'a> {
+                type Inner = GroupMemberList<'a>;
+                #[inline]
+                unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+                    Self {
+                        _tab: unsafe { ::flatbuffers::Table::new(buf, loc) },
+                    }
+                }
+            }
+
+            impl<'a> GroupMemberList<'a> {
+                pub const VT_GROUP_ID: ::flatbuffers::VOffsetT = 4;
+                pub const VT_MEMBERS: ::flatbuffers::VOffsetT = 6;
+                pub const VT_MORE: ::flatbuffers::VOffsetT = 8;
+
+                #[inline]
+                pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+                    GroupMemberList { _tab: table }
+                }
+                #[allow(unused_mut)]
+                pub fn create<
+                    'bldr: 'args,
+                    'args: 'mut_bldr,
+                    'mut_bldr,
+                    A: ::flatbuffers::Allocator + 'bldr,
+                >(
+                    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+                    args: &'args GroupMemberListArgs<'args>,
+                ) -> ::flatbuffers::WIPOffset<GroupMemberList<'bldr>> {
+                    let mut builder = GroupMemberListBuilder::new(_fbb);
+                    builder.add_group_id(args.group_id);
+                    if let Some(x) = args.members {
+                        builder.add_members(x);
+                    }
+                    builder.add_more(args.more);
+                    builder.finish()
+                }
+
+                #[inline]
+                pub fn group_id(&self) -> u64 {
+                    // Safety:
+                    // Created from valid Table for this object
+                    // which contains a valid value in this slot
+                    unsafe {
+                        self._tab
+                            .get::<u64>(GroupMemberList::VT_GROUP_ID, Some(0))
+                            .unwrap()
+                    }
+                }
+                #[inline]
+                pub fn members(
+                    &self,
+                ) -> Option<
+                    ::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<GroupMember<'a>>>,
+                > {
+                    // Safety:
+                    // Created from valid Table for this object
+                    // which contains a valid value in this slot
+                    unsafe {
+                        self._tab.get::<::flatbuffers::ForwardsUOffset<
+                            ::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<GroupMember>>,
+                        >>(GroupMemberList::VT_MEMBERS, None)
+                    }
+                }
+                /// More members follow the last one in this page.
+                #[inline]
+                pub fn more(&self) -> bool {
+                    // Safety:
+                    // Created from valid Table for this object
+                    // which contains a valid value in this slot
+                    unsafe {
+                        self._tab
+                            .get::<bool>(GroupMemberList::VT_MORE, Some(false))
+                            .unwrap()
+                    }
+                }
+            }
+
+            impl ::flatbuffers::Verifiable for GroupMemberList<'_> {
+                #[inline]
+                fn run_verifier(
+                    v: &mut ::flatbuffers::Verifier,
+                    pos: usize,
+                ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+                    v.visit_table(pos)?
+                        .visit_field::<u64>("group_id", Self::VT_GROUP_ID, false)?
+                        .visit_field::<::flatbuffers::ForwardsUOffset<
+                            ::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<GroupMember>>,
+                        >>("members", Self::VT_MEMBERS, false)?
+                        .visit_field::<bool>("more", Self::VT_MORE, false)?
+                        .finish();
+                    Ok(())
+                }
+            }
+            pub struct GroupMemberListArgs<'a> {
+                pub group_id: u64,
+                pub members: Option<
+                    ::flatbuffers::WIPOffset<
+                        ::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<GroupMember<'a>>>,
+                    >,
+                >,
+                pub more: bool,
+            }
+            impl<'a> Default for GroupMemberListArgs<'a> {
+                #[inline]
+                fn default() -> Self {
+                    GroupMemberListArgs {
+                        group_id: 0,
+                        members: None,
+                        more: false,
+                    }
+                }
+            }
+
+            pub struct GroupMemberListBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+                fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+                start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+            }
+            impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> GroupMemberListBuilder<'a, 'b, A> {
+                #[inline]
+                pub fn add_group_id(&mut self, group_id: u64) {
+                    self.fbb_
+                        .push_slot::<u64>(GroupMemberList::VT_GROUP_ID, group_id, 0);
+                }
+                #[inline]
+                pub fn add_members(
+                    &mut self,
+                    members: ::flatbuffers::WIPOffset<
+                        ::flatbuffers::Vector<'b, ::flatbuffers::ForwardsUOffset<GroupMember<'b>>>,
+                    >,
+                ) {
+                    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(
+                        GroupMemberList::VT_MEMBERS,
+                        members,
+                    );
+                }
+                #[inline]
+                pub fn add_more(&mut self, more: bool) {
+                    self.fbb_
+                        .push_slot::<bool>(GroupMemberList::VT_MORE, more, false);
+                }
+                #[inline]
+                pub fn new(
+                    _fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+                ) -> GroupMemberListBuilder<'a, 'b, A> {
+                    let start = _fbb.start_table();
+                    GroupMemberListBuilder {
+                        fbb_: _fbb,
+                        start_: start,
+                    }
+                }
+                #[inline]
+                pub fn finish(self) -> ::flatbuffers::WIPOffset<GroupMemberList<'a>> {
+                    let o = self.fbb_.end_table(self.start_);
+                    ::flatbuffers::WIPOffset::new(o.value())
+                }
+            }
+
+            impl ::core::fmt::Debug for GroupMemberList<'_> {
+                fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                    let mut ds = f.debug_struct("GroupMemberList");
+                    ds.field("group_id", &self.group_id());
+                    ds.field("members", &self.members());
+                    ds.field("more", &self.more());
+                    ds.finish()
+                }
+            }
+            pub enum MyGroupsOffset {}
+            #[derive(Copy, Clone, PartialEq)]
+
+            /// List the caller's groups by id, after `after_group_id`, a page at a time. Replied by
+            /// GroupList.
+            pub struct MyGroups<'a> {
+                pub _tab: ::flatbuffers::Table<'a>,
+            }
+
+            impl<'a> ::flatbuffers::Follow<'a> for MyGroups<'a> {
+                type Inner = MyGroups<'a>;
+                #[inline]
+                unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+                    Self {
+                        _tab: unsafe { ::flatbuffers::Table::new(buf, loc) },
+                    }
+                }
+            }
+
+            impl<'a> MyGroups<'a> {
+                pub const VT_AFTER_GROUP_ID: ::flatbuffers::VOffsetT = 4;
+
+                #[inline]
+                pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+                    MyGroups { _tab: table }
+                }
+                #[allow(unused_mut)]
+                pub fn create<
+                    'bldr: 'args,
+                    'args: 'mut_bldr,
+                    'mut_bldr,
+                    A: ::flatbuffers::Allocator + 'bldr,
+                >(
+                    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+                    args: &'args MyGroupsArgs,
+                ) -> ::flatbuffers::WIPOffset<MyGroups<'bldr>> {
+                    let mut builder = MyGroupsBuilder::new(_fbb);
+                    builder.add_after_group_id(args.after_group_id);
+                    builder.finish()
+                }
+
+                #[inline]
+                pub fn after_group_id(&self) -> u64 {
+                    // Safety:
+                    // Created from valid Table for this object
+                    // which contains a valid value in this slot
+                    unsafe {
+                        self._tab
+                            .get::<u64>(MyGroups::VT_AFTER_GROUP_ID, Some(0))
+                            .unwrap()
+                    }
+                }
+            }
+
+            impl ::flatbuffers::Verifiable for MyGroups<'_> {
+                #[inline]
+                fn run_verifier(
+                    v: &mut ::flatbuffers::Verifier,
+                    pos: usize,
+                ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+                    v.visit_table(pos)?
+                        .visit_field::<u64>("after_group_id", Self::VT_AFTER_GROUP_ID, false)?
+                        .finish();
+                    Ok(())
+                }
+            }
+            pub struct MyGroupsArgs {
+                pub after_group_id: u64,
+            }
+            impl<'a> Default for MyGroupsArgs {
+                #[inline]
+                fn default() -> Self {
+                    MyGroupsArgs { after_group_id: 0 }
+                }
+            }
+
+            pub struct MyGroupsBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+                fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+                start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+            }
+            impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> MyGroupsBuilder<'a, 'b, A> {
+                #[inline]
+                pub fn add_after_group_id(&mut self, after_group_id: u64) {
+                    self.fbb_
+                        .push_slot::<u64>(MyGroups::VT_AFTER_GROUP_ID, after_group_id, 0);
+                }
+                #[inline]
+                pub fn new(
+                    _fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+                ) -> MyGroupsBuilder<'a, 'b, A> {
+                    let start = _fbb.start_table();
+                    MyGroupsBuilder {
+                        fbb_: _fbb,
+                        start_: start,
+                    }
+                }
+                #[inline]
+                pub fn finish(self) -> ::flatbuffers::WIPOffset<MyGroups<'a>> {
+                    let o = self.fbb_.end_table(self.start_);
+                    ::flatbuffers::WIPOffset::new(o.value())
+                }
+            }
+
+            impl ::core::fmt::Debug for MyGroups<'_> {
+                fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                    let mut ds = f.debug_struct("MyGroups");
+                    ds.field("after_group_id", &self.after_group_id());
+                    ds.finish()
+                }
+            }
+            pub enum GroupInfoOffset {}
+            #[derive(Copy, Clone, PartialEq)]
+
+            pub struct GroupInfo<'a> {
+                pub _tab: ::flatbuffers::Table<'a>,
+            }
+
+            impl<'a> ::flatbuffers::Follow<'a> for GroupInfo<'a> {
+                type Inner = GroupInfo<'a>;
+                #[inline]
+                unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+                    Self {
+                        _tab: unsafe { ::flatbuffers::Table::new(buf, loc) },
+                    }
+                }
+            }
+
+            impl<'a> GroupInfo<'a> {
+                pub const VT_GROUP_ID: ::flatbuffers::VOffsetT = 4;
+                pub const VT_NAME: ::flatbuffers::VOffsetT = 6;
+                pub const VT_ROLE: ::flatbuffers::VOffsetT = 8;
+                pub const VT_PERSISTENCE: ::flatbuffers::VOffsetT = 10;
+
+                #[inline]
+                pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+                    GroupInfo { _tab: table }
+                }
+                #[allow(unused_mut)]
+                pub fn create<
+                    'bldr: 'args,
+                    'args: 'mut_bldr,
+                    'mut_bldr,
+                    A: ::flatbuffers::Allocator + 'bldr,
+                >(
+                    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+                    args: &'args GroupInfoArgs<'args>,
+                ) -> ::flatbuffers::WIPOffset<GroupInfo<'bldr>> {
+                    let mut builder = GroupInfoBuilder::new(_fbb);
+                    builder.add_group_id(args.group_id);
+                    if let Some(x) = args.name {
+                        builder.add_name(x);
+                    }
+                    builder.add_persistence(args.persistence);
+                    builder.add_role(args.role);
+                    builder.finish()
+                }
+
+                #[inline]
+                pub fn group_id(&self) -> u64 {
+                    // Safety:
+                    // Created from valid Table for this object
+                    // which contains a valid value in this slot
+                    unsafe {
+                        self._tab
+                            .get::<u64>(GroupInfo::VT_GROUP_ID, Some(0))
+                            .unwrap()
+                    }
+                }
+                #[inline]
+                pub fn name(&self) -> Option<&'a str> {
+                    // Safety:
+                    // Created from valid Table for this object
+                    // which contains a valid value in this slot
+                    unsafe {
+                        self._tab
+                            .get::<::flatbuffers::ForwardsUOffset<&str>>(GroupInfo::VT_NAME, None)
+                    }
+                }
+                #[inline]
+                pub fn role(&self) -> GroupRole {
+                    // Safety:
+                    // Created from valid Table for this object
+                    // which contains a valid value in this slot
+                    unsafe {
+                        self._tab
+                            .get::<GroupRole>(GroupInfo::VT_ROLE, Some(GroupRole::Member))
+                            .unwrap()
+                    }
+                }
+                #[inline]
+                pub fn persistence(&self) -> Persistence {
+                    // Safety:
+                    // Created from valid Table for this object
+                    // which contains a valid value in this slot
+                    unsafe {
+                        self._tab
+                            .get::<Persistence>(
+                                GroupInfo::VT_PERSISTENCE,
+                                Some(Persistence::Archive),
+                            )
+                            .unwrap()
+                    }
+                }
+            }
+
+            impl ::flatbuffers::Verifiable for GroupInfo<'_> {
+                #[inline]
+                fn run_verifier(
+                    v: &mut ::flatbuffers::Verifier,
+                    pos: usize,
+                ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+                    v.visit_table(pos)?
+                        .visit_field::<u64>("group_id", Self::VT_GROUP_ID, false)?
+                        .visit_field::<::flatbuffers::ForwardsUOffset<&str>>(
+                            "name",
+                            Self::VT_NAME,
+                            false,
+                        )?
+                        .visit_field::<GroupRole>("role", Self::VT_ROLE, false)?
+                        .visit_field::<Persistence>("persistence", Self::VT_PERSISTENCE, false)?
+                        .finish();
+                    Ok(())
+                }
+            }
+            pub struct GroupInfoArgs<'a> {
+                pub group_id: u64,
+                pub name: Option<::flatbuffers::WIPOffset<&'a str>>,
+                pub role: GroupRole,
+                pub persistence: Persistence,
+            }
+            impl<'a> Default for GroupInfoArgs<'a> {
+                #[inline]
+                fn default() -> Self {
+                    GroupInfoArgs {
+                        group_id: 0,
+                        name: None,
+                        role: GroupRole::Member,
+                        persistence: Persistence::Archive,
+                    }
+                }
+            }
+
+            pub struct GroupInfoBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+                fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+                start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+            }
+            impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> GroupInfoBuilder<'a, 'b, A> {
+                #[inline]
+                pub fn add_group_id(&mut self, group_id: u64) {
+                    self.fbb_
+                        .push_slot::<u64>(GroupInfo::VT_GROUP_ID, group_id, 0);
+                }
+                #[inline]
+                pub fn add_name(&mut self, name: ::flatbuffers::WIPOffset<&'b str>) {
+                    self.fbb_
+                        .push_slot_always::<::flatbuffers::WIPOffset<_>>(GroupInfo::VT_NAME, name);
+                }
+                #[inline]
+                pub fn add_role(&mut self, role: GroupRole) {
+                    self.fbb_
+                        .push_slot::<GroupRole>(GroupInfo::VT_ROLE, role, GroupRole::Member);
+                }
+                #[inline]
+                pub fn add_persistence(&mut self, persistence: Persistence) {
+                    self.fbb_.push_slot::<Persistence>(
+                        GroupInfo::VT_PERSISTENCE,
+                        persistence,
+                        Persistence::Archive,
+                    );
+                }
+                #[inline]
+                pub fn new(
+                    _fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+                ) -> GroupInfoBuilder<'a, 'b, A> {
+                    let start = _fbb.start_table();
+                    GroupInfoBuilder {
+                        fbb_: _fbb,
+                        start_: start,
+                    }
+                }
+                #[inline]
+                pub fn finish(self) -> ::flatbuffers::WIPOffset<GroupInfo<'a>> {
+                    let o = self.fbb_.end_table(self.start_);
+                    ::flatbuffers::WIPOffset::new(o.value())
+                }
+            }
+
+            impl ::core::fmt::Debug for GroupInfo<'_> {
+                fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                    let mut ds = f.debug_struct("GroupInfo");
+                    ds.field("group_id", &self.group_id());
+                    ds.field("name", &self.name());
+                    ds.field("role", &self.role());
+                    ds.field("persistence", &self.persistence());
+                    ds.finish()
+                }
+            }
+            pub enum GroupListOffset {}
+            #[derive(Copy, Clone, PartialEq)]
+
+            pub struct GroupList<'a> {
+                pub _tab: ::flatbuffers::Table<'a>,
+            }
+
+            impl<'a> ::flatbuffers::Follow<'a> for GroupList<'a> {
+                type Inner = GroupList<'a>;
+                #[inline]
+                unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+                    Self {
+                        _tab: unsafe { ::flatbuffers::Table::new(buf, loc) },
+                    }
+                }
+            }
+
+            impl<'a> GroupList<'a> {
+                pub const VT_GROUPS: ::flatbuffers::VOffsetT = 4;
+                pub const VT_MORE: ::flatbuffers::VOffsetT = 6;
+
+                #[inline]
+                pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+                    GroupList { _tab: table }
+                }
+                #[allow(unused_mut)]
+                pub fn create<
+                    'bldr: 'args,
+                    'args: 'mut_bldr,
+                    'mut_bldr,
+                    A: ::flatbuffers::Allocator + 'bldr,
+                >(
+                    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+                    args: &'args GroupListArgs<'args>,
+                ) -> ::flatbuffers::WIPOffset<GroupList<'bldr>> {
+                    let mut builder = GroupListBuilder::new(_fbb);
+                    if let Some(x) = args.groups {
+                        builder.add_groups(x);
+                    }
+                    builder.add_more(args.more);
+                    builder.finish()
+                }
+
+                #[inline]
+                pub fn groups(
+                    &self,
+                ) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<GroupInfo<'a>>>>
+                {
+                    // Safety:
+                    // Created from valid Table for this object
+                    // which contains a valid value in this slot
+                    unsafe {
+                        self._tab.get::<::flatbuffers::ForwardsUOffset<
+                            ::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<GroupInfo>>,
+                        >>(GroupList::VT_GROUPS, None)
+                    }
+                }
+                #[inline]
+                pub fn more(&self) -> bool {
+                    // Safety:
+                    // Created from valid Table for this object
+                    // which contains a valid value in this slot
+                    unsafe {
+                        self._tab
+                            .get::<bool>(GroupList::VT_MORE, Some(false))
+                            .unwrap()
+                    }
+                }
+            }
+
+            impl ::flatbuffers::Verifiable for GroupList<'_> {
+                #[inline]
+                fn run_verifier(
+                    v: &mut ::flatbuffers::Verifier,
+                    pos: usize,
+                ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+                    v.visit_table(pos)?
+                        .visit_field::<::flatbuffers::ForwardsUOffset<
+                            ::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<GroupInfo>>,
+                        >>("groups", Self::VT_GROUPS, false)?
+                        .visit_field::<bool>("more", Self::VT_MORE, false)?
+                        .finish();
+                    Ok(())
+                }
+            }
+            pub struct GroupListArgs<'a> {
+                pub groups: Option<
+                    ::flatbuffers::WIPOffset<
+                        ::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<GroupInfo<'a>>>,
+                    >,
+                >,
+                pub more: bool,
+            }
+            impl<'a> Default for GroupListArgs<'a> {
+                #[inline]
+                fn default() -> Self {
+                    GroupListArgs {
+                        groups: None,
+                        more: false,
+                    }
+                }
+            }
+
+            pub struct GroupListBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+                fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+                start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+            }
+            impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> GroupListBuilder<'a, 'b, A> {
+                #[inline]
+                pub fn add_groups(
+                    &mut self,
+                    groups: ::flatbuffers::WIPOffset<
+                        ::flatbuffers::Vector<'b, ::flatbuffers::ForwardsUOffset<GroupInfo<'b>>>,
+                    >,
+                ) {
+                    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(
+                        GroupList::VT_GROUPS,
+                        groups,
+                    );
+                }
+                #[inline]
+                pub fn add_more(&mut self, more: bool) {
+                    self.fbb_.push_slot::<bool>(GroupList::VT_MORE, more, false);
+                }
+                #[inline]
+                pub fn new(
+                    _fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+                ) -> GroupListBuilder<'a, 'b, A> {
+                    let start = _fbb.start_table();
+                    GroupListBuilder {
+                        fbb_: _fbb,
+                        start_: start,
+                    }
+                }
+                #[inline]
+                pub fn finish(self) -> ::flatbuffers::WIPOffset<GroupList<'a>> {
+                    let o = self.fbb_.end_table(self.start_);
+                    ::flatbuffers::WIPOffset::new(o.value())
+                }
+            }
+
+            impl ::core::fmt::Debug for GroupList<'_> {
+                fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                    let mut ds = f.debug_struct("GroupList");
+                    ds.field("groups", &self.groups());
+                    ds.field("more", &self.more());
+                    ds.finish()
+                }
+            }
+            pub enum DoneOffset {}
+            #[derive(Copy, Clone, PartialEq)]
+
+            /// A request that succeeded with nothing to return.
+            pub struct Done<'a> {
+                pub _tab: ::flatbuffers::Table<'a>,
+            }
+
+            impl<'a> ::flatbuffers::Follow<'a> for Done<'a> {
+                type Inner = Done<'a>;
+                #[inline]
+                unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+                    Self {
+                        _tab: unsafe { ::flatbuffers::Table::new(buf, loc) },
+                    }
+                }
+            }
+
+            impl<'a> Done<'a> {
+                #[inline]
+                pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+                    Done { _tab: table }
+                }
+                #[allow(unused_mut)]
+                pub fn create<
+                    'bldr: 'args,
+                    'args: 'mut_bldr,
+                    'mut_bldr,
+                    A: ::flatbuffers::Allocator + 'bldr,
+                >(
+                    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+                    _args: &'args DoneArgs,
+                ) -> ::flatbuffers::WIPOffset<Done<'bldr>> {
+                    let mut builder = DoneBuilder::new(_fbb);
+                    builder.finish()
+                }
+            }
+
+            impl ::flatbuffers::Verifiable for Done<'_> {
+                #[inline]
+                fn run_verifier(
+                    v: &mut ::flatbuffers::Verifier,
+                    pos: usize,
+                ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+                    v.visit_table(pos)?.finish();
+                    Ok(())
+                }
+            }
+            pub struct DoneArgs {}
+            impl<'a> Default for DoneArgs {
+                #[inline]
+                fn default() -> Self {
+                    DoneArgs {}
+                }
+            }
+
+            pub struct DoneBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+                fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+                start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+            }
+            impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> DoneBuilder<'a, 'b, A> {
+                #[inline]
+                pub fn new(
+                    _fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+                ) -> DoneBuilder<'a, 'b, A> {
+                    let start = _fbb.start_table();
+                    DoneBuilder {
+                        fbb_: _fbb,
+                        start_: start,
+                    }
+                }
+                #[inline]
+                pub fn finish(self) -> ::flatbuffers::WIPOffset<Done<'a>> {
+                    let o = self.fbb_.end_table(self.start_);
+                    ::flatbuffers::WIPOffset::new(o.value())
+                }
+            }
+
+            impl ::core::fmt::Debug for Done<'_> {
+                fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                    let mut ds = f.debug_struct("Done");
+                    ds.finish()
+                }
+            }
+            pub enum ReceiptOffset {}
+            #[derive(Copy, Clone, PartialEq)]
+
+            /// Server push to the sender's devices: a recipient stored (a device acknowledged) or read
+            /// a message sent with the matching SendFlags.
+            pub struct Receipt<'a> {
+                pub _tab: ::flatbuffers::Table<'a>,
+            }
+
+            impl<'a> ::flatbuffers::Follow<'a> for Receipt<'a> {
+                type Inner = Receipt<'a>;
+                #[inline]
+                unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+                    Self {
+                        _tab: unsafe { ::flatbuffers::Table::new(buf, loc) },
+                    }
+                }
+            }
+
+            impl<'a> Receipt<'a> {
+                pub const VT_KIND: ::flatbuffers::VOffsetT = 4;
+                pub const VT_MESSAGE_ID: ::flatbuffers::VOffsetT = 6;
+                pub const VT_CONVERSATION: ::flatbuffers::VOffsetT = 8;
+                pub const VT_USER_ID: ::flatbuffers::VOffsetT = 10;
+                pub const VT_TIMESTAMP_US: ::flatbuffers::VOffsetT = 12;
+
+                #[inline]
+                pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+                    Receipt { _tab: table }
+                }
+                #[allow(unused_mut)]
+                pub fn create<
+                    'bldr: 'args,
+                    'args: 'mut_bldr,
+                    'mut_bldr,
+                    A: ::flatbuffers::Allocator + 'bldr,
+                >(
+                    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+                    args: &'args ReceiptArgs<'args>,
+                ) -> ::flatbuffers::WIPOffset<Receipt<'bldr>> {
+                    let mut builder = ReceiptBuilder::new(_fbb);
+                    builder.add_timestamp_us(args.timestamp_us);
+                    builder.add_user_id(args.user_id);
+                    builder.add_message_id(args.message_id);
+                    if let Some(x) = args.conversation {
+                        builder.add_conversation(x);
+                    }
+                    builder.add_kind(args.kind);
+                    builder.finish()
+                }
+
+                #[inline]
+                pub fn kind(&self) -> ReceiptKind {
+                    // Safety:
+                    // Created from valid Table for this object
+                    // which contains a valid value in this slot
+                    unsafe {
+                        self._tab
+                            .get::<ReceiptKind>(Receipt::VT_KIND, Some(ReceiptKind::Delivered))
+                            .unwrap()
+                    }
+                }
+                #[inline]
+                pub fn message_id(&self) -> u64 {
+                    // Safety:
+                    // Created from valid Table for this object
+                    // which contains a valid value in this slot
+                    unsafe {
+                        self._tab
+                            .get::<u64>(Receipt::VT_MESSAGE_ID, Some(0))
+                            .unwrap()
+                    }
+                }
+                /// The conversation as the sender sees it.
+                #[inline]
+                pub fn conversation(&self) -> Option<&'a ConversationRef> {
+                    // Safety:
+                    // Created from valid Table for this object
+                    // which contains a valid value in this slot
+                    unsafe {
+                        self._tab
+                            .get::<ConversationRef>(Receipt::VT_CONVERSATION, None)
+                    }
+                }
+                /// Who delivered or read it.
+                #[inline]
+                pub fn user_id(&self) -> u64 {
+                    // Safety:
+                    // Created from valid Table for this object
+                    // which contains a valid value in this slot
+                    unsafe { self._tab.get::<u64>(Receipt::VT_USER_ID, Some(0)).unwrap() }
+                }
+                #[inline]
+                pub fn timestamp_us(&self) -> u64 {
+                    // Safety:
+                    // Created from valid Table for this object
+                    // which contains a valid value in this slot
+                    unsafe {
+                        self._tab
+                            .get::<u64>(Receipt::VT_TIMESTAMP_US, Some(0))
+                            .unwrap()
+                    }
+                }
+            }
+
+            impl ::flatbuffers::Verifiable for Receipt<'_> {
+                #[inline]
+                fn run_verifier(
+                    v: &mut ::flatbuffers::Verifier,
+                    pos: usize,
+                ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+                    v.visit_table(pos)?
+                        .visit_field::<ReceiptKind>("kind", Self::VT_KIND, false)?
+                        .visit_field::<u64>("message_id", Self::VT_MESSAGE_ID, false)?
+                        .visit_field::<ConversationRef>(
+                            "conversation",
+                            Self::VT_CONVERSATION,
+                            false,
+                        )?
+                        .visit_field::<u64>("user_id", Self::VT_USER_ID, false)?
+                        .visit_field::<u64>("timestamp_us", Self::VT_TIMESTAMP_US, false)?
+                        .finish();
+                    Ok(())
+                }
+            }
+            pub struct ReceiptArgs<'a> {
+                pub kind: ReceiptKind,
+                pub message_id: u64,
+                pub conversation: Option<&'a ConversationRef>,
+                pub user_id: u64,
+                pub timestamp_us: u64,
+            }
+            impl<'a> Default for ReceiptArgs<'a> {
+                #[inline]
+                fn default() -> Self {
+                    ReceiptArgs {
+                        kind: ReceiptKind::Delivered,
+                        message_id: 0,
+                        conversation: None,
+                        user_id: 0,
+                        timestamp_us: 0,
+                    }
+                }
+            }
+
+            pub struct ReceiptBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+                fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+                start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+            }
+            impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> ReceiptBuilder<'a, 'b, A> {
+                #[inline]
+                pub fn add_kind(&mut self, kind: ReceiptKind) {
+                    self.fbb_.push_slot::<ReceiptKind>(
+                        Receipt::VT_KIND,
+                        kind,
+                        ReceiptKind::Delivered,
+                    );
+                }
+                #[inline]
+                pub fn add_message_id(&mut self, message_id: u64) {
+                    self.fbb_
+                        .push_slot::<u64>(Receipt::VT_MESSAGE_ID, message_id, 0);
+                }
+                #[inline]
+                pub fn add_conversation(&mut self, conversation: &ConversationRef) {
+                    self.fbb_.push_slot_always::<&ConversationRef>(
+                        Receipt::VT_CONVERSATION,
+                        conversation,
+                    );
+                }
+                #[inline]
+                pub fn add_user_id(&mut self, user_id: u64) {
+                    self.fbb_.push_slot::<u64>(Receipt::VT_USER_ID, user_id, 0);
+                }
+                #[inline]
+                pub fn add_timestamp_us(&mut self, timestamp_us: u64) {
+                    self.fbb_
+                        .push_slot::<u64>(Receipt::VT_TIMESTAMP_US, timestamp_us, 0);
+                }
+                #[inline]
+                pub fn new(
+                    _fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+                ) -> ReceiptBuilder<'a, 'b, A> {
+                    let start = _fbb.start_table();
+                    ReceiptBuilder {
+                        fbb_: _fbb,
+                        start_: start,
+                    }
+                }
+                #[inline]
+                pub fn finish(self) -> ::flatbuffers::WIPOffset<Receipt<'a>> {
+                    let o = self.fbb_.end_table(self.start_);
+                    ::flatbuffers::WIPOffset::new(o.value())
+                }
+            }
+
+            impl ::core::fmt::Debug for Receipt<'_> {
+                fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                    let mut ds = f.debug_struct("Receipt");
+                    ds.field("kind", &self.kind());
+                    ds.field("message_id", &self.message_id());
+                    ds.field("conversation", &self.conversation());
+                    ds.field("user_id", &self.user_id());
+                    ds.field("timestamp_us", &self.timestamp_us());
+                    ds.finish()
+                }
+            }
+            pub enum MarkReadOffset {}
+            #[derive(Copy, Clone, PartialEq)]
+
+            /// Mark a conversation read up to (and including) the inbox entry `up_to_seq`, which must
+            /// belong to that conversation. Replied by ReadPosition; the user's other devices get the
+            /// same ReadPosition as a push.
+            pub struct MarkRead<'a> {
+                pub _tab: ::flatbuffers::Table<'a>,
+            }
+
+            impl<'a> ::flatbuffers::Follow<'a> for MarkRead<'a> {
+                type Inner = MarkRead<'a>;
+                #[inline]
+                unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+                    Self {
+                        _tab: unsafe { ::flatbuffers::Table::new(buf, loc) },
+                    }
+                }
+            }
+
+            impl<'a> MarkRead<'a> {
+                pub const VT_CONVERSATION: ::flatbuffers::VOffsetT = 4;
+                pub const VT_UP_TO_SEQ: ::flatbuffers::VOffsetT = 6;
+
+                #[inline]
+                pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+                    MarkRead { _tab: table }
+                }
+                #[allow(unused_mut)]
+                pub fn create<
+                    'bldr: 'args,
+                    'args: 'mut_bldr,
+                    'mut_bldr,
+                    A: ::flatbuffers::Allocator + 'bldr,
+                >(
+                    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+                    args: &'args MarkReadArgs<'args>,
+                ) -> ::flatbuffers::WIPOffset<MarkRead<'bldr>> {
+                    let mut builder = MarkReadBuilder::new(_fbb);
+                    builder.add_up_to_seq(args.up_to_seq);
+                    if let Some(x) = args.conversation {
+                        builder.add_conversation(x);
+                    }
+                    builder.finish()
+                }
+
+                #[inline]
+                pub fn conversation(&self) -> Option<&'a ConversationRef> {
+                    // Safety:
+                    // Created from valid Table for this object
+                    // which contains a valid value in this slot
+                    unsafe {
+                        self._tab
+                            .get::<ConversationRef>(MarkRead::VT_CONVERSATION, None)
+                    }
+                }
+                #[inline]
+                pub fn up_to_seq(&self) -> u64 {
+                    // Safety:
+                    // Created from valid Table for this object
+                    // which contains a valid value in this slot
+                    unsafe {
+                        self._tab
+                            .get::<u64>(MarkRead::VT_UP_TO_SEQ, Some(0))
+                            .unwrap()
+                    }
+                }
+            }
+
+            impl ::flatbuffers::Verifiable for MarkRead<'_> {
+                #[inline]
+                fn run_verifier(
+                    v: &mut ::flatbuffers::Verifier,
+                    pos: usize,
+                ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+                    v.visit_table(pos)?
+                        .visit_field::<ConversationRef>(
+                            "conversation",
+                            Self::VT_CONVERSATION,
+                            false,
+                        )?
+                        .visit_field::<u64>("up_to_seq", Self::VT_UP_TO_SEQ, false)?
+                        .finish();
+                    Ok(())
+                }
+            }
+            pub struct MarkReadArgs<'a> {
+                pub conversation: Option<&'a ConversationRef>,
+                pub up_to_seq: u64,
+            }
+            impl<'a> Default for MarkReadArgs<'a> {
+                #[inline]
+                fn default() -> Self {
+                    MarkReadArgs {
+                        conversation: None,
+                        up_to_seq: 0,
+                    }
+                }
+            }
+
+            pub struct MarkReadBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+                fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+                start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+            }
+            impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> MarkReadBuilder<'a, 'b, A> {
+                #[inline]
+                pub fn add_conversation(&mut self, conversation: &ConversationRef) {
+                    self.fbb_.push_slot_always::<&ConversationRef>(
+                        MarkRead::VT_CONVERSATION,
+                        conversation,
+                    );
+                }
+                #[inline]
+                pub fn add_up_to_seq(&mut self, up_to_seq: u64) {
+                    self.fbb_
+                        .push_slot::<u64>(MarkRead::VT_UP_TO_SEQ, up_to_seq, 0);
+                }
+                #[inline]
+                pub fn new(
+                    _fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+                ) -> MarkReadBuilder<'a, 'b, A> {
+                    let start = _fbb.start_table();
+                    MarkReadBuilder {
+                        fbb_: _fbb,
+                        start_: start,
+                    }
+                }
+                #[inline]
+                pub fn finish(self) -> ::flatbuffers::WIPOffset<MarkRead<'a>> {
+                    let o = self.fbb_.end_table(self.start_);
+                    ::flatbuffers::WIPOffset::new(o.value())
+                }
+            }
+
+            impl ::core::fmt::Debug for MarkRead<'_> {
+                fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                    let mut ds = f.debug_struct("MarkRead");
+                    ds.field("conversation", &self.conversation());
+                    ds.field("up_to_seq", &self.up_to_seq());
+                    ds.finish()
+                }
+            }
+            pub enum ReadPositionOffset {}
+            #[derive(Copy, Clone, PartialEq)]
+
+            /// A conversation's read position and unread count for the receiving user.
+            pub struct ReadPosition<'a> {
+                pub _tab: ::flatbuffers::Table<'a>,
+            }
+
+            impl<'a> ::flatbuffers::Follow<'a> for ReadPosition<'a> {
+                type Inner = ReadPosition<'a>;
+                #[inline]
+                unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+                    Self {
+                        _tab: unsafe { ::flatbuffers::Table::new(buf, loc) },
+                    }
+                }
+            }
+
+            impl<'a> ReadPosition<'a> {
+                pub const VT_CONVERSATION: ::flatbuffers::VOffsetT = 4;
+                pub const VT_READ_SEQ: ::flatbuffers::VOffsetT = 6;
+                pub const VT_UNREAD: ::flatbuffers::VOffsetT = 8;
+                pub const VT_LAST_SEQ: ::flatbuffers::VOffsetT = 10;
+
+                #[inline]
+                pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+                    ReadPosition { _tab: table }
+                }
+                #[allow(unused_mut)]
+                pub fn create<
+                    'bldr: 'args,
+                    'args: 'mut_bldr,
+                    'mut_bldr,
+                    A: ::flatbuffers::Allocator + 'bldr,
+                >(
+                    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+                    args: &'args ReadPositionArgs<'args>,
+                ) -> ::flatbuffers::WIPOffset<ReadPosition<'bldr>> {
+                    let mut builder = ReadPositionBuilder::new(_fbb);
+                    builder.add_last_seq(args.last_seq);
+                    builder.add_unread(args.unread);
+                    builder.add_read_seq(args.read_seq);
+                    if let Some(x) = args.conversation {
+                        builder.add_conversation(x);
+                    }
+                    builder.finish()
+                }
+
+                #[inline]
+                pub fn conversation(&self) -> Option<&'a ConversationRef> {
+                    // Safety:
+                    // Created from valid Table for this object
+                    // which contains a valid value in this slot
+                    unsafe {
+                        self._tab
+                            .get::<ConversationRef>(ReadPosition::VT_CONVERSATION, None)
+                    }
+                }
+                /// The inbox seq read up to (never moves backwards).
+                #[inline]
+                pub fn read_seq(&self) -> u64 {
+                    // Safety:
+                    // Created from valid Table for this object
+                    // which contains a valid value in this slot
+                    unsafe {
+                        self._tab
+                            .get::<u64>(ReadPosition::VT_READ_SEQ, Some(0))
+                            .unwrap()
+                    }
+                }
+                /// Messages from others in this conversation after read_seq.
+                #[inline]
+                pub fn unread(&self) -> u64 {
+                    // Safety:
+                    // Created from valid Table for this object
+                    // which contains a valid value in this slot
+                    unsafe {
+                        self._tab
+                            .get::<u64>(ReadPosition::VT_UNREAD, Some(0))
+                            .unwrap()
+                    }
+                }
+                /// The newest inbox seq of this conversation.
+                #[inline]
+                pub fn last_seq(&self) -> u64 {
+                    // Safety:
+                    // Created from valid Table for this object
+                    // which contains a valid value in this slot
+                    unsafe {
+                        self._tab
+                            .get::<u64>(ReadPosition::VT_LAST_SEQ, Some(0))
+                            .unwrap()
+                    }
+                }
+            }
+
+            impl ::flatbuffers::Verifiable for ReadPosition<'_> {
+                #[inline]
+                fn run_verifier(
+                    v: &mut ::flatbuffers::Verifier,
+                    pos: usize,
+                ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+                    v.visit_table(pos)?
+                        .visit_field::<ConversationRef>(
+                            "conversation",
+                            Self::VT_CONVERSATION,
+                            false,
+                        )?
+                        .visit_field::<u64>("read_seq", Self::VT_READ_SEQ, false)?
+                        .visit_field::<u64>("unread", Self::VT_UNREAD, false)?
+                        .visit_field::<u64>("last_seq", Self::VT_LAST_SEQ, false)?
+                        .finish();
+                    Ok(())
+                }
+            }
+            pub struct ReadPositionArgs<'a> {
+                pub conversation: Option<&'a ConversationRef>,
+                pub read_seq: u64,
+                pub unread: u64,
+                pub last_seq: u64,
+            }
+            impl<'a> Default for ReadPositionArgs<'a> {
+                #[inline]
+                fn default() -> Self {
+                    ReadPositionArgs {
+                        conversation: None,
+                        read_seq: 0,
+                        unread: 0,
+                        last_seq: 0,
+                    }
+                }
+            }
+
+            pub struct ReadPositionBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+                fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+                start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+            }
+            impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> ReadPositionBuilder<'a, 'b, A> {
+                #[inline]
+                pub fn add_conversation(&mut self, conversation: &ConversationRef) {
+                    self.fbb_.push_slot_always::<&ConversationRef>(
+                        ReadPosition::VT_CONVERSATION,
+                        conversation,
+                    );
+                }
+                #[inline]
+                pub fn add_read_seq(&mut self, read_seq: u64) {
+                    self.fbb_
+                        .push_slot::<u64>(ReadPosition::VT_READ_SEQ, read_seq, 0);
+                }
+                #[inline]
+                pub fn add_unread(&mut self, unread: u64) {
+                    self.fbb_
+                        .push_slot::<u64>(ReadPosition::VT_UNREAD, unread, 0);
+                }
+                #[inline]
+                pub fn add_last_seq(&mut self, last_seq: u64) {
+                    self.fbb_
+                        .push_slot::<u64>(ReadPosition::VT_LAST_SEQ, last_seq, 0);
+                }
+                #[inline]
+                pub fn new(
+                    _fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+                ) -> ReadPositionBuilder<'a, 'b, A> {
+                    let start = _fbb.start_table();
+                    ReadPositionBuilder {
+                        fbb_: _fbb,
+                        start_: start,
+                    }
+                }
+                #[inline]
+                pub fn finish(self) -> ::flatbuffers::WIPOffset<ReadPosition<'a>> {
+                    let o = self.fbb_.end_table(self.start_);
+                    ::flatbuffers::WIPOffset::new(o.value())
+                }
+            }
+
+            impl ::core::fmt::Debug for ReadPosition<'_> {
+                fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                    let mut ds = f.debug_struct("ReadPosition");
+                    ds.field("conversation", &self.conversation());
+                    ds.field("read_seq", &self.read_seq());
+                    ds.field("unread", &self.unread());
+                    ds.field("last_seq", &self.last_seq());
+                    ds.finish()
+                }
+            }
+            pub enum ConversationsOffset {}
+            #[derive(Copy, Clone, PartialEq)]
+
+            /// List the caller's conversations with their read positions, ordered by (kind, id), after
+            /// `after` (absent: from the start), a page at a time. Replied by ConversationList.
+            pub struct Conversations<'a> {
+                pub _tab: ::flatbuffers::Table<'a>,
+            }
+
+            impl<'a> ::flatbuffers::Follow<'a> for Conversations<'a> {
+                type Inner = Conversations<'a>;
+                #[inline]
+                unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+                    Self {
+                        _tab: unsafe { ::flatbuffers::Table::new(buf, loc) },
+                    }
+                }
+            }
+
+            impl<'a> Conversations<'a> {
+                pub const VT_AFTER: ::flatbuffers::VOffsetT = 4;
+
+                #[inline]
+                pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+                    Conversations { _tab: table }
+                }
+                #[allow(unused_mut)]
+                pub fn create<
+                    'bldr: 'args,
+                    'args: 'mut_bldr,
+                    'mut_bldr,
+                    A: ::flatbuffers::Allocator + 'bldr,
+                >(
+                    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+                    args: &'args ConversationsArgs<'args>,
+                ) -> ::flatbuffers::WIPOffset<Conversations<'bldr>> {
+                    let mut builder = ConversationsBuilder::new(_fbb);
+                    if let Some(x) = args.after {
+                        builder.add_after(x);
+                    }
+                    builder.finish()
+                }
+
+                #[inline]
+                pub fn after(&self) -> Option<&'a ConversationRef> {
+                    // Safety:
+                    // Created from valid Table for this object
+                    // which contains a valid value in this slot
+                    unsafe {
+                        self._tab
+                            .get::<ConversationRef>(Conversations::VT_AFTER, None)
+                    }
+                }
+            }
+
+            impl ::flatbuffers::Verifiable for Conversations<'_> {
+                #[inline]
+                fn run_verifier(
+                    v: &mut ::flatbuffers::Verifier,
+                    pos: usize,
+                ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+                    v.visit_table(pos)?
+                        .visit_field::<ConversationRef>("after", Self::VT_AFTER, false)?
+                        .finish();
+                    Ok(())
+                }
+            }
+            pub struct ConversationsArgs<'a> {
+                pub after: Option<&'a ConversationRef>,
+            }
+            impl<'a> Default for ConversationsArgs<'a> {
+                #[inline]
+                fn default() -> Self {
+                    ConversationsArgs { after: None }
+                }
+            }
+
+            pub struct ConversationsBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+                fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+                start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+            }
+            impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> ConversationsBuilder<'a, 'b, A> {
+                #[inline]
+                pub fn add_after(&mut self, after: &ConversationRef) {
+                    self.fbb_
+                        .push_slot_always::<&ConversationRef>(Conversations::VT_AFTER, after);
+                }
+                #[inline]
+                pub fn new(
+                    _fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+                ) -> ConversationsBuilder<'a, 'b, A> {
+                    let start = _fbb.start_table();
+                    ConversationsBuilder {
+                        fbb_: _fbb,
+                        start_: start,
+                    }
+                }
+                #[inline]
+                pub fn finish(self) -> ::flatbuffers::WIPOffset<Conversations<'a>> {
+                    let o = self.fbb_.end_table(self.start_);
+                    ::flatbuffers::WIPOffset::new(o.value())
+                }
+            }
+
+            impl ::core::fmt::Debug for Conversations<'_> {
+                fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                    let mut ds = f.debug_struct("Conversations");
+                    ds.field("after", &self.after());
+                    ds.finish()
+                }
+            }
+            pub enum ConversationListOffset {}
+            #[derive(Copy, Clone, PartialEq)]
+
+            pub struct ConversationList<'a> {
+                pub _tab: ::flatbuffers::Table<'a>,
+            }
+
+            impl<'a> ::flatbuffers::Follow<'a> for ConversationList<'a> {
+                type Inner = ConversationList<'a>;
+                #[inline]
+                unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+                    Self {
+                        _tab: unsafe { ::flatbuffers::Table::new(buf, loc) },
+                    }
+                }
+            }
+
+            impl<'a> ConversationList<'a> {
+                pub const VT_CONVERSATIONS: ::flatbuffers::VOffsetT = 4;
+                pub const VT_MORE: ::flatbuffers::VOffsetT = 6;
+
+                #[inline]
+                pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+                    ConversationList { _tab: table }
+                }
+                #[allow(unused_mut)]
+                pub fn create<
+                    'bldr: 'args,
+                    'args: 'mut_bldr,
+                    'mut_bldr,
+                    A: ::flatbuffers::Allocator + 'bldr,
+                >(
+                    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+                    args: &'args ConversationListArgs<'args>,
+                ) -> ::flatbuffers::WIPOffset<ConversationList<'bldr>> {
+                    let mut builder = ConversationListBuilder::new(_fbb);
+                    if let Some(x) = args.conversations {
+                        builder.add_conversations(x);
+                    }
+                    builder.add_more(args.more);
+                    builder.finish()
+                }
+
+                #[inline]
+                pub fn conversations(
+                    &self,
+                ) -> Option<
+                    ::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<ReadPosition<'a>>>,
+                > {
+                    // Safety:
+                    // Created from valid Table for this object
+                    // which contains a valid value in this slot
+                    unsafe {
+                        self._tab.get::<::flatbuffers::ForwardsUOffset<
+                            ::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<ReadPosition>>,
+                        >>(ConversationList::VT_CONVERSATIONS, None)
+                    }
+                }
+                #[inline]
+                pub fn more(&self) -> bool {
+                    // Safety:
+                    // Created from valid Table for this object
+                    // which contains a valid value in this slot
+                    unsafe {
+                        self._tab
+                            .get::<bool>(ConversationList::VT_MORE, Some(false))
+                            .unwrap()
+                    }
+                }
+            }
+
+            impl ::flatbuffers::Verifiable for ConversationList<'_> {
+                #[inline]
+                fn run_verifier(
+                    v: &mut ::flatbuffers::Verifier,
+                    pos: usize,
+                ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+                    v.visit_table(pos)?
+                        .visit_field::<::flatbuffers::ForwardsUOffset<
+                            ::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<ReadPosition>>,
+                        >>("conversations", Self::VT_CONVERSATIONS, false)?
+                        .visit_field::<bool>("more", Self::VT_MORE, false)?
+                        .finish();
+                    Ok(())
+                }
+            }
+            pub struct ConversationListArgs<'a> {
+                pub conversations: Option<
+                    ::flatbuffers::WIPOffset<
+                        ::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<ReadPosition<'a>>>,
+                    >,
+                >,
+                pub more: bool,
+            }
+            impl<'a> Default for ConversationListArgs<'a> {
+                #[inline]
+                fn default() -> Self {
+                    ConversationListArgs {
+                        conversations: None,
+                        more: false,
+                    }
+                }
+            }
+
+            pub struct ConversationListBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+                fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+                start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+            }
+            impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> ConversationListBuilder<'a, 'b, A> {
+                #[inline]
+                pub fn add_conversations(
+                    &mut self,
+                    conversations: ::flatbuffers::WIPOffset<
+                        ::flatbuffers::Vector<'b, ::flatbuffers::ForwardsUOffset<ReadPosition<'b>>>,
+                    >,
+                ) {
+                    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(
+                        ConversationList::VT_CONVERSATIONS,
+                        conversations,
+                    );
+                }
+                #[inline]
+                pub fn add_more(&mut self, more: bool) {
+                    self.fbb_
+                        .push_slot::<bool>(ConversationList::VT_MORE, more, false);
+                }
+                #[inline]
+                pub fn new(
+                    _fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+                ) -> ConversationListBuilder<'a, 'b, A> {
+                    let start = _fbb.start_table();
+                    ConversationListBuilder {
+                        fbb_: _fbb,
+                        start_: start,
+                    }
+                }
+                #[inline]
+                pub fn finish(self) -> ::flatbuffers::WIPOffset<ConversationList<'a>> {
+                    let o = self.fbb_.end_table(self.start_);
+                    ::flatbuffers::WIPOffset::new(o.value())
+                }
+            }
+
+            impl ::core::fmt::Debug for ConversationList<'_> {
+                fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                    let mut ds = f.debug_struct("ConversationList");
+                    ds.field("conversations", &self.conversations());
+                    ds.field("more", &self.more());
+                    ds.finish()
+                }
+            }
+            pub enum TypingOffset {}
+            #[derive(Copy, Clone, PartialEq)]
+
+            /// "I am typing" in a conversation: pushed live to the other party or the group's other
+            /// members, never stored, rate-limited per device.
+            pub struct Typing<'a> {
+                pub _tab: ::flatbuffers::Table<'a>,
+            }
+
+            impl<'a> ::flatbuffers::Follow<'a> for Typing<'a> {
+                type Inner = Typing<'a>;
+                #[inline]
+                unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+                    Self {
+                        _tab: unsafe { ::flatbuffers::Table::new(buf, loc) },
+                    }
+                }
+            }
+
+            impl<'a> Typing<'a> {
+                pub const VT_CONVERSATION: ::flatbuffers::VOffsetT = 4;
+
+                #[inline]
+                pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+                    Typing { _tab: table }
+                }
+                #[allow(unused_mut)]
+                pub fn create<
+                    'bldr: 'args,
+                    'args: 'mut_bldr,
+                    'mut_bldr,
+                    A: ::flatbuffers::Allocator + 'bldr,
+                >(
+                    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+                    args: &'args TypingArgs<'args>,
+                ) -> ::flatbuffers::WIPOffset<Typing<'bldr>> {
+                    let mut builder = TypingBuilder::new(_fbb);
+                    if let Some(x) = args.conversation {
+                        builder.add_conversation(x);
+                    }
+                    builder.finish()
+                }
+
+                #[inline]
+                pub fn conversation(&self) -> Option<&'a ConversationRef> {
+                    // Safety:
+                    // Created from valid Table for this object
+                    // which contains a valid value in this slot
+                    unsafe {
+                        self._tab
+                            .get::<ConversationRef>(Typing::VT_CONVERSATION, None)
+                    }
+                }
+            }
+
+            impl ::flatbuffers::Verifiable for Typing<'_> {
+                #[inline]
+                fn run_verifier(
+                    v: &mut ::flatbuffers::Verifier,
+                    pos: usize,
+                ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+                    v.visit_table(pos)?
+                        .visit_field::<ConversationRef>(
+                            "conversation",
+                            Self::VT_CONVERSATION,
+                            false,
+                        )?
+                        .finish();
+                    Ok(())
+                }
+            }
+            pub struct TypingArgs<'a> {
+                pub conversation: Option<&'a ConversationRef>,
+            }
+            impl<'a> Default for TypingArgs<'a> {
+                #[inline]
+                fn default() -> Self {
+                    TypingArgs { conversation: None }
+                }
+            }
+
+            pub struct TypingBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+                fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+                start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+            }
+            impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> TypingBuilder<'a, 'b, A> {
+                #[inline]
+                pub fn add_conversation(&mut self, conversation: &ConversationRef) {
+                    self.fbb_.push_slot_always::<&ConversationRef>(
+                        Typing::VT_CONVERSATION,
+                        conversation,
+                    );
+                }
+                #[inline]
+                pub fn new(
+                    _fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+                ) -> TypingBuilder<'a, 'b, A> {
+                    let start = _fbb.start_table();
+                    TypingBuilder {
+                        fbb_: _fbb,
+                        start_: start,
+                    }
+                }
+                #[inline]
+                pub fn finish(self) -> ::flatbuffers::WIPOffset<Typing<'a>> {
+                    let o = self.fbb_.end_table(self.start_);
+                    ::flatbuffers::WIPOffset::new(o.value())
+                }
+            }
+
+            impl ::core::fmt::Debug for Typing<'_> {
+                fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                    let mut ds = f.debug_struct("Typing");
+                    ds.field("conversation", &self.conversation());
+                    ds.finish()
+                }
+            }
+            pub enum TypingNoticeOffset {}
+            #[derive(Copy, Clone, PartialEq)]
+
+            /// Server push: `user_id` is typing in `conversation` (as the receiver sees it).
+            pub struct TypingNotice<'a> {
+                pub _tab: ::flatbuffers::Table<'a>,
+            }
+
+            impl<'a> ::flatbuffers::Follow<'a> for TypingNotice<'a> {
+                type Inner = TypingNotice<'a>;
+                #[inline]
+                unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+                    Self {
+                        _tab: unsafe { ::flatbuffers::Table::new(buf, loc) },
+                    }
+                }
+            }
+
+            impl<'a> TypingNotice<'a> {
+                pub const VT_CONVERSATION: ::flatbuffers::VOffsetT = 4;
+                pub const VT_USER_ID: ::flatbuffers::VOffsetT = 6;
+
+                #[inline]
+                pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+                    TypingNotice { _tab: table }
+                }
+                #[allow(unused_mut)]
+                pub fn create<
+                    'bldr: 'args,
+                    'args: 'mut_bldr,
+                    'mut_bldr,
+                    A: ::flatbuffers::Allocator + 'bldr,
+                >(
+                    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+                    args: &'args TypingNoticeArgs<'args>,
+                ) -> ::flatbuffers::WIPOffset<TypingNotice<'bldr>> {
+                    let mut builder = TypingNoticeBuilder::new(_fbb);
+                    builder.add_user_id(args.user_id);
+                    if let Some(x) = args.conversation {
+                        builder.add_conversation(x);
+                    }
+                    builder.finish()
+                }
+
+                #[inline]
+                pub fn conversation(&self) -> Option<&'a ConversationRef> {
+                    // Safety:
+                    // Created from valid Table for this object
+                    // which contains a valid value in this slot
+                    unsafe {
+                        self._tab
+                            .get::<ConversationRef>(TypingNotice::VT_CONVERSATION, None)
+                    }
+                }
+                #[inline]
+                pub fn user_id(&self) -> u64 {
+                    // Safety:
+                    // Created from valid Table for this object
+                    // which contains a valid value in this slot
+                    unsafe {
+                        self._tab
+                            .get::<u64>(TypingNotice::VT_USER_ID, Some(0))
+                            .unwrap()
+                    }
+                }
+            }
+
+            impl ::flatbuffers::Verifiable for TypingNotice<'_> {
+                #[inline]
+                fn run_verifier(
+                    v: &mut ::flatbuffers::Verifier,
+                    pos: usize,
+                ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+                    v.visit_table(pos)?
+                        .visit_field::<ConversationRef>(
+                            "conversation",
+                            Self::VT_CONVERSATION,
+                            false,
+                        )?
+                        .visit_field::<u64>("user_id", Self::VT_USER_ID, false)?
+                        .finish();
+                    Ok(())
+                }
+            }
+            pub struct TypingNoticeArgs<'a> {
+                pub conversation: Option<&'a ConversationRef>,
+                pub user_id: u64,
+            }
+            impl<'a> Default for TypingNoticeArgs<'a> {
+                #[inline]
+                fn default() -> Self {
+                    TypingNoticeArgs {
+                        conversation: None,
+                        user_id: 0,
+                    }
+                }
+            }
+
+            pub struct TypingNoticeBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+                fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+                start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+            }
+            impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> TypingNoticeBuilder<'a, 'b, A> {
+                #[inline]
+                pub fn add_conversation(&mut self, conversation: &ConversationRef) {
+                    self.fbb_.push_slot_always::<&ConversationRef>(
+                        TypingNotice::VT_CONVERSATION,
+                        conversation,
+                    );
+                }
+                #[inline]
+                pub fn add_user_id(&mut self, user_id: u64) {
+                    self.fbb_
+                        .push_slot::<u64>(TypingNotice::VT_USER_ID, user_id, 0);
+                }
+                #[inline]
+                pub fn new(
+                    _fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+                ) -> TypingNoticeBuilder<'a, 'b, A> {
+                    let start = _fbb.start_table();
+                    TypingNoticeBuilder {
+                        fbb_: _fbb,
+                        start_: start,
+                    }
+                }
+                #[inline]
+                pub fn finish(self) -> ::flatbuffers::WIPOffset<TypingNotice<'a>> {
+                    let o = self.fbb_.end_table(self.start_);
+                    ::flatbuffers::WIPOffset::new(o.value())
+                }
+            }
+
+            impl ::core::fmt::Debug for TypingNotice<'_> {
+                fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                    let mut ds = f.debug_struct("TypingNotice");
+                    ds.field("conversation", &self.conversation());
+                    ds.field("user_id", &self.user_id());
+                    ds.finish()
+                }
+            }
+            pub enum PresenceSubscribeOffset {}
+            #[derive(Copy, Clone, PartialEq)]
+
+            /// Subscribe to the presence of users the caller shares a group or a direct conversation
+            /// with (others are skipped). Replied by Done; current states follow as Presence pushes.
+            pub struct PresenceSubscribe<'a> {
+                pub _tab: ::flatbuffers::Table<'a>,
+            }
+
+            impl<'a> ::flatbuffers::Follow<'a> for PresenceSubscribe<'a> {
+                type Inner = PresenceSubscribe<'a>;
+                #[inline]
+                unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+                    Self {
+                        _tab: unsafe { ::flatbuffers::Table::new(buf, loc) },
+                    }
+                }
+            }
+
+            impl<'a> PresenceSubscribe<'a> {
+                pub const VT_USER_IDS: ::flatbuffers::VOffsetT = 4;
+
+                #[inline]
+                pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+                    PresenceSubscribe { _tab: table }
+                }
+                #[allow(unused_mut)]
+                pub fn create<
+                    'bldr: 'args,
+                    'args: 'mut_bldr,
+                    'mut_bldr,
+                    A: ::flatbuffers::Allocator + 'bldr,
+                >(
+                    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+                    args: &'args PresenceSubscribeArgs<'args>,
+                ) -> ::flatbuffers::WIPOffset<PresenceSubscribe<'bldr>> {
+                    let mut builder = PresenceSubscribeBuilder::new(_fbb);
+                    if let Some(x) = args.user_ids {
+                        builder.add_user_ids(x);
+                    }
+                    builder.finish()
+                }
+
+                #[inline]
+                pub fn user_ids(&self) -> Option<::flatbuffers::Vector<'a, u64>> {
+                    // Safety:
+                    // Created from valid Table for this object
+                    // which contains a valid value in this slot
+                    unsafe {
+                        self._tab
+                            .get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u64>>>(
+                                PresenceSubscribe::VT_USER_IDS,
+                                None,
+                            )
+                    }
+                }
+            }
+
+            impl ::flatbuffers::Verifiable for PresenceSubscribe<'_> {
+                #[inline]
+                fn run_verifier(
+                    v: &mut ::flatbuffers::Verifier,
+                    pos: usize,
+                ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+                    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u64>>>("user_ids", Self::VT_USER_IDS, false)?
+     .finish();
+                    Ok(())
+                }
+            }
+            pub struct PresenceSubscribeArgs<'a> {
+                pub user_ids: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u64>>>,
+            }
+            impl<'a> Default for PresenceSubscribeArgs<'a> {
+                #[inline]
+                fn default() -> Self {
+                    PresenceSubscribeArgs { user_ids: None }
+                }
+            }
+
+            pub struct PresenceSubscribeBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+                fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+                start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+            }
+            impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PresenceSubscribeBuilder<'a, 'b, A> {
+                #[inline]
+                pub fn add_user_ids(
+                    &mut self,
+                    user_ids: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b, u64>>,
+                ) {
+                    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(
+                        PresenceSubscribe::VT_USER_IDS,
+                        user_ids,
+                    );
+                }
+                #[inline]
+                pub fn new(
+                    _fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+                ) -> PresenceSubscribeBuilder<'a, 'b, A> {
+                    let start = _fbb.start_table();
+                    PresenceSubscribeBuilder {
+                        fbb_: _fbb,
+                        start_: start,
+                    }
+                }
+                #[inline]
+                pub fn finish(self) -> ::flatbuffers::WIPOffset<PresenceSubscribe<'a>> {
+                    let o = self.fbb_.end_table(self.start_);
+                    ::flatbuffers::WIPOffset::new(o.value())
+                }
+            }
+
+            impl ::core::fmt::Debug for PresenceSubscribe<'_> {
+                fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                    let mut ds = f.debug_struct("PresenceSubscribe");
+                    ds.field("user_ids", &self.user_ids());
+                    ds.finish()
+                }
+            }
+            pub enum PresenceOffset {}
+            #[derive(Copy, Clone, PartialEq)]
+
+            /// Server push: a user's presence (coalesced: at most one per user per coalescing window).
+            pub struct Presence<'a> {
+                pub _tab: ::flatbuffers::Table<'a>,
+            }
+
+            impl<'a> ::flatbuffers::Follow<'a> for Presence<'a> {
+                type Inner = Presence<'a>;
+                #[inline]
+                unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+                    Self {
+                        _tab: unsafe { ::flatbuffers::Table::new(buf, loc) },
+                    }
+                }
+            }
+
+            impl<'a> Presence<'a> {
+                pub const VT_USER_ID: ::flatbuffers::VOffsetT = 4;
+                pub const VT_ONLINE: ::flatbuffers::VOffsetT = 6;
+                pub const VT_LAST_SEEN_US: ::flatbuffers::VOffsetT = 8;
+
+                #[inline]
+                pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+                    Presence { _tab: table }
+                }
+                #[allow(unused_mut)]
+                pub fn create<
+                    'bldr: 'args,
+                    'args: 'mut_bldr,
+                    'mut_bldr,
+                    A: ::flatbuffers::Allocator + 'bldr,
+                >(
+                    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+                    args: &'args PresenceArgs,
+                ) -> ::flatbuffers::WIPOffset<Presence<'bldr>> {
+                    let mut builder = PresenceBuilder::new(_fbb);
+                    builder.add_last_seen_us(args.last_seen_us);
+                    builder.add_user_id(args.user_id);
+                    builder.add_online(args.online);
+                    builder.finish()
+                }
+
+                #[inline]
+                pub fn user_id(&self) -> u64 {
+                    // Safety:
+                    // Created from valid Table for this object
+                    // which contains a valid value in this slot
+                    unsafe { self._tab.get::<u64>(Presence::VT_USER_ID, Some(0)).unwrap() }
+                }
+                #[inline]
+                pub fn online(&self) -> bool {
+                    // Safety:
+                    // Created from valid Table for this object
+                    // which contains a valid value in this slot
+                    unsafe {
+                        self._tab
+                            .get::<bool>(Presence::VT_ONLINE, Some(false))
+                            .unwrap()
+                    }
+                }
+                /// When the user's last device went offline, µs since the Unix epoch (0: never seen).
+                #[inline]
+                pub fn last_seen_us(&self) -> u64 {
+                    // Safety:
+                    // Created from valid Table for this object
+                    // which contains a valid value in this slot
+                    unsafe {
+                        self._tab
+                            .get::<u64>(Presence::VT_LAST_SEEN_US, Some(0))
+                            .unwrap()
+                    }
+                }
+            }
+
+            impl ::flatbuffers::Verifiable for Presence<'_> {
+                #[inline]
+                fn run_verifier(
+                    v: &mut ::flatbuffers::Verifier,
+                    pos: usize,
+                ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+                    v.visit_table(pos)?
+                        .visit_field::<u64>("user_id", Self::VT_USER_ID, false)?
+                        .visit_field::<bool>("online", Self::VT_ONLINE, false)?
+                        .visit_field::<u64>("last_seen_us", Self::VT_LAST_SEEN_US, false)?
+                        .finish();
+                    Ok(())
+                }
+            }
+            pub struct PresenceArgs {
+                pub user_id: u64,
+                pub online: bool,
+                pub last_seen_us: u64,
+            }
+            impl<'a> Default for PresenceArgs {
+                #[inline]
+                fn default() -> Self {
+                    PresenceArgs {
+                        user_id: 0,
+                        online: false,
+                        last_seen_us: 0,
+                    }
+                }
+            }
+
+            pub struct PresenceBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+                fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+                start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+            }
+            impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PresenceBuilder<'a, 'b, A> {
+                #[inline]
+                pub fn add_user_id(&mut self, user_id: u64) {
+                    self.fbb_.push_slot::<u64>(Presence::VT_USER_ID, user_id, 0);
+                }
+                #[inline]
+                pub fn add_online(&mut self, online: bool) {
+                    self.fbb_
+                        .push_slot::<bool>(Presence::VT_ONLINE, online, false);
+                }
+                #[inline]
+                pub fn add_last_seen_us(&mut self, last_seen_us: u64) {
+                    self.fbb_
+                        .push_slot::<u64>(Presence::VT_LAST_SEEN_US, last_seen_us, 0);
+                }
+                #[inline]
+                pub fn new(
+                    _fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+                ) -> PresenceBuilder<'a, 'b, A> {
+                    let start = _fbb.start_table();
+                    PresenceBuilder {
+                        fbb_: _fbb,
+                        start_: start,
+                    }
+                }
+                #[inline]
+                pub fn finish(self) -> ::flatbuffers::WIPOffset<Presence<'a>> {
+                    let o = self.fbb_.end_table(self.start_);
+                    ::flatbuffers::WIPOffset::new(o.value())
+                }
+            }
+
+            impl ::core::fmt::Debug for Presence<'_> {
+                fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                    let mut ds = f.debug_struct("Presence");
+                    ds.field("user_id", &self.user_id());
+                    ds.field("online", &self.online());
+                    ds.field("last_seen_us", &self.last_seen_us());
+                    ds.finish()
+                }
+            }
+            pub enum SetPersistenceOffset {}
+            #[derive(Copy, Clone, PartialEq)]
+
+            /// Set a conversation's persistence (a group's: owners only; a direct conversation's:
+            /// either party). Applies to messages sent afterwards. Replied by Done.
+            pub struct SetPersistence<'a> {
+                pub _tab: ::flatbuffers::Table<'a>,
+            }
+
+            impl<'a> ::flatbuffers::Follow<'a> for SetPersistence<'a> {
+                type Inner = SetPersistence<'a>;
+                #[inline]
+                unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+                    Self {
+                        _tab: unsafe { ::flatbuffers::Table::new(buf, loc) },
+                    }
+                }
+            }
+
+            impl<'a> SetPersistence<'a> {
+                pub const VT_CONVERSATION: ::flatbuffers::VOffsetT = 4;
+                pub const VT_PERSISTENCE: ::flatbuffers::VOffsetT = 6;
+
+                #[inline]
+                pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+                    SetPersistence { _tab: table }
+                }
+                #[allow(unused_mut)]
+                pub fn create<
+                    'bldr: 'args,
+                    'args: 'mut_bldr,
+                    'mut_bldr,
+                    A: ::flatbuffers::Allocator + 'bldr,
+                >(
+                    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+                    args: &'args SetPersistenceArgs<'args>,
+                ) -> ::flatbuffers::WIPOffset<SetPersistence<'bldr>> {
+                    let mut builder = SetPersistenceBuilder::new(_fbb);
+                    if let Some(x) = args.conversation {
+                        builder.add_conversation(x);
+                    }
+                    builder.add_persistence(args.persistence);
+                    builder.finish()
+                }
+
+                #[inline]
+                pub fn conversation(&self) -> Option<&'a ConversationRef> {
+                    // Safety:
+                    // Created from valid Table for this object
+                    // which contains a valid value in this slot
+                    unsafe {
+                        self._tab
+                            .get::<ConversationRef>(SetPersistence::VT_CONVERSATION, None)
+                    }
+                }
+                #[inline]
+                pub fn persistence(&self) -> Persistence {
+                    // Safety:
+                    // Created from valid Table for this object
+                    // which contains a valid value in this slot
+                    unsafe {
+                        self._tab
+                            .get::<Persistence>(
+                                SetPersistence::VT_PERSISTENCE,
+                                Some(Persistence::Archive),
+                            )
+                            .unwrap()
+                    }
+                }
+            }
+
+            impl ::flatbuffers::Verifiable for SetPersistence<'_> {
+                #[inline]
+                fn run_verifier(
+                    v: &mut ::flatbuffers::Verifier,
+                    pos: usize,
+                ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+                    v.visit_table(pos)?
+                        .visit_field::<ConversationRef>(
+                            "conversation",
+                            Self::VT_CONVERSATION,
+                            false,
+                        )?
+                        .visit_field::<Persistence>("persistence", Self::VT_PERSISTENCE, false)?
+                        .finish();
+                    Ok(())
+                }
+            }
+            pub struct SetPersistenceArgs<'a> {
+                pub conversation: Option<&'a ConversationRef>,
+                pub persistence: Persistence,
+            }
+            impl<'a> Default for SetPersistenceArgs<'a> {
+                #[inline]
+                fn default() -> Self {
+                    SetPersistenceArgs {
+                        conversation: None,
+                        persistence: Persistence::Archive,
+                    }
+                }
+            }
+
+            pub struct SetPersistenceBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+                fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+                start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+            }
+            impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> SetPersistenceBuilder<'a, 'b, A> {
+                #[inline]
+                pub fn add_conversation(&mut self, conversation: &ConversationRef) {
+                    self.fbb_.push_slot_always::<&ConversationRef>(
+                        SetPersistence::VT_CONVERSATION,
+                        conversation,
+                    );
+                }
+                #[inline]
+                pub fn add_persistence(&mut self, persistence: Persistence) {
+                    self.fbb_.push_slot::<Persistence>(
+                        SetPersistence::VT_PERSISTENCE,
+                        persistence,
+                        Persistence::Archive,
+                    );
+                }
+                #[inline]
+                pub fn new(
+                    _fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+                ) -> SetPersistenceBuilder<'a, 'b, A> {
+                    let start = _fbb.start_table();
+                    SetPersistenceBuilder {
+                        fbb_: _fbb,
+                        start_: start,
+                    }
+                }
+                #[inline]
+                pub fn finish(self) -> ::flatbuffers::WIPOffset<SetPersistence<'a>> {
+                    let o = self.fbb_.end_table(self.start_);
+                    ::flatbuffers::WIPOffset::new(o.value())
+                }
+            }
+
+            impl ::core::fmt::Debug for SetPersistence<'_> {
+                fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                    let mut ds = f.debug_struct("SetPersistence");
+                    ds.field("conversation", &self.conversation());
+                    ds.field("persistence", &self.persistence());
+                    ds.finish()
+                }
+            }
             pub enum FrameOffset {}
             #[derive(Copy, Clone, PartialEq)]
 
@@ -3950,6 +7632,306 @@ pub mod hotline {
                         None
                     }
                 }
+
+                #[inline]
+                #[allow(non_snake_case)]
+                pub fn body_as_group_create(&self) -> Option<GroupCreate<'a>> {
+                    if self.body_type() == Body::GroupCreate {
+                        self.body().map(|t| {
+                            // Safety:
+                            // Created from a valid Table for this object
+                            // Which contains a valid union in this slot
+                            unsafe { GroupCreate::init_from_table(t) }
+                        })
+                    } else {
+                        None
+                    }
+                }
+
+                #[inline]
+                #[allow(non_snake_case)]
+                pub fn body_as_group_created(&self) -> Option<GroupCreated<'a>> {
+                    if self.body_type() == Body::GroupCreated {
+                        self.body().map(|t| {
+                            // Safety:
+                            // Created from a valid Table for this object
+                            // Which contains a valid union in this slot
+                            unsafe { GroupCreated::init_from_table(t) }
+                        })
+                    } else {
+                        None
+                    }
+                }
+
+                #[inline]
+                #[allow(non_snake_case)]
+                pub fn body_as_group_add_member(&self) -> Option<GroupAddMember<'a>> {
+                    if self.body_type() == Body::GroupAddMember {
+                        self.body().map(|t| {
+                            // Safety:
+                            // Created from a valid Table for this object
+                            // Which contains a valid union in this slot
+                            unsafe { GroupAddMember::init_from_table(t) }
+                        })
+                    } else {
+                        None
+                    }
+                }
+
+                #[inline]
+                #[allow(non_snake_case)]
+                pub fn body_as_group_remove_member(&self) -> Option<GroupRemoveMember<'a>> {
+                    if self.body_type() == Body::GroupRemoveMember {
+                        self.body().map(|t| {
+                            // Safety:
+                            // Created from a valid Table for this object
+                            // Which contains a valid union in this slot
+                            unsafe { GroupRemoveMember::init_from_table(t) }
+                        })
+                    } else {
+                        None
+                    }
+                }
+
+                #[inline]
+                #[allow(non_snake_case)]
+                pub fn body_as_group_leave(&self) -> Option<GroupLeave<'a>> {
+                    if self.body_type() == Body::GroupLeave {
+                        self.body().map(|t| {
+                            // Safety:
+                            // Created from a valid Table for this object
+                            // Which contains a valid union in this slot
+                            unsafe { GroupLeave::init_from_table(t) }
+                        })
+                    } else {
+                        None
+                    }
+                }
+
+                #[inline]
+                #[allow(non_snake_case)]
+                pub fn body_as_group_members(&self) -> Option<GroupMembers<'a>> {
+                    if self.body_type() == Body::GroupMembers {
+                        self.body().map(|t| {
+                            // Safety:
+                            // Created from a valid Table for this object
+                            // Which contains a valid union in this slot
+                            unsafe { GroupMembers::init_from_table(t) }
+                        })
+                    } else {
+                        None
+                    }
+                }
+
+                #[inline]
+                #[allow(non_snake_case)]
+                pub fn body_as_group_member_list(&self) -> Option<GroupMemberList<'a>> {
+                    if self.body_type() == Body::GroupMemberList {
+                        self.body().map(|t| {
+                            // Safety:
+                            // Created from a valid Table for this object
+                            // Which contains a valid union in this slot
+                            unsafe { GroupMemberList::init_from_table(t) }
+                        })
+                    } else {
+                        None
+                    }
+                }
+
+                #[inline]
+                #[allow(non_snake_case)]
+                pub fn body_as_my_groups(&self) -> Option<MyGroups<'a>> {
+                    if self.body_type() == Body::MyGroups {
+                        self.body().map(|t| {
+                            // Safety:
+                            // Created from a valid Table for this object
+                            // Which contains a valid union in this slot
+                            unsafe { MyGroups::init_from_table(t) }
+                        })
+                    } else {
+                        None
+                    }
+                }
+
+                #[inline]
+                #[allow(non_snake_case)]
+                pub fn body_as_group_list(&self) -> Option<GroupList<'a>> {
+                    if self.body_type() == Body::GroupList {
+                        self.body().map(|t| {
+                            // Safety:
+                            // Created from a valid Table for this object
+                            // Which contains a valid union in this slot
+                            unsafe { GroupList::init_from_table(t) }
+                        })
+                    } else {
+                        None
+                    }
+                }
+
+                #[inline]
+                #[allow(non_snake_case)]
+                pub fn body_as_done(&self) -> Option<Done<'a>> {
+                    if self.body_type() == Body::Done {
+                        self.body().map(|t| {
+                            // Safety:
+                            // Created from a valid Table for this object
+                            // Which contains a valid union in this slot
+                            unsafe { Done::init_from_table(t) }
+                        })
+                    } else {
+                        None
+                    }
+                }
+
+                #[inline]
+                #[allow(non_snake_case)]
+                pub fn body_as_receipt(&self) -> Option<Receipt<'a>> {
+                    if self.body_type() == Body::Receipt {
+                        self.body().map(|t| {
+                            // Safety:
+                            // Created from a valid Table for this object
+                            // Which contains a valid union in this slot
+                            unsafe { Receipt::init_from_table(t) }
+                        })
+                    } else {
+                        None
+                    }
+                }
+
+                #[inline]
+                #[allow(non_snake_case)]
+                pub fn body_as_mark_read(&self) -> Option<MarkRead<'a>> {
+                    if self.body_type() == Body::MarkRead {
+                        self.body().map(|t| {
+                            // Safety:
+                            // Created from a valid Table for this object
+                            // Which contains a valid union in this slot
+                            unsafe { MarkRead::init_from_table(t) }
+                        })
+                    } else {
+                        None
+                    }
+                }
+
+                #[inline]
+                #[allow(non_snake_case)]
+                pub fn body_as_read_position(&self) -> Option<ReadPosition<'a>> {
+                    if self.body_type() == Body::ReadPosition {
+                        self.body().map(|t| {
+                            // Safety:
+                            // Created from a valid Table for this object
+                            // Which contains a valid union in this slot
+                            unsafe { ReadPosition::init_from_table(t) }
+                        })
+                    } else {
+                        None
+                    }
+                }
+
+                #[inline]
+                #[allow(non_snake_case)]
+                pub fn body_as_conversations(&self) -> Option<Conversations<'a>> {
+                    if self.body_type() == Body::Conversations {
+                        self.body().map(|t| {
+                            // Safety:
+                            // Created from a valid Table for this object
+                            // Which contains a valid union in this slot
+                            unsafe { Conversations::init_from_table(t) }
+                        })
+                    } else {
+                        None
+                    }
+                }
+
+                #[inline]
+                #[allow(non_snake_case)]
+                pub fn body_as_conversation_list(&self) -> Option<ConversationList<'a>> {
+                    if self.body_type() == Body::ConversationList {
+                        self.body().map(|t| {
+                            // Safety:
+                            // Created from a valid Table for this object
+                            // Which contains a valid union in this slot
+                            unsafe { ConversationList::init_from_table(t) }
+                        })
+                    } else {
+                        None
+                    }
+                }
+
+                #[inline]
+                #[allow(non_snake_case)]
+                pub fn body_as_typing(&self) -> Option<Typing<'a>> {
+                    if self.body_type() == Body::Typing {
+                        self.body().map(|t| {
+                            // Safety:
+                            // Created from a valid Table for this object
+                            // Which contains a valid union in this slot
+                            unsafe { Typing::init_from_table(t) }
+                        })
+                    } else {
+                        None
+                    }
+                }
+
+                #[inline]
+                #[allow(non_snake_case)]
+                pub fn body_as_typing_notice(&self) -> Option<TypingNotice<'a>> {
+                    if self.body_type() == Body::TypingNotice {
+                        self.body().map(|t| {
+                            // Safety:
+                            // Created from a valid Table for this object
+                            // Which contains a valid union in this slot
+                            unsafe { TypingNotice::init_from_table(t) }
+                        })
+                    } else {
+                        None
+                    }
+                }
+
+                #[inline]
+                #[allow(non_snake_case)]
+                pub fn body_as_presence_subscribe(&self) -> Option<PresenceSubscribe<'a>> {
+                    if self.body_type() == Body::PresenceSubscribe {
+                        self.body().map(|t| {
+                            // Safety:
+                            // Created from a valid Table for this object
+                            // Which contains a valid union in this slot
+                            unsafe { PresenceSubscribe::init_from_table(t) }
+                        })
+                    } else {
+                        None
+                    }
+                }
+
+                #[inline]
+                #[allow(non_snake_case)]
+                pub fn body_as_presence(&self) -> Option<Presence<'a>> {
+                    if self.body_type() == Body::Presence {
+                        self.body().map(|t| {
+                            // Safety:
+                            // Created from a valid Table for this object
+                            // Which contains a valid union in this slot
+                            unsafe { Presence::init_from_table(t) }
+                        })
+                    } else {
+                        None
+                    }
+                }
+
+                #[inline]
+                #[allow(non_snake_case)]
+                pub fn body_as_set_persistence(&self) -> Option<SetPersistence<'a>> {
+                    if self.body_type() == Body::SetPersistence {
+                        self.body().map(|t| {
+                            // Safety:
+                            // Created from a valid Table for this object
+                            // Which contains a valid union in this slot
+                            unsafe { SetPersistence::init_from_table(t) }
+                        })
+                    } else {
+                        None
+                    }
+                }
             }
 
             impl ::flatbuffers::Verifiable for Frame<'_> {
@@ -3980,6 +7962,26 @@ pub mod hotline {
           Body::Pong => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Pong>>("Body::Pong", pos),
           Body::Error => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Error>>("Body::Error", pos),
           Body::AckOk => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<AckOk>>("Body::AckOk", pos),
+          Body::GroupCreate => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<GroupCreate>>("Body::GroupCreate", pos),
+          Body::GroupCreated => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<GroupCreated>>("Body::GroupCreated", pos),
+          Body::GroupAddMember => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<GroupAddMember>>("Body::GroupAddMember", pos),
+          Body::GroupRemoveMember => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<GroupRemoveMember>>("Body::GroupRemoveMember", pos),
+          Body::GroupLeave => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<GroupLeave>>("Body::GroupLeave", pos),
+          Body::GroupMembers => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<GroupMembers>>("Body::GroupMembers", pos),
+          Body::GroupMemberList => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<GroupMemberList>>("Body::GroupMemberList", pos),
+          Body::MyGroups => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<MyGroups>>("Body::MyGroups", pos),
+          Body::GroupList => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<GroupList>>("Body::GroupList", pos),
+          Body::Done => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Done>>("Body::Done", pos),
+          Body::Receipt => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Receipt>>("Body::Receipt", pos),
+          Body::MarkRead => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<MarkRead>>("Body::MarkRead", pos),
+          Body::ReadPosition => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<ReadPosition>>("Body::ReadPosition", pos),
+          Body::Conversations => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Conversations>>("Body::Conversations", pos),
+          Body::ConversationList => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<ConversationList>>("Body::ConversationList", pos),
+          Body::Typing => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Typing>>("Body::Typing", pos),
+          Body::TypingNotice => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<TypingNotice>>("Body::TypingNotice", pos),
+          Body::PresenceSubscribe => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<PresenceSubscribe>>("Body::PresenceSubscribe", pos),
+          Body::Presence => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Presence>>("Body::Presence", pos),
+          Body::SetPersistence => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<SetPersistence>>("Body::SetPersistence", pos),
           _ => Ok(()),
         }
      })?
@@ -4221,6 +8223,206 @@ pub mod hotline {
                         }
                         Body::AckOk => {
                             if let Some(x) = self.body_as_ack_ok() {
+                                ds.field("body", &x)
+                            } else {
+                                ds.field(
+                                    "body",
+                                    &"InvalidFlatbuffer: Union discriminant does not match value.",
+                                )
+                            }
+                        }
+                        Body::GroupCreate => {
+                            if let Some(x) = self.body_as_group_create() {
+                                ds.field("body", &x)
+                            } else {
+                                ds.field(
+                                    "body",
+                                    &"InvalidFlatbuffer: Union discriminant does not match value.",
+                                )
+                            }
+                        }
+                        Body::GroupCreated => {
+                            if let Some(x) = self.body_as_group_created() {
+                                ds.field("body", &x)
+                            } else {
+                                ds.field(
+                                    "body",
+                                    &"InvalidFlatbuffer: Union discriminant does not match value.",
+                                )
+                            }
+                        }
+                        Body::GroupAddMember => {
+                            if let Some(x) = self.body_as_group_add_member() {
+                                ds.field("body", &x)
+                            } else {
+                                ds.field(
+                                    "body",
+                                    &"InvalidFlatbuffer: Union discriminant does not match value.",
+                                )
+                            }
+                        }
+                        Body::GroupRemoveMember => {
+                            if let Some(x) = self.body_as_group_remove_member() {
+                                ds.field("body", &x)
+                            } else {
+                                ds.field(
+                                    "body",
+                                    &"InvalidFlatbuffer: Union discriminant does not match value.",
+                                )
+                            }
+                        }
+                        Body::GroupLeave => {
+                            if let Some(x) = self.body_as_group_leave() {
+                                ds.field("body", &x)
+                            } else {
+                                ds.field(
+                                    "body",
+                                    &"InvalidFlatbuffer: Union discriminant does not match value.",
+                                )
+                            }
+                        }
+                        Body::GroupMembers => {
+                            if let Some(x) = self.body_as_group_members() {
+                                ds.field("body", &x)
+                            } else {
+                                ds.field(
+                                    "body",
+                                    &"InvalidFlatbuffer: Union discriminant does not match value.",
+                                )
+                            }
+                        }
+                        Body::GroupMemberList => {
+                            if let Some(x) = self.body_as_group_member_list() {
+                                ds.field("body", &x)
+                            } else {
+                                ds.field(
+                                    "body",
+                                    &"InvalidFlatbuffer: Union discriminant does not match value.",
+                                )
+                            }
+                        }
+                        Body::MyGroups => {
+                            if let Some(x) = self.body_as_my_groups() {
+                                ds.field("body", &x)
+                            } else {
+                                ds.field(
+                                    "body",
+                                    &"InvalidFlatbuffer: Union discriminant does not match value.",
+                                )
+                            }
+                        }
+                        Body::GroupList => {
+                            if let Some(x) = self.body_as_group_list() {
+                                ds.field("body", &x)
+                            } else {
+                                ds.field(
+                                    "body",
+                                    &"InvalidFlatbuffer: Union discriminant does not match value.",
+                                )
+                            }
+                        }
+                        Body::Done => {
+                            if let Some(x) = self.body_as_done() {
+                                ds.field("body", &x)
+                            } else {
+                                ds.field(
+                                    "body",
+                                    &"InvalidFlatbuffer: Union discriminant does not match value.",
+                                )
+                            }
+                        }
+                        Body::Receipt => {
+                            if let Some(x) = self.body_as_receipt() {
+                                ds.field("body", &x)
+                            } else {
+                                ds.field(
+                                    "body",
+                                    &"InvalidFlatbuffer: Union discriminant does not match value.",
+                                )
+                            }
+                        }
+                        Body::MarkRead => {
+                            if let Some(x) = self.body_as_mark_read() {
+                                ds.field("body", &x)
+                            } else {
+                                ds.field(
+                                    "body",
+                                    &"InvalidFlatbuffer: Union discriminant does not match value.",
+                                )
+                            }
+                        }
+                        Body::ReadPosition => {
+                            if let Some(x) = self.body_as_read_position() {
+                                ds.field("body", &x)
+                            } else {
+                                ds.field(
+                                    "body",
+                                    &"InvalidFlatbuffer: Union discriminant does not match value.",
+                                )
+                            }
+                        }
+                        Body::Conversations => {
+                            if let Some(x) = self.body_as_conversations() {
+                                ds.field("body", &x)
+                            } else {
+                                ds.field(
+                                    "body",
+                                    &"InvalidFlatbuffer: Union discriminant does not match value.",
+                                )
+                            }
+                        }
+                        Body::ConversationList => {
+                            if let Some(x) = self.body_as_conversation_list() {
+                                ds.field("body", &x)
+                            } else {
+                                ds.field(
+                                    "body",
+                                    &"InvalidFlatbuffer: Union discriminant does not match value.",
+                                )
+                            }
+                        }
+                        Body::Typing => {
+                            if let Some(x) = self.body_as_typing() {
+                                ds.field("body", &x)
+                            } else {
+                                ds.field(
+                                    "body",
+                                    &"InvalidFlatbuffer: Union discriminant does not match value.",
+                                )
+                            }
+                        }
+                        Body::TypingNotice => {
+                            if let Some(x) = self.body_as_typing_notice() {
+                                ds.field("body", &x)
+                            } else {
+                                ds.field(
+                                    "body",
+                                    &"InvalidFlatbuffer: Union discriminant does not match value.",
+                                )
+                            }
+                        }
+                        Body::PresenceSubscribe => {
+                            if let Some(x) = self.body_as_presence_subscribe() {
+                                ds.field("body", &x)
+                            } else {
+                                ds.field(
+                                    "body",
+                                    &"InvalidFlatbuffer: Union discriminant does not match value.",
+                                )
+                            }
+                        }
+                        Body::Presence => {
+                            if let Some(x) = self.body_as_presence() {
+                                ds.field("body", &x)
+                            } else {
+                                ds.field(
+                                    "body",
+                                    &"InvalidFlatbuffer: Union discriminant does not match value.",
+                                )
+                            }
+                        }
+                        Body::SetPersistence => {
+                            if let Some(x) = self.body_as_set_persistence() {
                                 ds.field("body", &x)
                             } else {
                                 ds.field(

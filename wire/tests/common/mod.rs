@@ -17,6 +17,8 @@ pub fn deliver(seq: u64, payload: &[u8]) -> Deliver<'_> {
         payload,
         flags: SendFlags::DELIVERY_RECEIPT,
         client_msg_id: 9_000 + seq,
+        kind: hotline_wire::MessageKind::NORMAL,
+        refers_to: 0,
     }
 }
 
@@ -63,12 +65,18 @@ pub fn every_message() -> Vec<Message<'static>> {
             to: 42,
             payload: PAYLOAD,
             flags: SendFlags::READ_RECEIPT,
+            group: 0,
+            kind: hotline_wire::MessageKind::NORMAL,
+            refers_to: 0,
         }),
         Message::Send(Send {
             client_msg_id: 6,
             to: 42,
             payload: &[],
             flags: SendFlags::NONE,
+            group: 0,
+            kind: hotline_wire::MessageKind::NORMAL,
+            refers_to: 0,
         }),
         Message::SendAck(SendAck {
             client_msg_id: 5,
@@ -107,6 +115,105 @@ pub fn every_message() -> Vec<Message<'static>> {
             code: ErrorCode::RateLimited,
             message: "slow down",
             retry_after_ms: 250,
+        }),
+        Message::Send(Send {
+            client_msg_id: 7,
+            to: 0,
+            payload: b"fixed",
+            flags: SendFlags::DELIVERY_RECEIPT,
+            group: 9,
+            kind: hotline_wire::MessageKind::EDIT,
+            refers_to: 77,
+        }),
+        Message::Deliver(Deliver {
+            kind: hotline_wire::MessageKind::DELETE,
+            refers_to: 77,
+            ..deliver(15, b"")
+        }),
+        Message::GroupCreate(hotline_wire::GroupCreate {
+            name: "ops",
+            persistence: hotline_wire::Persistence::UNTIL_DELIVERED,
+        }),
+        Message::GroupCreated(hotline_wire::GroupCreated { group_id: 3 }),
+        Message::GroupAddMember(hotline_wire::GroupAddMember {
+            group_id: 3,
+            user_id: 4,
+            role: hotline_wire::GroupRole::ADMIN,
+        }),
+        Message::GroupRemoveMember(hotline_wire::GroupRemoveMember {
+            group_id: 3,
+            user_id: 4,
+        }),
+        Message::GroupLeave(hotline_wire::GroupLeave { group_id: 3 }),
+        Message::GroupMembers(hotline_wire::GroupMembers {
+            group_id: 3,
+            after_user_id: 1,
+        }),
+        Message::GroupMemberList(hotline_wire::GroupMemberList {
+            group_id: 3,
+            members: vec![hotline_wire::GroupMember {
+                user_id: 4,
+                role: hotline_wire::GroupRole::OWNER,
+            }],
+            more: true,
+        }),
+        Message::MyGroups(hotline_wire::MyGroups { after_group_id: 2 }),
+        Message::GroupList(hotline_wire::GroupList {
+            groups: vec![hotline_wire::GroupInfo {
+                group_id: 3,
+                name: "ops",
+                role: hotline_wire::GroupRole::MEMBER,
+                persistence: hotline_wire::Persistence::EPHEMERAL,
+            }],
+            more: false,
+        }),
+        Message::Done,
+        Message::Receipt(hotline_wire::Receipt {
+            kind: hotline_wire::ReceiptKind::READ,
+            message_id: 77,
+            conversation: Conversation::Direct(4),
+            user_id: 4,
+            timestamp_us: 5,
+        }),
+        Message::MarkRead(hotline_wire::MarkRead {
+            conversation: Conversation::Group(3),
+            up_to_seq: 12,
+        }),
+        Message::ReadPosition(hotline_wire::ReadPosition {
+            conversation: Conversation::Group(3),
+            read_seq: 12,
+            unread: 2,
+            last_seq: 14,
+        }),
+        Message::Conversations(hotline_wire::Conversations { after: None }),
+        Message::Conversations(hotline_wire::Conversations {
+            after: Some(Conversation::Direct(2)),
+        }),
+        Message::ConversationList(hotline_wire::ConversationList {
+            conversations: vec![hotline_wire::ReadPosition {
+                conversation: Conversation::Direct(2),
+                read_seq: 1,
+                unread: 0,
+                last_seq: 1,
+            }],
+            more: true,
+        }),
+        Message::Typing(hotline_wire::Typing {
+            conversation: Conversation::Group(3),
+        }),
+        Message::TypingNotice(hotline_wire::TypingNotice {
+            conversation: Conversation::Direct(2),
+            user_id: 2,
+        }),
+        Message::PresenceSubscribe(hotline_wire::PresenceSubscribe { user_ids: vec![2, 3] }),
+        Message::Presence(hotline_wire::Presence {
+            user_id: 2,
+            online: true,
+            last_seen_us: 9,
+        }),
+        Message::SetPersistence(hotline_wire::SetPersistence {
+            conversation: Conversation::Direct(2),
+            persistence: hotline_wire::Persistence::EPHEMERAL,
         }),
     ]
 }
