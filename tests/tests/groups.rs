@@ -130,11 +130,16 @@ fn a_group_message_reaches_every_member_device_once_and_syncs_like_history() {
         assert_eq!(history.len(), 1);
         assert_eq!(history[0].message_id, ack.message_id);
         assert_eq!(history[0].conversation, Conversation::Group(g));
+        assert_eq!(history[0].payload, b"hello team", "the payload stored once comes back");
     }
     assert!(outsider.sync_all(0).is_empty(), "a non-member cannot read the group");
     // A device logging in later gets it too.
     let (mut carol2, _) = Client::login_new_device(server.addr(), "carol", "carol-2");
-    assert_eq!(carol2.expect_deliver().message_id, ack.message_id);
+    let caught_up = carol2.expect_deliver();
+    assert_eq!(
+        (caught_up.message_id, caught_up.payload.as_slice()),
+        (ack.message_id, &b"hello team"[..])
+    );
     let _ = c;
 }
 

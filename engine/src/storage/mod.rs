@@ -20,6 +20,7 @@
 //! | `messages` | message id | sender, group (0: direct), recipient (LE u64s): who may edit |
 //! | `convs` | (user id, conversation kind u8, conversation id) | [`ConvState`] (LE u64s) |
 //! | `settings` | (lower user id, higher user id) | a direct conversation's persistence (u8) |
+//! | `payloads` | message id | a group message's payload, stored once for every member's inbox |
 //!
 //! `cursors` also holds, under the reserved device id 0, the user's scan positions
 //! ([`UserScan`]): how far delivered receipts and store-until-delivered expiry have got.
@@ -58,11 +59,12 @@ pub enum Cf {
     Messages,
     Convs,
     Settings,
+    Payloads,
 }
 
 impl Cf {
     /// Every family, in creation order.
-    pub const ALL: [Cf; 15] = [
+    pub const ALL: [Cf; 16] = [
         Cf::Users,
         Cf::Usernames,
         Cf::Credentials,
@@ -78,6 +80,7 @@ impl Cf {
         Cf::Messages,
         Cf::Convs,
         Cf::Settings,
+        Cf::Payloads,
     ];
 
     /// The family's name in RocksDB.
@@ -98,6 +101,7 @@ impl Cf {
             Cf::Messages => "messages",
             Cf::Convs => "convs",
             Cf::Settings => "settings",
+            Cf::Payloads => "payloads",
         }
     }
 }
@@ -249,7 +253,7 @@ impl Storage {
             table.set_bloom_filter(10.0, false);
             let mut o = Options::default();
             o.set_block_based_table_factory(&table);
-            o.set_compression_type(if *cf == Cf::Inbox {
+            o.set_compression_type(if matches!(*cf, Cf::Inbox | Cf::Payloads) {
                 DBCompressionType::Lz4
             } else {
                 DBCompressionType::None
@@ -378,6 +382,13 @@ impl Storage {
             it.next();
         }
         it.status()?;
+        // Group messages keep one payload for all members: put it back into each record.
+        for (_, record) in &mut page.entries {
+            if let Some(message_id) = record::shared_payload_of(record) {
+                let payload = self.get(Cf::Payloads, &keys::id(message_id))?.unwrap_or_default();
+                record::inline_shared_payload(record, &payload);
+            }
+        }
         Ok(page)
     }
 

@@ -34,6 +34,9 @@ pub const RECORD_HEADER_BYTES: usize = 69;
 
 /// Storage flag: the entry expires once every device of the inbox's owner acknowledged it.
 pub const STORE_UNTIL_DELIVERED: u8 = 1 << 0;
+/// Storage flag: the payload is not in the record but stored once, in the `payloads`
+/// family under the message id (group messages: one copy for every member's inbox).
+pub const PAYLOAD_SHARED: u8 = 1 << 1;
 
 /// One message as committed: shared (behind an `Arc`) by every inbox copy's notification.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,7 +112,9 @@ impl StoredMessage {
         out.extend_from_slice(&self.refers_to.to_le_bytes());
         out.extend_from_slice(&meta.ordinal.to_le_bytes());
         out.push(meta.storage_flags);
-        out.extend_from_slice(&self.payload);
+        if meta.storage_flags & PAYLOAD_SHARED == 0 {
+            out.extend_from_slice(&self.payload);
+        }
     }
 }
 
@@ -134,6 +139,24 @@ pub fn expired_record(v: &[u8]) -> Result<Vec<u8>, RecordError> {
     out.extend_from_slice(&meta.ordinal.to_le_bytes());
     out.push(0);
     Ok(out)
+}
+
+/// The message id of a stored record, if it has a payload stored elsewhere
+/// ([`PAYLOAD_SHARED`]) that [`inline_shared_payload`] must put back.
+pub fn shared_payload_of(v: &[u8]) -> Option<u64> {
+    let meta = decode_meta(v).ok()?;
+    (meta.storage_flags & PAYLOAD_SHARED != 0)
+        .then(|| le_u64(v, 1))
+        .flatten()
+}
+
+/// Turns a record whose payload is stored elsewhere into a self-contained one.
+pub fn inline_shared_payload(v: &mut Vec<u8>, payload: &[u8]) {
+    if v.len() >= RECORD_HEADER_BYTES {
+        v[RECORD_HEADER_BYTES - 1] &= !PAYLOAD_SHARED;
+        v.truncate(RECORD_HEADER_BYTES);
+        v.extend_from_slice(payload);
+    }
 }
 
 /// Reads the writer's bookkeeping fields of a stored record (version 1: none, zeros).
@@ -261,6 +284,22 @@ mod tests {
             0,
             "an expired record never expires again"
         );
+    }
+
+    #[test]
+    fn a_shared_payload_is_left_out_and_put_back() {
+        let m = message();
+        let mut buf = Vec::new();
+        let meta = RecordMeta {
+            ordinal: 1,
+            storage_flags: PAYLOAD_SHARED,
+        };
+        m.encode_record(9, meta, &mut buf);
+        assert_eq!(buf.len(), RECORD_HEADER_BYTES);
+        assert_eq!(shared_payload_of(&buf), Some(m.message_id));
+        inline_shared_payload(&mut buf, &m.payload);
+        assert_eq!(shared_payload_of(&buf), None);
+        assert_eq!(decode_record(4, &buf).unwrap(), m.deliver(9, 4));
     }
 
     #[test]

@@ -44,7 +44,7 @@ use hotline_wire::{Conversation, ErrorCode, GroupRole, MessageKind, Persistence,
 use rocksdb::{WriteBatch, WriteOptions};
 
 use super::keys::{self, pair};
-use super::record::{RecordMeta, StoredMessage, STORE_UNTIL_DELIVERED};
+use super::record::{RecordMeta, StoredMessage, PAYLOAD_SHARED, STORE_UNTIL_DELIVERED};
 use super::{Cf, ConvState, MessageOrigin, Storage, StorageError, META_MESSAGE_ID_HWM};
 use crate::mailbox::{Completion, Mailbox, Notice, ReplyTo, WriteOutcome};
 use conversations::{GroupState, ScanState};
@@ -55,6 +55,9 @@ pub const WRITE_QUEUE_REQUESTS_MAX: usize = 65_536;
 pub const BATCH_REQUESTS_MAX: usize = 4_096;
 /// Most payload bytes in one group commit (a batch stops growing past this).
 pub const BATCH_PAYLOAD_BYTES_MAX: usize = 8 << 20;
+/// The least a message counts against [`BATCH_PAYLOAD_BYTES_MAX`] per inbox copy (its
+/// record header and conversation state), so a huge group's fan-out ends a batch.
+const RECORD_COST_BYTES_MIN: usize = 128;
 /// Under `async` durability, how often the WAL is fsynced in the background.
 pub const ASYNC_WAL_SYNC_INTERVAL_MS: u64 = 10;
 
@@ -372,8 +375,11 @@ impl WriterState {
             let mut payload_bytes = 0usize;
             while requests.len() < BATCH_REQUESTS_MAX && payload_bytes < BATCH_PAYLOAD_BYTES_MAX {
                 let Some(r) = handle.queue.pop() else { break };
-                if let WriteOp::Append { payload, .. } = &r.op {
-                    payload_bytes += payload.len();
+                if let WriteOp::Append { payload, group, .. } = &r.op {
+                    // A group message is written once per member (its payload once, but a
+                    // record per member): count it as that many so the batch stays bounded.
+                    let copies = self.groups.get(group).map_or(1, |g| g.members.len().max(1));
+                    payload_bytes += payload.len().max(RECORD_COST_BYTES_MIN) * copies;
                 }
                 requests.push(r);
             }
@@ -597,11 +603,19 @@ impl WriterState {
                     self.emit_written(reply, WriteOutcome::Sent(ack));
                     return Ok(());
                 }
-                let storage_flags = if persistence == Persistence::UNTIL_DELIVERED {
+                let mut storage_flags = if persistence == Persistence::UNTIL_DELIVERED {
                     STORE_UNTIL_DELIVERED
                 } else {
                     0
                 };
+                if group != 0 && !message.payload.is_empty() {
+                    // One payload for every member's inbox (see README: fan-out on write).
+                    storage_flags |= PAYLOAD_SHARED;
+                    batch.put_cf(self.storage.cf(Cf::Payloads), keys::id(message_id), &message.payload);
+                }
+                let scan_worthy = storage_flags & STORE_UNTIL_DELIVERED != 0
+                    || flags.contains(SendFlags::DELIVERY_RECEIPT)
+                    || flags.contains(SendFlags::READ_RECEIPT);
                 // Direct: the recipient's copy first, then the sender's (one copy to oneself).
                 let mut entries = Vec::with_capacity(recipients.len());
                 for &owner in &recipients {
@@ -613,6 +627,9 @@ impl WriterState {
                     message.encode_record(owner, RecordMeta { ordinal, storage_flags }, &mut self.record);
                     batch.put_cf(self.storage.cf(Cf::Inbox), pair(owner, seq), &self.record);
                     entries.push((owner, seq));
+                    if scan_worthy {
+                        self.flagged_at(owner, seq);
+                    }
                 }
                 let sender_seq = entries
                     .iter()

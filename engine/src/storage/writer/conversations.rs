@@ -59,6 +59,9 @@ pub struct ScanState {
     /// Every device with its stored cursor (0: never acked).
     pub cursors: HashMap<u64, u64>,
     pub scan: UserScan,
+    /// No entry after this seq asked for receipts or expires (conservatively the inbox
+    /// head when loaded): a cursor moving past it needs no inbox scan at all.
+    pub flagged_max: u64,
 }
 
 fn forbidden() -> Refusal {
@@ -528,13 +531,23 @@ impl WriterState {
 
     fn scan_state(&mut self, user: u64) -> Result<&mut ScanState, StorageError> {
         if !self.scans.contains_key(&user) {
+            let head = self.counters(user)?.map_or(0, |c| c.inbox_head);
             let state = ScanState {
                 cursors: self.storage.device_cursors(user)?.into_iter().collect(),
                 scan: self.storage.user_scan(user)?,
+                flagged_max: head,
             };
             self.scans.insert(user, state);
         }
         Ok(self.scans.get_mut(&user).expect("inserted above"))
+    }
+
+    /// An entry at `seq` in `user`'s inbox asked for receipts or expires.
+    pub(super) fn flagged_at(&mut self, user: u64, seq: u64) {
+        // Not loaded: the load takes the head, which covers this entry.
+        if let Some(s) = self.scans.get_mut(&user) {
+            s.flagged_max = s.flagged_max.max(seq);
+        }
     }
 
     /// A device's cursor moved: the first device past an entry triggers its delivered
@@ -551,6 +564,15 @@ impl WriterState {
         *cursor = (*cursor).max(seq);
         let highest = state.cursors.values().copied().max().unwrap_or(0);
         let lowest = state.cursors.values().copied().min().unwrap_or(0);
+        let flagged_max = state.flagged_max;
+        // Nothing flagged past the scan positions: move them without reading (and without
+        // storing them: a restart rescans from the stored ones and finds nothing flagged).
+        if state.scan.receipts_seq >= flagged_max {
+            state.scan.receipts_seq = state.scan.receipts_seq.max(highest);
+        }
+        if state.scan.expired_seq >= flagged_max {
+            state.scan.expired_seq = state.scan.expired_seq.max(lowest);
+        }
         let mut scan = state.scan;
         let before = scan;
         if highest > scan.receipts_seq {
