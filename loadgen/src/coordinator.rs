@@ -61,9 +61,10 @@ pub struct LoadArgs {
     /// Connections (= accounts = devices) to open.
     #[arg(long)]
     pub connections: usize,
-    /// Send requests per second over all connections (0: connect and stay idle). For
-    /// fanout:K each message is K Sends at the same scheduled time, so messages per second
-    /// = rate / K and deliveries per second = rate, as for pairs.
+    /// Deliveries per second over all connections (0: connect and stay idle). For pairs
+    /// that is Send requests per second; for fanout:K each message is K Sends at the same
+    /// scheduled time, for group:K one Send to a group of K, so messages per second = rate / K
+    /// and deliveries per second = rate.
     #[arg(long, default_value_t = 0.0)]
     pub rate: f64,
     /// Seconds measured (after the warmup).
@@ -72,7 +73,8 @@ pub struct LoadArgs {
     /// Payload bytes per message (at least 24: nonce, scheduled time, sequence number).
     #[arg(long, default_value_t = 100)]
     pub payload: usize,
-    /// pairs (2i <-> 2i+1) or fanout:K (groups of K+1: the first sends to the K others).
+    /// pairs (2i <-> 2i+1), fanout:K (groups of K+1: the first sends to the K others, one
+    /// Send each) or group:K (the same units; the first sends once to a server-side group).
     #[arg(long, default_value = "pairs")]
     pub pattern: Pattern,
     /// Seconds of sending before the measured window.

@@ -48,10 +48,12 @@ use crate::report::Report;
     long_about = "Hotline's load generator: open-loop delivery latency, throughput and capacity.\n\n\
         Accounts come from `hotline user provision --prefix lg --count N --out FILE` (server stopped); \
         line i of FILE is connection i, logged in by token (one account = one device = one connection).\n\n\
-        --rate counts Send requests per second over the whole run. pairs: account 2i sends to 2i+1 and \
+        --rate counts deliveries per second over the whole run (Send requests, except for group:K). pairs: account 2i sends to 2i+1 and \
         back, the rate spread evenly over all senders, each on a fixed schedule with its own phase. \
         fanout:K: groups of K+1 accounts, the first sends each message to the K others as K Sends at \
-        one scheduled time, so messages/s = rate/K and deliveries/s = rate.\n\n\
+        one scheduled time, so messages/s = rate/K and deliveries/s = rate. group:K: the same units, \
+        but the first creates a server-side group of the K others before the run and sends each \
+        message once to it (the server's group fan-out); again deliveries/s = rate.\n\n\
         Exit status: 0, or 1 if any acknowledged message was lost or any was delivered twice; 2 on \
         a setup or runtime failure."
 )]

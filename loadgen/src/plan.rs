@@ -1,15 +1,17 @@
 //! Who sends to whom, and which worker holds whom.
 //!
 //! Accounts are cut into *units*: a pair (`pairs`: 2 accounts, each sending to the other)
-//! or a group (`fanout:K`: K+1 accounts, the first sending every message to the K others).
+//! or a group (`fanout:K` and `group:K`: K+1 accounts, the first sending every message to
+//! the K others).
 //! A unit never spans workers, so each stream's books close inside one process. Accounts
 //! left over after the last whole unit connect and stay idle.
 //!
 //! Rate: `--rate` counts `Send` requests (= deliveries) per second over the whole run, for
 //! every pattern. `pairs` spreads it over all 2·units senders. `fanout:K` sends rate/K
-//! messages per second, each as K `Send`s at the same scheduled time (one per recipient,
-//! until the protocol has groups), so the server does the same per-delivery work as for
-//! `pairs` at the same `--rate`.
+//! messages per second, each as K `Send`s at the same scheduled time (one per recipient),
+//! so the server does the same per-delivery work as for `pairs` at the same `--rate`.
+//! `group:K` sends the same rate/K messages per second, each as one `Send` to a server-side
+//! group of the K (created by the sender before the run): the server's group fan-out.
 
 use std::fmt;
 use std::ops::Range;
@@ -27,6 +29,8 @@ pub enum Pattern {
     Pairs,
     /// Groups of K+1: the first sends each message to the K others.
     Fanout { k: u32 },
+    /// Groups of K+1: the first sends each message once to a server-side group of the K others.
+    Group { k: u32 },
 }
 
 impl Pattern {
@@ -34,7 +38,7 @@ impl Pattern {
     pub fn unit_accounts(self) -> usize {
         match self {
             Pattern::Pairs => 2,
-            Pattern::Fanout { k } => k as usize + 1,
+            Pattern::Fanout { k } | Pattern::Group { k } => k as usize + 1,
         }
     }
 
@@ -42,16 +46,21 @@ impl Pattern {
     pub fn unit_senders(self) -> usize {
         match self {
             Pattern::Pairs => 2,
-            Pattern::Fanout { .. } => 1,
+            Pattern::Fanout { .. } | Pattern::Group { .. } => 1,
         }
     }
 
-    /// `Send` requests one scheduled send event makes.
-    pub fn sends_per_event(self) -> u32 {
+    /// Deliveries one scheduled send event makes (`--rate` counts deliveries).
+    pub fn deliveries_per_event(self) -> u32 {
         match self {
             Pattern::Pairs => 1,
-            Pattern::Fanout { k } => k,
+            Pattern::Fanout { k } | Pattern::Group { k } => k,
         }
+    }
+
+    /// Whether the unit's sender sends to a server-side group (set up before the run).
+    pub fn uses_groups(self) -> bool {
+        matches!(self, Pattern::Group { .. })
     }
 
     /// For the account at `offset` within its unit: the offsets it sends to.
@@ -59,8 +68,8 @@ impl Pattern {
         match (self, offset) {
             (Pattern::Pairs, 0) => 1..2,
             (Pattern::Pairs, _) => 0..1,
-            (Pattern::Fanout { k }, 0) => 1..k as usize + 1,
-            (Pattern::Fanout { .. }, _) => 0..0,
+            (Pattern::Fanout { k } | Pattern::Group { k }, 0) => 1..k as usize + 1,
+            (Pattern::Fanout { .. } | Pattern::Group { .. }, _) => 0..0,
         }
     }
 }
@@ -70,6 +79,7 @@ impl fmt::Display for Pattern {
         match self {
             Pattern::Pairs => write!(f, "pairs"),
             Pattern::Fanout { k } => write!(f, "fanout:{k}"),
+            Pattern::Group { k } => write!(f, "group:{k}"),
         }
     }
 }
@@ -81,14 +91,20 @@ impl FromStr for Pattern {
         if s == "pairs" {
             return Ok(Pattern::Pairs);
         }
-        if let Some(k) = s.strip_prefix("fanout:") {
-            let k: u32 = k.parse().map_err(|_| format!("fanout:K needs a number, got {k:?}"))?;
-            if k == 0 || k > FANOUT_K_MAX {
-                return Err(format!("fanout:K needs 1 <= K <= {FANOUT_K_MAX}, got {k}"));
+        for (prefix, group) in [("fanout:", false), ("group:", true)] {
+            if let Some(k) = s.strip_prefix(prefix) {
+                let k: u32 = k.parse().map_err(|_| format!("{prefix}K needs a number, got {k:?}"))?;
+                if k == 0 || k > FANOUT_K_MAX {
+                    return Err(format!("{prefix}K needs 1 <= K <= {FANOUT_K_MAX}, got {k}"));
+                }
+                return Ok(if group {
+                    Pattern::Group { k }
+                } else {
+                    Pattern::Fanout { k }
+                });
             }
-            return Ok(Pattern::Fanout { k });
         }
-        Err(format!("unknown pattern {s:?}: use pairs or fanout:K"))
+        Err(format!("unknown pattern {s:?}: use pairs, fanout:K or group:K"))
     }
 }
 
@@ -145,6 +161,10 @@ mod tests {
     fn patterns_parse_and_print() {
         assert_eq!("pairs".parse(), Ok(Pattern::Pairs));
         assert_eq!("fanout:100".parse(), Ok(Pattern::Fanout { k: 100 }));
+        assert_eq!("group:1000".parse(), Ok(Pattern::Group { k: 1000 }));
+        assert_eq!(Pattern::Group { k: 7 }.to_string(), "group:7");
+        assert_eq!(Pattern::Group { k: 7 }.deliveries_per_event(), 7);
+        assert!("group:0".parse::<Pattern>().is_err());
         assert!("fanout:0".parse::<Pattern>().is_err());
         assert!("ring".parse::<Pattern>().is_err());
         assert_eq!(Pattern::Fanout { k: 3 }.to_string(), "fanout:3");

@@ -34,7 +34,7 @@ pub struct Report {
     pub workers: usize,
     pub source_addrs: usize,
     pub pattern: String,
-    /// Offered `Send` requests per second (for fanout:K, K per message).
+    /// Offered deliveries per second (for fanout:K and group:K, K per message).
     pub rate: f64,
     pub payload: usize,
     pub duration: f64,

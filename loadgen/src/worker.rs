@@ -114,7 +114,10 @@ enum ConnState {
 #[derive(Debug, Clone, Copy)]
 struct Inflight {
     request_id: u64,
+    /// The streams this send serves: one, or (a group send) every stream of the sender,
+    /// all at the same seq (a group sender's streams move in lockstep).
     stream: u32,
+    streams_end: u32,
     seq: u64,
     scheduled_ns: u64,
     done: bool,
@@ -142,6 +145,10 @@ struct Conn {
     flush_queued: bool,
     /// In the worker's ack list.
     ack_queued: bool,
+    /// `group:K` senders: the server-side group (0 until `GroupCreated`).
+    group_id: u64,
+    /// `group:K` senders: group requests (create, add member) not answered yet.
+    group_setup_pending: u32,
 }
 
 /// One (sender, recipient) stream.
@@ -214,6 +221,10 @@ enum Ev {
         request_id: u64,
         code: ErrorCode,
     },
+    GroupCreated {
+        group_id: u64,
+    },
+    Done,
     Other,
 }
 
@@ -232,6 +243,8 @@ impl Ev {
                 request_id,
                 code: error.code,
             },
+            Event::GroupCreated { group_id, .. } => Ev::GroupCreated { group_id },
+            Event::Done { .. } => Ev::Done,
             _ => Ev::Other,
         }
     }
@@ -373,6 +386,8 @@ impl Worker {
                 send_counter: 0,
                 flush_queued: false,
                 ack_queued: false,
+                group_id: 0,
+                group_setup_pending: 0,
             })
             .collect();
         let mut streams = Vec::new();
@@ -584,10 +599,12 @@ impl Worker {
             return;
         }
         let logged_in_ns = *self.all_logged_in_ns.get_or_insert(now);
-        let caught_up = self
-            .conns
-            .iter()
-            .all(|c| c.state != ConnState::Ready || c.session.delivered_seq() >= c.login_head);
+        let uses_groups = self.cfg.pattern.uses_groups();
+        let caught_up = self.conns.iter().all(|c| {
+            let group_ready =
+                !uses_groups || c.tx_streams.is_empty() || (c.group_id != 0 && c.group_setup_pending == 0);
+            c.state != ConnState::Ready || (c.session.delivered_seq() >= c.login_head && group_ready)
+        });
         if caught_up || now > logged_in_ns + BACKLOG_WAIT_MS * NS_PER_MS {
             self.phase = Phase::Idle;
             let mut connect_errors: Vec<(String, u64)> = self.connect_errors.clone().into_iter().collect();
@@ -660,7 +677,7 @@ impl Worker {
         let window_start_ns = plan.t0_ns + plan.warmup_ns;
         let window_end_ns = window_start_ns + plan.duration_ns;
         let senders_total = self.cfg.senders_total.max(1) as f64;
-        let events_per_s_total = plan.rate / f64::from(self.cfg.pattern.sends_per_event());
+        let events_per_s_total = plan.rate / f64::from(self.cfg.pattern.deliveries_per_event());
         let events_per_s = events_per_s_total * self.senders.len() as f64 / senders_total;
         let schedule = (events_per_s > 0.0 && !self.senders.is_empty()).then(|| {
             let period_ns = NS_PER_S as f64 / events_per_s;
@@ -731,7 +748,8 @@ impl Worker {
         }
     }
 
-    /// One scheduled send event of connection `c`: one `Send` per stream it sends on.
+    /// One scheduled send event of connection `c`: one `Send` per stream it sends on, or
+    /// (`group:K`) one `Send` to its group, which serves all its streams.
     fn send_event(&mut self, c: u32, scheduled_ns: u64, in_window: bool) {
         let conn = &mut self.conns[c as usize];
         let sends = u64::from(conn.tx_streams.end - conn.tx_streams.start);
@@ -741,6 +759,9 @@ impl Worker {
         if conn.state != ConnState::Ready || conn.session.outbound().len() > OUTBOUND_BYTES_MAX {
             self.counts.skipped += sends;
             return;
+        }
+        if self.cfg.pattern.uses_groups() {
+            return self.send_group_event(c, scheduled_ns);
         }
         for s in conn.tx_streams.clone() {
             let stream = &mut self.streams[s as usize];
@@ -765,6 +786,7 @@ impl Worker {
                     conn.inflight.push_back(Inflight {
                         request_id,
                         stream: s,
+                        streams_end: s + 1,
                         seq,
                         scheduled_ns,
                         done: false,
@@ -781,6 +803,91 @@ impl Worker {
             }
         }
         queue_flush(&mut self.flush_list, conn, c);
+    }
+
+    /// A `group:K` send event: one `Send` to the sender's group; every stream of the sender
+    /// takes the same seq (they move in lockstep), which the payload carries.
+    fn send_group_event(&mut self, c: u32, scheduled_ns: u64) {
+        let conn = &mut self.conns[c as usize];
+        let streams = conn.tx_streams.clone();
+        let mut seq = None;
+        for s in streams.clone() {
+            let next = self.streams[s as usize].ledger.on_sent();
+            assert!(
+                seq.is_none_or(|seq| seq == next),
+                "a group sender's streams move in lockstep"
+            );
+            seq = Some(next);
+        }
+        let Some(seq) = seq else { return };
+        let fanout = u64::from(streams.end - streams.start);
+        PayloadHeader {
+            run_nonce: u64::from(self.cfg.run_nonce),
+            scheduled_ns,
+            seq,
+        }
+        .write(&mut self.payload);
+        let id = client_msg_id(self.cfg.run_nonce, conn.send_counter);
+        conn.send_counter = conn
+            .send_counter
+            .checked_add(1)
+            .expect("at most 2^32 sends per sender and run (see payload.rs)");
+        self.counts.tally.sent += fanout;
+        match conn
+            .session
+            .send_group(conn.group_id, id, &self.payload, SendFlags::NONE)
+        {
+            Ok(request_id) => conn.inflight.push_back(Inflight {
+                request_id,
+                stream: streams.start,
+                streams_end: streams.end,
+                seq,
+                scheduled_ns,
+                done: false,
+            }),
+            Err(e) => {
+                for s in streams {
+                    self.streams[s as usize].ledger.on_failed(seq);
+                }
+                self.counts.tally.failed += fanout;
+                self.counts.errors += 1;
+                *self.counts.error_codes.entry(format!("local: {e}")).or_default() += 1;
+            }
+        }
+        queue_flush(&mut self.flush_list, conn, c);
+    }
+
+    /// A `group:K` sender logged in: create its group, then add its K recipients.
+    fn start_group_setup(&mut self, i: usize) {
+        let conn = &mut self.conns[i];
+        if conn.tx_streams.is_empty() {
+            return;
+        }
+        let name = format!("loadgen-{}", self.cfg.run_nonce);
+        match conn.session.group_create(&name, hotline_wire::Persistence::ARCHIVE) {
+            Ok(_) => conn.group_setup_pending += 1,
+            Err(e) => self.count_connect_error(&format!("group create: {e}")),
+        }
+        queue_flush(&mut self.flush_list, &mut self.conns[i], i as u32);
+    }
+
+    fn on_group_created(&mut self, i: usize, group_id: u64) {
+        let conn = &mut self.conns[i];
+        conn.group_setup_pending = conn.group_setup_pending.saturating_sub(1);
+        conn.group_id = group_id;
+        for s in conn.tx_streams.clone() {
+            let user = self.streams[s as usize].recipient_user;
+            match conn
+                .session
+                .group_add_member(group_id, user, hotline_wire::GroupRole::MEMBER)
+            {
+                Ok(_) => conn.group_setup_pending += 1,
+                Err(e) => {
+                    *self.connect_errors.entry(format!("group add: {e}")).or_default() += 1;
+                }
+            }
+        }
+        queue_flush(&mut self.flush_list, conn, i as u32);
     }
 
     fn finish_step(&mut self, settled: bool) {
@@ -954,6 +1061,14 @@ impl Worker {
                 self.connect_latency.record_ns(now.saturating_sub(conn.started_ns));
                 self.connected += 1;
                 self.connects_in_flight -= 1;
+                if self.cfg.pattern.uses_groups() {
+                    self.start_group_setup(i);
+                }
+            }
+            Ev::GroupCreated { group_id } => self.on_group_created(i, group_id),
+            Ev::Done => {
+                let conn = &mut self.conns[i];
+                conn.group_setup_pending = conn.group_setup_pending.saturating_sub(1);
             }
             Ev::Deliver {
                 sender,
@@ -1028,15 +1143,22 @@ impl Worker {
         let Some(f) = take_inflight(&mut conn.inflight, request_id) else {
             return;
         };
-        let ledger = &mut self.streams[f.stream as usize].ledger;
-        if !ledger.on_acked(f.seq) {
+        let mut acked = 0;
+        for s in f.stream..f.streams_end {
+            let ledger = &mut self.streams[s as usize].ledger;
+            if !ledger.on_acked(f.seq) {
+                continue;
+            }
+            acked += 1;
+            self.counts.tally.acked += 1;
+            if ledger.is_delivered(f.seq) {
+                self.counts.acked_delivered += 1;
+            }
+        }
+        if acked == 0 {
             return;
         }
-        self.counts.tally.acked += 1;
         self.counts.progress_ns = now;
-        if ledger.is_delivered(f.seq) {
-            self.counts.acked_delivered += 1;
-        }
         if let Phase::Running(step) = &self.phase {
             if f.scheduled_ns >= step.window_start_ns && f.scheduled_ns < step.window_end_ns {
                 self.counts.ack_latency.record_ns(now.saturating_sub(f.scheduled_ns));
@@ -1053,8 +1175,13 @@ impl Worker {
         self.counts.errors += 1;
         *self.counts.error_codes.entry(format!("{code:?}")).or_default() += 1;
         if let Some(f) = take_inflight(&mut conn.inflight, request_id) {
-            self.streams[f.stream as usize].ledger.on_failed(f.seq);
-            self.counts.tally.failed += 1;
+            for s in f.stream..f.streams_end {
+                self.streams[s as usize].ledger.on_failed(f.seq);
+                self.counts.tally.failed += 1;
+            }
+        } else if conn.group_setup_pending > 0 {
+            // A group create or add failed: the setup will not finish (counted above).
+            conn.group_setup_pending -= 1;
         } else if let Phase::Quitting { awaiting, .. } = &mut self.phase {
             *awaiting = awaiting.saturating_sub(1);
         }
@@ -1162,6 +1289,7 @@ mod tests {
         let mut q: VecDeque<Inflight> = (1..=5)
             .map(|request_id| Inflight {
                 request_id,
+                streams_end: 1,
                 stream: 0,
                 seq: request_id - 1,
                 scheduled_ns: 0,

@@ -42,5 +42,5 @@ fn too_few_accounts_and_tiny_payloads_are_refused_with_the_fix() {
     assert!(text.contains("24-byte header"), "{text}");
     let (code, text) = loadgen(&[&base[..], &["--connections", "2", "--pattern", "ring"]].concat());
     assert_eq!(code, 2, "{text}");
-    assert!(text.contains("pairs or fanout:K"), "{text}");
+    assert!(text.contains("pairs, fanout:K or group:K"), "{text}");
 }

@@ -203,3 +203,43 @@ fn wait_with_deadline(mut child: std::process::Child, wait: Duration) -> std::pr
         }
     }
 }
+
+#[test]
+fn loadgen_group_fanout_run_creates_groups_and_loses_nothing() {
+    // 3 groups of 1 sender + 20 members; 600 deliveries/s = 30 group messages/s.
+    const GROUP_CONNECTIONS: usize = 63;
+    const GROUP_RATE: u32 = 600;
+    let mut server = Server::options().stopped();
+    let work = tempfile::tempdir().expect("temporary directory");
+    let accounts = work.path().join("accounts.txt");
+    provision(server.data_dir(), &accounts, GROUP_CONNECTIONS);
+    server.restart();
+    let json = work.path().join("report.json");
+    let mut command = Command::new(loadgen_bin());
+    command
+        .arg("run")
+        .args(["--target", &server.addr().to_string()])
+        .arg("--accounts")
+        .arg(&accounts)
+        .args(["--connections", &GROUP_CONNECTIONS.to_string()])
+        .args(["--rate", &GROUP_RATE.to_string()])
+        .args(["--duration", "2", "--warmup", "1", "--payload", "100"])
+        .args(["--pattern", "group:20"])
+        .arg("--json")
+        .arg(&json)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let output = wait_with_deadline(command.spawn().expect("spawn hotline-loadgen"), LOADGEN_WAIT);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    let text = std::fs::read_to_string(&json).expect("the JSON report was written");
+    let report: serde_json::Value = serde_json::from_str(&text).expect("the report is valid JSON");
+    let n = |key: &str| report[key].as_u64().unwrap_or_else(|| panic!("{key}: {text}"));
+    assert_eq!((n("lost"), n("duplicated"), n("errors")), (0, 0, 0), "{stdout}");
+    // 3 s of sending at GROUP_RATE deliveries/s, every one acknowledged and delivered once.
+    assert_eq!(n("sent"), 3 * u64::from(GROUP_RATE), "{stdout}");
+    assert_eq!(n("acked"), n("sent"), "{stdout}");
+    assert_eq!(n("delivered"), n("sent"), "{stdout}");
+    assert_eq!(report["pattern"].as_str(), Some("group:20"), "{text}");
+}
