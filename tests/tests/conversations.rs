@@ -182,6 +182,15 @@ fn presence_reaches_subscribers_who_share_a_group_and_a_flapping_client_is_coale
     let (bob, login) = Client::login_new_device(server.addr(), "bob", "bob-2");
     let p = alice.next_presence(Duration::from_secs(5)).expect("bob online");
     assert_eq!((p.user_id, p.online), (b.user_id, true));
+    // Online while any device is: a second device leaving changes nothing (listening past
+    // the coalescing window and a sweep, when a wrongly pending "offline" would go out).
+    let (mut bob3, _) = Client::login_new_device(server.addr(), "bob", "bob-3");
+    bob3.ping();
+    drop(bob3);
+    assert!(
+        alice.next_presence(Duration::from_millis(2_500)).is_none(),
+        "bob still has a device online"
+    );
     drop(bob);
 
     let started = Instant::now();

@@ -291,3 +291,97 @@ fn only_the_sender_edits_or_deletes_a_message_and_both_are_delivered_and_synced(
         Err(ErrorCode::NoSuchMessage)
     );
 }
+
+#[test]
+fn the_group_size_limit_is_a_setting_and_a_full_group_refuses_more() {
+    let server = Server::options().arg("--group-members-max").arg("2").start();
+    let (mut alice, _) = Client::new_user(server.addr(), "alice");
+    let bob = Client::register_user(server.addr(), "bob");
+    let carol = Client::register_user(server.addr(), "carol");
+    let g = alice.create_group("pair", Persistence::ARCHIVE).expect("create");
+    alice
+        .add_member(g, bob, GroupRole::MEMBER)
+        .expect("the second member fits");
+    assert_eq!(alice.add_member(g, carol, GroupRole::MEMBER), Err(ErrorCode::GroupFull));
+    alice
+        .add_member(g, bob, GroupRole::ADMIN)
+        .expect("a role change adds no one");
+}
+
+#[test]
+fn malformed_conversation_requests_are_typed_errors_and_keep_the_connection() {
+    let server = Server::start();
+    let (mut alice, a) = Client::new_user(server.addr(), "alice");
+    let g = alice.create_group("g", Persistence::ARCHIVE).expect("create");
+    let both = Send {
+        group: g,
+        ..Send::direct(a.user_id, 1, b"x", SendFlags::NONE)
+    };
+    assert_eq!(
+        alice.send_message(&both),
+        Err(ErrorCode::InvalidRequest),
+        "to and group"
+    );
+    let delete_with_payload = Send {
+        kind: MessageKind::DELETE,
+        refers_to: 1,
+        ..Send::direct(a.user_id, 2, b"x", SendFlags::NONE)
+    };
+    assert_eq!(alice.send_message(&delete_with_payload), Err(ErrorCode::InvalidRequest));
+    let unknown_kind = Send {
+        kind: MessageKind(77),
+        ..Send::direct(a.user_id, 3, b"x", SendFlags::NONE)
+    };
+    assert_eq!(alice.send_message(&unknown_kind), Err(ErrorCode::InvalidRequest));
+    let expired = Send {
+        kind: MessageKind::EXPIRED,
+        ..Send::direct(a.user_id, 4, b"", SendFlags::NONE)
+    };
+    assert_eq!(
+        alice.send_message(&expired),
+        Err(ErrorCode::InvalidRequest),
+        "only the server expires"
+    );
+    assert_eq!(alice.create_group("g", Persistence(9)), Err(ErrorCode::InvalidRequest));
+    assert_eq!(
+        alice.add_member(g, a.user_id, GroupRole(9)),
+        Err(ErrorCode::InvalidRequest)
+    );
+    assert_eq!(
+        alice.send_group(g + 1, 5, b"x", SendFlags::NONE),
+        Err(ErrorCode::NoSuchGroup)
+    );
+    alice.ping();
+}
+
+#[test]
+fn a_group_message_with_receipts_gets_one_per_member() {
+    let server = Server::start();
+    let (mut alice, _) = Client::new_user(server.addr(), "alice");
+    let (mut bob, b) = Client::new_user(server.addr(), "bob");
+    let (mut carol, c) = Client::new_user(server.addr(), "carol");
+    let g = alice.create_group("g", Persistence::ARCHIVE).expect("create");
+    alice.add_member(g, b.user_id, GroupRole::MEMBER).expect("add bob");
+    alice.add_member(g, c.user_id, GroupRole::MEMBER).expect("add carol");
+    let ack = alice
+        .send_group(g, 1, b"ack me", SendFlags::DELIVERY_RECEIPT)
+        .expect("send");
+    for member in [&mut bob, &mut carol] {
+        let d = member.expect_deliver();
+        member.ack_confirmed(d.inbox_seq);
+    }
+    let mut from: Vec<u64> = (0..2)
+        .map(|_| {
+            let r = alice
+                .next_receipt(Duration::from_secs(5))
+                .expect("a receipt per member");
+            assert_eq!((r.message_id, r.conversation), (ack.message_id, Conversation::Group(g)));
+            r.user_id
+        })
+        .collect();
+    from.sort_unstable();
+    let mut want = vec![b.user_id, c.user_id];
+    want.sort_unstable();
+    assert_eq!(from, want);
+    assert!(alice.next_receipt(QUIET).is_none(), "none from the sender herself");
+}
