@@ -378,9 +378,10 @@ impl Worker {
     }
 
     /// The targets `user_id` may watch: those it has a direct conversation with, or shares
-    /// a group with. Bounded by the caller (targets) and by the user's groups per target.
+    /// a group with. One point read and one membership range read per target, each bounded.
     fn presence_allowed(&self, user_id: u64, targets: &[u64]) -> Result<Vec<u64>, crate::storage::StorageError> {
         let (groups, _) = self.storage.user_groups(user_id, 0, PRESENCE_GROUPS_CHECKED_MAX)?;
+        let groups: std::collections::HashSet<u64> = groups.into_iter().map(|(g, _)| g).collect();
         let mut allowed = Vec::new();
         for &target in targets {
             if target == user_id {
@@ -390,13 +391,10 @@ impl Worker {
                 .storage
                 .conv_state(user_id, hotline_wire::Conversation::Direct(target))?
                 .is_some();
-            let mut shared = contact;
-            for (group_id, _) in &groups {
-                if shared {
-                    break;
-                }
-                shared = self.storage.member_role(*group_id, target)?.is_some();
-            }
+            let shared = contact || {
+                let (theirs, _) = self.storage.user_groups(target, 0, PRESENCE_GROUPS_CHECKED_MAX)?;
+                theirs.iter().any(|(g, _)| groups.contains(g))
+            };
             if shared {
                 allowed.push(target);
             }

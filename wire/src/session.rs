@@ -830,6 +830,42 @@ mod tests {
     }
 
     #[test]
+    fn conversation_pushes_and_replies_become_events() {
+        let mut s = logged_in();
+        let _ = s.take_outbound();
+        let group_request = s.group_create("ops", Persistence::ARCHIVE).expect("logged in");
+        server(
+            &mut s,
+            group_request,
+            &Message::GroupCreated(crate::GroupCreated { group_id: 4 }),
+        );
+        assert_eq!(
+            s.next_event(),
+            Ok(Some(Event::GroupCreated {
+                request_id: group_request,
+                group_id: 4
+            }))
+        );
+        let presence = Presence {
+            user_id: 3,
+            online: true,
+            last_seen_us: 0,
+        };
+        server(&mut s, 0, &Message::Presence(presence));
+        assert_eq!(s.next_event(), Ok(Some(Event::Presence(presence))));
+        server(&mut s, 0, &Message::Done);
+        assert_eq!(s.next_event(), Ok(Some(Event::Done { request_id: 0 })));
+        // An ephemeral Deliver (seq 0) does not move the delivered position.
+        let before = s.delivered_seq();
+        push_deliver(&mut s, 0);
+        assert_eq!(s.delivered_seq(), before);
+        assert!(
+            ClientSession::new("x").typing(Conversation::Direct(1)).is_err(),
+            "typing needs a login"
+        );
+    }
+
+    #[test]
     fn a_server_ping_is_answered_automatically() {
         let mut s = logged_in();
         server(&mut s, 33, &Message::Ping(Ping { nonce: 8 }));

@@ -814,7 +814,7 @@ impl WriterState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mailbox::ConnRef;
+    use crate::mailbox::{home_core, ConnRef};
 
     struct Harness {
         storage: Arc<Storage>,
@@ -838,8 +838,12 @@ mod tests {
 
     impl Harness {
         fn open(dir: &std::path::Path) -> Harness {
+            Harness::open_cores(dir, 1)
+        }
+
+        fn open_cores(dir: &std::path::Path, cores: usize) -> Harness {
             let storage = Arc::new(Storage::open(dir).unwrap());
-            let mailboxes: Arc<[Mailbox]> = vec![Mailbox::default()].into();
+            let mailboxes: Arc<[Mailbox]> = (0..cores).map(|_| Mailbox::default()).collect();
             let (writer, threads) = spawn(storage.clone(), mailboxes.clone(), Durability::Sync).unwrap();
             Harness {
                 storage,
@@ -865,6 +869,8 @@ mod tests {
                 match self.mailboxes[0].pop_completion() {
                     Some(Completion::Written { outcome, .. }) => return (outcome, committed),
                     Some(Completion::Committed { user_id, seq, .. }) => committed.push((user_id, seq)),
+                    Some(Completion::Fanout { entries, .. }) => committed.extend(entries),
+                    Some(Completion::Notices(_)) => {}
                     Some(other) => panic!("unexpected {other:?}"),
                     None if Instant::now() > deadline => panic!("no outcome in time"),
                     None => thread::sleep(Duration::from_micros(100)),
@@ -948,6 +954,104 @@ mod tests {
             "message ids keep increasing across restarts"
         );
         assert_eq!(h.seqs(b), [1, 2]);
+        h.close();
+    }
+
+    fn group_send(from: u64, group: u64, client_msg_id: u64) -> WriteOp {
+        WriteOp::Append {
+            sender: from,
+            sender_device: 1,
+            to: 0,
+            group,
+            client_msg_id,
+            flags: SendFlags::NONE,
+            kind: MessageKind::NORMAL,
+            refers_to: 0,
+            payload: Bytes::from_static(b"to all"),
+        }
+    }
+
+    #[test]
+    fn a_group_message_is_one_completion_per_core_and_sees_membership_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = Harness::open_cores(dir.path(), 2);
+        let users: Vec<u64> = (0..20).map(|i| h.user(&format!("u{i}"))).collect();
+        let owner = users[0];
+        let create = WriteOp::CreateGroup {
+            owner,
+            name: "all".into(),
+            persistence: Persistence::ARCHIVE,
+        };
+        let Ok(WriteOutcome::GroupCreated { group_id }) = h.write(create).0 else {
+            panic!("create")
+        };
+        for &user in &users[1..] {
+            let add = WriteOp::AddMember {
+                actor: owner,
+                group: group_id,
+                user,
+                role: GroupRole::MEMBER,
+            };
+            assert_eq!(h.write(add).0, Ok(WriteOutcome::Done));
+        }
+        let removed = users[19];
+        // The removal and the send are queued back to back (usually one batch), removal
+        // first: the send must not reach the removed member.
+        let remove = WriteOp::RemoveMember {
+            actor: owner,
+            group: group_id,
+            user: removed,
+        };
+        h.writer
+            .submit(WriteRequest {
+                reply: None,
+                op: remove,
+            })
+            .unwrap();
+        h.writer
+            .submit(WriteRequest {
+                reply: reply(9),
+                op: group_send(owner, group_id, 1),
+            })
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut fanouts: Vec<Vec<(usize, u64, u64)>> = vec![Vec::new(), Vec::new()];
+        let mut written = None;
+        while written.is_none() {
+            assert!(Instant::now() < deadline, "no outcome in time");
+            for (core, mailbox) in h.mailboxes.iter().enumerate() {
+                match mailbox.pop_completion() {
+                    Some(Completion::Fanout { entries, .. }) => {
+                        fanouts[core].push((entries.len(), entries[0].0, entries[0].1));
+                        for (user, seq) in entries {
+                            assert_eq!(home_core(user, 2), core, "user {user} delivered on its home core");
+                            assert_eq!(seq, 1, "each member's first inbox entry");
+                        }
+                    }
+                    Some(Completion::Written { outcome, .. }) => written = Some(outcome),
+                    Some(other) => panic!("unexpected {other:?}"),
+                    None => thread::sleep(Duration::from_micros(100)),
+                }
+            }
+        }
+        // Fan-outs were pushed before the reply: anything left is already queued.
+        while let Some(c) = h.mailboxes[1].pop_completion() {
+            if let Completion::Fanout { entries, .. } = c {
+                fanouts[1].push((entries.len(), entries[0].0, entries[0].1));
+            }
+        }
+        assert!(matches!(written, Some(Ok(WriteOutcome::Sent(_)))), "{written:?}");
+        assert_eq!(fanouts[0].len(), 1, "one completion for core 0: {fanouts:?}");
+        assert_eq!(fanouts[1].len(), 1, "one completion for core 1: {fanouts:?}");
+        assert_eq!(
+            fanouts[0][0].0 + fanouts[1][0].0,
+            19,
+            "every member but the removed one"
+        );
+        assert!(h.seqs(removed).is_empty(), "the removed member got nothing");
+        assert_eq!(h.seqs(users[1]), [1]);
+        let outsider = h.write(group_send(removed, group_id, 2)).0;
+        assert_eq!(outsider, Err(ErrorCode::Forbidden), "a non-member cannot send");
         h.close();
     }
 
