@@ -174,7 +174,7 @@ fn section(entries: &[Entry], plots: &[PathBuf]) -> String {
             label(e),
             cap.slo_ms,
             cap.best_rate
-                .map_or_else(|| "none".to_owned(), |r| format!("{r:.0} sends/s")),
+                .map_or_else(|| "none".to_owned(), |r| format!("{r:.0} deliveries/s")),
             match (&cap.broke_at_rate, &cap.broke_because) {
                 (Some(r), Some(why)) => format!("; broke at {r:.0}/s: {why}"),
                 (None, Some(why)) => format!("; stopped: {why}"),

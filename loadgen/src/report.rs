@@ -193,7 +193,7 @@ impl Report {
         };
         let _ = writeln!(
             s,
-            "hotline-loadgen {} -> {}: {} connections ({} failed) in {} worker(s), {} offered {:.0} sends/s, payload {} B",
+            "hotline-loadgen {} -> {}: {} connections ({} failed) in {} worker(s), {} offered {:.0} deliveries/s, payload {} B",
             self.pattern,
             self.target,
             self.connected,
