@@ -243,6 +243,7 @@ fn store_until_delivered_entries_expire_once_every_device_acked() {
     let (mut alice, a) = Client::new_user(server.addr(), "alice");
     let (mut bob, b) = Client::new_user(server.addr(), "bob");
     let (mut bob2, _) = Client::login_new_device(server.addr(), "bob", "bob-2");
+    let (mut bob3, _) = Client::login_new_device(server.addr(), "bob", "bob-3");
     alice
         .set_persistence(Conversation::Direct(b.user_id), Persistence::UNTIL_DELIVERED)
         .expect("either party sets it");
@@ -250,12 +251,14 @@ fn store_until_delivered_entries_expire_once_every_device_acked() {
     let d = bob.expect_deliver();
     let _ = bob2.expect_deliver();
     bob.ack_confirmed(d.inbox_seq);
+    bob2.ack_confirmed(d.inbox_seq);
     assert_eq!(
         bob.sync_all(0)[0].payload,
         b"burn after reading",
         "kept while a device has not acked"
     );
-    bob2.ack_confirmed(d.inbox_seq);
+    // The last device logs out instead of acking: it no longer holds the entry back.
+    bob3.logout().expect("logout");
     let page = bob.sync_all(0);
     assert_eq!(page.len(), 1, "the seq stays, so inboxes stay dense");
     assert_eq!(

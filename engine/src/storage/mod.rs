@@ -109,6 +109,10 @@ impl Cf {
 /// The device id under which `cursors` keeps a user's [`UserScan`] (device ids start at 1).
 pub const USER_SCAN_DEVICE_ID: u64 = 0;
 
+/// The stored cursor of a device that logged out (its token is gone, so nothing reads it
+/// for a login): it no longer counts for store-until-delivered expiry or receipts.
+pub const CURSOR_REVOKED: u64 = u64::MAX;
+
 /// `meta` key of the highest message id ever handed out.
 pub const META_MESSAGE_ID_HWM: &[u8] = b"message_id_hwm";
 

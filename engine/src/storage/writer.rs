@@ -735,6 +735,9 @@ impl WriterState {
                 Ok(())
             }
             WriteOp::RevokeToken { token_hash } => {
+                if let Some(record) = self.storage.token(&token_hash)? {
+                    self.device_revoked(record.user_id, record.device_id, batch)?;
+                }
                 batch.delete_cf(self.storage.cf(Cf::Tokens), token_hash);
                 self.emit_written(reply, WriteOutcome::TokenRevoked);
                 Ok(())
@@ -744,12 +747,14 @@ impl WriterState {
                 device_id,
                 seq,
             } => {
-                batch.put_cf(
-                    self.storage.cf(Cf::Cursors),
-                    pair(user_id, device_id),
-                    seq.to_le_bytes(),
-                );
-                self.cursor_moved(user_id, device_id, seq, batch)?;
+                if !self.is_revoked(user_id, device_id)? {
+                    batch.put_cf(
+                        self.storage.cf(Cf::Cursors),
+                        pair(user_id, device_id),
+                        seq.to_le_bytes(),
+                    );
+                    self.cursor_moved(user_id, device_id, seq, batch)?;
+                }
                 self.emit_written(
                     reply,
                     WriteOutcome::CursorStored {

@@ -19,7 +19,7 @@ use super::{Refusal, WriterState, CACHE_ENTRIES_MAX, SCAN_ENTRIES_MAX};
 use crate::mailbox::{home_core, Completion, Notice, ReplyTo};
 use crate::storage::keys::{self, pair};
 use crate::storage::record::{decode_meta, decode_record, expired_record, StoredMessage, STORE_UNTIL_DELIVERED};
-use crate::storage::{Cf, ConvState, StorageError, UserScan, USER_SCAN_DEVICE_ID};
+use crate::storage::{Cf, ConvState, StorageError, UserScan, CURSOR_REVOKED, USER_SCAN_DEVICE_ID};
 
 /// A group as the writer knows it: the authority for every membership check.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -561,9 +561,43 @@ impl WriterState {
     ) -> Result<(), StorageError> {
         let state = self.scan_state(user)?;
         let cursor = state.cursors.entry(device).or_insert(0);
-        *cursor = (*cursor).max(seq);
-        let highest = state.cursors.values().copied().max().unwrap_or(0);
-        let lowest = state.cursors.values().copied().min().unwrap_or(0);
+        // A revoked device's cursor stays revoked (its connection may store one last cursor
+        // after the Logout).
+        if *cursor != CURSOR_REVOKED {
+            *cursor = (*cursor).max(seq);
+        }
+        self.rescan(user, batch)
+    }
+
+    /// Whether `device`'s cursor is marked revoked (a late cursor write must not undo it).
+    pub(super) fn is_revoked(&mut self, user: u64, device: u64) -> Result<bool, StorageError> {
+        Ok(self.scan_state(user)?.cursors.get(&device) == Some(&CURSOR_REVOKED))
+    }
+
+    /// A device logged out: it no longer holds back store-until-delivered expiry.
+    pub(super) fn device_revoked(
+        &mut self,
+        user: u64,
+        device: u64,
+        batch: &mut WriteBatch,
+    ) -> Result<(), StorageError> {
+        self.scan_state(user)?.cursors.insert(device, CURSOR_REVOKED);
+        batch.put_cf(
+            self.storage.cf(Cf::Cursors),
+            pair(user, device),
+            CURSOR_REVOKED.to_le_bytes(),
+        );
+        self.rescan(user, batch)
+    }
+
+    /// Sends the delivered receipts and expires the entries that `user`'s live devices'
+    /// cursors have passed since the last scan.
+    fn rescan(&mut self, user: u64, batch: &mut WriteBatch) -> Result<(), StorageError> {
+        let state = self.scan_state(user)?;
+        let live = || state.cursors.values().copied().filter(|&c| c != CURSOR_REVOKED);
+        let highest = live().max().unwrap_or(0);
+        // With no live device left, nothing can acknowledge anything: nothing expires.
+        let lowest = live().min().unwrap_or(0);
         let flagged_max = state.flagged_max;
         // Nothing flagged past the scan positions: move them without reading (and without
         // storing them: a restart rescans from the stored ones and finds nothing flagged).
