@@ -420,6 +420,7 @@ impl WriterState {
                 }
             }
         }
+        self.put_convs(&mut batch);
         if !batch.is_empty() {
             batch.put_cf(
                 self.storage.cf(Cf::Meta),
@@ -622,7 +623,7 @@ impl WriterState {
                     let seq = self.next_seq(owner)?;
                     let conversation = message.conversation_for(owner);
                     let incoming = owner != sender && kind == MessageKind::NORMAL;
-                    let ordinal = self.conv_appended(owner, conversation, seq, incoming, batch)?;
+                    let ordinal = self.conv_appended(owner, conversation, seq, incoming)?;
                     self.record.clear();
                     message.encode_record(owner, RecordMeta { ordinal, storage_flags }, &mut self.record);
                     batch.put_cf(self.storage.cf(Cf::Inbox), pair(owner, seq), &self.record);
@@ -803,7 +804,7 @@ impl WriterState {
                 conversation,
                 seq,
             } => {
-                let position = self.mark_read(user, conversation, seq, reply, timestamp_us, batch)?;
+                let position = self.mark_read(user, conversation, seq, reply, timestamp_us)?;
                 self.emit_written(reply, WriteOutcome::ReadPosition(position));
                 Ok(())
             }

@@ -165,13 +165,19 @@ impl WriterState {
         Ok(c)
     }
 
-    fn put_conv(&mut self, user: u64, conversation: Conversation, state: ConvState, batch: &mut WriteBatch) {
-        batch.put_cf(
-            self.storage.cf(Cf::Convs),
-            keys::conv(user, conversation),
-            state.encode(),
-        );
+    /// Changes a conversation state in this batch; [`WriterState::put_convs`] writes each
+    /// changed state once when the batch closes (a busy conversation changes many times
+    /// per batch).
+    fn put_conv(&mut self, user: u64, conversation: Conversation, state: ConvState) {
         self.batch_convs.insert((user, conversation), state);
+    }
+
+    /// Writes every conversation state this batch changed.
+    pub(super) fn put_convs(&self, batch: &mut WriteBatch) {
+        let cf = self.storage.cf(Cf::Convs);
+        for (&(user, conversation), state) in &self.batch_convs {
+            batch.put_cf(cf, keys::conv(user, conversation), state.encode());
+        }
     }
 
     /// Records an entry appended at `seq` to `owner`'s view of `conversation`; returns its
@@ -182,12 +188,11 @@ impl WriterState {
         conversation: Conversation,
         seq: u64,
         incoming: bool,
-        batch: &mut WriteBatch,
     ) -> Result<u64, StorageError> {
         let mut state = self.conv(owner, conversation)?.unwrap_or_default();
         state.last_seq = seq;
         state.incoming += u64::from(incoming);
-        self.put_conv(owner, conversation, state, batch);
+        self.put_conv(owner, conversation, state);
         Ok(state.incoming)
     }
 
@@ -395,7 +400,6 @@ impl WriterState {
         seq: u64,
         reply: Option<ReplyTo>,
         timestamp_us: u64,
-        batch: &mut WriteBatch,
     ) -> Result<ReadPosition, Refusal> {
         let Some(mut state) = self.conv(user, conversation)? else {
             return Err(Refusal::Client(ErrorCode::NoSuchMessage));
@@ -426,7 +430,7 @@ impl WriterState {
         self.send_receipts(&receipts, ReceiptKind::READ, user, timestamp_us);
         state.read_seq = seq;
         state.read_incoming = ordinal;
-        self.put_conv(user, conversation, state, batch);
+        self.put_conv(user, conversation, state);
         let position = state.position(conversation);
         let home = home_core(user, self.cores);
         let except = reply.filter(|r| r.core == home).map(|r| r.conn);
