@@ -379,7 +379,7 @@ impl Worker {
 
     /// The targets `user_id` may watch: those it has a direct conversation with, or shares
     /// a group with. One point read and one membership range read per target, each bounded.
-    fn presence_allowed(&self, user_id: u64, targets: &[u64]) -> Result<Vec<u64>, crate::storage::StorageError> {
+    fn presence_allowed(&self, user_id: u64, targets: &[u64]) -> Result<Vec<(u64, u64)>, crate::storage::StorageError> {
         let (groups, _) = self.storage.user_groups(user_id, 0, PRESENCE_GROUPS_CHECKED_MAX)?;
         let groups: std::collections::HashSet<u64> = groups.into_iter().map(|(g, _)| g).collect();
         let mut allowed = Vec::new();
@@ -396,7 +396,7 @@ impl Worker {
                 theirs.iter().any(|(g, _)| groups.contains(g))
             };
             if shared {
-                allowed.push(target);
+                allowed.push((target, self.storage.last_seen(target)?));
             }
         }
         Ok(allowed)

@@ -101,8 +101,8 @@ pub enum Notice {
         presence: hotline_wire::Presence,
     },
     /// `subscriber` (homed elsewhere) wants `targets`' presence (all homed on the receiving
-    /// core): remember it and answer with their current state.
-    Subscribe { subscriber: u64, targets: Vec<u64> },
+    /// core), each with its stored last-seen time: remember it and answer with their state.
+    Subscribe { subscriber: u64, targets: Vec<(u64, u64)> },
     /// `subscriber` went offline: forget its subscriptions to `targets`.
     Unsubscribe { subscriber: u64, targets: Vec<u64> },
 }
@@ -139,9 +139,10 @@ pub enum HelperOutcome {
         more: bool,
     },
     Conversations(hotline_wire::ConversationList),
-    /// The users among those asked for whose presence the caller may see.
+    /// The users among those asked for whose presence the caller may see, each with its
+    /// stored last-seen time (µs; 0 if never stored).
     PresenceAllowed {
-        targets: Vec<u64>,
+        targets: Vec<(u64, u64)>,
     },
 }
 

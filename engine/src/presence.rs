@@ -7,6 +7,10 @@
 //! destination core in one bounded routed-queue entry per unit of work; a full queue drops
 //! the batch and counts it (`presence_shed`): presence is live state, never stored.
 //!
+//! Last seen: when a user's last device leaves, the time is also stored (the `last_seen`
+//! family, through the log writer, best effort), so a subscription made after a restart
+//! still learns it.
+//!
 //! Coalescing: a user's state is published at most once per [`PRESENCE_COALESCE_MS`]; a
 //! change inside the window is marked pending and the sweeper publishes the state as it is
 //! when the window ends, and only if it differs from what subscribers last heard. A client
@@ -21,6 +25,7 @@ use hotline_wire::{Message, Presence};
 
 use crate::core::Core;
 use crate::mailbox::{home_core, Notice, Routed};
+use crate::storage::writer::{WriteOp, WriteRequest};
 
 /// Shortest time between two presence publications of one user.
 pub const PRESENCE_COALESCE_MS: u64 = 1_000;
@@ -109,6 +114,16 @@ impl Core {
         let e = self.presence.entries.entry(user).or_default();
         e.online = false;
         e.last_seen_us = now_us();
+        let last_seen = WriteRequest {
+            reply: None,
+            op: WriteOp::LastSeen {
+                user,
+                at_us: e.last_seen_us,
+            },
+        };
+        if self.shared.writer.submit(last_seen).is_err() {
+            self.shared.metrics.presence_shed.fetch_add(1, Ordering::Relaxed);
+        }
         self.publish_presence(user);
         let cores = self.shared.config.cores;
         let mut per_core: Vec<Vec<u64>> = vec![Vec::new(); cores];
@@ -184,13 +199,15 @@ impl Core {
 
     /// A subscriber on some core watches `targets` (homed here): remember it, and tell it
     /// their current state.
-    pub fn on_subscribe(&mut self, subscriber: u64, targets: Vec<u64>) {
+    pub fn on_subscribe(&mut self, subscriber: u64, targets: Vec<(u64, u64)>) {
         let home = home_core(subscriber, self.shared.config.cores);
         let mut states = Vec::with_capacity(targets.len());
-        for t in targets {
+        for (t, stored_last_seen_us) in targets {
             let online = self.users.contains_key(&t);
             let e = self.presence.entries.entry(t).or_default();
             e.online = online;
+            // The stored time covers users not seen since this process started.
+            e.last_seen_us = e.last_seen_us.max(stored_last_seen_us);
             if !e.subscribers.contains(&subscriber) {
                 if e.subscribers.len() >= PRESENCE_SUBSCRIBERS_PER_USER_MAX {
                     self.shared.metrics.presence_shed.fetch_add(1, Ordering::Relaxed);
@@ -212,14 +229,14 @@ impl Core {
     }
 
     /// The helper checked which users the device's user may watch: subscribe to them.
-    pub fn on_presence_allowed(&mut self, idx: usize, request_id: u64, targets: Vec<u64>) {
+    pub fn on_presence_allowed(&mut self, idx: usize, request_id: u64, targets: Vec<(u64, u64)>) {
         let Some(user_id) = self.conns[idx].device().map(|d| d.user_id) else {
             return;
         };
         let cores = self.shared.config.cores;
-        let mut per_core: Vec<Vec<u64>> = vec![Vec::new(); cores];
+        let mut per_core: Vec<Vec<(u64, u64)>> = vec![Vec::new(); cores];
         if let Some(user) = self.users.get_mut(&user_id) {
-            for t in targets {
+            for (t, stored_last_seen_us) in targets {
                 if user.presence_targets.contains(&t) {
                     // Already subscribed: ask again for its current state all the same.
                 } else if user.presence_targets.len() >= PRESENCE_TARGETS_PER_USER_MAX {
@@ -227,7 +244,7 @@ impl Core {
                 } else {
                     user.presence_targets.push(t);
                 }
-                per_core[home_core(t, cores)].push(t);
+                per_core[home_core(t, cores)].push((t, stored_last_seen_us));
             }
         }
         for (core, targets) in per_core.into_iter().enumerate() {

@@ -162,7 +162,7 @@ fn typing_is_pushed_live_rate_limited_and_refused_without_login_or_membership() 
 #[test]
 fn presence_reaches_subscribers_who_share_a_group_and_a_flapping_client_is_coalesced() {
     const FLAPS: usize = 100;
-    let server = Server::start();
+    let mut server = Server::start();
     let (mut alice, _) = Client::new_user(server.addr(), "alice");
     let (bob, b) = Client::new_user(server.addr(), "bob");
     let stranger = Client::register_user(server.addr(), "stranger");
@@ -212,6 +212,16 @@ fn presence_reaches_subscribers_who_share_a_group_and_a_flapping_client_is_coale
     let last = events.last().expect("the final state is published");
     assert!(!last.online, "bob ended offline: {events:?}");
     assert!(last.last_seen_us > 0);
+
+    // Last seen is stored: after a restart a new subscription still learns it.
+    drop(alice);
+    assert!(server.terminate().success(), "graceful shutdown");
+    server.restart();
+    let (mut alice, _) = Client::login_new_device(server.addr(), "alice", "alice-2");
+    alice.presence_subscribe(&[b.user_id]).expect("subscribe again");
+    let p = alice.next_presence(Duration::from_secs(5)).expect("bob's stored state");
+    assert_eq!((p.user_id, p.online), (b.user_id, false));
+    assert!(p.last_seen_us >= last.last_seen_us, "{p:?} vs {last:?}");
 }
 
 #[test]

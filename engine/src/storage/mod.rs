@@ -21,6 +21,7 @@
 //! | `convs` | (user id, conversation kind u8, conversation id) | [`ConvState`] (LE u64s) |
 //! | `settings` | (lower user id, higher user id) | a direct conversation's persistence (u8) |
 //! | `payloads` | message id | a group message's payload, stored once for every member's inbox |
+//! | `last_seen` | user id | when the user's last device went offline, µs (LE u64) |
 //!
 //! `cursors` also holds, under the reserved device id 0, the user's scan positions
 //! ([`UserScan`]): how far delivered receipts and store-until-delivered expiry have got.
@@ -60,11 +61,12 @@ pub enum Cf {
     Convs,
     Settings,
     Payloads,
+    LastSeen,
 }
 
 impl Cf {
     /// Every family, in creation order.
-    pub const ALL: [Cf; 16] = [
+    pub const ALL: [Cf; 17] = [
         Cf::Users,
         Cf::Usernames,
         Cf::Credentials,
@@ -81,6 +83,7 @@ impl Cf {
         Cf::Convs,
         Cf::Settings,
         Cf::Payloads,
+        Cf::LastSeen,
     ];
 
     /// The family's name in RocksDB.
@@ -102,6 +105,7 @@ impl Cf {
             Cf::Convs => "convs",
             Cf::Settings => "settings",
             Cf::Payloads => "payloads",
+            Cf::LastSeen => "last_seen",
         }
     }
 }
@@ -587,6 +591,14 @@ impl Storage {
                 })
             })
             .unwrap_or_default())
+    }
+
+    /// When `user_id` was last seen going offline (µs; 0 if never stored).
+    pub fn last_seen(&self, user_id: u64) -> Result<u64, StorageError> {
+        Ok(self
+            .get(Cf::LastSeen, &keys::id(user_id))?
+            .and_then(|v| keys::le_u64(&v, 0))
+            .unwrap_or(0))
     }
 
     /// One inbox entry.

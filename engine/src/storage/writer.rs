@@ -131,6 +131,11 @@ pub enum WriteOp {
         user: u64,
         conversation: Conversation,
     },
+    /// `user`'s last device went offline at `at_us`.
+    LastSeen {
+        user: u64,
+        at_us: u64,
+    },
     CreateUser {
         username: String,
         password_phc: String,
@@ -806,6 +811,11 @@ impl WriterState {
             } => {
                 let position = self.mark_read(user, conversation, seq, reply, timestamp_us)?;
                 self.emit_written(reply, WriteOutcome::ReadPosition(position));
+                Ok(())
+            }
+            WriteOp::LastSeen { user, at_us } => {
+                batch.put_cf(self.storage.cf(Cf::LastSeen), keys::id(user), at_us.to_le_bytes());
+                self.emit_written(reply, WriteOutcome::Done);
                 Ok(())
             }
             WriteOp::Typing { user, conversation } => {
