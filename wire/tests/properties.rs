@@ -19,7 +19,7 @@ struct Raw {
 
 fn raw() -> impl Strategy<Value = Raw> {
     (
-        0u8..18,
+        0u8..30,
         any::<u64>(),
         any::<[u64; 5]>(),
         any::<[u16; 2]>(),
@@ -64,8 +64,8 @@ fn deliver<'a>(r: &'a Raw, seq: u64, kind: u8, payload: &'a [u8]) -> Deliver<'a>
         payload,
         flags: SendFlags(r.flags),
         client_msg_id: r.n[1] ^ r.n[2],
-        kind: hotline_wire::MessageKind::NORMAL,
-        refers_to: 0,
+        kind: hotline_wire::MessageKind(r.flags >> 4),
+        refers_to: r.n[3] ^ seq,
     }
 }
 
@@ -121,9 +121,9 @@ fn build(r: &Raw) -> Message<'_> {
             to: b,
             payload: &r.bytes,
             flags: SendFlags(r.flags),
-            group: 0,
-            kind: hotline_wire::MessageKind::NORMAL,
-            refers_to: 0,
+            group: c,
+            kind: hotline_wire::MessageKind(r.v[0] as u8),
+            refers_to: d,
         }),
         9 => Message::SendAck(SendAck {
             client_msg_id: a,
@@ -145,8 +145,82 @@ fn build(r: &Raw) -> Message<'_> {
         14 => Message::Ping(Ping { nonce: a }),
         15 => Message::Pong(Pong { nonce: a }),
         16 => Message::AckOk(AckOk { device_cursor: a }),
+        17 => Message::GroupCreate(hotline_wire::GroupCreate {
+            name: s0,
+            persistence: hotline_wire::Persistence(r.flags),
+        }),
+        18 => Message::GroupAddMember(hotline_wire::GroupAddMember {
+            group_id: a,
+            user_id: b,
+            role: hotline_wire::GroupRole(r.flags),
+        }),
+        19 => Message::GroupMemberList(hotline_wire::GroupMemberList {
+            group_id: a,
+            members: r
+                .page
+                .iter()
+                .map(|(user_id, role, _)| hotline_wire::GroupMember {
+                    user_id: *user_id,
+                    role: hotline_wire::GroupRole(*role),
+                })
+                .collect(),
+            more: r.more,
+        }),
+        20 => Message::GroupList(hotline_wire::GroupList {
+            groups: r
+                .page
+                .iter()
+                .map(|(group_id, role, _)| hotline_wire::GroupInfo {
+                    group_id: *group_id,
+                    name: s1,
+                    role: hotline_wire::GroupRole(*role),
+                    persistence: hotline_wire::Persistence(r.flags),
+                })
+                .collect(),
+            more: r.more,
+        }),
+        21 => Message::Receipt(hotline_wire::Receipt {
+            kind: hotline_wire::ReceiptKind(r.flags),
+            message_id: a,
+            conversation: conversation(r.flags % 4, b),
+            user_id: c,
+            timestamp_us: d,
+        }),
+        22 => Message::MarkRead(hotline_wire::MarkRead {
+            conversation: conversation(r.flags % 4, a),
+            up_to_seq: b,
+        }),
+        23 => Message::ConversationList(hotline_wire::ConversationList {
+            conversations: r
+                .page
+                .iter()
+                .map(|(seq, kind, _)| hotline_wire::ReadPosition {
+                    conversation: conversation(*kind, a),
+                    read_seq: *seq,
+                    unread: b,
+                    last_seq: c,
+                })
+                .collect(),
+            more: r.more,
+        }),
+        24 => Message::Conversations(hotline_wire::Conversations {
+            after: r.more.then(|| conversation(r.flags % 4, a)),
+        }),
+        25 => Message::Typing(hotline_wire::Typing {
+            conversation: conversation(r.flags % 4, a),
+        }),
+        26 => Message::TypingNotice(hotline_wire::TypingNotice {
+            conversation: conversation(r.flags % 4, a),
+            user_id: b,
+        }),
+        27 => Message::PresenceSubscribe(hotline_wire::PresenceSubscribe { user_ids: r.n.to_vec() }),
+        28 => Message::Presence(hotline_wire::Presence {
+            user_id: a,
+            online: r.more,
+            last_seen_us: b,
+        }),
         _ => Message::Error(ErrorBody {
-            code: ErrorCode::from_wire(r.v[0] % 19),
+            code: ErrorCode::from_wire(r.v[0] % ErrorCode::ALL.len() as u16),
             message: s0,
             retry_after_ms: a as u32,
         }),
