@@ -385,3 +385,44 @@ fn a_group_message_with_receipts_gets_one_per_member() {
     assert_eq!(from, want);
     assert!(alice.next_receipt(QUIET).is_none(), "none from the sender herself");
 }
+
+#[test]
+fn membership_history_and_unread_counts_survive_a_restart() {
+    let mut server = Server::start();
+    let (mut alice, _) = Client::new_user(server.addr(), "alice");
+    let (bob, b) = Client::new_user(server.addr(), "bob");
+    let carol = Client::register_user(server.addr(), "carol");
+    let g = alice.create_group("kept", Persistence::ARCHIVE).expect("create");
+    alice.add_member(g, b.user_id, GroupRole::ADMIN).expect("add bob");
+    let first = alice.send_group(g, 1, b"before", SendFlags::NONE).expect("send");
+    drop((alice, bob));
+    server.kill9();
+    server.restart();
+
+    let (mut alice, _) = Client::login_new_device(server.addr(), "alice", "alice-2");
+    let (mut bob, _) = Client::login_new_device(server.addr(), "bob", "bob-2");
+    assert_eq!(bob.expect_deliver().message_id, first.message_id, "history at login");
+    let second = alice
+        .send_group(g, 2, b"after", SendFlags::NONE)
+        .expect("send after the restart");
+    assert_eq!(bob.expect_deliver().message_id, second.message_id);
+    let (mut carol_client, _) = Client::login_new_device(server.addr(), "carol", "carol-1");
+    assert_eq!(
+        carol_client.send_group(g, 1, b"x", SendFlags::NONE),
+        Err(ErrorCode::Forbidden),
+        "still not a member"
+    );
+    assert_eq!(
+        bob.add_member(g, carol, GroupRole::ADMIN),
+        Err(ErrorCode::Forbidden),
+        "roles kept"
+    );
+    let (list, _) = bob.conversations();
+    let group = list
+        .iter()
+        .find(|p| p.conversation == Conversation::Group(g))
+        .expect("the group conversation is listed");
+    assert_eq!((group.unread, group.read_seq), (2, 0));
+    let next = alice.create_group("next", Persistence::ARCHIVE).expect("create");
+    assert!(next > g, "group ids keep increasing across restarts");
+}
