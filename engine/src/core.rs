@@ -7,6 +7,11 @@
 //!   (in [`crate::conn`]) owns the socket; the `Conn` entry owns its buffers and state.
 //! - `users`: for each user homed here with a device online, the inbox head this core has
 //!   seen committed and the connections of that user's devices.
+//! - `presence`: those users' presence and subscribers (see [`crate::presence`]).
+//!
+//! Live notices (receipts, read positions, typing, presence, ephemeral messages) are pushed
+//! only to connections with room in their outbound buffer and never stored: they do not
+//! touch `sent_seq`, so they cannot disturb the invariant below.
 //!
 //! Delivery invariant (no gap, no duplicate, in order): each logged-in device has a
 //! `sent_seq`, the inbox seq up to which every entry has been queued to it (or, for its
@@ -25,8 +30,6 @@ use std::task::Waker;
 use std::time::Instant;
 
 use hotline_wire::{AckOk, Encoder, ErrorBody, ErrorCode, FrameDecoder, Limits, LoginOk, Message, Ping, SyncPage};
-
-use crate::presence::PresenceBook;
 use slab::Slab;
 
 use crate::config::{ServeConfig, ACK_WAITERS_MAX, CATCH_UP_PAGE_MESSAGES_MAX};
@@ -35,6 +38,7 @@ use crate::mailbox::{
     Adopt, Completion, ConnRef, HelperOutcome, LoginResult, Mailbox, Notice, ReadPurpose, ReplyTo, WriteOutcome,
 };
 use crate::metrics::Metrics;
+use crate::presence::PresenceBook;
 use crate::storage::record::{decode_record, StoredMessage};
 use crate::storage::writer::{LogWriter, WriteOp, WriteRequest};
 
@@ -579,25 +583,8 @@ impl Core {
     /// An ephemeral message for `user_id`: pushed (inbox seq 0) to every connection of the
     /// user but the sending one, skipped where the outbound buffer is full. Never stored.
     fn on_ephemeral(&mut self, user_id: u64, message: &StoredMessage, origin: Option<ReplyTo>) {
-        let Some(user) = self.users.get(&user_id) else { return };
         let origin = origin.filter(|o| o.core == self.id).map(|o| o.conn);
-        let frame = self.encoder.encode(0, &Message::Deliver(message.deliver(user_id, 0)));
-        let outbound_max = self.shared.config.outbound_bytes_max;
-        for &idx in &user.conns {
-            let conn = &mut self.conns[idx];
-            let this = ConnRef {
-                index: idx as u32,
-                generation: conn.generation,
-            };
-            if Some(this) == origin || conn.unsent() + frame.len() > outbound_max {
-                continue;
-            }
-            conn.outbound.extend_from_slice(frame);
-            if !conn.dirty {
-                conn.dirty = true;
-                self.dirty.push(idx);
-            }
-        }
+        self.push_to_user(user_id, &Message::Deliver(message.deliver(user_id, 0)), origin);
     }
 
     /// Pushes `message` to every connection of `user` (if online here) but `except`.
