@@ -6,8 +6,10 @@
 //! - [`Server`] and [`ServerOptions`]: one `hotline serve` process on a temporary data
 //!   directory: start, `kill -9`, SIGTERM, restart on the same directory, `hotline user add`.
 //! - [`Client`]: a blocking [`TcpStream`] driving a [`ClientSession`], with one helper per
-//!   request, owned copies of what the server sends ([`OwnedEvent`], [`OwnedDeliver`],
-//!   [`OwnedSyncPage`]), and raw writes for the tests that are about bytes.
+//!   request (messages, groups, read positions, typing, presence, persistence), owned
+//!   copies of what the server sends ([`OwnedEvent`], [`OwnedDeliver`], [`OwnedSyncPage`]),
+//!   and raw writes for the tests that are about bytes.
+//! - [`Server::provision`]: token-only accounts in bulk (for the 1,000-member group).
 //! - [`payload`] and [`payload_number`]: numbered payloads a test can recognise again.
 //!
 //! # Invariants
