@@ -26,7 +26,7 @@ fn reply(request_id: u64) -> ReplyTo {
         },
         request_id,
         internal: false,
-        send: false,
+        counted: false,
     }
 }
 

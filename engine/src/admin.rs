@@ -66,7 +66,7 @@ fn run_writes(storage: Arc<Storage>, ops: Vec<WriteOp>) -> anyhow::Result<Vec<Re
                 },
                 request_id: i as u64,
                 internal: false,
-                send: false,
+                counted: false,
             };
             let mut request = WriteRequest { reply: Some(reply), op };
             while let Err(back) = log_writer.submit(request) {

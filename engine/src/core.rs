@@ -94,6 +94,7 @@ pub struct DeviceSession {
     pub cursor_writing: Option<u64>,
     /// `Ack`s waiting for their cursor to be durable: `(request_id, cursor)`.
     pub ack_waiters: Vec<(u64, u64)>,
+    /// Client writes (Sends and conversation requests) not answered yet.
     pub sends_in_flight: u32,
     pub syncs_in_flight: u32,
     /// When this device last sent a `Typing` that was passed on (core ms; 0: never).
@@ -291,7 +292,7 @@ impl Core {
             conn: self.conn_ref(idx),
             request_id,
             internal: false,
-            send: false,
+            counted: false,
         }
     }
 
@@ -299,7 +300,7 @@ impl Core {
     pub fn internal_reply(&self, idx: usize) -> ReplyTo {
         ReplyTo {
             internal: true,
-            send: false,
+            counted: false,
             ..self.reply_to(idx, 0)
         }
     }
@@ -642,7 +643,6 @@ impl Core {
             Ok(WriteOutcome::Sent(ack)) => {
                 self.shared.metrics.messages_acked.fetch_add(1, Ordering::Relaxed);
                 self.push(idx, request_id, &Message::SendAck(ack));
-                self.send_finished(idx);
             }
             Ok(WriteOutcome::UserCreated { user_id }) => {
                 let ok = hotline_wire::RegisterOk { user_id };
@@ -692,8 +692,6 @@ impl Core {
                     }
                     // A failed cursor write is retried by the sweeper, quietly.
                     ConnState::LoggedIn(dev) if reply.internal => dev.cursor_writing = None,
-                    // A failed send is the client's to retry.
-                    ConnState::LoggedIn(_) if reply.send => self.send_finished(idx),
                     _ => {}
                 }
                 if reply.internal {
@@ -713,6 +711,10 @@ impl Core {
                 };
                 self.push_error(idx, request_id, code, text);
             }
+        }
+        // Answered, either way (a failed write is the client's to retry).
+        if reply.counted {
+            self.send_finished(idx);
         }
     }
 
@@ -836,7 +838,7 @@ impl Core {
         crate::conn::resume(self, idx);
     }
 
-    /// One of the device's sends was answered; a connection paused at
+    /// One of the device's counted writes was answered; a connection paused at
     /// `SENDS_IN_FLIGHT_MAX` starts reading again.
     fn send_finished(&mut self, idx: usize) {
         let Some(dev) = self.conns[idx].device() else { return };
@@ -923,7 +925,7 @@ impl Core {
                 },
                 request_id: 0,
                 internal: true,
-                send: false,
+                counted: false,
             },
             user_id: dev.user_id,
             after_seq: dev.sent_seq,

@@ -47,8 +47,9 @@ pub struct ReplyTo {
     /// The engine's own request (a cursor write, a catch-up read), not a client's: its
     /// outcome is never echoed to the client.
     pub internal: bool,
-    /// A client's `Send`: its outcome, success or failure, frees a `SENDS_IN_FLIGHT_MAX` slot.
-    pub send: bool,
+    /// A client's write (a `Send` or a conversation request) counted in its device's
+    /// `sends_in_flight`: its outcome, success or failure, frees the slot.
+    pub counted: bool,
 }
 
 /// What a write request produced.
@@ -414,7 +415,7 @@ mod tests {
                     },
                     request_id: 0,
                     internal: true,
-                    send: false,
+                    counted: false,
                 },
                 outcome: Err(ErrorCode::Internal),
             });

@@ -426,3 +426,33 @@ fn membership_history_and_unread_counts_survive_a_restart() {
     let next = alice.create_group("next", Persistence::ARCHIVE).expect("create");
     assert!(next > g, "group ids keep increasing across restarts");
 }
+
+#[test]
+fn pipelined_membership_requests_past_the_in_flight_limit_are_paused_not_lost() {
+    // More than SENDS_IN_FLIGHT_MAX (1,024) requests at once: the server stops reading the
+    // connection at the limit and resumes as answers go out, so every one is answered.
+    const REQUESTS: usize = 1_500;
+    let server = Server::start();
+    let (mut alice, _) = Client::new_user(server.addr(), "alice");
+    let bob = Client::register_user(server.addr(), "bob");
+    let g = alice.create_group("busy", Persistence::ARCHIVE).expect("create");
+    let requests: Vec<u64> = (0..REQUESTS)
+        .map(|i| {
+            let role = if i % 2 == 0 {
+                GroupRole::MEMBER
+            } else {
+                GroupRole::ADMIN
+            };
+            alice.add_member_request(g, bob, role)
+        })
+        .collect();
+    for r in requests {
+        alice.wait_done(r).expect("answered");
+    }
+    let members = alice.all_group_members(g).expect("members");
+    assert_eq!(members.len(), 2);
+    assert!(
+        members.contains(&member(bob, GroupRole::ADMIN)),
+        "the last role set wins: {members:?}"
+    );
+}

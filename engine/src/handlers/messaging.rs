@@ -12,7 +12,7 @@ use crate::storage::writer::{WriteOp, WriteRequest};
 
 pub fn send(core: &mut Core, idx: usize, request_id: u64, m: Send<'_>) {
     let reply = ReplyTo {
-        send: true,
+        counted: true,
         ..core.reply_to(idx, request_id)
     };
     let payload_max = core.limits.payload_bytes_max;

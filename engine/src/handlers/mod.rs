@@ -84,14 +84,22 @@ fn logged_in_user(core: &mut Core, idx: usize, request_id: u64, what: &str) -> O
     }
 }
 
-/// Submits a write for connection `idx`'s request, or answers `Overloaded`.
+/// Submits a write for connection `idx`'s request, or answers `Overloaded`. It counts in
+/// the device's `sends_in_flight` like a `Send`, so a client pipelining requests is paused
+/// at `SENDS_IN_FLIGHT_MAX` instead of filling the writer's queue for everyone.
 fn submit_write(core: &mut Core, idx: usize, request_id: u64, op: crate::storage::writer::WriteOp) {
     let request = crate::storage::writer::WriteRequest {
-        reply: Some(core.reply_to(idx, request_id)),
+        reply: Some(crate::mailbox::ReplyTo {
+            counted: true,
+            ..core.reply_to(idx, request_id)
+        }),
         op,
     };
     if core.shared.writer.submit(request).is_err() {
         return overloaded(core, idx, request_id, "write queue full; retry");
+    }
+    if let Some(dev) = core.conns[idx].device() {
+        dev.sends_in_flight += 1;
     }
     core.outstanding += 1;
 }

@@ -848,7 +848,7 @@ mod tests {
             },
             request_id,
             internal: false,
-            send: false,
+            counted: false,
         })
     }
 
