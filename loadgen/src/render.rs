@@ -122,8 +122,9 @@ fn section(entries: &[Entry], plots: &[PathBuf]) -> String {
         s,
         "Measured with `make bench` (`scripts/bench`): server and load generator on the same box, \
          open-loop sends (latency from the *scheduled* send time to delivery at the recipient), \
-         HDR histograms merged over the loadgen's worker processes. `rate` counts Send requests \
-         per second (for fan-out, K per message). A capacity scenario's row is its highest rate whose \
+         HDR histograms merged over the loadgen's worker processes. `rate` counts deliveries per \
+         second (Send requests for pairs; for fanout:K, K Sends per message; for group:K, one Send \
+         to a server-side group of K per message). A capacity scenario's row is its highest rate whose \
          p99 stayed within the SLO with nothing lost and no errors (or, when none did, the first step of the \
          sweep as recorded, or its lowest rate); every step is in the sweep tables below. CPU is % of one core during \
          the measured window. *Loadgen lag* is how late the load generator itself sent behind its schedule \
