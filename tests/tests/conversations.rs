@@ -114,13 +114,14 @@ fn typing_is_pushed_live_rate_limited_and_refused_without_login_or_membership() 
     let server = Server::start();
     let (mut alice, a) = Client::new_user(server.addr(), "alice");
     let (mut bob, b) = Client::new_user(server.addr(), "bob");
+    // Two back to back: the second is within the per-device interval and dropped.
+    bob.typing(Conversation::Direct(a.user_id));
     bob.typing(Conversation::Direct(a.user_id));
     let t = alice.next_typing(Duration::from_secs(5)).expect("a typing notice");
     assert_eq!(
         (t.conversation, t.user_id),
         (Conversation::Direct(b.user_id), b.user_id)
     );
-    bob.typing(Conversation::Direct(a.user_id));
     assert!(
         alice.next_typing(QUIET).is_none(),
         "a second Typing within the interval is dropped"
