@@ -32,6 +32,9 @@ fuzz-build:
 test: deps generated
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	# The end-to-end tests run the real `hotline` and `hotline-loadgen` binaries, which
+	# `cargo test` does not build for another package's tests: build them first.
+	cargo build --workspace --bins
 	cargo test --workspace
 	$(MAKE) fuzz-build
 
