@@ -12,6 +12,8 @@
 //! - [`storage`]: RocksDB column families and reads; [`storage::writer`], the single log
 //!   writer that sequences inbox seqs and group-commits every mutation.
 //! - [`helper`]: the bounded pool for argon2 and log reads (never on a core thread).
+//! - [`transport`]: TLS and WebSocket connections: a sans-IO layer per connection that
+//!   moves with it between cores. [`web`]: the web chat page's files.
 //! - [`auth`]: password hashing, tokens, name rules. [`config`]: limits and settings.
 //! - [`admin`]: offline commands (`hotline user add`). [`metrics`]: counters.
 //!
@@ -32,3 +34,5 @@ pub mod mailbox;
 pub mod metrics;
 pub mod server;
 pub mod storage;
+pub mod transport;
+pub mod web;
