@@ -146,7 +146,8 @@ impl Write for MemIo<'_> {
 }
 
 fn ws_config(frame_bytes_max: u32) -> WebSocketConfig {
-    let max = Some(frame_bytes_max as usize);
+    // A message becomes a frame REROOT_BYTES longer; the frame must fit the limit.
+    let max = Some((frame_bytes_max as usize).saturating_sub(REROOT_BYTES));
     WebSocketConfig::default()
         .read_buffer_size(WS_READ_BUFFER_BYTES)
         .write_buffer_size(0)
@@ -507,6 +508,37 @@ fn write_down(tls: &mut Option<Connection>, wire: &mut Vec<u8>, bytes: &[u8]) ->
     }
 }
 
+/// Bytes a message grows by crossing between the stream and WebSocket (see [`push_realigned`]).
+pub const REROOT_BYTES: usize = 4;
+
+/// Appends one FlatBuffer, moved by [`REROOT_BYTES`] so its alignment suits the other side:
+/// with `prefixed`, as a length-prefixed stream frame; without, as a bare message.
+///
+/// Why: FlatBuffers aligns fields relative to the start of the buffer the verifier is given.
+/// On the stream that start is the length prefix, so a frame body's 8-byte fields sit at
+/// 4 mod 8 from the body's first byte; a WebSocket message is a standard FlatBuffer, its
+/// fields at 0 mod 8 from its first byte (what every FlatBuffers library builds and a strict
+/// verifier expects). Crossing either way, the buffer gets 4 bytes in front: a new root
+/// offset, 4 more than the old one, which stays behind as unused padding. Every other
+/// FlatBuffers offset is relative, so the buffer means the same, and every field moves by 4:
+/// exactly the alignment change needed. Anything shorter than a root offset (not a
+/// FlatBuffer) passes unchanged, for the decoder to refuse as it would on TCP.
+fn push_realigned(out: &mut Vec<u8>, buffer: &[u8], prefixed: bool) -> Result<(), TransportError> {
+    let root = buffer
+        .first_chunk::<4>()
+        .and_then(|r| u32::from_le_bytes(*r).checked_add(REROOT_BYTES as u32));
+    let len = buffer.len() + if root.is_some() { REROOT_BYTES } else { 0 };
+    if prefixed {
+        let len = u32::try_from(len).map_err(|_| TransportError::FrameTooLarge { max: u32::MAX })?;
+        out.extend_from_slice(&len.to_le_bytes());
+    }
+    if let Some(root) = root {
+        out.extend_from_slice(&root.to_le_bytes());
+    }
+    out.extend_from_slice(buffer);
+    Ok(())
+}
+
 /// Reads every whole message in `data` (after what the codec buffered before): each data
 /// message becomes one length-prefixed frame in `frames`. Replies the codec owes (pongs,
 /// the close echo) go to `down`.
@@ -536,9 +568,7 @@ fn read_messages(
             }
             Err(e) => return Err(e.into()),
         };
-        let len = u32::try_from(payload.len()).map_err(|_| TransportError::FrameTooLarge { max: u32::MAX })?;
-        frames.extend_from_slice(&len.to_le_bytes());
-        frames.extend_from_slice(&payload);
+        push_realigned(frames, &payload, true)?;
     }
     match ctx.flush(&mut io) {
         Ok(()) | Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => Ok(()),
@@ -558,7 +588,9 @@ fn seal_messages(ctx: &mut WebSocketContext, frames: &[u8], down: &mut Vec<u8>) 
         let Some(body) = rest.get(PREFIX_BYTES..PREFIX_BYTES + len) else {
             return Err(TransportError::PartialFrame { len: rest.len() });
         };
-        match ctx.write(&mut io, Message::binary(body.to_vec())) {
+        let mut message = Vec::with_capacity(REROOT_BYTES + body.len());
+        push_realigned(&mut message, body, false)?;
+        match ctx.write(&mut io, Message::binary(message)) {
             Ok(()) => {}
             // The peer closed: nothing more can go out, and that is not an error here.
             Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => return Ok(()),
@@ -637,22 +669,63 @@ mod tests {
         f
     }
 
+    /// Real frames, as the Rust encoder makes them (size-prefixed FlatBuffers).
+    fn pings(nonces: &[u64]) -> Vec<u8> {
+        let mut encoder = hotline_wire::Encoder::new();
+        let mut out = Vec::new();
+        for &nonce in nonces {
+            encoder.encode_into(
+                nonce,
+                &hotline_wire::Message::Ping(hotline_wire::Ping { nonce }),
+                &mut out,
+            );
+        }
+        out
+    }
+
+    /// Decodes a frame stream with the strict verifier; returns (request id, ping nonce).
+    fn decode_pings(mut stream: &[u8]) -> Vec<(u64, u64)> {
+        let decoder = hotline_wire::FrameDecoder::new(1 << 20, 0);
+        let mut out = Vec::new();
+        while !stream.is_empty() {
+            let len = hotline_wire::frame_body_len(stream, 1 << 20)
+                .expect("a valid prefix")
+                .expect("a whole frame");
+            let end = hotline_wire::FRAME_HEADER_BYTES + len;
+            match decoder.decode(&stream[..end]).expect("verifies") {
+                hotline_wire::Decoded::Frame { frame, .. } => match frame.message {
+                    hotline_wire::Message::Ping(p) => out.push((frame.request_id, p.nonce)),
+                    other => panic!("not a ping: {other:?}"),
+                },
+                hotline_wire::Decoded::NeedMore { .. } => panic!("sliced a whole frame"),
+            }
+            stream = &stream[end..];
+        }
+        out
+    }
+
     #[test]
-    fn frames_cross_every_stack_unchanged_both_ways() {
+    fn frames_cross_every_stack_both_ways_and_still_verify() {
         for (with_tls, with_ws) in [(true, false), (false, true), (true, true)] {
             let (mut server, mut client) = pair(with_tls, with_ws);
             // Sealed before any handshake finished: held (or buffered by rustls) until then.
-            let mut frames = frame(b"first");
-            frames.extend(frame(&[7u8; 3000]));
-            frames.extend(frame(b""));
-            client.seal(&frames).expect("seal");
+            let nonces = [1, 2, u64::MAX];
+            client.seal(&pings(&nonces)).expect("seal");
             let (_, got) = shuttle(&mut client, &mut server);
-            assert_eq!(got, frames, "tls {with_tls} ws {with_ws}: client to server");
+            let want: Vec<(u64, u64)> = nonces.iter().map(|&n| (n, n)).collect();
+            assert_eq!(
+                decode_pings(&got),
+                want,
+                "tls {with_tls} ws {with_ws}: client to server"
+            );
             assert!(client.is_open() && server.is_open());
-            let reply = frame(b"reply");
-            server.seal(&reply).expect("seal");
+            server.seal(&pings(&[9])).expect("seal");
             let (got, _) = shuttle(&mut client, &mut server);
-            assert_eq!(got, reply, "tls {with_tls} ws {with_ws}: server to client");
+            assert_eq!(
+                decode_pings(&got),
+                [(9, 9)],
+                "tls {with_tls} ws {with_ws}: server to client"
+            );
             client.close();
             shuttle(&mut client, &mut server);
             assert!(
@@ -666,17 +739,43 @@ mod tests {
     fn a_websocket_message_over_the_frame_limit_is_refused() {
         let (mut server, mut client) = pair(false, true);
         shuttle(&mut client, &mut server);
-        client
-            .seal(&frame(&vec![1u8; FRAME_BYTES_MAX as usize + 1]))
-            .expect("seal");
+        client.seal(&frame(&vec![1u8; FRAME_BYTES_MAX as usize])).expect("seal");
         let bytes = client.wire().to_vec();
         let mut frames = Vec::new();
         let err = server.ingest(&bytes, &mut frames).expect_err("too large");
+        let max = FRAME_BYTES_MAX - REROOT_BYTES as u32;
         assert!(
-            matches!(err, TransportError::FrameTooLarge { max: FRAME_BYTES_MAX }),
+            matches!(err, TransportError::FrameTooLarge { max: m } if m == max),
             "{err}"
         );
         assert!(frames.is_empty());
+    }
+
+    #[test]
+    /// Regression: a browser's Hello (a FlatBuffer aligned from its own first byte) failed the
+    /// server's verifier with "Type `u64` at position 36 is unaligned".
+    fn a_standard_flatbuffer_message_verifies_as_a_stream_frame() {
+        // What a browser sends: a bare FlatBuffer aligned from its own first byte.
+        let mut fbb = flatbuffers::FlatBufferBuilder::new();
+        let body = hotline_wire::fb::Ping::create(&mut fbb, &hotline_wire::fb::PingArgs { nonce: 77 });
+        let root = hotline_wire::fb::Frame::create(
+            &mut fbb,
+            &hotline_wire::fb::FrameArgs {
+                request_id: 5,
+                body_type: hotline_wire::fb::Body::Ping,
+                body: Some(body.as_union_value()),
+            },
+        );
+        fbb.finish(root, None);
+        let mut frames = Vec::new();
+        push_realigned(&mut frames, fbb.finished_data(), true).expect("fits");
+        assert_eq!(decode_pings(&frames), [(5, 77)]);
+        // And what the server sends becomes such a bare FlatBuffer, verifiable from byte 0.
+        let stream = pings(&[3]);
+        let mut message = Vec::new();
+        push_realigned(&mut message, &stream[hotline_wire::FRAME_HEADER_BYTES..], false).expect("fits");
+        let frame = flatbuffers::root::<hotline_wire::fb::Frame>(&message).expect("a standard FlatBuffer");
+        assert_eq!(frame.request_id(), 3);
     }
 
     #[test]
