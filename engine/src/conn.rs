@@ -314,12 +314,18 @@ fn hand_off(core: &CoreRef, idx: usize) -> bool {
     let dup = unsafe { libc::fcntl(conn.fd, libc::F_DUPFD_CLOEXEC, 0) };
     let home = home_core(adopt.user_id, c.shared.config.cores);
     let request_id = adopt.request_id;
+    let (user_id, kind) = (adopt.user_id, adopt.layer.as_ref().map(|l| l.kind()));
     if dup >= 0 {
         // SAFETY: `dup` is a descriptor we just created and own exclusively.
         adopt.fd = Some(unsafe { OwnedFd::from_raw_fd(dup) });
         let shared = c.shared.clone();
         match shared.mailboxes[home].push_routed(Routed::Adopt(adopt)) {
             Ok(()) => {
+                tracing::debug!(
+                    "core {}: connection {idx} of user {user_id} ({}) moves to core {home}",
+                    c.id,
+                    kind.map_or("tcp", |k| k.name())
+                );
                 c.remove_conn(idx);
                 return true;
             }

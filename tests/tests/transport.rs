@@ -232,3 +232,48 @@ fn openssl_s_client_verifies_the_tls_listener() {
     );
     assert!(text.contains("Verification: OK"), "{text}");
 }
+
+/// Logs in new users over `transport` until the server reports one whose connection moved
+/// to its home core (another core than the one that accepted it); returns that client.
+/// Each login moves with probability 1/2 on 2 cores, so 32 tries fail with odds 2^-32.
+fn handed_off_user(server: &Server, addr: SocketAddr, transport: &Transport, kind: &str) -> (Client, u64) {
+    for i in 0..32 {
+        let (client, login) = Client::new_user_with(addr, transport, &format!("{kind}-mover-{i}"));
+        let line = format!("of user {} ({kind}) moves to core", login.user_id);
+        // The log line is written before the home core answers the login, which we have seen.
+        if server.stderr().contains(&line) {
+            return (client, login.user_id);
+        }
+    }
+    panic!(
+        "no {kind} login was handed to another core in 32 tries; stderr:\n{}",
+        server.stderr()
+    );
+}
+
+/// A TLS session and a WebSocket that moved to another core with their connections keep
+/// working there: messages both ways, and the history they made.
+#[test]
+fn tls_and_websocket_connections_keep_working_after_moving_to_their_home_core() {
+    let server = Server::options().tls().arg("--log-level").arg("debug").start();
+    let (mut tls_user, tls_id) = handed_off_user(&server, server.tls_addr(), &Transport::Tls, "tls");
+    let (mut ws_user, ws_id) = handed_off_user(&server, server.ws_addr(), &ws(), "ws");
+    for n in 1..=3 {
+        tls_user
+            .send(ws_id, n, &payload("from-tls", n, 50))
+            .expect("TLS send after the move");
+        ws_user
+            .send(tls_id, n, &payload("from-ws", n, 50))
+            .expect("WebSocket send after the move");
+    }
+    let to_ws: Vec<Vec<u8>> = ws_user.expect_delivers(3).into_iter().map(|d| d.payload).collect();
+    let to_tls: Vec<Vec<u8>> = tls_user.expect_delivers(3).into_iter().map(|d| d.payload).collect();
+    let want = |tag: &str| (1..=3).map(|n| payload(tag, n, 50)).collect::<Vec<_>>();
+    assert_eq!(to_ws, want("from-tls"));
+    assert_eq!(to_tls, want("from-ws"));
+    assert_eq!(
+        ws_user.sync(0, 10).messages.len(),
+        6,
+        "3 received and 3 sent in the inbox"
+    );
+}

@@ -75,6 +75,17 @@ pub enum LayerKind {
     WsOverTls,
 }
 
+impl LayerKind {
+    /// `tls`, `ws` or `wss`.
+    pub fn name(self) -> &'static str {
+        match self {
+            LayerKind::Tls => "tls",
+            LayerKind::Ws => "ws",
+            LayerKind::WsOverTls => "wss",
+        }
+    }
+}
+
 enum WsPhase {
     /// Server: reading the HTTP request head (bounded by [`HTTP_HEAD_BYTES_MAX`]).
     ServerHead {
