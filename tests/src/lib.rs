@@ -554,6 +554,21 @@ pub fn test_certificate() -> (PathBuf, PathBuf) {
     (dir.join("cert.pem"), dir.join("key.pem"))
 }
 
+/// A TLS client configuration trusting [`test_certificate`], verifying `localhost`.
+fn test_tls_client() -> tls::ClientTls {
+    let (cert, _) = test_certificate();
+    tls::client_trusting(&cert, "localhost").expect("a client config trusting the test certificate")
+}
+
+fn ws_options(addr: SocketAddr, origin: Option<String>) -> WsClientOptions {
+    WsClientOptions {
+        host: addr.to_string(),
+        path: "/".to_owned(),
+        origin,
+        frame_bytes_max: hotline_wire::FRAME_BYTES_MAX_DEFAULT,
+    }
+}
+
 /// How a [`Client`] reaches the server.
 #[derive(Debug, Clone)]
 pub enum Transport {
@@ -563,6 +578,8 @@ pub enum Transport {
     Tls,
     /// One frame per binary WebSocket message, optionally with an `Origin` header.
     Ws { origin: Option<String> },
+    /// WebSocket inside TLS (wss), trusting [`test_certificate`].
+    Wss,
 }
 
 fn start_failed(mut child: Child, stderr_path: &Path, why: &str) -> ! {
@@ -794,21 +811,14 @@ impl Client {
     pub fn connect_with(addr: SocketAddr, transport: &Transport) -> Client {
         let layer = match transport {
             Transport::Tcp => None,
-            Transport::Tls => {
-                let (cert, _) = test_certificate();
-                let roots = tls::load_certificates(&cert).expect("load the test certificate");
-                let config = tls::client_config(&roots).expect("a client config trusting the test certificate");
-                let name = tls::server_name("localhost").expect("a valid server name");
-                Some(Layer::client(Some((config, name)), None).expect("a TLS client layer"))
-            }
+            Transport::Tls => Some(Layer::client(Some(test_tls_client()), None).expect("a TLS client layer")),
             Transport::Ws { origin } => {
-                let options = WsClientOptions {
-                    host: addr.to_string(),
-                    path: "/".to_owned(),
-                    origin: origin.clone(),
-                    frame_bytes_max: hotline_wire::FRAME_BYTES_MAX_DEFAULT,
-                };
+                let options = ws_options(addr, origin.clone());
                 Some(Layer::client(None, Some(options)).expect("a WebSocket client layer"))
+            }
+            Transport::Wss => {
+                let options = ws_options(addr, None);
+                Some(Layer::client(Some(test_tls_client()), Some(options)).expect("a wss client layer"))
             }
         };
         let stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect to the server at {addr}: {e}"));

@@ -277,3 +277,18 @@ fn tls_and_websocket_connections_keep_working_after_moving_to_their_home_core() 
         "3 received and 3 sent in the inbox"
     );
 }
+
+/// `--ws-tls`: WebSocket inside TLS (wss) carries the same protocol; a wss user and a TLS
+/// user message each other.
+#[test]
+fn websocket_over_tls_works_with_ws_tls() {
+    let server = Server::options().tls().arg("--ws-tls").start();
+    let (mut wss_user, _) = Client::new_user_with(server.ws_addr(), &Transport::Wss, "secure-ws");
+    let (mut tls_user, t) = Client::new_user_with(server.tls_addr(), &Transport::Tls, "secure-tcp");
+    wss_user.send(t.user_id, 1, b"over wss").expect("send over wss");
+    assert_eq!(tls_user.expect_deliver().payload, b"over wss");
+    // Plain WebSocket on the wss port is refused (it is not a TLS ClientHello).
+    let mut plain = Client::connect(server.ws_addr());
+    plain.raw_write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(plain.is_closed_by_server(Duration::from_secs(5)));
+}
