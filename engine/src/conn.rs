@@ -7,6 +7,10 @@
 //! connection's own `inbound`. Writes go out with one non-blocking `send` per connection
 //! per unit of work, carrying every frame queued by then; only a full socket makes the
 //! task also wait for writability.
+//!
+//! TLS and WebSocket connections take the same path with a layer in between (see
+//! [`crate::transport`]): reads go through the layer into the frame path, flushes seal
+//! queued frames into the layer first, and a hand-off carries the layer with the descriptor.
 
 use std::future::{poll_fn, Future};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
