@@ -14,6 +14,11 @@
 //! Cost: TLS and WebSocket state live per connection (rustls' session, tungstenite's read
 //! buffer, about 4 KiB at rest, grown to the largest message received), on top of what a
 //! plain connection holds; scratch buffers are released when a connection drains.
+//!
+//! CPU: TLS handshakes (one ECDHE and one signature) and record encryption run on the core
+//! that owns the connection, inline: CPU work, never a blocking call, bounded per wake-up
+//! like any read (`READ_BYTES_PER_WAKE_MAX`). A burst of new TLS clients therefore costs
+//! the accepting cores CPU time; `results/transports/` measures it.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
