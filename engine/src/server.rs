@@ -63,6 +63,8 @@ struct CoreListeners {
 /// Runs `hotline serve` until SIGINT or SIGTERM. `ready` receives the bound addresses.
 pub fn serve(config: ServeConfig, ready: impl FnOnce(&Bound)) -> anyhow::Result<()> {
     config.validate().context("invalid configuration")?;
+    // Certificates first: a bad --tls-cert stops start-up before any thread starts.
+    let transports = Transports::from_config(&config)?;
     check_io_uring();
     raise_open_file_limit();
     std::fs::create_dir_all(&config.data_dir)
@@ -78,7 +80,6 @@ pub fn serve(config: ServeConfig, ready: impl FnOnce(&Bound)) -> anyhow::Result<
     )
     .context("cannot start the helper threads")?;
 
-    let transports = Transports::from_config(&config)?;
     let tcp = bind_listeners(config.listen, config.cores)?;
     let addr = tcp[0].local_addr()?;
     let t = &config.transport;

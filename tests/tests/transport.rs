@@ -292,3 +292,43 @@ fn websocket_over_tls_works_with_ws_tls() {
     plain.raw_write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(plain.is_closed_by_server(Duration::from_secs(5)));
 }
+
+/// A certificate that cannot be read stops start-up with a message naming the file and
+/// the fix, before anything listens.
+#[test]
+fn a_missing_certificate_stops_start_up_naming_the_file() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let missing = dir.path().join("missing-cert.pem");
+    let mut child = Command::new(hotline_tests::hotline_bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--ws-listen", "off", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .arg("--tls-cert")
+        .arg(&missing)
+        .arg("--tls-key")
+        .arg(&missing)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn hotline serve");
+    let deadline = std::time::Instant::now() + hotline_tests::SERVER_EXIT_WAIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("poll the server") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("hotline serve kept running with a missing certificate");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let output = child.wait_with_output().expect("collect the output");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!status.success(), "exit status {status}");
+    assert!(stderr.contains("missing-cert.pem"), "{stderr}");
+    assert!(stderr.contains("self-signed-cert"), "names the fix: {stderr}");
+    assert!(
+        output.stdout.is_empty(),
+        "nothing listened: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+}
