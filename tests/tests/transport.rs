@@ -332,3 +332,25 @@ fn a_missing_certificate_stops_start_up_naming_the_file() {
         String::from_utf8_lossy(&output.stdout)
     );
 }
+
+/// SIGTERM: TLS and WebSocket clients get `Error{ShuttingDown}` through their layer before
+/// the close, like TCP clients, and the server exits 0.
+#[test]
+fn tls_and_websocket_clients_are_told_about_shutdown() {
+    let mut server = Server::options().tls().start();
+    let (mut tls_client, _) = Client::new_user_with(server.tls_addr(), &Transport::Tls, "bye-tls");
+    let (mut ws_client, _) = Client::new_user_with(server.ws_addr(), &ws(), "bye-ws");
+    let status = server.terminate();
+    assert!(status.success(), "exit status {status}");
+    for (name, client) in [("tls", &mut tls_client), ("ws", &mut ws_client)] {
+        assert_eq!(
+            client.expect_error(REPLY_WAIT_DEFAULT),
+            (0, ErrorCode::ShuttingDown),
+            "{name}"
+        );
+        assert!(
+            client.is_closed_by_server(Duration::from_secs(5)),
+            "{name}: closed after it"
+        );
+    }
+}
