@@ -33,6 +33,9 @@ fuzz-build:
 test: deps generated
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	# The end-to-end tests run the real binaries; `cargo test` builds a package's binaries
+	# only for that package's own integration tests, so build them all first.
+	cargo build --workspace --bins
 	cargo test --workspace
 	$(MAKE) test-browser
 	$(MAKE) fuzz-build
