@@ -1,6 +1,7 @@
 # Hotline: the two commands a fresh Debian/Ubuntu machine with only rustup needs.
 #   make run    build (release) and start `hotline serve` on its defaults
-#   make test   everything CI checks: generated code, fmt, clippy, tests, fuzz target build
+#   make test   everything CI checks: generated code, fmt, clippy, tests, the browser test,
+#               fuzz target build
 #   make bench  the end-to-end load scenarios (scripts/bench): results/*.json, README table, plots
 SHELL := /bin/bash
 .DEFAULT_GOAL := test
@@ -9,7 +10,7 @@ SHELL := /bin/bash
 # 13-minute C++ build from earlier runs; a fresh machine simply starts it empty.
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/hotline/target
 
-.PHONY: run test deps flatc generated fuzz-build bench-wire bench
+.PHONY: run test test-browser deps flatc generated fuzz-build bench-wire bench
 
 deps:
 	@scripts/ensure-deps
@@ -32,11 +33,17 @@ fuzz-build:
 test: deps generated
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
-	# The end-to-end tests run the real `hotline` and `hotline-loadgen` binaries, which
-	# `cargo test` does not build for another package's tests: build them first.
+	# The end-to-end tests run the real binaries; `cargo test` builds a package's binaries
+	# only for that package's own integration tests, so build them all first.
 	cargo build --workspace --bins
 	cargo test --workspace
+	$(MAKE) test-browser
 	$(MAKE) fuzz-build
+
+# Headless Chromium (Debian's, via playwright-core) chats through the web page as two
+# users; installs chromium/nodejs/npm when missing (as root). Screenshots: web/test-results/.
+test-browser: deps
+	scripts/test-browser
 
 bench-wire: deps
 	cargo bench -p hotline-benches --bench wire

@@ -65,6 +65,40 @@ pub struct ServeConfig {
     pub helper_threads: usize,
     /// Most members of one group.
     pub group_members_max: usize,
+    /// TLS and WebSocket listeners, and the web page.
+    pub transport: TransportConfig,
+}
+
+/// Default address of the TLS listener (used only with a certificate).
+pub const TLS_LISTEN_DEFAULT: &str = "127.0.0.1:7443";
+/// Default address of the WebSocket listener.
+pub const WS_LISTEN_DEFAULT: &str = "127.0.0.1:7701";
+
+/// The listeners besides plain TCP. Plain TCP (`listen`) is always on: loopback clients
+/// and benchmarks use it; TLS and WebSocket are extra listeners on their own ports.
+#[derive(Debug, Clone, Default)]
+pub struct TransportConfig {
+    /// PEM certificate chain; with `tls_key`, turns on the TLS listener.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// Where TLS over TCP is accepted (only when a certificate is given).
+    pub tls_listen: Option<SocketAddr>,
+    /// Where WebSocket is accepted (one binary message = one frame); `None`: off.
+    pub ws_listen: Option<SocketAddr>,
+    /// The WebSocket listener speaks TLS (wss://) with the same certificate.
+    pub ws_tls: bool,
+    /// Browser origins allowed to open a WebSocket besides the page's own (`*`: any).
+    pub ws_origins_allowed: Vec<String>,
+    /// Serve the web chat page on the WebSocket listener (`GET /`).
+    pub web: bool,
+}
+
+impl TransportConfig {
+    /// Whether a certificate is configured.
+    pub fn has_tls(&self) -> bool {
+        self.tls_cert.is_some() && self.tls_key.is_some()
+    }
 }
 
 /// A configuration that cannot work.
@@ -115,6 +149,24 @@ impl ServeConfig {
                 "1 to 4096",
             );
         }
+        let t = &self.transport;
+        if t.tls_cert.is_some() != t.tls_key.is_some() {
+            return invalid(
+                "tls_cert",
+                format!("{:?} / {:?}", t.tls_cert, t.tls_key),
+                "--tls-cert and --tls-key go together",
+            );
+        }
+        if t.ws_tls && !t.has_tls() {
+            return invalid("ws_tls", "true".into(), "wss needs --tls-cert and --tls-key");
+        }
+        if t.web && t.ws_listen.is_none() {
+            return invalid(
+                "web",
+                "true".into(),
+                "the web page is served on the WebSocket listener: set --ws-listen",
+            );
+        }
         Ok(())
     }
 
@@ -152,6 +204,7 @@ pub(crate) fn test_config() -> ServeConfig {
         connections_per_core_max: CONNECTIONS_PER_CORE_MAX_DEFAULT,
         helper_threads: 1,
         group_members_max: GROUP_MEMBERS_MAX_DEFAULT,
+        transport: TransportConfig::default(),
     }
 }
 
@@ -189,5 +242,24 @@ mod tests {
                 ..
             })
         ));
+        let c = ServeConfig {
+            transport: TransportConfig {
+                tls_cert: Some("cert.pem".into()),
+                ..TransportConfig::default()
+            },
+            ..test_config()
+        };
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::Invalid { key: "tls_cert", .. })
+        ));
+        let c = ServeConfig {
+            transport: TransportConfig {
+                ws_tls: true,
+                ..TransportConfig::default()
+            },
+            ..test_config()
+        };
+        assert!(matches!(c.validate(), Err(ConfigError::Invalid { key: "ws_tls", .. })));
     }
 }

@@ -7,13 +7,19 @@
 //! connection's own `inbound`. Writes go out with one non-blocking `send` per connection
 //! per unit of work, carrying every frame queued by then; only a full socket makes the
 //! task also wait for writability.
+//!
+//! TLS and WebSocket connections take the same path with a layer in between (see
+//! [`crate::transport`]): reads go through the layer into the frame path, flushes seal
+//! queued frames into the layer first, and a hand-off carries the layer with the descriptor.
 
 use std::future::{poll_fn, Future};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
+use hotline_transport::ServerSettings;
 use hotline_wire::{frame_body_len, Decoded, ErrorCode, FrameError, FRAME_HEADER_BYTES};
 use monoio::net::{TcpListener, TcpStream};
 
@@ -22,8 +28,9 @@ use crate::core::{ConnState, Core, CoreRef};
 use crate::handlers;
 use crate::mailbox::{home_core, Adopt, Routed};
 
-/// Accepts connections until the listener fails for good or the core shuts down.
-pub async fn accept_loop(core: CoreRef, listener: TcpListener) {
+/// Accepts connections until the listener fails for good or the core shuts down. With
+/// `transport` (a TLS or WebSocket listener) each connection gets its own layer.
+pub async fn accept_loop(core: CoreRef, listener: TcpListener, transport: Option<Arc<ServerSettings>>) {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -44,9 +51,18 @@ pub async fn accept_loop(core: CoreRef, listener: TcpListener) {
                 tracing::debug!("refusing {peer}: core {} holds its maximum of connections", c.id);
                 continue;
             }
+            let layer = match crate::transport::accept(transport.as_ref()) {
+                Ok(layer) => layer,
+                Err(e) => {
+                    tracing::warn!("refusing {peer}: cannot start its transport: {e}");
+                    continue;
+                }
+            };
             let _ = stream.set_nodelay(true);
             tracing::debug!("core {}: accepted {peer}", c.id);
-            c.insert_conn(stream.as_raw_fd(), ConnState::Handshaking)
+            let idx = c.insert_conn(stream.as_raw_fd(), ConnState::Handshaking);
+            c.conns[idx].layer = layer;
+            idx
         };
         monoio::spawn(run(core.clone(), idx, stream));
     }
@@ -135,6 +151,10 @@ pub async fn run(core: CoreRef, idx: usize, stream: TcpStream) {
         c.flush_dirty();
     }
     let mut c = core.borrow_mut();
+    if let Some(layer) = c.conns.get_mut(idx).and_then(|conn| conn.layer.as_mut()) {
+        // WebSocket Close and TLS close_notify, best effort in the last flush.
+        layer.close();
+    }
     c.flush(idx);
     // SAFETY: shutdown on our own open socket; it only changes the socket's state.
     unsafe { libc::shutdown(stream.as_raw_fd(), libc::SHUT_RDWR) };
@@ -169,7 +189,11 @@ fn read_ready(core: &mut Core, idx: usize) -> bool {
         let n = n as usize;
         total += n;
         core.shared.metrics.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
-        process_bytes(core, idx, &scratch[..n]);
+        if core.conns[idx].layer.is_some() {
+            crate::transport::ingest(core, idx, &scratch[..n]);
+        } else {
+            process_bytes(core, idx, &scratch[..n]);
+        }
         if n < scratch.len() {
             break; // Drained: the next readiness tells us when there is more.
         }
@@ -286,6 +310,7 @@ fn hand_off(core: &CoreRef, idx: usize) -> bool {
         return false;
     };
     adopt.outbound = conn.outbound.split_off(conn.outbound_sent);
+    adopt.layer = conn.layer.take();
     conn.outbound.clear();
     conn.outbound_sent = 0;
     // SAFETY: `conn.fd` is this connection's open socket; F_DUPFD_CLOEXEC returns a new
@@ -293,12 +318,18 @@ fn hand_off(core: &CoreRef, idx: usize) -> bool {
     let dup = unsafe { libc::fcntl(conn.fd, libc::F_DUPFD_CLOEXEC, 0) };
     let home = home_core(adopt.user_id, c.shared.config.cores);
     let request_id = adopt.request_id;
+    let (user_id, kind) = (adopt.user_id, adopt.layer.as_ref().map(|l| l.kind()));
     if dup >= 0 {
         // SAFETY: `dup` is a descriptor we just created and own exclusively.
         adopt.fd = Some(unsafe { OwnedFd::from_raw_fd(dup) });
         let shared = c.shared.clone();
         match shared.mailboxes[home].push_routed(Routed::Adopt(adopt)) {
             Ok(()) => {
+                tracing::debug!(
+                    "core {}: connection {idx} of user {user_id} ({}) moves to core {home}",
+                    c.id,
+                    kind.map_or("tcp", |k| k.name())
+                );
                 c.remove_conn(idx);
                 return true;
             }
@@ -312,6 +343,7 @@ fn hand_off(core: &CoreRef, idx: usize) -> bool {
     let conn = &mut c.conns[idx];
     conn.inbound = std::mem::take(&mut adopt.inbound);
     conn.outbound = std::mem::take(&mut adopt.outbound);
+    conn.layer = adopt.layer.take();
     conn.state = ConnState::Ready;
     c.shared.metrics.shed_overloaded.fetch_add(1, Ordering::Relaxed);
     c.push_error(
@@ -337,6 +369,7 @@ pub fn adopt(core: &mut Core, mut adopt: Adopt) {
     let idx = core.insert_conn(stream.as_raw_fd(), ConnState::Handshaking);
     core.conns[idx].outbound = std::mem::take(&mut adopt.outbound);
     core.conns[idx].inbound = std::mem::take(&mut adopt.inbound);
+    core.conns[idx].layer = adopt.layer.take();
     core.activate_device(idx, &adopt);
     resume(core, idx);
     if let Some(me) = core.self_ref.upgrade() {

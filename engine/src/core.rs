@@ -29,6 +29,7 @@ use std::sync::Arc;
 use std::task::Waker;
 use std::time::Instant;
 
+use hotline_transport::Layer;
 use hotline_wire::{AckOk, Encoder, ErrorBody, ErrorCode, FrameDecoder, Limits, LoginOk, Message, Ping, SyncPage};
 use slab::Slab;
 
@@ -41,6 +42,7 @@ use crate::metrics::Metrics;
 use crate::presence::PresenceBook;
 use crate::storage::record::{decode_record, StoredMessage};
 use crate::storage::writer::{LogWriter, WriteOp, WriteRequest};
+pub use crate::transport::Transports;
 
 /// What every core shares (read-mostly; counters are atomics).
 #[derive(Debug)]
@@ -53,6 +55,8 @@ pub struct Shared {
     pub metrics: Metrics,
     /// Connections currently open, all cores together.
     pub connections: AtomicU64,
+    /// What the TLS and WebSocket listeners speak.
+    pub transports: Transports,
 }
 
 /// A connection's protocol state.
@@ -129,6 +133,9 @@ pub struct Conn {
     pub last_rx_ms: u64,
     pub ping_sent: bool,
     pub malformed_frames: u32,
+    /// TLS/WebSocket state (`None` on plain TCP). With a layer, `outbound` holds frames
+    /// only until the next flush seals them into the layer's wire buffer.
+    pub layer: Option<Box<Layer>>,
 }
 
 impl Conn {
@@ -151,12 +158,13 @@ impl Conn {
             last_rx_ms: now_ms,
             ping_sent: false,
             malformed_frames: 0,
+            layer: None,
         }
     }
 
-    /// Bytes queued and not yet written.
+    /// Bytes queued and not yet written (frames, and a layer's sealed bytes).
     pub fn unsent(&self) -> usize {
-        self.outbound.len() - self.outbound_sent
+        self.outbound.len() - self.outbound_sent + self.layer.as_ref().map_or(0, |l| l.pending_bytes())
     }
 
     /// Whether frames from this connection may be processed now.
@@ -224,6 +232,8 @@ pub struct Core {
     pub draining: bool,
     /// Presence of this core's users, their subscribers, and notices bound for other cores.
     pub presence: PresenceBook,
+    /// Scratch for the frames a TLS/WebSocket layer decoded from one read.
+    pub layer_frames: Vec<u8>,
 }
 
 impl std::fmt::Debug for Core {
@@ -260,6 +270,7 @@ impl Core {
             pending_tokens: HashMap::new(),
             draining: false,
             presence: PresenceBook::new(shared.config.cores),
+            layer_frames: Vec::new(),
         }
     }
 
@@ -348,6 +359,15 @@ impl Core {
         }
     }
 
+    /// Puts connection `idx` on the list flushed at the end of this unit of work.
+    pub fn mark_dirty(&mut self, idx: usize) {
+        let Some(conn) = self.conns.get_mut(idx) else { return };
+        if !conn.dirty {
+            conn.dirty = true;
+            self.dirty.push(idx);
+        }
+    }
+
     /// Queues one frame to connection `idx`.
     pub fn push(&mut self, idx: usize, request_id: u64, message: &Message<'_>) {
         let Some(conn) = self.conns.get_mut(idx) else { return };
@@ -404,12 +424,24 @@ impl Core {
     pub fn flush(&mut self, idx: usize) {
         let Some(conn) = self.conns.get_mut(idx) else { return };
         conn.dirty = false;
-        if conn.write_blocked {
+        let mut failed = false;
+        if let Some(layer) = conn.layer.as_mut() {
+            // Seal every queued frame into TLS records / WebSocket messages.
+            if let Err(e) = layer.seal(&conn.outbound[conn.outbound_sent..]) {
+                tracing::error!("core {}: connection {idx}: sealing frames: {e}", self.id);
+                failed = true;
+            }
+            conn.outbound.clear();
+            conn.outbound_sent = 0;
+        }
+        if conn.write_blocked && !failed {
             return;
         }
-        let mut failed = false;
-        while conn.unsent() > 0 {
-            let rest = &conn.outbound[conn.outbound_sent..];
+        while conn.unsent() > 0 && !failed {
+            let rest = match conn.layer.as_ref() {
+                Some(layer) => layer.wire(),
+                None => &conn.outbound[conn.outbound_sent..],
+            };
             // SAFETY: `rest` is a live, initialised buffer of `rest.len()` bytes and `fd`
             // is this connection's open socket (its task closes it only after removing
             // the entry, which cannot happen while we hold the core borrow).
@@ -422,7 +454,10 @@ impl Core {
                 )
             };
             if n >= 0 {
-                conn.outbound_sent += n as usize;
+                match conn.layer.as_mut() {
+                    Some(layer) => layer.consume_wire(n as usize),
+                    None => conn.outbound_sent += n as usize,
+                }
                 continue;
             }
             match std::io::Error::last_os_error().kind() {
@@ -439,6 +474,9 @@ impl Core {
             // The peer is gone: drop what it will never read and let the task close.
             conn.outbound.clear();
             conn.outbound_sent = 0;
+            if let Some(layer) = conn.layer.as_mut() {
+                layer.discard_pending();
+            }
             conn.closing = true;
             conn.wake();
             return;
@@ -449,6 +487,9 @@ impl Core {
             // Keep a warm buffer for busy connections, not for idle ones.
             if conn.outbound.capacity() > crate::config::OUTBOUND_RETAIN_BYTES {
                 conn.outbound = Vec::new();
+            }
+            if let Some(layer) = conn.layer.as_mut() {
+                layer.release_idle();
             }
             if conn.closing {
                 conn.wake();
@@ -1074,6 +1115,9 @@ impl Core {
                     // The peer is not reading: give up on the rest.
                     conn.outbound.clear();
                     conn.outbound_sent = 0;
+                    if let Some(layer) = conn.layer.as_mut() {
+                        layer.discard_pending();
+                    }
                     conn.write_blocked = false;
                     conn.wake();
                 }

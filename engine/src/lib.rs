@@ -14,6 +14,8 @@
 //!   membership, conversation states, receipts and persistence levels.
 //! - [`helper`]: the bounded pool for argon2 and log reads (never on a core thread).
 //! - [`presence`]: who is online, who watches whom, coalesced publication across cores.
+//! - [`transport`]: TLS and WebSocket connections: a sans-IO layer per connection that
+//!   moves with it between cores. [`web`]: the web chat page's files.
 //! - [`auth`]: password hashing, tokens, name rules. [`config`]: limits and settings.
 //! - [`admin`]: offline commands (`hotline user add`). [`metrics`]: counters.
 //!
@@ -35,3 +37,5 @@ pub mod metrics;
 pub mod presence;
 pub mod server;
 pub mod storage;
+pub mod transport;
+pub mod web;

@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use atomic_waker::AtomicWaker;
 use crossbeam_queue::ArrayQueue;
+use hotline_transport::Layer;
 use hotline_wire::{ErrorCode, ReadPosition, Receipt, SendAck, TypingNotice};
 
 use crate::storage::record::StoredMessage;
@@ -199,6 +200,9 @@ pub struct Adopt {
     pub inbound: Vec<u8>,
     /// Frames queued before the handoff and not yet written.
     pub outbound: Vec<u8>,
+    /// The connection's TLS/WebSocket state (`None` on plain TCP): it moves with the
+    /// descriptor, so the home core carries on the same TLS session and WebSocket.
+    pub layer: Option<Box<Layer>>,
 }
 
 /// Who logged in, as the login's outcome tells it.
@@ -227,6 +231,7 @@ impl Adopt {
             inbox_head: login.inbox_head,
             inbound: Vec::new(),
             outbound: Vec::new(),
+            layer: None,
         }
     }
 }
@@ -387,6 +392,7 @@ mod tests {
             inbox_head: 0,
             inbound: Vec::new(),
             outbound: Vec::new(),
+            layer: None,
         }))
     }
 

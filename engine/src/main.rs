@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use hotline_engine::config::{
-    Durability, Registration, ServeConfig, CONNECTIONS_PER_CORE_MAX_DEFAULT, HELPER_THREADS_DEFAULT,
-    LOGIN_TIMEOUT_MS_DEFAULT, OUTBOUND_BYTES_MAX_DEFAULT,
+    Durability, Registration, ServeConfig, TransportConfig, CONNECTIONS_PER_CORE_MAX_DEFAULT, HELPER_THREADS_DEFAULT,
+    LOGIN_TIMEOUT_MS_DEFAULT, OUTBOUND_BYTES_MAX_DEFAULT, TLS_LISTEN_DEFAULT, WS_LISTEN_DEFAULT,
 };
 use hotline_wire::{
     FRAME_BYTES_MAX_DEFAULT, IDLE_TIMEOUT_MS_DEFAULT, PAYLOAD_BYTES_MAX_DEFAULT, SYNC_PAGE_MESSAGES_MAX_DEFAULT,
@@ -134,6 +134,45 @@ struct ServeArgs {
     /// Most members of one group (adding one more answers GroupFull).
     #[arg(long, default_value_t = hotline_engine::config::GROUP_MEMBERS_MAX_DEFAULT)]
     group_members_max: usize,
+    /// PEM certificate (chain) for TLS; with --tls-key it turns on the TLS listener
+    /// (--tls-listen). `scripts/self-signed-cert` makes a pair for local use.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Address of the TLS listener (same protocol as --listen, inside TLS); used only
+    /// with --tls-cert/--tls-key.
+    #[arg(long, default_value = TLS_LISTEN_DEFAULT)]
+    tls_listen: SocketAddr,
+    /// Address of the WebSocket listener (one binary message carries one frame), or
+    /// `off`. Port 0 picks a free port.
+    #[arg(long, default_value = WS_LISTEN_DEFAULT, value_parser = parse_listen_or_off)]
+    ws_listen: ListenOrOff,
+    /// The WebSocket listener speaks TLS (wss://) with --tls-cert/--tls-key.
+    #[arg(long)]
+    ws_tls: bool,
+    /// A browser origin (`https://chat.example.com`) allowed to open a WebSocket besides
+    /// the web page's own; repeat for more, `*` for any. Clients that send no Origin
+    /// (not browsers) are always allowed.
+    #[arg(long = "ws-allowed-origin")]
+    ws_allowed_origins: Vec<String>,
+    /// Serve the web chat page at http://WS-LISTEN/ (same listener as the WebSocket).
+    #[arg(long)]
+    web: bool,
+}
+
+/// A listening address, or `off`.
+#[derive(Debug, Clone, Copy)]
+struct ListenOrOff(Option<SocketAddr>);
+
+fn parse_listen_or_off(s: &str) -> Result<ListenOrOff, String> {
+    if s.eq_ignore_ascii_case("off") {
+        return Ok(ListenOrOff(None));
+    }
+    s.parse()
+        .map(|a| ListenOrOff(Some(a)))
+        .map_err(|e| format!("{s:?} is neither an address (127.0.0.1:7701) nor `off`: {e}"))
 }
 
 fn main() {
@@ -177,10 +216,31 @@ fn run(command: Command) -> anyhow::Result<()> {
                 connections_per_core_max: a.connections_per_core_max,
                 helper_threads: a.helper_threads,
                 group_members_max: a.group_members_max,
+                transport: TransportConfig {
+                    tls_listen: a.tls_cert.as_ref().map(|_| a.tls_listen),
+                    tls_cert: a.tls_cert,
+                    tls_key: a.tls_key,
+                    ws_listen: a.ws_listen.0,
+                    ws_tls: a.ws_tls,
+                    ws_origins_allowed: a.ws_allowed_origins,
+                    web: a.web,
+                },
             };
-            hotline_engine::server::serve(config, |addr| {
+            hotline_engine::server::serve(config, |bound| {
+                // The plain line comes last: whoever waits for it knows every listener is up.
                 let mut out = std::io::stdout().lock();
-                let _ = writeln!(out, "hotline listening on {addr}");
+                if let Some(addr) = bound.tls {
+                    let _ = writeln!(out, "hotline tls listening on {addr}");
+                }
+                if let Some(addr) = bound.ws {
+                    let scheme = if bound.ws_tls { "wss" } else { "ws" };
+                    let _ = writeln!(out, "hotline {scheme} listening on {addr}");
+                    if bound.web {
+                        let page = if bound.ws_tls { "https" } else { "http" };
+                        let _ = writeln!(out, "hotline web page at {page}://{addr}/");
+                    }
+                }
+                let _ = writeln!(out, "hotline listening on {}", bound.tcp);
                 let _ = out.flush();
             })
         }

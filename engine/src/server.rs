@@ -23,7 +23,7 @@ use monoio::net::TcpListener;
 use monoio::{FusionDriver, RuntimeBuilder};
 
 use crate::config::ServeConfig;
-use crate::core::{Core, Shared};
+use crate::core::{Core, Shared, Transports};
 use crate::mailbox::Mailbox;
 use crate::metrics::Metrics;
 use crate::storage::{writer, Storage};
@@ -38,9 +38,33 @@ const SHUTDOWN_DRAIN_MS: u64 = 10_000;
 /// Longest a core waits for connections to flush and close at shutdown.
 const SHUTDOWN_CLOSE_MS: u64 = 2_000;
 
-/// Runs `hotline serve` until SIGINT or SIGTERM. `ready` receives the bound address.
-pub fn serve(config: ServeConfig, ready: impl FnOnce(SocketAddr)) -> anyhow::Result<()> {
+/// Where a started server listens.
+#[derive(Debug, Clone, Copy)]
+pub struct Bound {
+    /// Plain TCP.
+    pub tcp: SocketAddr,
+    /// TLS over TCP, when a certificate is configured.
+    pub tls: Option<SocketAddr>,
+    /// WebSocket, unless turned off.
+    pub ws: Option<SocketAddr>,
+    /// The WebSocket listener speaks TLS.
+    pub ws_tls: bool,
+    /// The web page is served on the WebSocket listener.
+    pub web: bool,
+}
+
+/// One core's listeners: plain TCP, and TLS and WebSocket when configured.
+struct CoreListeners {
+    tcp: StdListener,
+    tls: Option<StdListener>,
+    ws: Option<StdListener>,
+}
+
+/// Runs `hotline serve` until SIGINT or SIGTERM. `ready` receives the bound addresses.
+pub fn serve(config: ServeConfig, ready: impl FnOnce(&Bound)) -> anyhow::Result<()> {
     config.validate().context("invalid configuration")?;
+    // Certificates first: a bad --tls-cert stops start-up before any thread starts.
+    let transports = Transports::from_config(&config)?;
     check_io_uring();
     raise_open_file_limit();
     std::fs::create_dir_all(&config.data_dir)
@@ -61,9 +85,36 @@ pub fn serve(config: ServeConfig, ready: impl FnOnce(SocketAddr)) -> anyhow::Res
     )
     .context("cannot start the helper threads")?;
 
-    let listeners = bind_listeners(config.listen, config.cores)?;
-    let addr = listeners[0].local_addr()?;
+    let tcp = bind_listeners(config.listen, config.cores)?;
+    let addr = tcp[0].local_addr()?;
+    let t = &config.transport;
+    let tls = match (t.tls_listen, &transports.tls) {
+        (Some(at), Some(_)) => Some(bind_listeners(at, config.cores).context("TLS listener (--tls-listen)")?),
+        _ => None,
+    };
+    let ws = match t.ws_listen {
+        Some(at) => Some(bind_listeners(at, config.cores).context("WebSocket listener (--ws-listen)")?),
+        None => None,
+    };
+    let bound = Bound {
+        tcp: addr,
+        tls: tls.as_ref().map(|l| l[0].local_addr()).transpose()?,
+        ws: ws.as_ref().map(|l| l[0].local_addr()).transpose()?,
+        ws_tls: t.ws_tls,
+        web: t.web,
+    };
+    let mut tls = tls.map(Vec::into_iter);
+    let mut ws = ws.map(Vec::into_iter);
+    let listeners: Vec<CoreListeners> = tcp
+        .into_iter()
+        .map(|tcp| CoreListeners {
+            tcp,
+            tls: tls.as_mut().and_then(Iterator::next),
+            ws: ws.as_mut().and_then(Iterator::next),
+        })
+        .collect();
     let shared = Arc::new(Shared {
+        transports,
         config: config.clone(),
         mailboxes,
         writer: log_writer.clone(),
@@ -98,12 +149,14 @@ pub fn serve(config: ServeConfig, ready: impl FnOnce(SocketAddr)) -> anyhow::Res
         }
     }
     tracing::info!(
-        "serving on {addr} with {} cores, durability {:?}, data in {}",
+        "serving on {addr} (tls {:?}, websocket {:?}) with {} cores, durability {:?}, data in {}",
+        bound.tls,
+        bound.ws,
         config.cores,
         config.durability,
         config.data_dir.display()
     );
-    ready(addr);
+    ready(&bound);
 
     // Wait for SIGINT/SIGTERM on this thread.
     let mut signals = signals;
@@ -195,7 +248,7 @@ fn bind_listeners(addr: SocketAddr, cores: usize) -> anyhow::Result<Vec<StdListe
     Ok(out)
 }
 
-fn run_core(id: usize, shared: Arc<Shared>, listener: StdListener, started: mpsc::Sender<Result<(), String>>) {
+fn run_core(id: usize, shared: Arc<Shared>, listeners: CoreListeners, started: mpsc::Sender<Result<(), String>>) {
     let cpus = thread::available_parallelism().map_or(1, |n| n.get());
     if let Err(e) = monoio::utils::bind_to_cpu_set([id % cpus]) {
         tracing::warn!("core {id}: cannot pin to cpu {}: {e:?}", id % cpus);
@@ -213,10 +266,17 @@ fn run_core(id: usize, shared: Arc<Shared>, listener: StdListener, started: mpsc
     };
     let mailbox_shared = shared.clone();
     runtime.block_on(async move {
-        let listener = match TcpListener::from_std(listener) {
+        let from_std = |l: StdListener| TcpListener::from_std(l).map_err(|e| format!("core {id}: listener: {e}"));
+        let opened = (|| {
+            let tcp = from_std(listeners.tcp)?;
+            let tls = listeners.tls.map(from_std).transpose()?;
+            let ws = listeners.ws.map(from_std).transpose()?;
+            Ok::<_, String>((tcp, tls, ws))
+        })();
+        let (tcp, tls, ws) = match opened {
             Ok(l) => l,
             Err(e) => {
-                let _ = started.send(Err(format!("core {id}: listener: {e}")));
+                let _ = started.send(Err(e));
                 return;
             }
         };
@@ -224,9 +284,15 @@ fn run_core(id: usize, shared: Arc<Shared>, listener: StdListener, started: mpsc
         core.borrow_mut().self_ref = Rc::downgrade(&core);
         monoio::spawn(mailbox_loop(core.clone()));
         monoio::spawn(sweeper(core.clone()));
+        if let (Some(listener), Some(settings)) = (tls, &shared.transports.tls) {
+            monoio::spawn(conn::accept_loop(core.clone(), listener, Some(settings.clone())));
+        }
+        if let (Some(listener), Some(settings)) = (ws, &shared.transports.ws) {
+            monoio::spawn(conn::accept_loop(core.clone(), listener, Some(settings.clone())));
+        }
         let _ = started.send(Ok(()));
         monoio::select! {
-            _ = conn::accept_loop(core.clone(), listener) => {},
+            _ = conn::accept_loop(core.clone(), tcp, None) => {},
             _ = shutdown_requested(&shared) => {},
         }
         drain_and_close(&core).await;

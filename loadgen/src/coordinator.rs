@@ -26,7 +26,7 @@ use crate::clock::{now_ns, unix_ms, NS_PER_MS, NS_PER_S};
 use crate::hist::LatencyHist;
 use crate::payload::PAYLOAD_HEADER_BYTES;
 use crate::plan::{self, Pattern};
-use crate::proto::{Command, Progress, StepPlan, StepReport, WorkerConfig, WorkerMsg};
+use crate::proto::{Command, Progress, StepPlan, StepReport, TransportKind, WorkerConfig, WorkerMsg};
 use crate::sys;
 use crate::worker::CONNECTIONS_PER_WORKER_MAX;
 
@@ -112,6 +112,18 @@ pub struct LoadArgs {
     /// KEY=VALUE facts recorded in the report as they are (e.g. durability=sync).
     #[arg(long = "tag")]
     pub tags: Vec<String>,
+    /// What connections speak: tcp (length-prefixed frames), tls (the same inside TLS:
+    /// point --target at the server's --tls-listen) or ws (one frame per binary WebSocket
+    /// message: point --target at --ws-listen). Recorded in the report as tag transport.
+    #[arg(long, value_enum, default_value_t = TransportKind::Tcp)]
+    pub transport: TransportKind,
+    /// With --transport tls: the PEM certificate to trust (the server's self-signed
+    /// --tls-cert, say).
+    #[arg(long)]
+    pub tls_ca: Option<PathBuf>,
+    /// With --transport tls: the name the server's certificate must carry.
+    #[arg(long, default_value = "localhost")]
+    pub tls_server_name: String,
 }
 
 impl LoadArgs {
@@ -134,6 +146,9 @@ impl LoadArgs {
         }
         if self.connect_rate <= 0.0 {
             bail!("--connect-rate must be > 0");
+        }
+        if self.transport == TransportKind::Tls && self.tls_ca.is_none() {
+            bail!("--transport tls needs --tls-ca CERT.pem (the certificate to trust, e.g. the server's --tls-cert)");
         }
         let unit = self.pattern.unit_accounts();
         if self.rate > 0.0 && self.connections < unit {
@@ -188,13 +203,14 @@ impl LoadArgs {
 
     /// The tags as (key, value) pairs.
     pub fn tag_pairs(&self) -> anyhow::Result<Vec<(String, String)>> {
-        self.tags
-            .iter()
-            .map(|t| match t.split_once('=') {
-                Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        let mut pairs = vec![("transport".to_owned(), self.transport.to_string())];
+        for t in &self.tags {
+            match t.split_once('=') {
+                Some((k, v)) if !k.is_empty() => pairs.push((k.to_owned(), v.to_owned())),
                 _ => bail!("--tag {t:?} is not KEY=VALUE"),
-            })
-            .collect()
+            }
+        }
+        Ok(pairs)
     }
 }
 
@@ -323,6 +339,9 @@ impl Fleet {
                 ack_interval_ms: args.ack_interval_ms,
                 source_addrs: source_addrs.clone(),
                 senders_total,
+                transport: args.transport,
+                tls_ca: args.tls_ca.clone(),
+                tls_server_name: args.tls_server_name.clone(),
             };
             let mut child = Process::new(&exe)
                 .arg("worker")

@@ -37,6 +37,33 @@ pub struct WorkerConfig {
     pub source_addrs: Vec<IpAddr>,
     /// Senders in the whole run (all workers), to derive this worker's share of the rate.
     pub senders_total: usize,
+    /// What the connections speak to `target`.
+    pub transport: TransportKind,
+    /// For `tls`: the PEM certificate(s) to trust, and the server name to verify.
+    pub tls_ca: Option<PathBuf>,
+    pub tls_server_name: String,
+}
+
+/// How a load-generator connection reaches the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportKind {
+    /// Length-prefixed frames on TCP (`--listen`).
+    Tcp,
+    /// The same inside TLS (`--tls-listen`).
+    Tls,
+    /// One frame per binary WebSocket message (`--ws-listen`).
+    Ws,
+}
+
+impl std::fmt::Display for TransportKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TransportKind::Tcp => "tcp",
+            TransportKind::Tls => "tls",
+            TransportKind::Ws => "ws",
+        })
+    }
 }
 
 /// One measured step: send from `t0_ns` to `t0_ns + warmup_ns + duration_ns`, measure the

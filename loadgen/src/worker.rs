@@ -29,6 +29,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use hotline_transport::tls::ClientTls;
+use hotline_transport::{Layer, WsClientOptions};
 use hotline_wire::{ClientSession, ErrorCode, Event, SendFlags};
 use mio::net::TcpStream;
 use mio::unix::SourceFd;
@@ -40,7 +42,9 @@ use crate::accounts::{self, Account};
 use crate::clock::{now_ns, tighten_timer_slack, Timer, NS_PER_MS, NS_PER_S};
 use crate::hist::LatencyHist;
 use crate::payload::{client_msg_id, PayloadHeader};
-use crate::proto::{emit, Command, Progress, ReadyReport, StepPlan, StepReport, WorkerConfig, WorkerMsg};
+use crate::proto::{
+    emit, Command, Progress, ReadyReport, StepPlan, StepReport, TransportKind, WorkerConfig, WorkerMsg,
+};
 
 /// Most connections one worker holds: the open-file limit here is 20,000 per process, and
 /// the worker needs a few descriptors of its own.
@@ -128,6 +132,8 @@ struct Inflight {
 struct Conn {
     account: Account,
     stream: Option<TcpStream>,
+    /// TLS or WebSocket between the session and the socket (`None` on plain TCP).
+    layer: Option<Box<Layer>>,
     session: ClientSession,
     state: ConnState,
     /// When the connect started (for the connect+login latency and the timeout).
@@ -283,6 +289,10 @@ struct Worker {
     /// Connection indices of this worker's senders, in schedule order.
     senders: Vec<u32>,
     read_buf: Vec<u8>,
+    /// Frames a layer decoded from one read.
+    frames_buf: Vec<u8>,
+    /// For `--transport tls`: the client configuration and the name to verify.
+    tls_client: Option<ClientTls>,
     payload: Vec<u8>,
     flush_list: Vec<u32>,
     /// Connections with something to acknowledge, each with the time its ack is due
@@ -376,6 +386,7 @@ impl Worker {
             .map(|account| Conn {
                 account,
                 stream: None,
+                layer: None,
                 session: ClientSession::new("hotline-loadgen"),
                 state: ConnState::Pending,
                 started_ns: 0,
@@ -415,6 +426,14 @@ impl Worker {
                 senders.push(sender as u32);
             }
         }
+        let tls_client = match (&cfg.transport, &cfg.tls_ca) {
+            (TransportKind::Tls, Some(ca)) => Some(
+                hotline_transport::tls::client_trusting(ca, &cfg.tls_server_name)
+                    .context("worker: TLS client configuration")?,
+            ),
+            (TransportKind::Tls, None) => anyhow::bail!("--transport tls needs --tls-ca"),
+            _ => None,
+        };
         let timer = Timer::new().context("worker: timerfd")?;
         poll.registry()
             .register(&mut SourceFd(&timer.as_raw_fd()), TIMER_TOKEN, Interest::READABLE)
@@ -430,6 +449,8 @@ impl Worker {
             streams,
             senders,
             read_buf: vec![0u8; READ_CHUNK_BYTES],
+            frames_buf: Vec::new(),
+            tls_client,
             flush_list: Vec::new(),
             ack_list: VecDeque::new(),
             phase: Phase::Connecting,
@@ -651,6 +672,23 @@ impl Worker {
             .registry()
             .register(&mut stream, Token(i), Interest::READABLE | Interest::WRITABLE)?;
         let conn = &mut self.conns[i];
+        conn.layer = match self.cfg.transport {
+            TransportKind::Tcp => None,
+            TransportKind::Tls => Some(Box::new(
+                Layer::client(self.tls_client.clone(), None).map_err(|e| io::Error::other(e.to_string()))?,
+            )),
+            TransportKind::Ws => {
+                let options = WsClientOptions {
+                    host: target.to_string(),
+                    path: "/".to_owned(),
+                    origin: None,
+                    frame_bytes_max: hotline_wire::FRAME_BYTES_MAX_DEFAULT,
+                };
+                Some(Box::new(
+                    Layer::client(None, Some(options)).map_err(|e| io::Error::other(e.to_string()))?,
+                ))
+            }
+        };
         conn.stream = Some(stream);
         conn.state = ConnState::Connecting;
         conn.started_ns = now;
@@ -756,7 +794,7 @@ impl Worker {
         if in_window {
             self.counts.window_sent += sends;
         }
-        if conn.state != ConnState::Ready || conn.session.outbound().len() > OUTBOUND_BYTES_MAX {
+        if conn.state != ConnState::Ready || conn.unsent() > OUTBOUND_BYTES_MAX {
             self.counts.skipped += sends;
             return;
         }
@@ -965,6 +1003,25 @@ impl Worker {
             return;
         }
         let Some(stream) = conn.stream.as_mut() else { return };
+        if let Some(layer) = conn.layer.as_mut() {
+            let frames = conn.session.outbound();
+            let sealed = layer.seal(frames);
+            let n = frames.len();
+            conn.session.consume_outbound(n);
+            if let Err(e) = sealed {
+                return self.lose(i, &format!("transport: {e}"));
+            }
+            while !layer.wire().is_empty() {
+                match stream.write(layer.wire()) {
+                    Ok(0) => return self.lose(i, "write returned 0"),
+                    Ok(n) => layer.consume_wire(n),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return self.lose(i, &format!("write: {}", e.kind())),
+                }
+            }
+            return;
+        }
         while !conn.session.outbound().is_empty() {
             match stream.write(conn.session.outbound()) {
                 Ok(0) => return self.lose(i, "write returned 0"),
@@ -1019,7 +1076,15 @@ impl Worker {
             if conn.state == ConnState::Connecting {
                 conn.state = ConnState::LoggingIn;
             }
-            conn.session.receive(&self.read_buf[..n]);
+            if let Some(layer) = conn.layer.as_mut() {
+                self.frames_buf.clear();
+                if let Err(e) = layer.ingest(&self.read_buf[..n], &mut self.frames_buf) {
+                    return self.lose(i, &format!("transport: {e}"));
+                }
+                conn.session.receive(&self.frames_buf);
+            } else {
+                conn.session.receive(&self.read_buf[..n]);
+            }
             if !self.drain_events(i, now) {
                 return;
             }
@@ -1029,7 +1094,7 @@ impl Worker {
             }
         }
         let conn = &mut self.conns[i];
-        if !conn.session.outbound().is_empty() {
+        if conn.unsent() > 0 {
             queue_flush(&mut self.flush_list, conn, i as u32);
         }
     }
@@ -1217,7 +1282,15 @@ impl Worker {
         if let Some(mut stream) = conn.stream.take() {
             let _ = self.poll.registry().deregister(&mut stream);
         }
+        conn.layer = None;
         conn.state = ConnState::Closed;
+    }
+}
+
+impl Conn {
+    /// Bytes queued for the server and not yet written (frames and sealed layer bytes).
+    fn unsent(&self) -> usize {
+        self.session.outbound().len() + self.layer.as_ref().map_or(0, |l| l.pending_bytes())
     }
 }
 

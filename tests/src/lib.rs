@@ -5,7 +5,8 @@
 //! # Layout
 //! - [`Server`] and [`ServerOptions`]: one `hotline serve` process on a temporary data
 //!   directory: start, `kill -9`, SIGTERM, restart on the same directory, `hotline user add`.
-//! - [`Client`]: a blocking [`TcpStream`] driving a [`ClientSession`], with one helper per
+//! - [`Client`]: a blocking [`TcpStream`] driving a [`ClientSession`], over plain TCP, TLS
+//!   (rustls) or WebSocket through a `hotline-transport` [`Layer`], with one helper per
 //!   request (messages, groups, read positions, typing, presence, persistence), owned
 //!   copies of what the server sends ([`OwnedEvent`], [`OwnedDeliver`], [`OwnedSyncPage`]),
 //!   and raw writes for the tests that are about bytes.
@@ -34,6 +35,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use hotline_transport::{tls, Layer, WsClientOptions};
 use hotline_wire::{
     ClientSession, Conversation, Deliver, Encoder, ErrorCode, Event, GroupMember, GroupMemberList, GroupRole, Limits,
     Message, MessageKind, Persistence, Presence, ReadPosition, Receipt, Send, SendAck, SendFlags, SessionState,
@@ -50,8 +52,13 @@ pub const SERVER_START_WAIT: Duration = Duration::from_secs(60);
 /// How long a signalled server, or `hotline user add`, may take to exit.
 pub const SERVER_EXIT_WAIT: Duration = Duration::from_secs(30);
 
-/// The line `hotline serve` prints on stdout, followed by the address, once it accepts.
+/// The line `hotline serve` prints on stdout, followed by the address, once it accepts;
+/// always its last listening line.
 pub const LISTENING_LINE_PREFIX: &str = "hotline listening on ";
+/// Printed before [`LISTENING_LINE_PREFIX`] when the TLS listener is on.
+pub const TLS_LINE_PREFIX: &str = "hotline tls listening on ";
+/// Printed before [`LISTENING_LINE_PREFIX`] for the WebSocket listener (`wss` with TLS).
+pub const WS_LINE_PREFIXES: [&str; 2] = ["hotline ws listening on ", "hotline wss listening on "];
 
 /// First request id of the frames the harness encodes itself ([`Client::raw_request`]):
 /// far above any id a session hands out, so the replies never collide with the session's.
@@ -148,6 +155,7 @@ pub struct ServerOptions {
     durability: Durability,
     registration: Registration,
     idle_timeout_ms: Option<u32>,
+    tls: bool,
     args_extra: Vec<String>,
 }
 
@@ -158,6 +166,7 @@ impl Default for ServerOptions {
             durability: Durability::Sync,
             registration: Registration::Open,
             idle_timeout_ms: None,
+            tls: false,
             args_extra: Vec::new(),
         }
     }
@@ -185,6 +194,12 @@ impl ServerOptions {
     /// `--idle-timeout-ms` (left to the server's default when never called).
     pub fn idle_timeout_ms(mut self, idle_timeout_ms: u32) -> Self {
         self.idle_timeout_ms = Some(idle_timeout_ms);
+        self
+    }
+
+    /// TLS with the test certificate ([`test_certificate`]) on a TLS listener (port 0).
+    pub fn tls(mut self) -> Self {
+        self.tls = true;
         self
     }
 
@@ -216,6 +231,8 @@ impl ServerOptions {
             data_dir,
             child: None,
             addr: None,
+            tls_addr: None,
+            ws_addr: None,
             runs: 0,
         }
     }
@@ -233,6 +250,8 @@ pub struct Server {
     data_dir: PathBuf,
     child: Option<Child>,
     addr: Option<SocketAddr>,
+    tls_addr: Option<SocketAddr>,
+    ws_addr: Option<SocketAddr>,
     /// How many times the binary was started; names the current run's stderr file.
     runs: u32,
 }
@@ -252,6 +271,17 @@ impl Server {
     pub fn addr(&self) -> SocketAddr {
         self.addr
             .expect("the server is not running (killed or terminated): call restart() first")
+    }
+
+    /// The TLS listener's address. Panics unless started with [`ServerOptions::tls`].
+    pub fn tls_addr(&self) -> SocketAddr {
+        self.tls_addr
+            .expect("no TLS listener: start the server with ServerOptions::tls()")
+    }
+
+    /// The WebSocket listener's address (every test server has one, on port 0).
+    pub fn ws_addr(&self) -> SocketAddr {
+        self.ws_addr.expect("the server printed no WebSocket listening line")
     }
 
     /// The data directory, the same across restarts.
@@ -304,6 +334,17 @@ impl Server {
         if let Some(ms) = options.idle_timeout_ms {
             command.args(["--idle-timeout-ms", &ms.to_string()]);
         }
+        // Port 0 always: parallel tests must not race for the default WebSocket port.
+        command.args(["--ws-listen", "127.0.0.1:0"]);
+        if options.tls {
+            let (cert, key) = test_certificate();
+            command
+                .arg("--tls-cert")
+                .arg(cert)
+                .arg("--tls-key")
+                .arg(key)
+                .args(["--tls-listen", "127.0.0.1:0"]);
+        }
         command
             .args(&options.args_extra)
             .stdin(Stdio::null())
@@ -316,12 +357,24 @@ impl Server {
         let (line_tx, line_rx) = mpsc::channel();
         thread::spawn(move || {
             let mut lines = BufReader::new(stdout).lines();
+            // Every line up to the plain listening line (the last one printed at start-up).
+            let mut start_lines = Vec::new();
+            let last = loop {
+                match lines.next() {
+                    Some(Ok(line)) if !line.starts_with(LISTENING_LINE_PREFIX) && start_lines.len() < 16 => {
+                        start_lines.push(line)
+                    }
+                    other => break other,
+                }
+            };
             // The receiver may have given up already; nothing to do about it then.
-            let _ = line_tx.send(lines.next());
+            let _ = line_tx.send((start_lines, last));
             // Keep draining, so a chatty server never blocks on a full pipe.
             lines.for_each(drop);
         });
-        let line = match line_rx.recv_timeout(SERVER_START_WAIT) {
+        let received = line_rx.recv_timeout(SERVER_START_WAIT);
+        let start_lines = received.as_ref().map(|(lines, _)| lines.clone()).unwrap_or_default();
+        let line = match received.map(|(_, last)| last) {
             Ok(Some(Ok(line))) => line,
             Ok(Some(Err(e))) => start_failed(child, &stderr_path, &format!("reading its stdout failed: {e}")),
             Ok(None) | Err(mpsc::RecvTimeoutError::Disconnected) => start_failed(
@@ -345,6 +398,16 @@ impl Server {
                 &format!("its first stdout line was {line:?}, not \"{LISTENING_LINE_PREFIX}<ip>:<port>\""),
             )
         };
+        let addr_after = |prefixes: &[&str]| {
+            start_lines.iter().find_map(|l| {
+                prefixes
+                    .iter()
+                    .find_map(|p| l.strip_prefix(p))
+                    .and_then(|rest| rest.trim().parse::<SocketAddr>().ok())
+            })
+        };
+        self.tls_addr = addr_after(&[TLS_LINE_PREFIX]);
+        self.ws_addr = addr_after(&WS_LINE_PREFIXES);
         self.child = Some(child);
         self.addr = Some(addr);
     }
@@ -353,6 +416,8 @@ impl Server {
     pub fn kill9(&mut self) {
         let mut child = self.child.take().expect("kill9: the server is not running");
         self.addr = None;
+        self.tls_addr = None;
+        self.ws_addr = None;
         // On Unix `Child::kill` is SIGKILL.
         child.kill().expect("SIGKILL the server");
         child.wait().expect("reap the killed server");
@@ -373,6 +438,8 @@ impl Server {
     pub fn stop_with_signal(&mut self, signal: libc::c_int) -> ExitStatus {
         let mut child = self.child.take().expect("stop_with_signal: the server is not running");
         self.addr = None;
+        self.tls_addr = None;
+        self.ws_addr = None;
         send_signal(&child, signal);
         let deadline = Instant::now() + SERVER_EXIT_WAIT;
         loop {
@@ -525,6 +592,41 @@ fn send_signal(child: &Child, signal: libc::c_int) {
     // cannot have been reused for another process.
     let rc = unsafe { libc::kill(pid_of(child.id()), signal) };
     assert_eq!(rc, 0, "kill({}, {signal}): {}", child.id(), io::Error::last_os_error());
+}
+
+/// The self-signed test certificate and key (`transport/testdata`, for `localhost` and
+/// 127.0.0.1, made by `scripts/self-signed-cert`).
+pub fn test_certificate() -> (PathBuf, PathBuf) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../transport/testdata");
+    (dir.join("cert.pem"), dir.join("key.pem"))
+}
+
+/// A TLS client configuration trusting [`test_certificate`], verifying `localhost`.
+fn test_tls_client() -> tls::ClientTls {
+    let (cert, _) = test_certificate();
+    tls::client_trusting(&cert, "localhost").expect("a client config trusting the test certificate")
+}
+
+fn ws_options(addr: SocketAddr, origin: Option<String>) -> WsClientOptions {
+    WsClientOptions {
+        host: addr.to_string(),
+        path: "/".to_owned(),
+        origin,
+        frame_bytes_max: hotline_wire::FRAME_BYTES_MAX_DEFAULT,
+    }
+}
+
+/// How a [`Client`] reaches the server.
+#[derive(Debug, Clone)]
+pub enum Transport {
+    /// Length-prefixed frames on TCP.
+    Tcp,
+    /// The same inside TLS (rustls), trusting [`test_certificate`], server name `localhost`.
+    Tls,
+    /// One frame per binary WebSocket message, optionally with an `Origin` header.
+    Ws { origin: Option<String> },
+    /// WebSocket inside TLS (wss), trusting [`test_certificate`].
+    Wss,
 }
 
 fn start_failed(mut child: Child, stderr_path: &Path, why: &str) -> ! {
@@ -777,6 +879,10 @@ impl Pipelined {
 #[derive(Debug)]
 pub struct Client {
     stream: TcpStream,
+    /// TLS / WebSocket between the session and the socket (`None`: plain TCP).
+    layer: Option<Layer>,
+    /// Wire bytes read, before the layer decodes them.
+    wire_in: Vec<u8>,
     session: ClientSession,
     /// Decoded events nobody has taken yet, in arrival order.
     events: VecDeque<OwnedEvent>,
@@ -796,6 +902,24 @@ pub struct Client {
 impl Client {
     /// Connects (no frame sent yet).
     pub fn connect(addr: SocketAddr) -> Client {
+        Client::connect_with(addr, &Transport::Tcp)
+    }
+
+    /// Connects over `transport` (no frame sent yet; the TLS and WebSocket handshakes run
+    /// with the first requests).
+    pub fn connect_with(addr: SocketAddr, transport: &Transport) -> Client {
+        let layer = match transport {
+            Transport::Tcp => None,
+            Transport::Tls => Some(Layer::client(Some(test_tls_client()), None).expect("a TLS client layer")),
+            Transport::Ws { origin } => {
+                let options = ws_options(addr, origin.clone());
+                Some(Layer::client(None, Some(options)).expect("a WebSocket client layer"))
+            }
+            Transport::Wss => {
+                let options = ws_options(addr, None);
+                Some(Layer::client(Some(test_tls_client()), Some(options)).expect("a wss client layer"))
+            }
+        };
         let stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect to the server at {addr}: {e}"));
         stream.set_nodelay(true).expect("set TCP_NODELAY");
         stream
@@ -803,6 +927,8 @@ impl Client {
             .expect("set a write timeout");
         Client {
             stream,
+            layer,
+            wire_in: Vec::new(),
             session: ClientSession::new("hotline-tests"),
             events: VecDeque::new(),
             hello: None,
@@ -824,7 +950,12 @@ impl Client {
     /// Connects, registers `username` (password [`Client::password_for`]) and logs in a
     /// first device named `"{username}-1"`.
     pub fn new_user(addr: SocketAddr, username: &str) -> (Client, LoggedIn) {
-        let mut client = Client::connect(addr);
+        Client::new_user_with(addr, &Transport::Tcp, username)
+    }
+
+    /// [`Client::new_user`] over `transport`.
+    pub fn new_user_with(addr: SocketAddr, transport: &Transport, username: &str) -> (Client, LoggedIn) {
+        let mut client = Client::connect_with(addr, transport);
         let password = Client::password_for(username);
         client
             .register(username, &password)
@@ -1444,6 +1575,14 @@ impl Client {
         if self.write_failed.is_some() {
             return;
         }
+        if let Some(layer) = &mut self.layer {
+            if let Err(e) = layer.seal(bytes) {
+                self.write_failed = Some(format!("raw write: {e}"));
+                return;
+            }
+            self.write_wire();
+            return;
+        }
         if let Err(e) = self.stream.write_all(bytes) {
             self.write_failed = Some(format!("raw write: {e}"));
         }
@@ -1540,10 +1679,23 @@ impl Client {
         self.stream
             .set_read_timeout(Some(wait))
             .expect("set the socket's read timeout");
-        let spare = self.session.inbound_spare(READ_CHUNK_BYTES);
-        let read = self.stream.read(spare);
-        let n = *read.as_ref().unwrap_or(&0);
-        self.session.commit_inbound(READ_CHUNK_BYTES, n);
+        let read = if let Some(layer) = &mut self.layer {
+            self.wire_in.resize(READ_CHUNK_BYTES, 0);
+            let read = self.stream.read(&mut self.wire_in);
+            let n = *read.as_ref().unwrap_or(&0);
+            let mut frames = Vec::new();
+            if let Err(e) = layer.ingest(&self.wire_in[..n], &mut frames) {
+                self.closed = Some(format!("transport failed: {e}"));
+            }
+            self.session.receive(&frames);
+            read
+        } else {
+            let spare = self.session.inbound_spare(READ_CHUNK_BYTES);
+            let read = self.stream.read(spare);
+            let n = *read.as_ref().unwrap_or(&0);
+            self.session.commit_inbound(READ_CHUNK_BYTES, n);
+            read
+        };
         match read {
             Ok(0) => self.closed = Some("the server closed the connection (EOF)".to_owned()),
             Ok(_) => self.drain_session(),
@@ -1662,6 +1814,14 @@ impl Client {
         if self.writes_paused || self.write_failed.is_some() {
             return;
         }
+        if let Some(layer) = &mut self.layer {
+            let frames = self.session.take_outbound();
+            if let Err(e) = layer.seal(&frames) {
+                self.write_failed = Some(format!("sealing frames: {e}"));
+            }
+            self.write_wire();
+            return;
+        }
         while !self.session.outbound().is_empty() {
             match self.stream.write(self.session.outbound()) {
                 Ok(0) => {
@@ -1682,6 +1842,22 @@ impl Client {
         if self.write_failed.is_some() {
             // Nothing more can go out; keep the session's buffer from growing.
             drop(self.session.take_outbound());
+        }
+    }
+
+    /// Writes what the layer has for the wire (handshakes, records, messages).
+    fn write_wire(&mut self) {
+        let Some(layer) = &mut self.layer else { return };
+        while !layer.wire().is_empty() && self.write_failed.is_none() {
+            match self.stream.write(layer.wire()) {
+                Ok(0) => self.write_failed = Some("write returned 0 bytes".to_owned()),
+                Ok(n) => layer.consume_wire(n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                    panic!("the server read nothing from this connection for {REPLY_WAIT_DEFAULT:?} (write timed out)")
+                }
+                Err(e) => self.write_failed = Some(format!("write failed: {e}")),
+            }
         }
     }
 

@@ -243,3 +243,55 @@ fn loadgen_group_fanout_run_creates_groups_and_loses_nothing() {
     assert_eq!(n("delivered"), n("sent"), "{stdout}");
     assert_eq!(report["pattern"].as_str(), Some("group:20"), "{text}");
 }
+
+/// `--transport tls` and `--transport ws` against the server's TLS and WebSocket listeners:
+/// every connection logs in through its handshake, and the books balance as on TCP.
+#[test]
+fn loadgen_over_tls_and_websocket_loses_nothing() {
+    const TRANSPORT_CONNECTIONS: usize = 40;
+    const TRANSPORT_RATE: u32 = 200;
+    let mut server = Server::options().tls().stopped();
+    let work = tempfile::tempdir().expect("temporary directory");
+    let accounts = work.path().join("accounts.txt");
+    provision(server.data_dir(), &accounts, TRANSPORT_CONNECTIONS);
+    server.restart();
+    let (cert, _) = hotline_tests::test_certificate();
+    for (transport, target) in [("tls", server.tls_addr()), ("ws", server.ws_addr())] {
+        let json = work.path().join(format!("report-{transport}.json"));
+        let mut command = Command::new(loadgen_bin());
+        command
+            .arg("run")
+            .args(["--transport", transport, "--target", &target.to_string()])
+            .arg("--tls-ca")
+            .arg(&cert)
+            .arg("--accounts")
+            .arg(&accounts)
+            .args(["--connections", &TRANSPORT_CONNECTIONS.to_string()])
+            .args(["--rate", &TRANSPORT_RATE.to_string()])
+            .args(["--duration", "1", "--warmup", "1", "--payload", "100", "--workers", "1"])
+            .arg("--json")
+            .arg(&json)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let output = wait_with_deadline(command.spawn().expect("spawn hotline-loadgen"), LOADGEN_WAIT);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{transport}: hotline-loadgen failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+        );
+        let text = std::fs::read_to_string(&json).expect("the JSON report was written");
+        let report: serde_json::Value = serde_json::from_str(&text).expect("the report is valid JSON");
+        let n = |key: &str| report[key].as_u64().unwrap_or_else(|| panic!("{key}: {text}"));
+        assert_eq!(n("connected"), TRANSPORT_CONNECTIONS as u64, "{transport}: {stdout}");
+        assert_eq!(
+            (n("lost"), n("duplicated"), n("errors")),
+            (0, 0, 0),
+            "{transport}: {stdout}"
+        );
+        assert_eq!(n("sent"), 2 * u64::from(TRANSPORT_RATE), "{transport}: {stdout}");
+        assert_eq!(n("delivered"), n("sent"), "{transport}: {stdout}");
+        assert_eq!(report["tags"]["transport"], transport, "{text}");
+    }
+}
