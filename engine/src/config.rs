@@ -25,9 +25,9 @@ pub const LOGIN_TIMEOUT_MS_DEFAULT: u32 = 10_000;
 pub const HELPER_THREADS_DEFAULT: usize = 2;
 /// Most unacknowledged sends per connection; beyond it the server stops reading that
 /// connection until acks go out (TCP pushes back on the client).
-pub const SENDS_IN_FLIGHT_MAX: u32 = 1_024;
+pub const SENDS_IN_FLIGHT_MAX: u16 = 1_024;
 /// Most `Sync` requests one connection may have in flight.
-pub const SYNCS_IN_FLIGHT_MAX: u32 = 4;
+pub const SYNCS_IN_FLIGHT_MAX: u16 = 4;
 /// Most `Ack`s with a request id waiting for their `AckOk` on one connection.
 pub const ACK_WAITERS_MAX: usize = 64;
 /// Most malformed frames a connection may send before it is closed.

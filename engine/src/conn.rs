@@ -76,14 +76,17 @@ enum Wakeup {
 
 /// One connection's task: waits for what the connection needs, lets the core act on it.
 ///
-/// The readiness ops live across loop iterations and are re-armed only after they
-/// complete: monoio does not cancel an in-flight io_uring poll when its future is dropped,
-/// so re-creating them on every wake-up would pile up polls in the kernel, each holding
-/// the socket open. For the same reason the socket is `shutdown` before it is dropped:
+/// The read readiness op lives across loop iterations and is re-armed only after it
+/// completes; the write one exists only while a send is blocked and is dropped only once
+/// it completed: monoio does not cancel an in-flight io_uring poll when its future is
+/// dropped, so re-creating them on every wake-up would pile up polls in the kernel, each
+/// holding the socket open. For the same reason the socket is `shutdown` before it is dropped:
 /// that completes any poll still pending, so the close really closes.
 pub async fn run(core: CoreRef, idx: usize, stream: TcpStream) {
     let mut read_op = std::pin::pin!(stream.readable(false));
-    let mut write_op = std::pin::pin!(stream.writable(false));
+    // Created only while a send is blocked (rare), so an idle connection's task does not
+    // carry a second readiness future: the task is one of the few per-connection costs.
+    let mut write_op = None;
     loop {
         let (want_read, want_write, done, handoff) = {
             let c = core.borrow();
@@ -113,7 +116,8 @@ pub async fn run(core: CoreRef, idx: usize, stream: TcpStream) {
                 }
             }
             if want_write {
-                if let Poll::Ready(r) = write_op.as_mut().poll(cx) {
+                let op = write_op.get_or_insert_with(|| Box::pin(stream.writable(false)));
+                if let Poll::Ready(r) = op.as_mut().poll(cx) {
                     return Poll::Ready(Wakeup::Writable(r.is_ok()));
                 }
             }
@@ -140,7 +144,8 @@ pub async fn run(core: CoreRef, idx: usize, stream: TcpStream) {
                 }
             }
             Wakeup::Writable(ok) => {
-                write_op.set(stream.writable(false));
+                // It completed, so no poll is left in flight: dropping it is safe.
+                write_op = None;
                 if !ok {
                     break;
                 }

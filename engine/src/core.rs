@@ -98,9 +98,11 @@ pub struct DeviceSession {
     pub cursor_writing: Option<u64>,
     /// `Ack`s waiting for their cursor to be durable: `(request_id, cursor)`.
     pub ack_waiters: Vec<(u64, u64)>,
-    /// Client writes (Sends and conversation requests) not answered yet.
-    pub sends_in_flight: u32,
-    pub syncs_in_flight: u32,
+    /// Client writes (Sends and conversation requests) not answered yet. This and
+    /// `syncs_in_flight` are `u16` (their limits fit) so that a `DeviceSession`, one per
+    /// connection, fits a 128-byte allocation (a unit test holds it there).
+    pub sends_in_flight: u16,
+    pub syncs_in_flight: u16,
     /// When this device last sent a `Typing` that was passed on (core ms; 0: never).
     pub typing_last_ms: u64,
 }
@@ -346,7 +348,7 @@ impl Core {
                 });
             }
             if let Some(user) = self.users.get_mut(&dev.user_id) {
-                user.conns.retain(|&c| c != idx);
+                user.conns.retain(|c| *c != idx);
                 if user.conns.is_empty() {
                     let targets = self
                         .users
@@ -1150,4 +1152,13 @@ impl Core {
 /// Whether storage already holds the device's cursor (nothing to write).
 fn storage_has(dev: &DeviceSession) -> bool {
     dev.cursor <= dev.cursor_stored
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_device_session_fits_a_128_byte_allocation() {
+        // One per logged-in connection: memory per idle connection is a budget (2 KiB).
+        assert!(std::mem::size_of::<super::DeviceSession>() <= 128);
+    }
 }

@@ -48,8 +48,9 @@ struct Entry {
     last_seen_us: u64,
     /// The state subscribers last heard (`None`: nothing published yet).
     published: Option<bool>,
-    /// When it was published (core ms).
-    published_ms: Option<u64>,
+    /// When it was last published (core ms; meaningless while `published` is `None`).
+    /// Not an `Option`: one entry per online user, so its size counts per connection.
+    published_ms: u64,
     pending: bool,
     subscribers: Vec<u64>,
 }
@@ -159,9 +160,7 @@ impl Core {
             e.pending = false;
             return;
         }
-        if e.published_ms
-            .is_some_and(|at| now.saturating_sub(at) < PRESENCE_COALESCE_MS)
-        {
+        if e.published.is_some() && now.saturating_sub(e.published_ms) < PRESENCE_COALESCE_MS {
             if !e.pending {
                 e.pending = true;
                 self.presence.pending.push(user);
@@ -170,7 +169,7 @@ impl Core {
         }
         e.pending = false;
         e.published = Some(e.online);
-        e.published_ms = Some(now);
+        e.published_ms = now;
         let subscribers = e.subscribers.clone();
         let presence = self.presence.presence(user);
         self.shared.metrics.presence_published.fetch_add(1, Ordering::Relaxed);
