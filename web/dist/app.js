@@ -868,6 +868,178 @@ var ConversationRef = class {
   }
 };
 
+// src/generated/hotline/wire/fb/read-position.ts
+var ReadPosition = class _ReadPosition {
+  constructor() {
+    this.bb = null;
+    this.bb_pos = 0;
+  }
+  __init(i, bb) {
+    this.bb_pos = i;
+    this.bb = bb;
+    return this;
+  }
+  static getRootAsReadPosition(bb, obj) {
+    return (obj || new _ReadPosition()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+  }
+  static getSizePrefixedRootAsReadPosition(bb, obj) {
+    bb.setPosition(bb.position() + SIZE_PREFIX_LENGTH);
+    return (obj || new _ReadPosition()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+  }
+  conversation(obj) {
+    const offset = this.bb.__offset(this.bb_pos, 4);
+    return offset ? (obj || new ConversationRef()).__init(this.bb_pos + offset, this.bb) : null;
+  }
+  /**
+   * The inbox seq read up to (never moves backwards).
+   */
+  readSeq() {
+    const offset = this.bb.__offset(this.bb_pos, 6);
+    return offset ? this.bb.readUint64(this.bb_pos + offset) : BigInt("0");
+  }
+  /**
+   * Messages from others in this conversation after read_seq.
+   */
+  unread() {
+    const offset = this.bb.__offset(this.bb_pos, 8);
+    return offset ? this.bb.readUint64(this.bb_pos + offset) : BigInt("0");
+  }
+  /**
+   * The newest inbox seq of this conversation.
+   */
+  lastSeq() {
+    const offset = this.bb.__offset(this.bb_pos, 10);
+    return offset ? this.bb.readUint64(this.bb_pos + offset) : BigInt("0");
+  }
+  static startReadPosition(builder) {
+    builder.startObject(4);
+  }
+  static addConversation(builder, conversationOffset) {
+    builder.addFieldStruct(0, conversationOffset, 0);
+  }
+  static addReadSeq(builder, readSeq2) {
+    builder.addFieldInt64(1, readSeq2, BigInt("0"));
+  }
+  static addUnread(builder, unread2) {
+    builder.addFieldInt64(2, unread2, BigInt("0"));
+  }
+  static addLastSeq(builder, lastSeq2) {
+    builder.addFieldInt64(3, lastSeq2, BigInt("0"));
+  }
+  static endReadPosition(builder) {
+    const offset = builder.endObject();
+    return offset;
+  }
+  static createReadPosition(builder, conversationOffset, readSeq2, unread2, lastSeq2) {
+    _ReadPosition.startReadPosition(builder);
+    _ReadPosition.addConversation(builder, conversationOffset);
+    _ReadPosition.addReadSeq(builder, readSeq2);
+    _ReadPosition.addUnread(builder, unread2);
+    _ReadPosition.addLastSeq(builder, lastSeq2);
+    return _ReadPosition.endReadPosition(builder);
+  }
+};
+
+// src/generated/hotline/wire/fb/conversation-list.ts
+var ConversationList = class _ConversationList {
+  constructor() {
+    this.bb = null;
+    this.bb_pos = 0;
+  }
+  __init(i, bb) {
+    this.bb_pos = i;
+    this.bb = bb;
+    return this;
+  }
+  static getRootAsConversationList(bb, obj) {
+    return (obj || new _ConversationList()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+  }
+  static getSizePrefixedRootAsConversationList(bb, obj) {
+    bb.setPosition(bb.position() + SIZE_PREFIX_LENGTH);
+    return (obj || new _ConversationList()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+  }
+  conversations(index, obj) {
+    const offset = this.bb.__offset(this.bb_pos, 4);
+    return offset ? (obj || new ReadPosition()).__init(this.bb.__indirect(this.bb.__vector(this.bb_pos + offset) + index * 4), this.bb) : null;
+  }
+  conversationsLength() {
+    const offset = this.bb.__offset(this.bb_pos, 4);
+    return offset ? this.bb.__vector_len(this.bb_pos + offset) : 0;
+  }
+  more() {
+    const offset = this.bb.__offset(this.bb_pos, 6);
+    return offset ? !!this.bb.readInt8(this.bb_pos + offset) : false;
+  }
+  static startConversationList(builder) {
+    builder.startObject(2);
+  }
+  static addConversations(builder, conversationsOffset) {
+    builder.addFieldOffset(0, conversationsOffset, 0);
+  }
+  static createConversationsVector(builder, data) {
+    builder.startVector(4, data.length, 4);
+    for (let i = data.length - 1; i >= 0; i--) {
+      builder.addOffset(data[i]);
+    }
+    return builder.endVector();
+  }
+  static startConversationsVector(builder, numElems) {
+    builder.startVector(4, numElems, 4);
+  }
+  static addMore(builder, more) {
+    builder.addFieldInt8(1, +more, 0);
+  }
+  static endConversationList(builder) {
+    const offset = builder.endObject();
+    return offset;
+  }
+  static createConversationList(builder, conversationsOffset, more) {
+    _ConversationList.startConversationList(builder);
+    _ConversationList.addConversations(builder, conversationsOffset);
+    _ConversationList.addMore(builder, more);
+    return _ConversationList.endConversationList(builder);
+  }
+};
+
+// src/generated/hotline/wire/fb/conversations.ts
+var Conversations = class _Conversations {
+  constructor() {
+    this.bb = null;
+    this.bb_pos = 0;
+  }
+  __init(i, bb) {
+    this.bb_pos = i;
+    this.bb = bb;
+    return this;
+  }
+  static getRootAsConversations(bb, obj) {
+    return (obj || new _Conversations()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+  }
+  static getSizePrefixedRootAsConversations(bb, obj) {
+    bb.setPosition(bb.position() + SIZE_PREFIX_LENGTH);
+    return (obj || new _Conversations()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+  }
+  after(obj) {
+    const offset = this.bb.__offset(this.bb_pos, 4);
+    return offset ? (obj || new ConversationRef()).__init(this.bb_pos + offset, this.bb) : null;
+  }
+  static startConversations(builder) {
+    builder.startObject(1);
+  }
+  static addAfter(builder, afterOffset) {
+    builder.addFieldStruct(0, afterOffset, 0);
+  }
+  static endConversations(builder) {
+    const offset = builder.endObject();
+    return offset;
+  }
+  static createConversations(builder, afterOffset) {
+    _Conversations.startConversations(builder);
+    _Conversations.addAfter(builder, afterOffset);
+    return _Conversations.endConversations(builder);
+  }
+};
+
 // src/generated/hotline/wire/fb/deliver.ts
 var Deliver = class _Deliver {
   constructor() {
@@ -1478,6 +1650,53 @@ var Logout = class _Logout {
   }
 };
 
+// src/generated/hotline/wire/fb/mark-read.ts
+var MarkRead = class _MarkRead {
+  constructor() {
+    this.bb = null;
+    this.bb_pos = 0;
+  }
+  __init(i, bb) {
+    this.bb_pos = i;
+    this.bb = bb;
+    return this;
+  }
+  static getRootAsMarkRead(bb, obj) {
+    return (obj || new _MarkRead()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+  }
+  static getSizePrefixedRootAsMarkRead(bb, obj) {
+    bb.setPosition(bb.position() + SIZE_PREFIX_LENGTH);
+    return (obj || new _MarkRead()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+  }
+  conversation(obj) {
+    const offset = this.bb.__offset(this.bb_pos, 4);
+    return offset ? (obj || new ConversationRef()).__init(this.bb_pos + offset, this.bb) : null;
+  }
+  upToSeq() {
+    const offset = this.bb.__offset(this.bb_pos, 6);
+    return offset ? this.bb.readUint64(this.bb_pos + offset) : BigInt("0");
+  }
+  static startMarkRead(builder) {
+    builder.startObject(2);
+  }
+  static addConversation(builder, conversationOffset) {
+    builder.addFieldStruct(0, conversationOffset, 0);
+  }
+  static addUpToSeq(builder, upToSeq) {
+    builder.addFieldInt64(1, upToSeq, BigInt("0"));
+  }
+  static endMarkRead(builder) {
+    const offset = builder.endObject();
+    return offset;
+  }
+  static createMarkRead(builder, conversationOffset, upToSeq) {
+    _MarkRead.startMarkRead(builder);
+    _MarkRead.addConversation(builder, conversationOffset);
+    _MarkRead.addUpToSeq(builder, upToSeq);
+    return _MarkRead.endMarkRead(builder);
+  }
+};
+
 // src/generated/hotline/wire/fb/ping.ts
 var Ping = class _Ping {
   constructor() {
@@ -2035,6 +2254,9 @@ var HotlineSession = class _HotlineSession {
     /** Called for every Deliver the server pushes. */
     this.onDeliver = () => {
     };
+    /** Called when another device of this user moved a read position (a `ReadPosition` push). */
+    this.onReadPosition = () => {
+    };
     /** Called once when the connection ends (with the server's last error, if any). */
     this.onClose = () => {
     };
@@ -2146,6 +2368,37 @@ var HotlineSession = class _HotlineSession {
     }
     return { messages, inboxSeq: page.inboxSeq(), more: page.more() };
   }
+  /** Marks `conversation` read up to its inbox entry `upToSeq`; every device of this user
+   * sees the new position (the others through `onReadPosition`). */
+  async markRead(conversation2, upToSeq) {
+    const reply = await this.request((b) => {
+      MarkRead.startMarkRead(b);
+      MarkRead.addConversation(b, ConversationRef.createConversationRef(b, conversation2.kind, conversation2.id));
+      MarkRead.addUpToSeq(b, upToSeq);
+      return [30 /* MarkRead */, MarkRead.endMarkRead(b)];
+    });
+    return toReadState(reply.body(new ReadPosition()));
+  }
+  /** Every conversation of this user with its read position and unread count. */
+  async conversations() {
+    const all = [];
+    let after = { kind: 0 /* Direct */, id: 0n };
+    for (; ; ) {
+      const from = after;
+      const reply = await this.request((b) => {
+        Conversations.startConversations(b);
+        Conversations.addAfter(b, ConversationRef.createConversationRef(b, from.kind, from.id));
+        return [32 /* Conversations */, Conversations.endConversations(b)];
+      });
+      const list = reply.body(new ConversationList());
+      for (let i = 0; i < list.conversationsLength(); i++) {
+        const r = list.conversations(i);
+        if (r) all.push(toReadState(r));
+      }
+      if (!list.more() || all.length === 0) return all;
+      after = all[all.length - 1].conversation;
+    }
+  }
   /** Revokes this device's token and closes. */
   async logout() {
     await this.request((b) => {
@@ -2175,6 +2428,10 @@ var HotlineSession = class _HotlineSession {
     const type = frame.bodyType();
     if (type === 11 /* Deliver */) {
       this.onDeliver(toMessage(frame.body(new Deliver())));
+      return;
+    }
+    if (type === 31 /* ReadPosition */ && requestId === REQUEST_ID_NONE) {
+      this.onReadPosition(toReadState(frame.body(new ReadPosition())));
       return;
     }
     if (type === 15 /* Ping */) {
@@ -2223,6 +2480,15 @@ function toMessage(d) {
     clientMsgId: d.clientMsgId()
   };
 }
+function toReadState(r) {
+  const conversation2 = r.conversation();
+  return {
+    conversation: { kind: conversation2?.kind() ?? 0 /* Direct */, id: conversation2?.id() ?? 0n },
+    readSeq: r.readSeq(),
+    unread: r.unread(),
+    lastSeq: r.lastSeq()
+  };
+}
 
 // src/chat.ts
 var SYNC_PAGE_MESSAGES = 256;
@@ -2236,17 +2502,19 @@ var me = { userId: 0n, username: "" };
 var open = null;
 var ackedSeq = 0n;
 var conversations = /* @__PURE__ */ new Map();
+var readSeqs = /* @__PURE__ */ new Map();
 function status(text) {
   $("status").textContent = text;
 }
 function wsUrl() {
   return `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/`;
 }
-function readKey(peer) {
-  return `hotline.read.${me.userId}.${peer}`;
-}
 function readSeq(peer) {
-  return BigInt(localStorage.getItem(readKey(peer)) ?? "0");
+  return readSeqs.get(peer) ?? 0n;
+}
+function learnRead(r) {
+  if (r.conversation.kind !== 0 /* Direct */) return;
+  if (r.readSeq > readSeq(r.conversation.id)) readSeqs.set(r.conversation.id, r.readSeq);
 }
 function decode(payload) {
   const raw = decoder.decode(payload);
@@ -2268,6 +2536,7 @@ function conversation(peer) {
   return c;
 }
 function add(m) {
+  if (m.conversation.kind !== 0 /* Direct */) return;
   const c = conversation(m.conversation.id);
   if (c.entries.has(m.inboxSeq)) return;
   const mine = m.sender === me.userId;
@@ -2287,9 +2556,14 @@ function unread(c) {
   return n;
 }
 function markRead(c) {
-  let max = readSeq(c.peer);
-  for (const seq of c.entries.keys()) if (seq > max) max = seq;
-  localStorage.setItem(readKey(c.peer), max.toString());
+  const last = lastSeq(c);
+  if (!session || last <= readSeq(c.peer)) return;
+  readSeqs.set(c.peer, last);
+  session.markRead({ kind: 0 /* Direct */, id: c.peer }, last).then((r) => {
+    learnRead(r);
+    render();
+  }).catch(() => {
+  });
 }
 function render() {
   const list = $("convs");
@@ -2299,6 +2573,7 @@ function render() {
     const li = document.createElement("li");
     li.className = "conv" + (c2.peer === open ? " open" : "");
     li.dataset.peer = c2.peer.toString();
+    li.dataset.lastSeq = lastSeq(c2).toString();
     const name = document.createElement("span");
     name.className = "name";
     name.textContent = c2.name;
@@ -2364,6 +2639,10 @@ async function start(login, username) {
     render();
     ackHeld();
   };
+  s.onReadPosition = (r) => {
+    learnRead(r);
+    render();
+  };
   s.onClose = (why) => {
     if (session === s) {
       session = null;
@@ -2389,6 +2668,7 @@ async function start(login, username) {
     }
     if (!page.more || page.messages.length === 0) break;
   }
+  for (const r of await s.conversations()) learnRead(r);
   render();
   ackHeld();
 }

@@ -3,11 +3,13 @@
 // protocol is the generated TypeScript client behind HotlineSession.
 //
 // Conventions of this page (the server never reads payloads): a payload is UTF-8 JSON
-// {"text": ..., "from": username}; anything else is shown as UTF-8 text. The device token
-// and, per conversation, the highest inbox seq read are kept in localStorage, so a reload
-// resumes the same device and unread counts survive it.
+// {"text": ..., "from": username}; anything else is shown as UTF-8 text. The page shows
+// direct conversations. The device token is kept in localStorage, so a reload resumes the
+// same device. Read positions are the server's (MarkRead, Conversations, ReadPosition
+// pushes), so unread counts survive a reload and follow the user across devices.
 
-import { HotlineError, HotlineSession, type Message } from "./session.js";
+import { HotlineError, HotlineSession, type Message, type ReadState } from "./session.js";
+import { ConversationKind } from "./generated/hotline/wire/fb.js";
 
 interface Entry {
   seq: bigint;
@@ -35,6 +37,8 @@ let me = { userId: 0n, username: "" };
 let open: bigint | null = null;
 let ackedSeq = 0n;
 const conversations = new Map<bigint, Conversation>();
+/** The server's read position per direct conversation (peer user id → inbox seq). */
+const readSeqs = new Map<bigint, bigint>();
 
 function status(text: string): void {
   $("status").textContent = text;
@@ -44,12 +48,14 @@ function wsUrl(): string {
   return `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/`;
 }
 
-function readKey(peer: bigint): string {
-  return `hotline.read.${me.userId}.${peer}`;
+function readSeq(peer: bigint): bigint {
+  return readSeqs.get(peer) ?? 0n;
 }
 
-function readSeq(peer: bigint): bigint {
-  return BigInt(localStorage.getItem(readKey(peer)) ?? "0");
+/** Takes a read position the server reported (never moving one backwards). */
+function learnRead(r: ReadState): void {
+  if (r.conversation.kind !== ConversationKind.Direct) return;
+  if (r.readSeq > readSeq(r.conversation.id)) readSeqs.set(r.conversation.id, r.readSeq);
 }
 
 function decode(payload: Uint8Array): { text: string; from?: string } {
@@ -76,6 +82,7 @@ function conversation(peer: bigint): Conversation {
 
 /** Adds an inbox entry (live push, catch-up or history); a seq seen before is ignored. */
 function add(m: Message): void {
+  if (m.conversation.kind !== ConversationKind.Direct) return; // groups: not on this page
   const c = conversation(m.conversation.id);
   if (c.entries.has(m.inboxSeq)) return;
   const mine = m.sender === me.userId;
@@ -96,10 +103,18 @@ function unread(c: Conversation): number {
   return n;
 }
 
+/** Marks everything shown in `c` read, on the server (so other devices follow). */
 function markRead(c: Conversation): void {
-  let max = readSeq(c.peer);
-  for (const seq of c.entries.keys()) if (seq > max) max = seq;
-  localStorage.setItem(readKey(c.peer), max.toString());
+  const last = lastSeq(c);
+  if (!session || last <= readSeq(c.peer)) return;
+  readSeqs.set(c.peer, last);
+  session
+    .markRead({ kind: ConversationKind.Direct, id: c.peer }, last)
+    .then((r) => {
+      learnRead(r);
+      render();
+    })
+    .catch(() => {});
 }
 
 function render(): void {
@@ -110,6 +125,7 @@ function render(): void {
     const li = document.createElement("li");
     li.className = "conv" + (c.peer === open ? " open" : "");
     li.dataset.peer = c.peer.toString();
+    li.dataset.lastSeq = lastSeq(c).toString();
     const name = document.createElement("span");
     name.className = "name";
     name.textContent = c.name;
@@ -179,6 +195,10 @@ async function start(login: (s: HotlineSession) => Promise<{ userId: bigint; tok
     render();
     ackHeld();
   };
+  s.onReadPosition = (r) => {
+    learnRead(r);
+    render();
+  };
   s.onClose = (why) => {
     if (session === s) {
       session = null;
@@ -205,6 +225,7 @@ async function start(login: (s: HotlineSession) => Promise<{ userId: bigint; tok
     }
     if (!page.more || page.messages.length === 0) break;
   }
+  for (const r of await s.conversations()) learnRead(r);
   render();
   ackHeld();
 }

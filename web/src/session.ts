@@ -39,6 +39,11 @@ import {
   SyncPage,
   SendFlags,
   AckOk,
+  ConversationList,
+  ConversationRef,
+  Conversations,
+  MarkRead,
+  ReadPosition,
 } from "./generated/hotline/wire/fb.js";
 
 export { ErrorCode };
@@ -95,6 +100,23 @@ export interface Page {
   more: boolean;
 }
 
+/** A conversation seen from this user: `kind` and `id` as in `Message.conversation`. */
+export interface ConversationId {
+  kind: ConversationKind;
+  id: bigint;
+}
+
+/** This user's read position in one conversation (stored by the server, shared by devices). */
+export interface ReadState {
+  conversation: ConversationId;
+  /** The inbox seq read up to (never moves backwards). */
+  readSeq: bigint;
+  /** Messages from others in the conversation after `readSeq`. */
+  unread: bigint;
+  /** The conversation's newest inbox seq. */
+  lastSeq: bigint;
+}
+
 interface Pending {
   resolve: (frame: Frame) => void;
   reject: (e: unknown) => void;
@@ -104,6 +126,8 @@ interface Pending {
 export class HotlineSession {
   /** Called for every Deliver the server pushes. */
   onDeliver: (m: Message) => void = () => {};
+  /** Called when another device of this user moved a read position (a `ReadPosition` push). */
+  onReadPosition: (r: ReadState) => void = () => {};
   /** Called once when the connection ends (with the server's last error, if any). */
   onClose: (why: string) => void = () => {};
   /** The server's limits from HelloOk. */
@@ -226,6 +250,39 @@ export class HotlineSession {
     return { messages, inboxSeq: page.inboxSeq(), more: page.more() };
   }
 
+  /** Marks `conversation` read up to its inbox entry `upToSeq`; every device of this user
+   * sees the new position (the others through `onReadPosition`). */
+  async markRead(conversation: ConversationId, upToSeq: bigint): Promise<ReadState> {
+    const reply = await this.request((b) => {
+      MarkRead.startMarkRead(b);
+      MarkRead.addConversation(b, ConversationRef.createConversationRef(b, conversation.kind, conversation.id));
+      MarkRead.addUpToSeq(b, upToSeq);
+      return [Body.MarkRead, MarkRead.endMarkRead(b)];
+    });
+    return toReadState(reply.body(new ReadPosition()) as ReadPosition);
+  }
+
+  /** Every conversation of this user with its read position and unread count. */
+  async conversations(): Promise<ReadState[]> {
+    const all: ReadState[] = [];
+    let after: ConversationId = { kind: ConversationKind.Direct, id: 0n };
+    for (;;) {
+      const from = after;
+      const reply = await this.request((b) => {
+        Conversations.startConversations(b);
+        Conversations.addAfter(b, ConversationRef.createConversationRef(b, from.kind, from.id));
+        return [Body.Conversations, Conversations.endConversations(b)];
+      });
+      const list = reply.body(new ConversationList()) as ConversationList;
+      for (let i = 0; i < list.conversationsLength(); i++) {
+        const r = list.conversations(i);
+        if (r) all.push(toReadState(r));
+      }
+      if (!list.more() || all.length === 0) return all;
+      after = all[all.length - 1].conversation;
+    }
+  }
+
   /** Revokes this device's token and closes. */
   async logout(): Promise<void> {
     await this.request((b) => {
@@ -259,6 +316,10 @@ export class HotlineSession {
     const type = frame.bodyType();
     if (type === Body.Deliver) {
       this.onDeliver(toMessage(frame.body(new Deliver()) as Deliver));
+      return;
+    }
+    if (type === Body.ReadPosition && requestId === REQUEST_ID_NONE) {
+      this.onReadPosition(toReadState(frame.body(new ReadPosition()) as ReadPosition));
       return;
     }
     if (type === Body.Ping) {
@@ -307,5 +368,15 @@ function toMessage(d: Deliver): Message {
     timestampUs: d.timestampUs(),
     payload: d.payloadArray()?.slice() ?? new Uint8Array(),
     clientMsgId: d.clientMsgId(),
+  };
+}
+
+function toReadState(r: ReadPosition): ReadState {
+  const conversation = r.conversation();
+  return {
+    conversation: { kind: conversation?.kind() ?? ConversationKind.Direct, id: conversation?.id() ?? 0n },
+    readSeq: r.readSeq(),
+    unread: r.unread(),
+    lastSeq: r.lastSeq(),
   };
 }

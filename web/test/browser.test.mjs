@@ -71,6 +71,27 @@ async function register(page, url, username) {
   return page.getAttribute("#me", "data-user-id");
 }
 
+async function logIn(page, url, username) {
+  await page.goto(url);
+  await page.fill("#username", username);
+  await page.fill("#password", `${username}-secret`);
+  await page.click("#login-btn");
+  await page.waitForSelector("#me[data-user-id]", { timeout: WAIT_MS });
+}
+
+/** Waits until the unread badge of the conversation with `peerId` reads `text`. */
+async function waitForUnread(page, peerId, text) {
+  const badge = page.locator(`.conv[data-peer="${peerId}"] .unread`);
+  const deadline = Date.now() + WAIT_MS;
+  let seen;
+  while (Date.now() < deadline) {
+    seen = (await badge.count()) > 0 ? await badge.textContent() : null;
+    if (seen === text) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.fail(`unread badge for ${peerId}: wanted ${JSON.stringify(text)}, saw ${JSON.stringify(seen)}`);
+}
+
 async function sendTo(page, peerId, text) {
   if ((await page.locator(`.conv[data-peer="${peerId}"]`).count()) > 0) {
     await page.click(`.conv[data-peer="${peerId}"]`);
@@ -90,7 +111,7 @@ async function waitForText(page, text) {
     .waitFor({ timeout: WAIT_MS });
 }
 
-test("two users chat in the browser, both ways, and history survives a reload", async (t) => {
+test("two users chat in the browser, both ways; history survives a reload; read positions follow a user across devices", async (t) => {
   mkdirSync(artifacts, { recursive: true });
   const server = await startServer();
   const browser = await chromium.launch({
@@ -140,5 +161,26 @@ test("two users chat in the browser, both ways, and history survives a reload", 
   assert.deepEqual(mine, ["hello bob, from alice"]);
   assert.deepEqual(theirs, ["hi alice, bob here"]);
   await alice.screenshot({ path: join(artifacts, "alice-after-reload.png") });
-  assert.deepEqual(errors, [], "no script errors on either page");
+
+  // Read positions are the server's: bob's second device (a fresh browser, new device)
+  // starts with nothing unread, since bob read the conversation on his first device...
+  const bob2 = await (await browser.newContext()).newPage();
+  bob2.on("pageerror", (e) => errors.push(e.message));
+  await logIn(bob2, server.url, "bob");
+  await bob2.waitForSelector(`.conv[data-peer="${aliceId}"]`, { timeout: WAIT_MS });
+  await waitForUnread(bob2, aliceId, "");
+  // ...and a new message read on the first device (where the conversation is open) stops
+  // counting as unread on the second one too (a ReadPosition push).
+  await alice.fill("#text", "are you there, bob?");
+  await alice.click("#send-btn");
+  await waitForText(bob, "are you there, bob?");
+  const seq = await bob
+    .locator("#messages li", { hasText: "are you there, bob?" })
+    .first()
+    .getAttribute("data-seq");
+  // bob2 holds the message (unread there until the push says otherwise)...
+  await bob2.waitForSelector(`.conv[data-peer="${aliceId}"][data-last-seq="${seq}"]`, { timeout: WAIT_MS });
+  await waitForUnread(bob2, aliceId, "");
+  await bob2.screenshot({ path: join(artifacts, "bob-second-device.png") });
+  assert.deepEqual(errors, [], "no script errors on any page");
 });
