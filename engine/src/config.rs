@@ -67,6 +67,72 @@ pub struct ServeConfig {
     pub group_members_max: usize,
     /// TLS and WebSocket listeners, and the web page.
     pub transport: TransportConfig,
+    /// Where the Prometheus text endpoint listens; `None`: off.
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+/// Default address of the Prometheus endpoint (loopback: it is not authenticated).
+pub const METRICS_LISTEN_DEFAULT: &str = "127.0.0.1:9700";
+
+/// A `--config` file that cannot be read as settings.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigFileError {
+    #[error("not TOML: {0}")]
+    Syntax(String),
+    #[error("unknown key `{key}` (known keys: {known})")]
+    UnknownKey { key: String, known: String },
+    #[error("{key} = {value}: {why}")]
+    BadValue {
+        key: String,
+        value: String,
+        why: &'static str,
+    },
+}
+
+/// Reads a flat TOML file into `(key, value)` pairs, each value as its flag would take it
+/// (arrays joined with `,`). Keys must be among `known`; tables and dates are refused.
+pub fn parse_config_file(text: &str, known: &[&str]) -> Result<Vec<(String, String)>, ConfigFileError> {
+    use toml_edit::Value;
+    let doc: toml_edit::DocumentMut = text
+        .parse()
+        .map_err(|e: toml_edit::TomlError| ConfigFileError::Syntax(e.to_string()))?;
+    let mut out = Vec::new();
+    for (key, item) in doc.iter() {
+        if !known.contains(&key) {
+            return Err(ConfigFileError::UnknownKey {
+                key: key.to_owned(),
+                known: known.join(", "),
+            });
+        }
+        let bad = |why| ConfigFileError::BadValue {
+            key: key.to_owned(),
+            value: item
+                .span()
+                .and_then(|r| text.get(r))
+                .map_or_else(|| item.type_name().to_owned(), |v| v.trim().to_owned()),
+            why,
+        };
+        let scalar = |v: &Value| -> Option<String> {
+            match v {
+                Value::String(s) => Some(s.value().clone()),
+                Value::Integer(i) => Some(i.value().to_string()),
+                Value::Boolean(b) => Some(b.value().to_string()),
+                _ => None,
+            }
+        };
+        let value = match item.as_value() {
+            Some(Value::Array(a)) => {
+                let parts: Option<Vec<String>> = a.iter().map(scalar).collect();
+                parts
+                    .ok_or_else(|| bad("array items must be strings, integers or booleans"))?
+                    .join(",")
+            }
+            Some(v) => scalar(v).ok_or_else(|| bad("must be a string, an integer, a boolean or an array"))?,
+            None => return Err(bad("tables are not settings: keys are flat")),
+        };
+        out.push((key.to_owned(), value));
+    }
+    Ok(out)
 }
 
 /// Default address of the TLS listener (used only with a certificate).
@@ -205,12 +271,43 @@ pub(crate) fn test_config() -> ServeConfig {
         helper_threads: 1,
         group_members_max: GROUP_MEMBERS_MAX_DEFAULT,
         transport: TransportConfig::default(),
+        metrics_listen: None,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn config_file_keys_are_checked_and_values_flattened() {
+        let known = ["cores", "web", "ws_allowed_origins", "listen"];
+        let got = parse_config_file(
+            "cores = 4\nweb = true\nws_allowed_origins = [\"https://a\", \"https://b\"]\nlisten = \"127.0.0.1:1\"\n",
+            &known,
+        );
+        assert_eq!(
+            got,
+            Ok(vec![
+                ("cores".into(), "4".into()),
+                ("web".into(), "true".into()),
+                ("ws_allowed_origins".into(), "https://a,https://b".into()),
+                ("listen".into(), "127.0.0.1:1".into()),
+            ])
+        );
+        assert!(matches!(
+            parse_config_file("corse = 4\n", &known),
+            Err(ConfigFileError::UnknownKey { key, .. }) if key == "corse"
+        ));
+        assert!(matches!(
+            parse_config_file("[cores]\nx = 1\n", &known),
+            Err(ConfigFileError::BadValue { key, .. }) if key == "cores"
+        ));
+        assert!(matches!(
+            parse_config_file("cores = \n", &known),
+            Err(ConfigFileError::Syntax(_))
+        ));
+    }
 
     #[test]
     fn defaults_are_valid_and_violations_name_the_key() {

@@ -272,7 +272,10 @@ fn handle_frames(core: &mut Core, idx: usize, buf: &[u8]) -> usize {
         conn.ping_sent = false;
         core.shared.metrics.frames_in.fetch_add(1, Ordering::Relaxed);
         match core.decoder.decode(&rest[..end]) {
-            Ok(Decoded::Frame { frame, .. }) => handlers::dispatch(core, idx, frame),
+            Ok(Decoded::Frame { frame, .. }) => {
+                core.shared.metrics.frames_in_by_type[frame.message.index()].fetch_add(1, Ordering::Relaxed);
+                handlers::dispatch(core, idx, frame)
+            }
             Ok(Decoded::NeedMore { .. }) => unreachable!("a whole frame was sliced out above"),
             Err(e) => malformed(core, idx, &e),
         }

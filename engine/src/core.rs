@@ -287,6 +287,7 @@ impl Core {
         self.generation_next = self.generation_next.wrapping_add(1).max(1);
         let now = self.now_ms();
         self.shared.connections.fetch_add(1, Ordering::Relaxed);
+        self.shared.metrics.connections_by_core[self.id].fetch_add(1, Ordering::Relaxed);
         self.conns.insert(Conn::new(generation, fd, state, now))
     }
 
@@ -335,6 +336,7 @@ impl Core {
         let conn = self.conns.remove(idx);
         self.pending_tokens.remove(&idx);
         self.shared.connections.fetch_sub(1, Ordering::Relaxed);
+        self.shared.metrics.connections_by_core[self.id].fetch_sub(1, Ordering::Relaxed);
         if let ConnState::LoggedIn(dev) = conn.state {
             // A cursor acked but not yet submitted still gets stored.
             if dev.cursor_writing.is_none() && dev.cursor > 0 {
@@ -374,6 +376,7 @@ impl Core {
     pub fn push(&mut self, idx: usize, request_id: u64, message: &Message<'_>) {
         let Some(conn) = self.conns.get_mut(idx) else { return };
         self.encoder.encode_into(request_id, message, &mut conn.outbound);
+        self.shared.metrics.frames_out_by_type[message.index()].fetch_add(1, Ordering::Relaxed);
         if !conn.dirty {
             conn.dirty = true;
             self.dirty.push(idx);
@@ -581,6 +584,7 @@ impl Core {
         let frame = self.encoder.encode(0, &Message::Deliver(message.deliver(user_id, seq)));
         let outbound_max = self.shared.config.outbound_bytes_max;
         let mut lagging = 0;
+        let mut delivered = 0;
         for &idx in &user.conns {
             let generation = self.conns[idx].generation;
             let conn = &mut self.conns[idx];
@@ -615,6 +619,7 @@ impl Core {
             }
             conn.outbound.extend_from_slice(frame);
             dev.sent_seq = seq;
+            delivered += 1;
             if !conn.dirty {
                 conn.dirty = true;
                 self.dirty.push(idx);
@@ -622,6 +627,16 @@ impl Core {
         }
         let metrics = &self.shared.metrics;
         metrics.lagging_switches.fetch_add(lagging, Ordering::Relaxed);
+        if delivered > 0 {
+            metrics.delivered_live.fetch_add(delivered, Ordering::Relaxed);
+            metrics.frames_out_by_type[crate::metrics::DELIVER_INDEX].fetch_add(delivered, Ordering::Relaxed);
+            let now_us = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_micros() as u64);
+            metrics
+                .delivery_latency_us
+                .observe(now_us.saturating_sub(message.timestamp_us));
+        }
     }
 
     /// An ephemeral message for `user_id`: pushed (inbox seq 0) to every connection of the
@@ -636,6 +651,7 @@ impl Core {
         let Some(u) = self.users.get(&user) else { return };
         let frame = self.encoder.encode(0, message);
         let outbound_max = self.shared.config.outbound_bytes_max;
+        let mut pushed = 0;
         for &idx in &u.conns {
             let conn = &mut self.conns[idx];
             let this = ConnRef {
@@ -647,11 +663,13 @@ impl Core {
                 continue;
             }
             conn.outbound.extend_from_slice(frame);
+            pushed += 1;
             if !conn.dirty {
                 conn.dirty = true;
                 self.dirty.push(idx);
             }
         }
+        self.shared.metrics.frames_out_by_type[message.index()].fetch_add(pushed, Ordering::Relaxed);
     }
 
     /// Live notifications from the writer or another core.
@@ -1015,10 +1033,9 @@ impl Core {
         if !page.more && dev.sent_seq >= head {
             dev.mode = DeliveryMode::Live;
         }
-        self.shared
-            .metrics
-            .delivered_catch_up
-            .fetch_add(queued, Ordering::Relaxed);
+        let metrics = &self.shared.metrics;
+        metrics.delivered_catch_up.fetch_add(queued, Ordering::Relaxed);
+        metrics.frames_out_by_type[crate::metrics::DELIVER_INDEX].fetch_add(queued, Ordering::Relaxed);
         if !conn.dirty {
             conn.dirty = true;
             self.dirty.push(idx);

@@ -17,7 +17,8 @@
 //! - [`transport`]: TLS and WebSocket connections: a sans-IO layer per connection that
 //!   moves with it between cores. [`web`]: the web chat page's files.
 //! - [`auth`]: password hashing, tokens, name rules. [`config`]: limits and settings.
-//! - [`admin`]: offline commands (`hotline user add`). [`metrics`]: counters.
+//! - [`admin`]: offline commands (`hotline user add`). [`metrics`]: counters and the
+//!   Prometheus endpoint (its own thread). [`logging`]: JSON log lines.
 //!
 //! # One message
 //! A `Send` read on the sender's home core goes to the log writer, which appends it to the
@@ -32,6 +33,7 @@ pub mod conn;
 pub mod core;
 pub mod handlers;
 pub mod helper;
+pub mod logging;
 pub mod mailbox;
 pub mod metrics;
 pub mod presence;

@@ -6,10 +6,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::ffi::OsString;
+
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use hotline_engine::config::{
     Durability, Registration, ServeConfig, TransportConfig, CONNECTIONS_PER_CORE_MAX_DEFAULT, HELPER_THREADS_DEFAULT,
-    LOGIN_TIMEOUT_MS_DEFAULT, OUTBOUND_BYTES_MAX_DEFAULT, TLS_LISTEN_DEFAULT, WS_LISTEN_DEFAULT,
+    LOGIN_TIMEOUT_MS_DEFAULT, METRICS_LISTEN_DEFAULT, OUTBOUND_BYTES_MAX_DEFAULT, TLS_LISTEN_DEFAULT,
+    WS_LISTEN_DEFAULT,
 };
 use hotline_wire::{
     FRAME_BYTES_MAX_DEFAULT, IDLE_TIMEOUT_MS_DEFAULT, PAYLOAD_BYTES_MAX_DEFAULT, SYNC_PAGE_MESSAGES_MAX_DEFAULT,
@@ -25,9 +28,17 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
     about = "Hotline: a thread-per-core chat engine on io_uring and RocksDB"
 )]
 struct Cli {
-    /// Log level: error, warn, info, debug or trace (RUST_LOG overrides).
-    #[arg(long, global = true, default_value = "info")]
+    /// A TOML file of settings (keys are the long flag names with `_`, see
+    /// `hotline.sample.toml`). A flag beats its `HOTLINE_*` variable, which beats the file.
+    #[arg(long, global = true, env = "HOTLINE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Log level: error, warn, info, debug or trace, or a filter such as
+    /// `info,hotline_engine::core=debug` (RUST_LOG overrides).
+    #[arg(long, global = true, env = "HOTLINE_LOG_LEVEL", default_value = "info")]
     log_level: String,
+    /// Log lines as human-readable text or as one JSON object per line.
+    #[arg(long, global = true, env = "HOTLINE_LOG_FORMAT", value_enum, default_value = "text")]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -39,6 +50,24 @@ enum Command {
     /// Manage accounts in a data directory (the server must be stopped).
     #[command(subcommand)]
     User(UserCommand),
+    /// Show the configuration `hotline serve` would run with.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigCommand {
+    /// Print the effective configuration (file, then `HOTLINE_*`, then flags) as TOML,
+    /// after checking it as `serve` would.
+    Print(ServeArgs),
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum LogFormat {
+    /// `2026-01-01T00:00:00Z  INFO target: message`
+    Text,
+    /// `{"ts":"…","level":"INFO","target":"…","message":"…",…}`
+    Json,
 }
 
 #[derive(Subcommand, Debug)]
@@ -92,74 +121,82 @@ enum RegistrationArg {
 struct ServeArgs {
     /// Address to accept TCP connections on (port 0 picks a free port; the chosen address
     /// is printed as `hotline listening on ADDR`).
-    #[arg(long, default_value = "127.0.0.1:7700")]
+    #[arg(long, env = "HOTLINE_LISTEN", default_value = "127.0.0.1:7700")]
     listen: SocketAddr,
     /// Directory of the RocksDB message log (created if missing).
-    #[arg(long, default_value = "./hotline-data")]
+    #[arg(long, env = "HOTLINE_DATA_DIR", default_value = "./hotline-data")]
     data_dir: PathBuf,
     /// Cores to run on, one pinned io_uring runtime each (default: every CPU).
-    #[arg(long)]
+    #[arg(long, env = "HOTLINE_CORES")]
     cores: Option<usize>,
     /// When a message counts as durable and is acknowledged.
-    #[arg(long, value_enum, default_value = "sync")]
+    #[arg(long, env = "HOTLINE_DURABILITY", value_enum, default_value = "sync")]
     durability: DurabilityArg,
     /// Whether clients may create accounts themselves.
-    #[arg(long, value_enum, default_value = "open")]
+    #[arg(long, env = "HOTLINE_REGISTRATION", value_enum, default_value = "open")]
     registration: RegistrationArg,
     /// Silence after which a connection is pinged (at half) and then closed.
-    #[arg(long, default_value_t = IDLE_TIMEOUT_MS_DEFAULT)]
+    #[arg(long, env = "HOTLINE_IDLE_TIMEOUT_MS", default_value_t = IDLE_TIMEOUT_MS_DEFAULT)]
     idle_timeout_ms: u32,
     /// Time a new connection has to log in.
-    #[arg(long, default_value_t = LOGIN_TIMEOUT_MS_DEFAULT)]
+    #[arg(long, env = "HOTLINE_LOGIN_TIMEOUT_MS", default_value_t = LOGIN_TIMEOUT_MS_DEFAULT)]
     login_timeout_ms: u32,
     /// Largest frame a client may send, in bytes.
-    #[arg(long, default_value_t = FRAME_BYTES_MAX_DEFAULT)]
+    #[arg(long, env = "HOTLINE_FRAME_BYTES_MAX", default_value_t = FRAME_BYTES_MAX_DEFAULT)]
     frame_bytes_max: u32,
     /// Largest message payload, in bytes.
-    #[arg(long, default_value_t = PAYLOAD_BYTES_MAX_DEFAULT)]
+    #[arg(long, env = "HOTLINE_PAYLOAD_BYTES_MAX", default_value_t = PAYLOAD_BYTES_MAX_DEFAULT)]
     payload_bytes_max: u32,
     /// Most messages in one SyncPage.
-    #[arg(long, default_value_t = SYNC_PAGE_MESSAGES_MAX_DEFAULT)]
+    #[arg(long, env = "HOTLINE_SYNC_PAGE_MESSAGES_MAX", default_value_t = SYNC_PAGE_MESSAGES_MAX_DEFAULT)]
     sync_page_messages_max: u32,
     /// Bytes queued for one connection before its device stops getting live pushes and
     /// catches up from the log once it reads again.
-    #[arg(long, default_value_t = OUTBOUND_BYTES_MAX_DEFAULT)]
+    #[arg(long, env = "HOTLINE_OUTBOUND_BYTES_MAX", default_value_t = OUTBOUND_BYTES_MAX_DEFAULT)]
     outbound_bytes_max: usize,
     /// Most connections one core holds (the open-file limit usually binds first).
-    #[arg(long, default_value_t = CONNECTIONS_PER_CORE_MAX_DEFAULT)]
+    #[arg(long, env = "HOTLINE_CONNECTIONS_PER_CORE_MAX", default_value_t = CONNECTIONS_PER_CORE_MAX_DEFAULT)]
     connections_per_core_max: usize,
     /// Threads for password hashing and log reads.
-    #[arg(long, default_value_t = HELPER_THREADS_DEFAULT)]
+    #[arg(long, env = "HOTLINE_HELPER_THREADS", default_value_t = HELPER_THREADS_DEFAULT)]
     helper_threads: usize,
     /// Most members of one group (adding one more answers GroupFull).
-    #[arg(long, default_value_t = hotline_engine::config::GROUP_MEMBERS_MAX_DEFAULT)]
+    #[arg(long, env = "HOTLINE_GROUP_MEMBERS_MAX", default_value_t = hotline_engine::config::GROUP_MEMBERS_MAX_DEFAULT)]
     group_members_max: usize,
     /// PEM certificate (chain) for TLS; with --tls-key it turns on the TLS listener
     /// (--tls-listen). `scripts/self-signed-cert` makes a pair for local use.
-    #[arg(long, requires = "tls_key")]
+    #[arg(long, env = "HOTLINE_TLS_CERT", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
     /// PEM private key of --tls-cert.
-    #[arg(long, requires = "tls_cert")]
+    #[arg(long, env = "HOTLINE_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
     /// Address of the TLS listener (same protocol as --listen, inside TLS); used only
     /// with --tls-cert/--tls-key.
-    #[arg(long, default_value = TLS_LISTEN_DEFAULT)]
+    #[arg(long, env = "HOTLINE_TLS_LISTEN", default_value = TLS_LISTEN_DEFAULT)]
     tls_listen: SocketAddr,
     /// Address of the WebSocket listener (one binary message carries one frame), or
     /// `off`. Port 0 picks a free port.
-    #[arg(long, default_value = WS_LISTEN_DEFAULT, value_parser = parse_listen_or_off)]
+    #[arg(long, env = "HOTLINE_WS_LISTEN", default_value = WS_LISTEN_DEFAULT, value_parser = parse_listen_or_off)]
     ws_listen: ListenOrOff,
     /// The WebSocket listener speaks TLS (wss://) with --tls-cert/--tls-key.
-    #[arg(long)]
+    #[arg(long, env = "HOTLINE_WS_TLS")]
     ws_tls: bool,
     /// A browser origin (`https://chat.example.com`) allowed to open a WebSocket besides
     /// the web page's own; repeat for more, `*` for any. Clients that send no Origin
     /// (not browsers) are always allowed.
-    #[arg(long = "ws-allowed-origin")]
+    #[arg(
+        long = "ws-allowed-origin",
+        env = "HOTLINE_WS_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
     ws_allowed_origins: Vec<String>,
     /// Serve the web chat page at http://WS-LISTEN/ (same listener as the WebSocket).
-    #[arg(long)]
+    #[arg(long, env = "HOTLINE_WEB")]
     web: bool,
+    /// Address of the Prometheus text endpoint (`GET /metrics`), or `off`. Port 0 picks a
+    /// free port. Keep it on loopback or a private network: it is not authenticated.
+    #[arg(long, env = "HOTLINE_METRICS_LISTEN", default_value = METRICS_LISTEN_DEFAULT, value_parser = parse_listen_or_off)]
+    metrics_listen: ListenOrOff,
 }
 
 /// A listening address, or `off`.
@@ -176,59 +213,179 @@ fn parse_listen_or_off(s: &str) -> Result<ListenOrOff, String> {
 }
 
 fn main() {
-    let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cli.log_level));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    if let Err(e) = apply_config_file(&argv) {
+        eprintln!("hotline: invalid configuration: {e:#}");
+        std::process::exit(2);
+    }
+    let matches = Cli::command().get_matches_from(&argv);
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    init_logging(&cli.log_level, cli.log_format);
+    if let Command::Config(ConfigCommand::Print(a)) = cli.command {
+        let serve = matches
+            .subcommand_matches("config")
+            .and_then(|m| m.subcommand_matches("print"))
+            .expect("clap routed `config print` here");
+        let config = serve_config(a);
+        if let Err(e) = config.validate() {
+            eprintln!("hotline: invalid configuration: {e}");
+            std::process::exit(2);
+        }
+        print!("{}", render_config(&matches, serve));
+        return;
+    }
     if let Err(e) = run(cli.command) {
         eprintln!("hotline: {e:#}");
         std::process::exit(1);
     }
 }
 
+/// Finds `--config FILE` (or `HOTLINE_CONFIG`) before clap runs and turns each key of the
+/// file into its `HOTLINE_*` variable unless that variable is already set: clap then
+/// applies flag > variable > file > default in one place. Unknown keys and values of the
+/// wrong TOML type are rejected here, naming the key; clap rejects unparsable values
+/// naming the flag, the value and why.
+fn apply_config_file(argv: &[OsString]) -> anyhow::Result<()> {
+    let mut path: Option<PathBuf> = std::env::var_os("HOTLINE_CONFIG").map(PathBuf::from);
+    let mut it = argv.iter().skip(1);
+    while let Some(arg) = it.next() {
+        let arg = arg.to_string_lossy();
+        if arg == "--config" {
+            path = it.next().map(PathBuf::from);
+        } else if let Some(p) = arg.strip_prefix("--config=") {
+            path = Some(PathBuf::from(p));
+        }
+    }
+    let Some(path) = path else { return Ok(()) };
+    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read --config {}", path.display()))?;
+    let command = Cli::command();
+    let mut keys: Vec<(String, String)> = Vec::new();
+    let serve = command.find_subcommand("serve").expect("serve exists");
+    for arg in command.get_arguments().chain(serve.get_arguments()) {
+        if let Some(env) = arg.get_env() {
+            if arg.get_id() != "config" {
+                keys.push((arg.get_id().to_string(), env.to_string_lossy().into_owned()));
+            }
+        }
+    }
+    let settings =
+        hotline_engine::config::parse_config_file(&text, &keys.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>())
+            .with_context(|| format!("in {}", path.display()))?;
+    for (key, value) in settings {
+        let env = &keys
+            .iter()
+            .find(|(k, _)| *k == key)
+            .expect("parse_config_file checks keys")
+            .1;
+        if std::env::var_os(env).is_none() {
+            // Single-threaded here: nothing else reads the environment yet.
+            std::env::set_var(env, value);
+        }
+    }
+    Ok(())
+}
+
+/// The effective settings of `serve` as a TOML file `--config` accepts.
+fn render_config(global: &clap::ArgMatches, serve: &clap::ArgMatches) -> String {
+    let mut out = String::from("# hotline effective configuration (file < HOTLINE_* < flags)\n");
+    let command = Cli::command();
+    let serve_cmd = command.find_subcommand("serve").expect("serve exists");
+    let render = |m: &clap::ArgMatches, id: &str, out: &mut String| {
+        let values: Vec<String> = m
+            .get_raw(id)
+            .map(|r| r.map(|v| v.to_string_lossy().into_owned()).collect())
+            .unwrap_or_default();
+        let quote = |v: &String| {
+            if v == "true" || v == "false" || (!v.is_empty() && v.parse::<u64>().is_ok()) {
+                v.clone()
+            } else {
+                format!("{v:?}")
+            }
+        };
+        let is_list = id == "ws_allowed_origins";
+        match values.as_slice() {
+            [] if is_list => out.push_str(&format!("{id} = []\n")),
+            [] => out.push_str(&format!("# {id} is not set\n")),
+            [one] if !is_list => out.push_str(&format!("{id} = {}\n", quote(one))),
+            many => out.push_str(&format!(
+                "{id} = [{}]\n",
+                many.iter().map(|v| format!("{v:?}")).collect::<Vec<_>>().join(", ")
+            )),
+        }
+    };
+    for id in ["log_level", "log_format"] {
+        render(global, id, &mut out);
+    }
+    for arg in serve_cmd.get_arguments() {
+        let id = arg.get_id().as_str();
+        if arg.get_env().is_some() && id != "config" && id != "log_level" && id != "log_format" {
+            render(serve, id, &mut out);
+        }
+    }
+    out
+}
+
+fn init_logging(level: &str, format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.event_format(hotline_engine::logging::JsonLines).init(),
+    }
+}
+
+fn serve_config(a: ServeArgs) -> ServeConfig {
+    let cores = a
+        .cores
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    ServeConfig {
+        listen: a.listen,
+        data_dir: a.data_dir,
+        cores,
+        durability: match a.durability {
+            DurabilityArg::Sync => Durability::Sync,
+            DurabilityArg::Async => Durability::Async,
+        },
+        registration: match a.registration {
+            RegistrationArg::Open => Registration::Open,
+            RegistrationArg::Closed => Registration::Closed,
+        },
+        idle_timeout_ms: a.idle_timeout_ms,
+        login_timeout_ms: a.login_timeout_ms,
+        frame_bytes_max: a.frame_bytes_max,
+        payload_bytes_max: a.payload_bytes_max,
+        sync_page_messages_max: a.sync_page_messages_max,
+        outbound_bytes_max: a.outbound_bytes_max,
+        connections_per_core_max: a.connections_per_core_max,
+        helper_threads: a.helper_threads,
+        group_members_max: a.group_members_max,
+        metrics_listen: a.metrics_listen.0,
+        transport: TransportConfig {
+            tls_listen: a.tls_cert.as_ref().map(|_| a.tls_listen),
+            tls_cert: a.tls_cert,
+            tls_key: a.tls_key,
+            ws_listen: a.ws_listen.0,
+            ws_tls: a.ws_tls,
+            ws_origins_allowed: a.ws_allowed_origins,
+            web: a.web,
+        },
+    }
+}
+
 fn run(command: Command) -> anyhow::Result<()> {
     match command {
+        Command::Config(_) => unreachable!("handled in main"),
         Command::Serve(a) => {
-            let cores = a
-                .cores
-                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-            let config = ServeConfig {
-                listen: a.listen,
-                data_dir: a.data_dir,
-                cores,
-                durability: match a.durability {
-                    DurabilityArg::Sync => Durability::Sync,
-                    DurabilityArg::Async => Durability::Async,
-                },
-                registration: match a.registration {
-                    RegistrationArg::Open => Registration::Open,
-                    RegistrationArg::Closed => Registration::Closed,
-                },
-                idle_timeout_ms: a.idle_timeout_ms,
-                login_timeout_ms: a.login_timeout_ms,
-                frame_bytes_max: a.frame_bytes_max,
-                payload_bytes_max: a.payload_bytes_max,
-                sync_page_messages_max: a.sync_page_messages_max,
-                outbound_bytes_max: a.outbound_bytes_max,
-                connections_per_core_max: a.connections_per_core_max,
-                helper_threads: a.helper_threads,
-                group_members_max: a.group_members_max,
-                transport: TransportConfig {
-                    tls_listen: a.tls_cert.as_ref().map(|_| a.tls_listen),
-                    tls_cert: a.tls_cert,
-                    tls_key: a.tls_key,
-                    ws_listen: a.ws_listen.0,
-                    ws_tls: a.ws_tls,
-                    ws_origins_allowed: a.ws_allowed_origins,
-                    web: a.web,
-                },
-            };
+            let config = serve_config(a);
             hotline_engine::server::serve(config, |bound| {
                 // The plain line comes last: whoever waits for it knows every listener is up.
                 let mut out = std::io::stdout().lock();
+                if let Some(addr) = bound.metrics {
+                    let _ = writeln!(out, "hotline metrics listening on {addr}");
+                }
                 if let Some(addr) = bound.tls {
                     let _ = writeln!(out, "hotline tls listening on {addr}");
                 }

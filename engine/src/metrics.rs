@@ -1,11 +1,107 @@
-//! Process-wide counters, updated with relaxed atomics from every thread. (The Prometheus
-//! endpoint that exports them arrives with the operations work; the load generator and
-//! logs read them meanwhile.)
+//! Process-wide counters and histograms, updated with relaxed atomics from every thread,
+//! and the Prometheus text endpoint that exports them.
+//!
+//! Invariants: the hot path only ever does a relaxed `fetch_add` on a fixed slot (no
+//! locks, no allocation, no map look-ups); everything else (gauges such as queue depths,
+//! RocksDB properties) is read by the endpoint thread when scraped. The endpoint runs on
+//! its own thread with blocking std sockets, never on a core.
 
-use std::sync::atomic::AtomicU64;
+use std::fmt::Write as _;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
 
-/// Counters; every field counts events since start.
-#[derive(Debug, Default)]
+use hotline_wire::{MESSAGE_NAMES, MESSAGE_TYPES};
+
+use crate::core::Shared;
+use crate::storage::{Cf, Storage};
+
+/// Most cores a server runs (`ServeConfig::validate` enforces it); per-core slots.
+pub const CORES_MAX: usize = 256;
+/// Buckets of a [`Histogram`]: upper bounds 1, 2, 4, … 2^(N-2), then +Inf.
+pub const HISTOGRAM_BUCKETS: usize = 28;
+/// Largest HTTP request head the endpoint reads.
+const REQUEST_HEAD_BYTES_MAX: usize = 8 << 10;
+/// How long a scrape client may take to send its request.
+const SCRAPE_READ_TIMEOUT_MS: u64 = 2_000;
+/// How often the endpoint thread checks for shutdown while idle.
+const ACCEPT_POLL_MS: u64 = 50;
+
+/// [`hotline_wire::Message::index`] of `Deliver`, for counting pre-encoded pushes.
+pub const DELIVER_INDEX: usize = name_index("Deliver");
+
+const fn name_index(name: &str) -> usize {
+    let mut i = 0;
+    while i < MESSAGE_TYPES {
+        let (a, b) = (MESSAGE_NAMES[i].as_bytes(), name.as_bytes());
+        if a.len() == b.len() {
+            let mut j = 0;
+            while j < a.len() && a[j] == b[j] {
+                j += 1;
+            }
+            if j == a.len() {
+                return i;
+            }
+        }
+        i += 1;
+    }
+    panic!("no such message type");
+}
+
+/// A histogram of `u64` observations in power-of-two buckets.
+#[derive(Debug)]
+pub struct Histogram {
+    buckets: [AtomicU64; HISTOGRAM_BUCKETS],
+    sum: AtomicU64,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram {
+            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            sum: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Histogram {
+    /// Records one observation.
+    pub fn observe(&self, value: u64) {
+        // Bucket i holds values <= 2^i; the last one everything larger.
+        let i = (64 - value.saturating_sub(1).leading_zeros()) as usize;
+        self.buckets[i.min(HISTOGRAM_BUCKETS - 1)].fetch_add(1, Ordering::Relaxed);
+        self.sum.fetch_add(value, Ordering::Relaxed);
+    }
+
+    /// Observations so far.
+    pub fn count(&self) -> u64 {
+        self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).sum()
+    }
+
+    /// Writes the histogram in Prometheus text format; `scale` divides bucket bounds and
+    /// the sum (1e6 turns microseconds into seconds).
+    fn render(&self, out: &mut String, name: &str, help: &str, scale: f64) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        let mut cumulative = 0;
+        for (i, b) in self.buckets.iter().enumerate() {
+            cumulative += b.load(Ordering::Relaxed);
+            if i + 1 == HISTOGRAM_BUCKETS {
+                let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
+            } else {
+                let le = (1u64 << i) as f64 / scale;
+                let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {cumulative}");
+            }
+        }
+        let sum = self.sum.load(Ordering::Relaxed) as f64 / scale;
+        let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {cumulative}");
+    }
+}
+
+/// Counters; every field counts events since start unless it says otherwise.
+#[derive(Debug)]
 pub struct Metrics {
     pub bytes_in: AtomicU64,
     pub frames_in: AtomicU64,
@@ -15,6 +111,8 @@ pub struct Metrics {
     pub logins_failed: AtomicU64,
     pub messages_acked: AtomicU64,
     pub delivered_catch_up: AtomicU64,
+    /// Messages pushed live to a device right after their commit.
+    pub delivered_live: AtomicU64,
     /// Devices switched from live pushes to catch-up (slow readers).
     pub lagging_switches: AtomicU64,
     /// Requests refused with `Overloaded` because a bounded queue was full.
@@ -27,4 +125,315 @@ pub struct Metrics {
     pub presence_shed: AtomicU64,
     /// `Typing` frames dropped by the per-device rate limit.
     pub typing_rate_limited: AtomicU64,
+    /// Frames received, by body type ([`hotline_wire::Message::index`]).
+    pub frames_in_by_type: [AtomicU64; MESSAGE_TYPES],
+    /// Frames queued to a connection, by body type.
+    pub frames_out_by_type: [AtomicU64; MESSAGE_TYPES],
+    /// Open connections per core (a gauge).
+    pub connections_by_core: [AtomicU64; CORES_MAX],
+    /// Microseconds from a message's commit timestamp to its live push to a device.
+    pub delivery_latency_us: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let zero = |_| AtomicU64::new(0);
+        Metrics {
+            bytes_in: AtomicU64::new(0),
+            frames_in: AtomicU64::new(0),
+            frames_malformed: AtomicU64::new(0),
+            errors_sent: AtomicU64::new(0),
+            logins_ok: AtomicU64::new(0),
+            logins_failed: AtomicU64::new(0),
+            messages_acked: AtomicU64::new(0),
+            delivered_catch_up: AtomicU64::new(0),
+            delivered_live: AtomicU64::new(0),
+            lagging_switches: AtomicU64::new(0),
+            shed_overloaded: AtomicU64::new(0),
+            connections_refused: AtomicU64::new(0),
+            presence_published: AtomicU64::new(0),
+            presence_shed: AtomicU64::new(0),
+            typing_rate_limited: AtomicU64::new(0),
+            frames_in_by_type: std::array::from_fn(zero),
+            frames_out_by_type: std::array::from_fn(zero),
+            connections_by_core: std::array::from_fn(zero),
+            delivery_latency_us: Histogram::default(),
+        }
+    }
+}
+
+fn counter(out: &mut String, name: &str, help: &str, value: u64) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
+}
+
+fn gauge_head(out: &mut String, name: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+}
+
+/// The whole exposition, read from the shared counters, the writer and RocksDB.
+pub fn render(shared: &Shared, storage: &Storage) -> String {
+    let m = &shared.metrics;
+    let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    let mut out = String::with_capacity(16 << 10);
+    let cores = shared.config.cores.min(CORES_MAX);
+    gauge_head(&mut out, "hotline_connections", "Open connections, per core.");
+    for (core, c) in m.connections_by_core.iter().take(cores).enumerate() {
+        let _ = writeln!(out, "hotline_connections{{core=\"{core}\"}} {}", load(c));
+    }
+    counter(
+        &mut out,
+        "hotline_connections_refused_total",
+        "Connections refused because a core was full.",
+        load(&m.connections_refused),
+    );
+    let _ = writeln!(
+        out,
+        "# HELP hotline_logins_total Logins and registrations, by result.\n# TYPE hotline_logins_total counter"
+    );
+    let _ = writeln!(out, "hotline_logins_total{{result=\"ok\"}} {}", load(&m.logins_ok));
+    let _ = writeln!(
+        out,
+        "hotline_logins_total{{result=\"failed\"}} {}",
+        load(&m.logins_failed)
+    );
+    for (name, dir, slots) in [
+        ("hotline_frames_in_total", "received", &m.frames_in_by_type),
+        (
+            "hotline_frames_out_total",
+            "queued to connections",
+            &m.frames_out_by_type,
+        ),
+    ] {
+        let _ = writeln!(out, "# HELP {name} Frames {dir}, by body type.\n# TYPE {name} counter");
+        for (i, c) in slots.iter().enumerate() {
+            let _ = writeln!(out, "{name}{{type=\"{}\"}} {}", MESSAGE_NAMES[i], load(c));
+        }
+    }
+    counter(
+        &mut out,
+        "hotline_bytes_in_total",
+        "Bytes read from connections.",
+        load(&m.bytes_in),
+    );
+    counter(
+        &mut out,
+        "hotline_frames_malformed_total",
+        "Frames that failed to decode.",
+        load(&m.frames_malformed),
+    );
+    counter(
+        &mut out,
+        "hotline_errors_sent_total",
+        "Error frames sent.",
+        load(&m.errors_sent),
+    );
+    counter(
+        &mut out,
+        "hotline_messages_sent_total",
+        "Messages accepted and acknowledged to their sender.",
+        load(&m.messages_acked),
+    );
+    let _ = writeln!(out, "# HELP hotline_messages_delivered_total Messages written to a device, by path.\n# TYPE hotline_messages_delivered_total counter");
+    let _ = writeln!(
+        out,
+        "hotline_messages_delivered_total{{path=\"live\"}} {}",
+        load(&m.delivered_live)
+    );
+    let _ = writeln!(
+        out,
+        "hotline_messages_delivered_total{{path=\"catch_up\"}} {}",
+        load(&m.delivered_catch_up)
+    );
+    m.delivery_latency_us.render(
+        &mut out,
+        "hotline_delivery_latency_seconds",
+        "From a message's commit timestamp to its live push to a device.",
+        1e6,
+    );
+    let w = &shared.writer.stats;
+    w.commit_us.render(
+        &mut out,
+        "hotline_commit_fsync_latency_seconds",
+        "One group commit: RocksDB write plus, under sync durability, its fsync.",
+        1e6,
+    );
+    w.batch_requests.render(
+        &mut out,
+        "hotline_group_commit_batch_requests",
+        "Requests per group commit.",
+        1.0,
+    );
+    counter(
+        &mut out,
+        "hotline_group_commits_total",
+        "Group commits.",
+        load(&w.batches),
+    );
+    counter(
+        &mut out,
+        "hotline_group_commits_failed_total",
+        "Group commits that failed (nothing acknowledged).",
+        load(&w.failed_batches),
+    );
+    counter(
+        &mut out,
+        "hotline_lagging_devices_total",
+        "Devices switched from live pushes to catch-up (slow readers).",
+        load(&m.lagging_switches),
+    );
+    let _ = writeln!(
+        out,
+        "# HELP hotline_shed_total Work refused or dropped at a bound, by reason.\n# TYPE hotline_shed_total counter"
+    );
+    let _ = writeln!(
+        out,
+        "hotline_shed_total{{reason=\"overloaded\"}} {}",
+        load(&m.shed_overloaded)
+    );
+    let _ = writeln!(
+        out,
+        "hotline_shed_total{{reason=\"presence\"}} {}",
+        load(&m.presence_shed)
+    );
+    let _ = writeln!(
+        out,
+        "hotline_shed_total{{reason=\"typing_rate\"}} {}",
+        load(&m.typing_rate_limited)
+    );
+    counter(
+        &mut out,
+        "hotline_presence_published_total",
+        "Presence states published (after coalescing).",
+        load(&m.presence_published),
+    );
+    gauge_head(
+        &mut out,
+        "hotline_queue_depth",
+        "Items waiting in a cross-thread queue.",
+    );
+    let _ = writeln!(out, "hotline_queue_depth{{queue=\"writer\"}} {}", shared.writer.depth());
+    for (core, mb) in shared.mailboxes.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "hotline_queue_depth{{queue=\"core\",core=\"{core}\"}} {}",
+            mb.depth()
+        );
+    }
+    let db = storage.db();
+    gauge_head(
+        &mut out,
+        "hotline_rocksdb",
+        "RocksDB properties (rocksdb.NAME), per column family.",
+    );
+    for cf in Cf::ALL {
+        let handle = storage.cf(cf);
+        for prop in [
+            "estimate-num-keys",
+            "total-sst-files-size",
+            "cur-size-all-mem-tables",
+            "estimate-pending-compaction-bytes",
+            "num-running-compactions",
+            "block-cache-usage",
+        ] {
+            if let Ok(Some(v)) = db.property_int_value_cf(handle, format!("rocksdb.{prop}").as_str()) {
+                let _ = writeln!(out, "hotline_rocksdb{{cf=\"{}\",property=\"{prop}\"}} {v}", cf.name());
+            }
+        }
+    }
+    out
+}
+
+/// Serves `GET /metrics` on `listener` on a thread of its own until `shared.shutdown`.
+pub fn spawn_endpoint(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    storage: Arc<Storage>,
+) -> std::io::Result<JoinHandle<()>> {
+    listener.set_nonblocking(true)?;
+    std::thread::Builder::new()
+        .name("hotline-metrics".into())
+        .spawn(move || {
+            while !shared.shutdown.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        if let Err(e) = answer(stream, &shared, &storage) {
+                            tracing::debug!("metrics scrape failed: {e}");
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        std::thread::sleep(Duration::from_millis(ACCEPT_POLL_MS));
+                    }
+                    Err(e) => {
+                        tracing::warn!("metrics endpoint accept failed: {e}");
+                        std::thread::sleep(Duration::from_millis(ACCEPT_POLL_MS));
+                    }
+                }
+            }
+        })
+}
+
+/// Reads one request head (bounded in size and time) and answers it, then closes.
+fn answer(mut stream: TcpStream, shared: &Shared, storage: &Storage) -> std::io::Result<()> {
+    stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(Duration::from_millis(SCRAPE_READ_TIMEOUT_MS)))?;
+    let mut head = Vec::with_capacity(512);
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        if head.len() > REQUEST_HEAD_BYTES_MAX {
+            return respond(
+                &mut stream,
+                "431 Request Header Fields Too Large",
+                "text/plain",
+                "request head too large\n",
+            );
+        }
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    let line = head.split(|&b| b == b'\r').next().unwrap_or_default();
+    let mut parts = line.split(|&b| b == b' ');
+    let (method, path) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
+    if method != b"GET" {
+        return respond(&mut stream, "405 Method Not Allowed", "text/plain", "GET only\n");
+    }
+    if path != b"/metrics" {
+        return respond(&mut stream, "404 Not Found", "text/plain", "try /metrics\n");
+    }
+    let body = render(shared, storage);
+    respond(&mut stream, "200 OK", "text/plain; version=0.0.4", &body)
+}
+
+fn respond(stream: &mut TcpStream, status: &str, content_type: &str, body: &str) -> std::io::Result<()> {
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(body.as_bytes())?;
+    stream.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_are_powers_of_two_and_cumulative() {
+        let h = Histogram::default();
+        for v in [0, 1, 2, 3, 4, 5, 1 << 40] {
+            h.observe(v);
+        }
+        assert_eq!(h.count(), 7);
+        let mut out = String::new();
+        h.render(&mut out, "x", "help", 1.0);
+        assert!(out.contains("x_bucket{le=\"1\"} 2\n"), "{out}");
+        assert!(out.contains("x_bucket{le=\"2\"} 3\n"), "{out}");
+        assert!(out.contains("x_bucket{le=\"4\"} 5\n"), "{out}");
+        assert!(out.contains("x_bucket{le=\"8\"} 6\n"), "{out}");
+        assert!(out.contains("x_bucket{le=\"+Inf\"} 7\n"), "{out}");
+        assert!(out.contains("x_count 7\n"), "{out}");
+    }
 }

@@ -51,6 +51,8 @@ pub struct Bound {
     pub ws_tls: bool,
     /// The web page is served on the WebSocket listener.
     pub web: bool,
+    /// The Prometheus endpoint, unless turned off.
+    pub metrics: Option<SocketAddr>,
 }
 
 /// One core's listeners: plain TCP, and TLS and WebSocket when configured.
@@ -96,7 +98,14 @@ pub fn serve(config: ServeConfig, ready: impl FnOnce(&Bound)) -> anyhow::Result<
         Some(at) => Some(bind_listeners(at, config.cores).context("WebSocket listener (--ws-listen)")?),
         None => None,
     };
+    let metrics_listener = match config.metrics_listen {
+        Some(at) => Some(std::net::TcpListener::bind(at).with_context(|| {
+            format!("cannot bind the metrics endpoint (--metrics-listen {at}); `off` turns it off")
+        })?),
+        None => None,
+    };
     let bound = Bound {
+        metrics: metrics_listener.as_ref().map(|l| l.local_addr()).transpose()?,
         tcp: addr,
         tls: tls.as_ref().map(|l| l[0].local_addr()).transpose()?,
         ws: ws.as_ref().map(|l| l[0].local_addr()).transpose()?,
@@ -123,6 +132,14 @@ pub fn serve(config: ServeConfig, ready: impl FnOnce(&Bound)) -> anyhow::Result<
         metrics: Metrics::default(),
         connections: AtomicU64::new(0),
     });
+
+    let metrics_thread = match metrics_listener {
+        Some(l) => Some(
+            crate::metrics::spawn_endpoint(l, shared.clone(), storage.clone())
+                .context("cannot start the metrics thread")?,
+        ),
+        None => None,
+    };
 
     let signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
         .context("cannot install signal handlers")?;
@@ -172,6 +189,9 @@ pub fn serve(config: ServeConfig, ready: impl FnOnce(&Bound)) -> anyhow::Result<
         if core.join().is_err() {
             tracing::error!("a core thread panicked during shutdown");
         }
+    }
+    if let Some(t) = metrics_thread {
+        let _ = t.join();
     }
     log_writer.stop();
     for t in writer_threads {

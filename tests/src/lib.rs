@@ -57,6 +57,8 @@ pub const SERVER_EXIT_WAIT: Duration = Duration::from_secs(30);
 pub const LISTENING_LINE_PREFIX: &str = "hotline listening on ";
 /// Printed before [`LISTENING_LINE_PREFIX`] when the TLS listener is on.
 pub const TLS_LINE_PREFIX: &str = "hotline tls listening on ";
+/// Printed before [`LISTENING_LINE_PREFIX`] for the Prometheus endpoint.
+pub const METRICS_LINE_PREFIX: &str = "hotline metrics listening on ";
 /// Printed before [`LISTENING_LINE_PREFIX`] for the WebSocket listener (`wss` with TLS).
 pub const WS_LINE_PREFIXES: [&str; 2] = ["hotline ws listening on ", "hotline wss listening on "];
 
@@ -233,6 +235,7 @@ impl ServerOptions {
             addr: None,
             tls_addr: None,
             ws_addr: None,
+            metrics_addr: None,
             runs: 0,
         }
     }
@@ -252,6 +255,7 @@ pub struct Server {
     addr: Option<SocketAddr>,
     tls_addr: Option<SocketAddr>,
     ws_addr: Option<SocketAddr>,
+    metrics_addr: Option<SocketAddr>,
     /// How many times the binary was started; names the current run's stderr file.
     runs: u32,
 }
@@ -282,6 +286,23 @@ impl Server {
     /// The WebSocket listener's address (every test server has one, on port 0).
     pub fn ws_addr(&self) -> SocketAddr {
         self.ws_addr.expect("the server printed no WebSocket listening line")
+    }
+
+    /// The Prometheus endpoint's address (the harness always turns it on, port 0).
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.metrics_addr.expect("the server printed no metrics listening line")
+    }
+
+    /// `GET /metrics`: the exposition text, parsed into `name{labels}` → value.
+    pub fn scrape_metrics(&self) -> std::collections::BTreeMap<String, f64> {
+        let body = http_get(self.metrics_addr(), "/metrics").expect("scrape the metrics endpoint");
+        body.lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .filter_map(|l| {
+                let (name, value) = l.rsplit_once(' ')?;
+                Some((name.to_owned(), value.parse().ok()?))
+            })
+            .collect()
     }
 
     /// The data directory, the same across restarts.
@@ -336,6 +357,7 @@ impl Server {
         }
         // Port 0 always: parallel tests must not race for the default WebSocket port.
         command.args(["--ws-listen", "127.0.0.1:0"]);
+        command.args(["--metrics-listen", "127.0.0.1:0"]);
         if options.tls {
             let (cert, key) = test_certificate();
             command
@@ -408,6 +430,7 @@ impl Server {
         };
         self.tls_addr = addr_after(&[TLS_LINE_PREFIX]);
         self.ws_addr = addr_after(&WS_LINE_PREFIXES);
+        self.metrics_addr = addr_after(&[METRICS_LINE_PREFIX]);
         self.child = Some(child);
         self.addr = Some(addr);
     }
@@ -1885,6 +1908,28 @@ impl Client {
             self.queued_summary()
         )
     }
+}
+
+/// A minimal HTTP/1.1 GET over loopback, bounded in time: the body of a 200 answer, or an
+/// error naming the status.
+pub fn http_get(addr: SocketAddr, path: &str) -> Result<String, String> {
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).map_err(|e| e.to_string())?;
+    let (head, body) = response.split_once("\r\n\r\n").ok_or("no header end")?;
+    let status = head.lines().next().unwrap_or_default();
+    if !status.contains(" 200 ") {
+        return Err(format!("GET {path}: {status}"));
+    }
+    Ok(body.to_owned())
 }
 
 #[cfg(test)]

@@ -40,7 +40,7 @@ function startServer() {
   const dataDir = mkdtempSync(join(tmpdir(), "hotline-browser-"));
   const child = spawn(
     bin,
-    ["serve", "--listen", "127.0.0.1:0", "--ws-listen", "127.0.0.1:0", "--web", "--cores", "2", "--data-dir", dataDir],
+    ["serve", "--listen", "127.0.0.1:0", "--ws-listen", "127.0.0.1:0", "--metrics-listen", "off", "--web", "--cores", "2", "--data-dir", dataDir],
     { stdio: ["ignore", "pipe", "pipe"] },
   );
   let stderr = "";

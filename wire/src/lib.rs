@@ -39,6 +39,7 @@ pub use message::{
     GroupAddMember, GroupCreate, GroupCreated, GroupInfo, GroupLeave, GroupList, GroupMember, GroupMemberList,
     GroupMembers, GroupRemoveMember, GroupRole, Hello, HelloOk, Login, LoginOk, MarkRead, Message, MessageKind,
     MyGroups, Persistence, Ping, Pong, Presence, PresenceSubscribe, ReadPosition, Receipt, ReceiptKind, Register,
-    RegisterOk, Send, SendAck, SendFlags, SetPersistence, Sync, SyncPage, Typing, TypingNotice,
+    RegisterOk, Send, SendAck, SendFlags, SetPersistence, Sync, SyncPage, Typing, TypingNotice, MESSAGE_NAMES,
+    MESSAGE_TYPES,
 };
 pub use session::{ClientSession, Event, SessionError, SessionState};

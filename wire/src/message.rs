@@ -577,6 +577,50 @@ pub struct ErrorBody<'a> {
     pub retry_after_ms: u32,
 }
 
+/// Number of frame body types ([`Message::index`] is below it).
+pub const MESSAGE_TYPES: usize = 38;
+/// The schema's name of each body type, by [`Message::index`].
+pub const MESSAGE_NAMES: [&str; MESSAGE_TYPES] = [
+    "Hello",
+    "HelloOk",
+    "Register",
+    "RegisterOk",
+    "Login",
+    "LoginOk",
+    "Logout",
+    "LogoutOk",
+    "Send",
+    "SendAck",
+    "Deliver",
+    "Ack",
+    "AckOk",
+    "Sync",
+    "SyncPage",
+    "Ping",
+    "Pong",
+    "Error",
+    "GroupCreate",
+    "GroupCreated",
+    "GroupAddMember",
+    "GroupRemoveMember",
+    "GroupLeave",
+    "GroupMembers",
+    "GroupMemberList",
+    "MyGroups",
+    "GroupList",
+    "Done",
+    "Receipt",
+    "MarkRead",
+    "ReadPosition",
+    "Conversations",
+    "ConversationList",
+    "Typing",
+    "TypingNotice",
+    "PresenceSubscribe",
+    "Presence",
+    "SetPersistence",
+];
+
 impl<'a> Message<'a> {
     /// The schema's name of this body, for logs and metrics.
     pub fn name(&self) -> &'static str {
@@ -619,6 +663,51 @@ impl<'a> Message<'a> {
             Message::PresenceSubscribe(_) => "PresenceSubscribe",
             Message::Presence(_) => "Presence",
             Message::SetPersistence(_) => "SetPersistence",
+        }
+    }
+
+    /// A dense index of this body's type, `0..MESSAGE_TYPES`, for per-type counters;
+    /// `MESSAGE_NAMES[m.index()] == m.name()`.
+    pub fn index(&self) -> usize {
+        match self {
+            Message::Hello(_) => 0,
+            Message::HelloOk(_) => 1,
+            Message::Register(_) => 2,
+            Message::RegisterOk(_) => 3,
+            Message::Login(_) => 4,
+            Message::LoginOk(_) => 5,
+            Message::Logout => 6,
+            Message::LogoutOk => 7,
+            Message::Send(_) => 8,
+            Message::SendAck(_) => 9,
+            Message::Deliver(_) => 10,
+            Message::Ack(_) => 11,
+            Message::AckOk(_) => 12,
+            Message::Sync(_) => 13,
+            Message::SyncPage(_) => 14,
+            Message::Ping(_) => 15,
+            Message::Pong(_) => 16,
+            Message::Error(_) => 17,
+            Message::GroupCreate(_) => 18,
+            Message::GroupCreated(_) => 19,
+            Message::GroupAddMember(_) => 20,
+            Message::GroupRemoveMember(_) => 21,
+            Message::GroupLeave(_) => 22,
+            Message::GroupMembers(_) => 23,
+            Message::GroupMemberList(_) => 24,
+            Message::MyGroups(_) => 25,
+            Message::GroupList(_) => 26,
+            Message::Done => 27,
+            Message::Receipt(_) => 28,
+            Message::MarkRead(_) => 29,
+            Message::ReadPosition(_) => 30,
+            Message::Conversations(_) => 31,
+            Message::ConversationList(_) => 32,
+            Message::Typing(_) => 33,
+            Message::TypingNotice(_) => 34,
+            Message::PresenceSubscribe(_) => 35,
+            Message::Presence(_) => 36,
+            Message::SetPersistence(_) => 37,
         }
     }
 

@@ -173,6 +173,10 @@ pub struct WriterStats {
     pub messages: AtomicU64,
     pub commit_micros_total: AtomicU64,
     pub failed_batches: AtomicU64,
+    /// Microseconds per group commit (write, plus fsync under sync durability).
+    pub commit_us: crate::metrics::Histogram,
+    /// Requests per group commit.
+    pub batch_requests: crate::metrics::Histogram,
 }
 
 /// The submitting side of the writer. Cheap to share (`Arc`).
@@ -493,9 +497,10 @@ impl WriterState {
         stats.batches.fetch_add(1, Ordering::Relaxed);
         stats.requests.fetch_add(count, Ordering::Relaxed);
         stats.messages.fetch_add(messages, Ordering::Relaxed);
-        stats
-            .commit_micros_total
-            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        let commit_us = started.elapsed().as_micros() as u64;
+        stats.commit_micros_total.fetch_add(commit_us, Ordering::Relaxed);
+        stats.commit_us.observe(commit_us);
+        stats.batch_requests.observe(count);
     }
 
     fn refuse(&mut self, reply: Option<ReplyTo>, code: ErrorCode) {
