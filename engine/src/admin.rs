@@ -274,3 +274,108 @@ mod tests {
         assert_eq!(Account::parse("1 x abc"), None);
     }
 }
+
+/// Takes a RocksDB checkpoint of `storage` into `to` (which must not exist yet): a
+/// consistent copy, made while the server keeps serving (hard links where the file
+/// system allows, so it is quick and small until compaction rewrites files).
+pub fn backup(storage: &Storage, to: &Path) -> anyhow::Result<()> {
+    if to.exists() {
+        bail!("{} already exists: a backup goes into a new directory", to.display());
+    }
+    let checkpoint = rocksdb::checkpoint::Checkpoint::new(storage.db()).context("cannot start a checkpoint")?;
+    checkpoint
+        .create_checkpoint(to)
+        .with_context(|| format!("cannot write the checkpoint to {}", to.display()))?;
+    Ok(())
+}
+
+/// What [`restore`] put in place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Restored {
+    pub files: u64,
+    pub users: u64,
+}
+
+/// Copies the backup in `from` into the (new or empty) data directory `data_dir`, then
+/// opens it to check it is a whole database. The server must be stopped.
+pub fn restore(from: &Path, data_dir: &Path) -> anyhow::Result<Restored> {
+    if !from.join("CURRENT").is_file() {
+        bail!(
+            "{} is not a backup (no CURRENT file): make one with `hotline backup --to DIR`",
+            from.display()
+        );
+    }
+    if data_dir.exists() {
+        let mut entries = std::fs::read_dir(data_dir).with_context(|| format!("cannot read {}", data_dir.display()))?;
+        if entries.next().is_some() {
+            bail!(
+                "{} is not empty: restore into a new directory (stop the server, move the old data aside)",
+                data_dir.display()
+            );
+        }
+    }
+    std::fs::create_dir_all(data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
+    let mut files = 0;
+    for entry in std::fs::read_dir(from).with_context(|| format!("cannot read {}", from.display()))? {
+        let entry = entry?;
+        if entry.file_type()?.is_file() {
+            std::fs::copy(entry.path(), data_dir.join(entry.file_name()))
+                .with_context(|| format!("cannot copy {}", entry.path().display()))?;
+            files += 1;
+        }
+    }
+    let storage = Storage::open(data_dir).context("the restored database does not open")?;
+    let users = storage.max_user_id()?;
+    Ok(Restored { files, users })
+}
+
+/// Writes every message in `username`'s inbox (sent and received, every conversation) to
+/// `out` as JSON lines, in inbox order; returns how many.
+pub fn export_user(storage: &Storage, username: &str, out: &mut dyn std::io::Write) -> anyhow::Result<u64> {
+    /// Messages read per page.
+    const EXPORT_PAGE_MESSAGES: usize = 1_024;
+    let user_id = storage
+        .user_by_name(username)?
+        .with_context(|| format!("no user named {username:?}"))?;
+    let mut after = 0;
+    let mut count = 0;
+    loop {
+        let page = storage.read_inbox(user_id, after, EXPORT_PAGE_MESSAGES, usize::MAX)?;
+        for (seq, record) in &page.entries {
+            after = *seq;
+            let d = match crate::storage::record::decode_record(*seq, record) {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::warn!("export: {username} inbox seq {seq}: {e}; skipped");
+                    continue;
+                }
+            };
+            let (kind, id) = d.conversation.kind_and_id();
+            let mut line = serde_json::json!({
+                "user": username,
+                "inbox_seq": d.inbox_seq,
+                "message_id": d.message_id,
+                "conversation": { "kind": match kind { 0 => "direct", 1 => "group", _ => "other" }, "id": id },
+                "sender": d.sender,
+                "sender_device": d.sender_device,
+                "timestamp_us": d.timestamp_us,
+                "kind": format!("{:?}", d.kind),
+                "refers_to": d.refers_to,
+            });
+            match std::str::from_utf8(d.payload) {
+                Ok(text) => line["text"] = serde_json::Value::from(text),
+                Err(_) => {
+                    let hex: String = d.payload.iter().map(|b| format!("{b:02x}")).collect();
+                    line["payload_hex"] = serde_json::Value::from(hex);
+                }
+            }
+            writeln!(out, "{line}")?;
+            count += 1;
+        }
+        if !page.more {
+            break;
+        }
+    }
+    out.flush()?;
+    Ok(count)
+}

@@ -30,6 +30,7 @@ pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod conn;
+pub mod control;
 pub mod core;
 pub mod handlers;
 pub mod helper;

@@ -50,9 +50,53 @@ enum Command {
     /// Manage accounts in a data directory (the server must be stopped).
     #[command(subcommand)]
     User(UserCommand),
+    /// Back up the database into a new directory: through the running server's admin
+    /// socket (a consistent RocksDB checkpoint while it serves), or directly when stopped.
+    Backup {
+        /// The new directory to write the backup into.
+        #[arg(long)]
+        to: PathBuf,
+        /// The server's data directory.
+        #[arg(long, env = "HOTLINE_DATA_DIR", default_value = "./hotline-data")]
+        data_dir: PathBuf,
+    },
+    /// Restore a backup into a new (or empty) data directory; the server must be stopped.
+    Restore {
+        /// The backup directory (`hotline backup --to`).
+        #[arg(long)]
+        from: PathBuf,
+        /// The data directory to create.
+        #[arg(long, env = "HOTLINE_DATA_DIR", default_value = "./hotline-data")]
+        data_dir: PathBuf,
+    },
+    /// Write one user's history (every conversation, sent and received) as JSON lines.
+    Export {
+        /// The username.
+        #[arg(long)]
+        user: String,
+        /// Where to write (default: stdout).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// The server's data directory (its admin socket when running).
+        #[arg(long, env = "HOTLINE_DATA_DIR", default_value = "./hotline-data")]
+        data_dir: PathBuf,
+    },
+    /// Ask a running server over its admin socket (DATA_DIR/admin.sock, mode 0600).
+    #[command(subcommand)]
+    Admin(AdminCommand),
     /// Show the configuration `hotline serve` would run with.
     #[command(subcommand)]
     Config(ConfigCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum AdminCommand {
+    /// Live counters: connections, logins, messages, queue depth, users.
+    Stats {
+        /// The server's data directory.
+        #[arg(long, env = "HOTLINE_DATA_DIR", default_value = "./hotline-data")]
+        data_dir: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -375,6 +419,14 @@ fn serve_config(a: ServeArgs) -> ServeConfig {
     }
 }
 
+/// Refuses to open (and so create) a database where there is none.
+fn existing_database(data_dir: &std::path::Path) -> anyhow::Result<hotline_engine::storage::Storage> {
+    if !data_dir.join("CURRENT").is_file() {
+        bail!("no database in {} (set --data-dir)", data_dir.display());
+    }
+    Ok(hotline_engine::storage::Storage::open(data_dir)?)
+}
+
 fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Config(_) => unreachable!("handled in main"),
@@ -400,6 +452,52 @@ fn run(command: Command) -> anyhow::Result<()> {
                 let _ = writeln!(out, "hotline listening on {}", bound.tcp);
                 let _ = out.flush();
             })
+        }
+        Command::Backup { to, data_dir } => {
+            let to = std::path::absolute(&to).with_context(|| format!("bad --to {}", to.display()))?;
+            let request = format!("backup {}", to.display());
+            let mut out = std::io::stdout().lock();
+            if hotline_engine::control::request(&data_dir, &request, &mut out)?.is_none() {
+                let storage = existing_database(&data_dir)?;
+                hotline_engine::admin::backup(&storage, &to)?;
+                writeln!(out, "backup written to {} (server stopped)", to.display())?;
+            }
+            Ok(())
+        }
+        Command::Restore { from, data_dir } => {
+            let r = hotline_engine::admin::restore(&from, &data_dir)?;
+            println!(
+                "restored {} files from {} into {} ({} users)",
+                r.files,
+                from.display(),
+                data_dir.display(),
+                r.users
+            );
+            Ok(())
+        }
+        Command::Export { user, out, data_dir } => {
+            let mut sink: Box<dyn Write> = match &out {
+                Some(path) => Box::new(std::io::BufWriter::new(
+                    std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
+                )),
+                None => Box::new(std::io::stdout().lock()),
+            };
+            if hotline_engine::control::request(&data_dir, &format!("export {user}"), &mut sink)?.is_none() {
+                let storage = existing_database(&data_dir)?;
+                hotline_engine::admin::export_user(&storage, &user, &mut sink)?;
+            }
+            Ok(())
+        }
+        Command::Admin(AdminCommand::Stats { data_dir }) => {
+            let mut out = std::io::stdout().lock();
+            if hotline_engine::control::request(&data_dir, "stats", &mut out)?.is_none() {
+                bail!(
+                    "no server is running on {} (no {})",
+                    data_dir.display(),
+                    hotline_engine::control::socket_path(&data_dir).display()
+                );
+            }
+            Ok(())
         }
         Command::User(UserCommand::Add { name, data_dir }) => {
             let mut password = String::new();

@@ -98,6 +98,12 @@ pub fn serve(config: ServeConfig, ready: impl FnOnce(&Bound)) -> anyhow::Result<
         Some(at) => Some(bind_listeners(at, config.cores).context("WebSocket listener (--ws-listen)")?),
         None => None,
     };
+    let control_listener = crate::control::bind(&config.data_dir).with_context(|| {
+        format!(
+            "cannot bind the admin socket {}",
+            crate::control::socket_path(&config.data_dir).display()
+        )
+    })?;
     let metrics_listener = match config.metrics_listen {
         Some(at) => Some(std::net::TcpListener::bind(at).with_context(|| {
             format!("cannot bind the metrics endpoint (--metrics-listen {at}); `off` turns it off")
@@ -140,6 +146,14 @@ pub fn serve(config: ServeConfig, ready: impl FnOnce(&Bound)) -> anyhow::Result<
         ),
         None => None,
     };
+
+    let control_thread = crate::control::spawn(
+        control_listener,
+        config.data_dir.clone(),
+        shared.clone(),
+        storage.clone(),
+    )
+    .context("cannot start the admin thread")?;
 
     let signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
         .context("cannot install signal handlers")?;
@@ -193,6 +207,7 @@ pub fn serve(config: ServeConfig, ready: impl FnOnce(&Bound)) -> anyhow::Result<
     if let Some(t) = metrics_thread {
         let _ = t.join();
     }
+    let _ = control_thread.join();
     log_writer.stop();
     for t in writer_threads {
         let _ = t.join();

@@ -141,6 +141,26 @@ fn metrics_scraped_during_traffic_move_as_they_should() {
         "no RocksDB gauges"
     );
 
+    // The same live numbers over the admin socket, which only the server's user may open.
+    let socket = server.data_dir().join("admin.sock");
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&socket).expect("admin.sock").permissions());
+    assert_eq!(mode & 0o777, 0o600, "admin.sock mode {mode:o}");
+    let out = Command::new(hotline_bin())
+        .args(["admin", "stats", "--data-dir"])
+        .arg(server.data_dir())
+        .output()
+        .expect("run hotline admin stats");
+    let stats = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for line in [
+        "connections 3\n",
+        "messages_sent 25\n",
+        "logins_failed 1\n",
+        "users 2\n",
+    ] {
+        assert!(stats.contains(line), "admin stats lacks {line:?}:\n{stats}");
+    }
+
     drop((alice, bob, wrong));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
@@ -172,5 +192,103 @@ fn the_sample_config_is_valid_and_documents_every_key() {
             text.contains(&format!("\n{key} = ")) || text.contains(&format!("\n# {key} = ")),
             "the sample config does not document `{key}`"
         );
+    }
+}
+
+/// `hotline ARGS...` to completion: (success, stdout, stderr).
+fn hotline(args: &[&std::ffi::OsStr]) -> (bool, String, String) {
+    let out = Command::new(hotline_bin()).args(args).output().expect("run hotline");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A backup taken while the server runs (and keeps taking messages) restores into a
+/// database holding every message sent before it, byte for byte, and the same tokens;
+/// `hotline export` lists a user's whole history as JSON lines.
+#[test]
+fn backup_while_serving_restores_every_message_and_export_lists_history() {
+    use std::ffi::OsStr;
+    let mut server = Server::start();
+    let (mut alice, a) = Client::new_user(server.addr(), "alice");
+    let (mut bob, b) = Client::new_user(server.addr(), "bob");
+    let before = numbered("before", 1..=40, 100);
+    let acks = alice.send_all(b.user_id, &before, 8);
+    bob.expect_delivers(40);
+    bob.send_all(a.user_id, &numbered("reply", 1..=5, 0), 4);
+
+    let backups = tempfile::tempdir().expect("temporary directory");
+    let to = backups.path().join("b1");
+    let data = server.data_dir().to_path_buf();
+    let (ok, out, err) = hotline(&[
+        OsStr::new("backup"),
+        OsStr::new("--to"),
+        to.as_os_str(),
+        OsStr::new("--data-dir"),
+        data.as_os_str(),
+    ]);
+    assert!(ok, "backup failed: {err}");
+    assert!(out.contains("backup written to"), "{out}");
+    // Traffic after the backup is not in it.
+    alice.send_all(b.user_id, &numbered("after", 41..=50, 0), 8);
+
+    let (ok, out, err) = hotline(&[
+        OsStr::new("export"),
+        OsStr::new("--user"),
+        OsStr::new("bob"),
+        OsStr::new("--data-dir"),
+        data.as_os_str(),
+    ]);
+    assert!(ok, "export failed: {err}");
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert_eq!(lines.len(), 55, "bob's inbox: 40 + 5 + 10 messages");
+    let first_text = String::from_utf8(before[0].1.clone()).expect("numbered payloads are text");
+    assert_eq!(lines[0]["text"], first_text.as_str());
+    assert_eq!(lines[0]["sender"], a.user_id);
+    assert_eq!(lines[0]["conversation"]["kind"], "direct");
+    let (ok, _, err) = hotline(&[
+        OsStr::new("export"),
+        OsStr::new("--user"),
+        OsStr::new("nobody"),
+        OsStr::new("--data-dir"),
+        data.as_os_str(),
+    ]);
+    assert!(!ok && err.contains("no user named \"nobody\""), "{err}");
+
+    drop((alice, bob));
+    assert_eq!(server.terminate().code(), Some(0));
+    // Restoring over existing data is refused; into an empty directory it works.
+    let (ok, _, err) = hotline(&[
+        OsStr::new("restore"),
+        OsStr::new("--from"),
+        to.as_os_str(),
+        OsStr::new("--data-dir"),
+        data.as_os_str(),
+    ]);
+    assert!(!ok && err.contains("not empty"), "{err}");
+    std::fs::rename(&data, backups.path().join("old-data")).expect("move the old data aside");
+    let (ok, out, err) = hotline(&[
+        OsStr::new("restore"),
+        OsStr::new("--from"),
+        to.as_os_str(),
+        OsStr::new("--data-dir"),
+        data.as_os_str(),
+    ]);
+    assert!(ok, "restore failed: {err}");
+    assert!(out.contains("(2 users)"), "{out}");
+    server.restart();
+
+    let (mut bob, again) = Client::resume(server.addr(), &b.token);
+    assert_eq!(again.inbox_seq, 45, "bob's inbox head in the backup");
+    let all = bob.sync_all(0);
+    assert_eq!(all.len(), 45);
+    for ((d, (_, payload)), ack) in all.iter().zip(&before).zip(&acks) {
+        assert_eq!(d.message_id, ack.message_id);
+        assert_eq!(&d.payload, payload);
     }
 }

@@ -1,0 +1,183 @@
+//! The admin-only control socket: a Unix socket `DATA_DIR/admin.sock`, mode 0600 (only the
+//! server's own user, and root, can connect), served by a thread of its own, never a core.
+//!
+//! Protocol: the client sends one line, `COMMAND ARG...`; the server answers a status line
+//! (`ok` or `error: WHY`), then the command's output, then closes. Commands:
+//! - `backup DIR`: a RocksDB checkpoint of the live database into the new directory DIR.
+//! - `export USERNAME`: the user's history as JSON lines.
+//! - `stats`: live counters, one `name value` per line.
+//!
+//! Requests are handled one at a time (an operator's tool, not a service): a slow request
+//! delays the next, never a core. Reads go straight to RocksDB (thread-safe), so nothing
+//! waits on the cores or the writer's queue.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::core::Shared;
+use crate::storage::Storage;
+
+/// The socket's file name inside the data directory.
+pub const SOCKET_FILE: &str = "admin.sock";
+/// Longest request line.
+const REQUEST_BYTES_MAX: u64 = 4 << 10;
+/// How long a client may take to send its request line.
+const REQUEST_READ_TIMEOUT_MS: u64 = 2_000;
+/// How often the thread checks for shutdown while idle.
+const ACCEPT_POLL_MS: u64 = 50;
+
+/// The control socket's path for a data directory.
+pub fn socket_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(SOCKET_FILE)
+}
+
+/// Binds the socket (replacing a stale one from a crashed run) with mode 0600.
+pub fn bind(data_dir: &Path) -> std::io::Result<UnixListener> {
+    let path = socket_path(data_dir);
+    if path.exists() {
+        if UnixStream::connect(&path).is_ok() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AddrInUse,
+                format!(
+                    "{} is in use: is another server running on this data directory?",
+                    path.display()
+                ),
+            ));
+        }
+        std::fs::remove_file(&path)?;
+    }
+    let listener = UnixListener::bind(&path)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
+/// Serves requests until `shared.shutdown`, then removes the socket file.
+pub fn spawn(
+    listener: UnixListener,
+    data_dir: PathBuf,
+    shared: Arc<Shared>,
+    storage: Arc<Storage>,
+) -> std::io::Result<JoinHandle<()>> {
+    listener.set_nonblocking(true)?;
+    std::thread::Builder::new().name("hotline-admin".into()).spawn(move || {
+        while !shared.shutdown.load(Ordering::Relaxed) {
+            match listener.accept() {
+                Ok((stream, _)) => {
+                    if let Err(e) = answer(stream, &shared, &storage) {
+                        tracing::warn!("admin request failed: {e}");
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(ACCEPT_POLL_MS));
+                }
+                Err(e) => {
+                    tracing::warn!("admin socket accept failed: {e}");
+                    std::thread::sleep(Duration::from_millis(ACCEPT_POLL_MS));
+                }
+            }
+        }
+        let _ = std::fs::remove_file(socket_path(&data_dir));
+    })
+}
+
+fn answer(stream: UnixStream, shared: &Shared, storage: &Storage) -> anyhow::Result<()> {
+    stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(Duration::from_millis(REQUEST_READ_TIMEOUT_MS)))?;
+    let mut line = String::new();
+    BufReader::new((&stream).take_bounded()).read_line(&mut line)?;
+    let mut out = std::io::BufWriter::new(&stream);
+    let mut words = line.trim_end().splitn(2, ' ');
+    let (command, arg) = (words.next().unwrap_or_default(), words.next().unwrap_or_default());
+    tracing::info!("admin: {command} {arg}");
+    let result = match command {
+        "backup" if !arg.is_empty() => crate::admin::backup(storage, Path::new(arg)).map(|()| {
+            let _ = writeln!(out, "ok\nbackup written to {arg}");
+        }),
+        "export" if !arg.is_empty() => match storage.user_by_name(arg) {
+            Ok(Some(_)) => {
+                writeln!(out, "ok")?;
+                crate::admin::export_user(storage, arg, &mut out).map(drop)
+            }
+            Ok(None) => Err(anyhow::anyhow!("no user named {arg:?}")),
+            Err(e) => Err(e.into()),
+        },
+        "stats" => {
+            writeln!(out, "ok")?;
+            let m = &shared.metrics;
+            let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+            writeln!(out, "connections {}", load(&shared.connections))?;
+            writeln!(out, "logins_ok {}", load(&m.logins_ok))?;
+            writeln!(out, "logins_failed {}", load(&m.logins_failed))?;
+            writeln!(out, "messages_sent {}", load(&m.messages_acked))?;
+            writeln!(
+                out,
+                "messages_delivered {}",
+                load(&m.delivered_live) + load(&m.delivered_catch_up)
+            )?;
+            writeln!(out, "writer_queue_depth {}", shared.writer.depth())?;
+            writeln!(out, "users {}", storage.max_user_id()?)?;
+            Ok(())
+        }
+        _ => Err(anyhow::anyhow!(
+            "unknown request {:?}: backup DIR | export USERNAME | stats",
+            line.trim_end()
+        )),
+    };
+    if let Err(e) = result {
+        writeln!(out, "error: {e:#}")?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+trait TakeBounded: Sized {
+    fn take_bounded(self) -> std::io::Take<Self>;
+}
+
+impl<R: std::io::Read> TakeBounded for R {
+    fn take_bounded(self) -> std::io::Take<Self> {
+        self.take(REQUEST_BYTES_MAX)
+    }
+}
+
+/// Sends `request` to the server running on `data_dir`. `Ok(None)`: no server is
+/// listening there (the caller may work on the stopped data directory instead).
+/// Otherwise the output after a status `ok`, copied to `out`; a status `error: …` is an error.
+pub fn request(data_dir: &Path, request: &str, out: &mut dyn Write) -> anyhow::Result<Option<()>> {
+    let path = socket_path(data_dir);
+    let stream = match UnixStream::connect(&path) {
+        Ok(s) => s,
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            return Ok(None)
+        }
+        Err(e) => {
+            return Err(anyhow::anyhow!(
+                "cannot connect to {}: {e} (run as the server's user)",
+                path.display()
+            ))
+        }
+    };
+    (&stream).write_all(format!("{request}\n").as_bytes())?;
+    let mut reader = BufReader::new(&stream);
+    let mut status = String::new();
+    reader.read_line(&mut status)?;
+    let status = status.trim_end();
+    if status != "ok" {
+        let why = status.strip_prefix("error: ").unwrap_or(status);
+        anyhow::bail!("the server refused `{request}`: {why}");
+    }
+    std::io::copy(&mut reader, out)?;
+    out.flush()?;
+    Ok(Some(()))
+}
