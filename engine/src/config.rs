@@ -69,6 +69,75 @@ pub struct ServeConfig {
     pub transport: TransportConfig,
     /// Where the Prometheus text endpoint listens; `None`: off.
     pub metrics_listen: Option<SocketAddr>,
+    /// How long messages keep their payload.
+    pub retention: RetentionConfig,
+}
+
+/// Default time between two retention sweeps.
+pub const RETENTION_SWEEP_INTERVAL_MS_DEFAULT: u64 = 3_600_000;
+
+/// A conversation as retention names it: `(kind, a, b)`, direct `(0, lower user id,
+/// higher user id)` (the same for both parties), group `(1, group id, 0)`.
+pub type RetentionKey = (u8, u64, u64);
+
+/// Retention periods in days (fractions allowed); 0 keeps forever.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RetentionConfig {
+    /// Every conversation without an override.
+    pub days: f64,
+    /// Per-conversation overrides (0: this conversation keeps forever).
+    pub conversations: Vec<(RetentionKey, f64)>,
+    pub sweep_interval_ms: u64,
+}
+
+impl RetentionConfig {
+    /// Whether anything ever expires.
+    pub fn any(&self) -> bool {
+        self.days > 0.0 || self.conversations.iter().any(|(_, d)| *d > 0.0)
+    }
+
+    /// The shortest period in force, if any.
+    pub fn shortest_days(&self) -> Option<f64> {
+        std::iter::once(self.days)
+            .chain(self.conversations.iter().map(|(_, d)| *d))
+            .filter(|d| *d > 0.0)
+            .reduce(f64::min)
+    }
+
+    /// The period for `conversation` as seen from `user`'s inbox; `None`: keep forever.
+    pub fn days_for(&self, user: u64, conversation: hotline_wire::Conversation) -> Option<f64> {
+        let key = match conversation {
+            hotline_wire::Conversation::Direct(other) => (0, user.min(other), user.max(other)),
+            hotline_wire::Conversation::Group(group) => (1, group, 0),
+            hotline_wire::Conversation::Other { .. } => return None,
+        };
+        let days = self
+            .conversations
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map_or(self.days, |(_, d)| *d);
+        (days > 0.0).then_some(days)
+    }
+}
+
+/// Parses one per-conversation retention: `group:ID=DAYS` or `direct:USER-USER=DAYS`.
+pub fn parse_retention_override(s: &str) -> Result<(RetentionKey, f64), String> {
+    let bad = || format!("{s:?}: expected group:ID=DAYS or direct:USER_ID-USER_ID=DAYS");
+    let (conv, days) = s.split_once('=').ok_or_else(bad)?;
+    let days: f64 = days.trim().parse().map_err(|_| bad())?;
+    if !days.is_finite() || days < 0.0 {
+        return Err(format!("{s:?}: days must be 0 (keep forever) or more"));
+    }
+    let key = if let Some(id) = conv.strip_prefix("group:") {
+        (1, id.parse().map_err(|_| bad())?, 0)
+    } else if let Some(pair) = conv.strip_prefix("direct:") {
+        let (a, b) = pair.split_once('-').ok_or_else(bad)?;
+        let (a, b): (u64, u64) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
+        (0, a.min(b), a.max(b))
+    } else {
+        return Err(bad());
+    };
+    Ok((key, days))
 }
 
 /// Default address of the Prometheus endpoint (loopback: it is not authenticated).
@@ -90,7 +159,7 @@ pub enum ConfigFileError {
 }
 
 /// Reads a flat TOML file into `(key, value)` pairs, each value as its flag would take it
-/// (arrays joined with `,`). Keys must be among `known`; tables and dates are refused.
+/// (arrays joined with `,`; an empty array is left out). Keys must be among `known`; tables and dates are refused.
 pub fn parse_config_file(text: &str, known: &[&str]) -> Result<Vec<(String, String)>, ConfigFileError> {
     use toml_edit::Value;
     let doc: toml_edit::DocumentMut = text
@@ -121,6 +190,8 @@ pub fn parse_config_file(text: &str, known: &[&str]) -> Result<Vec<(String, Stri
             }
         };
         let value = match item.as_value() {
+            // An empty list is the default of every list setting: nothing to pass on.
+            Some(Value::Array(a)) if a.is_empty() => continue,
             Some(Value::Array(a)) => {
                 let parts: Option<Vec<String>> = a.iter().map(scalar).collect();
                 parts
@@ -215,6 +286,17 @@ impl ServeConfig {
                 "1 to 4096",
             );
         }
+        let r = &self.retention;
+        if !r.days.is_finite() || r.days < 0.0 {
+            return invalid("retention_days", r.days.to_string(), "0 (keep forever) or more days");
+        }
+        if r.sweep_interval_ms < 10 {
+            return invalid(
+                "retention_sweep_interval_ms",
+                r.sweep_interval_ms.to_string(),
+                "at least 10 ms",
+            );
+        }
         let t = &self.transport;
         if t.tls_cert.is_some() != t.tls_key.is_some() {
             return invalid(
@@ -272,12 +354,36 @@ pub(crate) fn test_config() -> ServeConfig {
         group_members_max: GROUP_MEMBERS_MAX_DEFAULT,
         transport: TransportConfig::default(),
         metrics_listen: None,
+        retention: RetentionConfig {
+            sweep_interval_ms: RETENTION_SWEEP_INTERVAL_MS_DEFAULT,
+            ..RetentionConfig::default()
+        },
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retention_overrides_parse_and_apply_per_conversation() {
+        use hotline_wire::Conversation;
+        assert_eq!(parse_retention_override("group:42=7"), Ok(((1, 42, 0), 7.0)));
+        assert_eq!(parse_retention_override("direct:9-3=0.5"), Ok(((0, 3, 9), 0.5)));
+        assert!(parse_retention_override("direct:9=1").is_err());
+        assert!(parse_retention_override("group:1=-1").is_err());
+        let r = RetentionConfig {
+            days: 30.0,
+            conversations: vec![((1, 42, 0), 0.0), ((0, 3, 9), 2.0)],
+            sweep_interval_ms: 1_000,
+        };
+        assert_eq!(r.days_for(9, Conversation::Direct(3)), Some(2.0));
+        assert_eq!(r.days_for(3, Conversation::Direct(9)), Some(2.0));
+        assert_eq!(r.days_for(3, Conversation::Direct(4)), Some(30.0));
+        assert_eq!(r.days_for(3, Conversation::Group(42)), None);
+        assert_eq!(r.shortest_days(), Some(2.0));
+        assert!(!RetentionConfig::default().any());
+    }
 
     #[test]
     fn config_file_keys_are_checked_and_values_flattened() {

@@ -17,8 +17,11 @@
 //! - [`transport`]: TLS and WebSocket connections: a sans-IO layer per connection that
 //!   moves with it between cores. [`web`]: the web chat page's files.
 //! - [`auth`]: password hashing, tokens, name rules. [`config`]: limits and settings.
-//! - [`admin`]: offline commands (`hotline user add`). [`metrics`]: counters and the
-//!   Prometheus endpoint (its own thread). [`logging`]: JSON log lines.
+//! - [`retention`]: the background thread that expires old payloads. [`control`]: the
+//!   admin-only Unix socket (backup, export, stats).
+//! - [`admin`]: offline commands (`hotline user add`, backup, restore, export).
+//!   [`metrics`]: counters and the Prometheus endpoint (its own thread). [`logging`]: JSON
+//!   log lines.
 //!
 //! # One message
 //! A `Send` read on the sender's home core goes to the log writer, which appends it to the
@@ -38,6 +41,7 @@ pub mod logging;
 pub mod mailbox;
 pub mod metrics;
 pub mod presence;
+pub mod retention;
 pub mod server;
 pub mod storage;
 pub mod transport;

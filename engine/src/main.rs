@@ -241,6 +241,17 @@ struct ServeArgs {
     /// free port. Keep it on loopback or a private network: it is not authenticated.
     #[arg(long, env = "HOTLINE_METRICS_LISTEN", default_value = METRICS_LISTEN_DEFAULT, value_parser = parse_listen_or_off)]
     metrics_listen: ListenOrOff,
+    /// Days (fractions allowed) after which a message loses its payload, leaving an
+    /// `Expired` stub in each inbox; 0 keeps everything forever.
+    #[arg(long, env = "HOTLINE_RETENTION_DAYS", default_value_t = 0.0)]
+    retention_days: f64,
+    /// A conversation's own retention, overriding --retention-days: `group:ID=DAYS` or
+    /// `direct:USER_ID-USER_ID=DAYS` (0: keep forever). Repeat for more.
+    #[arg(long = "retention-conversation", env = "HOTLINE_RETENTION_CONVERSATIONS", value_delimiter = ',', value_parser = hotline_engine::config::parse_retention_override)]
+    retention_conversations: Vec<((u8, u64, u64), f64)>,
+    /// Time between two retention sweeps (each rewrites what has expired since the last).
+    #[arg(long, env = "HOTLINE_RETENTION_SWEEP_INTERVAL_MS", default_value_t = hotline_engine::config::RETENTION_SWEEP_INTERVAL_MS_DEFAULT)]
+    retention_sweep_interval_ms: u64,
 }
 
 /// A listening address, or `off`.
@@ -340,13 +351,13 @@ fn render_config(global: &clap::ArgMatches, serve: &clap::ArgMatches) -> String 
             .map(|r| r.map(|v| v.to_string_lossy().into_owned()).collect())
             .unwrap_or_default();
         let quote = |v: &String| {
-            if v == "true" || v == "false" || (!v.is_empty() && v.parse::<u64>().is_ok()) {
+            if v == "true" || v == "false" || (!v.is_empty() && v.parse::<f64>().is_ok_and(f64::is_finite)) {
                 v.clone()
             } else {
                 format!("{v:?}")
             }
         };
-        let is_list = id == "ws_allowed_origins";
+        let is_list = id == "ws_allowed_origins" || id == "retention_conversations";
         match values.as_slice() {
             [] if is_list => out.push_str(&format!("{id} = []\n")),
             [] => out.push_str(&format!("# {id} is not set\n")),
@@ -407,6 +418,11 @@ fn serve_config(a: ServeArgs) -> ServeConfig {
         helper_threads: a.helper_threads,
         group_members_max: a.group_members_max,
         metrics_listen: a.metrics_listen.0,
+        retention: hotline_engine::config::RetentionConfig {
+            days: a.retention_days,
+            conversations: a.retention_conversations,
+            sweep_interval_ms: a.retention_sweep_interval_ms,
+        },
         transport: TransportConfig {
             tls_listen: a.tls_cert.as_ref().map(|_| a.tls_listen),
             tls_cert: a.tls_cert,

@@ -133,6 +133,8 @@ pub struct Metrics {
     pub connections_by_core: [AtomicU64; CORES_MAX],
     /// Microseconds from a message's commit timestamp to its live push to a device.
     pub delivery_latency_us: Histogram,
+    /// Inbox entries whose payload retention removed.
+    pub retention_expired: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -158,6 +160,7 @@ impl Default for Metrics {
             frames_out_by_type: std::array::from_fn(zero),
             connections_by_core: std::array::from_fn(zero),
             delivery_latency_us: Histogram::default(),
+            retention_expired: AtomicU64::new(0),
         }
     }
 }
@@ -305,6 +308,12 @@ pub fn render(shared: &Shared, storage: &Storage) -> String {
         "hotline_presence_published_total",
         "Presence states published (after coalescing).",
         load(&m.presence_published),
+    );
+    counter(
+        &mut out,
+        "hotline_retention_expired_total",
+        "Inbox entries whose payload retention removed.",
+        load(&m.retention_expired),
     );
     gauge_head(
         &mut out,

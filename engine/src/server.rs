@@ -147,6 +147,8 @@ pub fn serve(config: ServeConfig, ready: impl FnOnce(&Bound)) -> anyhow::Result<
         None => None,
     };
 
+    let retention_thread =
+        crate::retention::spawn(shared.clone(), storage.clone()).context("cannot start the retention thread")?;
     let control_thread = crate::control::spawn(
         control_listener,
         config.data_dir.clone(),
@@ -208,6 +210,9 @@ pub fn serve(config: ServeConfig, ready: impl FnOnce(&Bound)) -> anyhow::Result<
         let _ = t.join();
     }
     let _ = control_thread.join();
+    if let Some(t) = retention_thread {
+        let _ = t.join();
+    }
     log_writer.stop();
     for t in writer_threads {
         let _ = t.join();

@@ -292,3 +292,67 @@ fn backup_while_serving_restores_every_message_and_export_lists_history() {
         assert_eq!(&d.payload, payload);
     }
 }
+
+/// Retention: past the global period, messages become `Expired` stubs in every inbox
+/// (dense seqs, no payload) in the background; a conversation with its own period of 0
+/// keeps everything; new messages are untouched.
+#[test]
+fn retention_expires_old_messages_in_the_background_per_conversation() {
+    use hotline_wire::MessageKind;
+    // 0.00002 days = 1.7 s. alice (1) - carol (3) keep forever.
+    let server = Server::options()
+        .arg("--retention-days")
+        .arg("0.00002")
+        .arg("--retention-sweep-interval-ms")
+        .arg("100")
+        .arg("--retention-conversation")
+        .arg("direct:3-1=0")
+        .start();
+    let (mut alice, a) = Client::new_user(server.addr(), "alice");
+    let (mut bob, b) = Client::new_user(server.addr(), "bob");
+    let (mut carol, c) = Client::new_user(server.addr(), "carol");
+    assert_eq!(
+        (a.user_id, b.user_id, c.user_id),
+        (1, 2, 3),
+        "the override names these ids"
+    );
+    alice.send_all(b.user_id, &numbered("old", 1..=5, 0), 4);
+    alice.send_all(c.user_id, &numbered("kept", 6..=10, 0), 4);
+    bob.expect_delivers(5);
+    carol.expect_delivers(5);
+    let fresh = bob.sync_all(0);
+    assert!(fresh
+        .iter()
+        .all(|d| d.kind != MessageKind::EXPIRED && !d.payload.is_empty()));
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let expired = server.scrape_metrics().get("hotline_retention_expired_total").copied();
+        if expired == Some(10.0) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "retention expired {expired:?}, not 10 entries"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let old = bob.sync_all(0);
+    assert_eq!(old.len(), 5);
+    for (i, d) in old.iter().enumerate() {
+        assert_eq!(d.inbox_seq, i as u64 + 1, "stubs keep the inbox dense");
+        assert_eq!(d.kind, MessageKind::EXPIRED);
+        assert!(d.payload.is_empty());
+        assert_eq!(d.message_id, fresh[i].message_id);
+    }
+    let kept = carol.sync_all(0);
+    assert_eq!(kept.len(), 5);
+    assert!(kept
+        .iter()
+        .all(|d| d.kind != MessageKind::EXPIRED && !d.payload.is_empty()));
+    // Something new is untouched (the sweeps go on, but it is younger than 1.7 s).
+    alice.send_all(b.user_id, &numbered("new", 11..=11, 0), 1);
+    let new = bob.expect_delivers(1);
+    assert_eq!(new[0].inbox_seq, 6);
+    assert!(!new[0].payload.is_empty() && new[0].kind != MessageKind::EXPIRED);
+}
