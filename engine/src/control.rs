@@ -6,6 +6,13 @@
 //! - `backup DIR`: a RocksDB checkpoint of the live database into the new directory DIR.
 //! - `export USERNAME`: the user's history as JSON lines.
 //! - `stats`: live counters, one `name value` per line.
+//! - `user-add NAME PASSWORD`, `user-password NAME PASSWORD` (the password is the rest of
+//!   the line), `user-revoke NAME` (every token: its devices must log in again with the
+//!   password), `user-groups NAME`.
+//!
+//! Writes go to the log writer's bounded queue with no reply (`WriteRequest::reply:
+//! None`); this thread then waits, bounded, until RocksDB shows the result. Argon2 runs
+//! here too, never on a core.
 //!
 //! Requests are handled one at a time (an operator's tool, not a service): a slow request
 //! delays the next, never a core. Reads go straight to RocksDB (thread-safe), so nothing
@@ -124,8 +131,35 @@ fn answer(stream: UnixStream, shared: &Shared, storage: &Storage) -> anyhow::Res
             writeln!(out, "users {}", storage.max_user_id()?)?;
             Ok(())
         }
+        "user-add" | "user-password" => {
+            let (name, password) = arg.split_once(' ').unwrap_or((arg, ""));
+            user_password(shared, storage, command == "user-add", name, password).map(|id| {
+                let _ = writeln!(out, "ok\n{id}");
+            })
+        }
+        "user-revoke" => revoke_tokens(shared, storage, arg).map(|n| {
+            let _ = writeln!(out, "ok\nrevoked {n} tokens of {arg}");
+        }),
+        "user-groups" => match storage.user_by_name(arg)? {
+            Some(user) => {
+                writeln!(out, "ok")?;
+                let (groups, _) = storage.user_groups(user, 0, usize::MAX)?;
+                for (group, role) in groups {
+                    let name = storage.group(group)?.map(|g| g.name).unwrap_or_default();
+                    let role = match role {
+                        hotline_wire::GroupRole::OWNER => "owner",
+                        hotline_wire::GroupRole::ADMIN => "admin",
+                        _ => "member",
+                    };
+                    writeln!(out, "{group} {role} {name}")?;
+                }
+                Ok(())
+            }
+            None => Err(anyhow::anyhow!("no user named {arg:?}")),
+        },
         _ => Err(anyhow::anyhow!(
-            "unknown request {:?}: backup DIR | export USERNAME | stats",
+            "unknown request {:?}: backup DIR | export USERNAME | stats | user-add NAME PASSWORD | \
+             user-password NAME PASSWORD | user-revoke NAME | user-groups NAME",
             line.trim_end()
         )),
     };
@@ -134,6 +168,98 @@ fn answer(stream: UnixStream, shared: &Shared, storage: &Storage) -> anyhow::Res
     }
     out.flush()?;
     Ok(())
+}
+
+/// How long an admin write may take to show in RocksDB.
+const ADMIN_WRITE_WAIT_MS: u64 = 10_000;
+
+/// Queues `op` for the writer (waiting, bounded, while its queue is full).
+fn submit(shared: &Shared, op: crate::storage::writer::WriteOp) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + Duration::from_millis(ADMIN_WRITE_WAIT_MS);
+    let mut request = crate::storage::writer::WriteRequest { reply: None, op };
+    while let Err(back) = shared.writer.submit(request) {
+        anyhow::ensure!(std::time::Instant::now() < deadline, "the writer's queue stayed full");
+        request = back;
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    Ok(())
+}
+
+/// Waits (bounded) until `done` says the write is visible.
+fn wait_for(mut done: impl FnMut() -> anyhow::Result<bool>) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + Duration::from_millis(ADMIN_WRITE_WAIT_MS);
+    while !done()? {
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "the write did not land within {ADMIN_WRITE_WAIT_MS} ms"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    Ok(())
+}
+
+/// Creates a user (`create`) or replaces an existing user's password; returns the user id.
+fn user_password(shared: &Shared, storage: &Storage, create: bool, name: &str, password: &str) -> anyhow::Result<u64> {
+    use crate::storage::writer::WriteOp;
+    crate::auth::check_username(name, hotline_wire::USERNAME_BYTES_MAX_DEFAULT)
+        .map_err(|e| anyhow::anyhow!("invalid username: {e}"))?;
+    anyhow::ensure!(!password.is_empty(), "empty password");
+    anyhow::ensure!(
+        password.len() <= hotline_wire::PASSWORD_BYTES_MAX_DEFAULT as usize,
+        "password longer than {} bytes",
+        hotline_wire::PASSWORD_BYTES_MAX_DEFAULT
+    );
+    let existing = storage.user_by_name(name)?;
+    match (create, existing) {
+        (true, Some(_)) => anyhow::bail!("user {name:?} already exists"),
+        (false, None) => anyhow::bail!("no user named {name:?}"),
+        (true, None) => {
+            let phc = crate::auth::hash_password(password).map_err(|e| anyhow::anyhow!("argon2: {e}"))?;
+            submit(
+                shared,
+                WriteOp::CreateUser {
+                    username: name.to_owned(),
+                    password_phc: phc,
+                },
+            )?;
+            let mut id = 0;
+            wait_for(|| {
+                id = storage.user_by_name(name)?.unwrap_or(0);
+                Ok(id != 0)
+            })?;
+            Ok(id)
+        }
+        (false, Some(user_id)) => {
+            let phc = crate::auth::hash_password(password).map_err(|e| anyhow::anyhow!("argon2: {e}"))?;
+            submit(
+                shared,
+                WriteOp::SetPassword {
+                    user_id,
+                    password_phc: phc.clone(),
+                },
+            )?;
+            wait_for(|| Ok(storage.credential(user_id)?.as_deref() == Some(phc.as_str())))?;
+            Ok(user_id)
+        }
+    }
+}
+
+/// Revokes every token of `name`; returns how many.
+fn revoke_tokens(shared: &Shared, storage: &Storage, name: &str) -> anyhow::Result<usize> {
+    let user = storage
+        .user_by_name(name)?
+        .ok_or_else(|| anyhow::anyhow!("no user named {name:?}"))?;
+    let tokens = storage.tokens_of(user)?;
+    for token_hash in &tokens {
+        submit(
+            shared,
+            crate::storage::writer::WriteOp::RevokeToken {
+                token_hash: *token_hash,
+            },
+        )?;
+    }
+    wait_for(|| Ok(storage.tokens_of(user)?.is_empty()))?;
+    Ok(tokens.len())
 }
 
 trait TakeBounded: Sized {

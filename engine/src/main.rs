@@ -91,6 +91,31 @@ enum Command {
 
 #[derive(Subcommand, Debug)]
 enum AdminCommand {
+    /// Create an account on the running server; the password is the first line of stdin.
+    UserAdd {
+        name: String,
+        #[arg(long, env = "HOTLINE_DATA_DIR", default_value = "./hotline-data")]
+        data_dir: PathBuf,
+    },
+    /// Replace a user's password (first line of stdin); existing tokens stay valid
+    /// unless revoked too.
+    ResetPassword {
+        name: String,
+        #[arg(long, env = "HOTLINE_DATA_DIR", default_value = "./hotline-data")]
+        data_dir: PathBuf,
+    },
+    /// Revoke every token of a user: each device must log in with the password again.
+    RevokeTokens {
+        name: String,
+        #[arg(long, env = "HOTLINE_DATA_DIR", default_value = "./hotline-data")]
+        data_dir: PathBuf,
+    },
+    /// List a user's groups: `GROUP_ID ROLE NAME` per line.
+    Groups {
+        name: String,
+        #[arg(long, env = "HOTLINE_DATA_DIR", default_value = "./hotline-data")]
+        data_dir: PathBuf,
+    },
     /// Live counters: connections, logins, messages, queue depth, users.
     Stats {
         /// The server's data directory.
@@ -435,6 +460,20 @@ fn serve_config(a: ServeArgs) -> ServeConfig {
     }
 }
 
+/// The password on the first line of stdin.
+fn read_password() -> anyhow::Result<String> {
+    let mut password = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut password)
+        .context("cannot read the password from stdin")?;
+    let password = password.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        bail!("empty password: write it as the first line of stdin");
+    }
+    Ok(password.to_owned())
+}
+
 /// Refuses to open (and so create) a database where there is none.
 fn existing_database(data_dir: &std::path::Path) -> anyhow::Result<hotline_engine::storage::Storage> {
     if !data_dir.join("CURRENT").is_file() {
@@ -504,9 +543,18 @@ fn run(command: Command) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Admin(AdminCommand::Stats { data_dir }) => {
+        Command::Admin(command) => {
+            let (request, data_dir) = match command {
+                AdminCommand::Stats { data_dir } => ("stats".to_owned(), data_dir),
+                AdminCommand::UserAdd { name, data_dir } => (format!("user-add {name} {}", read_password()?), data_dir),
+                AdminCommand::ResetPassword { name, data_dir } => {
+                    (format!("user-password {name} {}", read_password()?), data_dir)
+                }
+                AdminCommand::RevokeTokens { name, data_dir } => (format!("user-revoke {name}"), data_dir),
+                AdminCommand::Groups { name, data_dir } => (format!("user-groups {name}"), data_dir),
+            };
             let mut out = std::io::stdout().lock();
-            if hotline_engine::control::request(&data_dir, "stats", &mut out)?.is_none() {
+            if hotline_engine::control::request(&data_dir, &request, &mut out)?.is_none() {
                 bail!(
                     "no server is running on {} (no {})",
                     data_dir.display(),

@@ -356,3 +356,78 @@ fn retention_expires_old_messages_in_the_background_per_conversation() {
     assert_eq!(new[0].inbox_seq, 6);
     assert!(!new[0].payload.is_empty() && new[0].kind != MessageKind::EXPIRED);
 }
+
+/// `hotline admin ...` with `stdin`: (success, stdout, stderr).
+fn admin(server: &Server, args: &[&str], stdin: &str) -> (bool, String, String) {
+    use std::io::Write;
+    let mut child = Command::new(hotline_bin())
+        .arg("admin")
+        .args(args)
+        .arg("--data-dir")
+        .arg(server.data_dir())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run hotline admin");
+    child
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    let out = child.wait_with_output().expect("hotline admin output");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Accounts are managed on a running server over the admin socket: add, reset a
+/// password (the old one stops working), revoke every token, list groups.
+#[test]
+fn admin_manages_users_on_a_running_server() {
+    use hotline_wire::Persistence;
+    let server = Server::options()
+        .registration(hotline_tests::Registration::Closed)
+        .start();
+    let (ok, out, err) = admin(&server, &["user-add", "dana"], "first pass\n");
+    assert!(ok, "{err}");
+    let dana_id: u64 = out.trim().parse().expect("user-add prints the user id");
+    let (ok, _, err) = admin(&server, &["user-add", "dana"], "again\n");
+    assert!(!ok && err.contains("already exists"), "{err}");
+
+    let mut dana = Client::connect(server.addr());
+    let login = dana
+        .login_password("dana", "first pass", "laptop")
+        .expect("log in as the new user");
+    assert_eq!(login.user_id, dana_id);
+    let group = dana
+        .create_group("ops", Persistence::default())
+        .expect("create a group");
+    let (ok, out, err) = admin(&server, &["groups", "dana"], "");
+    assert!(ok, "{err}");
+    assert!(
+        out.starts_with(&format!("{group} ")) && out.trim_end().ends_with(" ops"),
+        "{out}"
+    );
+
+    let (ok, _, err) = admin(&server, &["reset-password", "dana"], "second pass\n");
+    assert!(ok, "{err}");
+    assert!(Client::connect(server.addr())
+        .login_password("dana", "first pass", "x")
+        .is_err());
+    Client::connect(server.addr())
+        .login_password("dana", "second pass", "phone")
+        .expect("the new password works");
+
+    let (ok, out, err) = admin(&server, &["revoke-tokens", "dana"], "");
+    assert!(ok, "{err}");
+    assert!(out.contains("revoked 2 tokens of dana"), "{out}");
+    assert!(Client::connect(server.addr())
+        .login_token(&login.token, "laptop")
+        .is_err());
+    let (ok, _, err) = admin(&server, &["revoke-tokens", "nobody"], "");
+    assert!(!ok && err.contains("no user named"), "{err}");
+}

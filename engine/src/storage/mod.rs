@@ -342,6 +342,23 @@ impl Storage {
         }
     }
 
+    /// The hashes of every live token of `user_id` (a full scan of the tokens: admin only).
+    pub fn tokens_of(&self, user_id: u64) -> Result<Vec<[u8; 32]>, StorageError> {
+        let mut it = self.db.raw_iterator_cf(self.cf(Cf::Tokens));
+        it.seek_to_first();
+        let mut out = Vec::new();
+        while let (Some(k), Some(v)) = (it.key(), it.value()) {
+            if keys::le_u64(v, 0) == Some(user_id) {
+                if let Ok(hash) = <[u8; 32]>::try_from(k) {
+                    out.push(hash);
+                }
+            }
+            it.next();
+        }
+        it.status()?;
+        Ok(out)
+    }
+
     /// A device's stored delivered cursor (0 if never acked).
     pub fn cursor(&self, user_id: u64, device_id: u64) -> Result<u64, StorageError> {
         Ok(self

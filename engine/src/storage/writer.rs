@@ -149,6 +149,11 @@ pub enum WriteOp {
     RevokeToken {
         token_hash: [u8; 32],
     },
+    /// Replace `user_id`'s password (admin).
+    SetPassword {
+        user_id: u64,
+        password_phc: String,
+    },
     /// Store a device's delivered cursor. The device's home core submits only increasing
     /// values, one at a time, so the stored cursor never moves backwards.
     SetCursor {
@@ -751,6 +756,15 @@ impl WriterState {
                 }
                 batch.delete_cf(self.storage.cf(Cf::Tokens), token_hash);
                 self.emit_written(reply, WriteOutcome::TokenRevoked);
+                Ok(())
+            }
+            WriteOp::SetPassword { user_id, password_phc } => {
+                batch.put_cf(
+                    self.storage.cf(Cf::Credentials),
+                    keys::id(user_id),
+                    password_phc.as_bytes(),
+                );
+                self.emit_written(reply, WriteOutcome::Done);
                 Ok(())
             }
             WriteOp::SetCursor {
