@@ -71,6 +71,8 @@ pub struct ServeConfig {
     pub metrics_listen: Option<SocketAddr>,
     /// How long messages keep their payload.
     pub retention: RetentionConfig,
+    /// The integration API and webhooks.
+    pub integration: crate::integration::IntegrationConfig,
 }
 
 /// Default time between two retention sweeps.
@@ -297,6 +299,25 @@ impl ServeConfig {
                 "at least 10 ms",
             );
         }
+        let i = &self.integration;
+        if let Some(url) = &i.webhook_url {
+            if crate::integration::parse_http_url(url).is_err() {
+                return invalid("webhook_url", url.clone(), "an http://HOST:PORT/PATH URL");
+            }
+            if i.webhook_secret.len() < 16 {
+                return invalid(
+                    "webhook_secret",
+                    "(hidden)".into(),
+                    "at least 16 characters to sign webhooks with",
+                );
+            }
+        }
+        if i.webhook_url.is_none() && !i.webhook_users.is_empty() {
+            return invalid("webhook_users", i.webhook_users.join(","), "needs webhook_url");
+        }
+        if !i.api_tokens.is_empty() && i.api_listen.is_none() {
+            return invalid("api_tokens", "(hidden)".into(), "needs api_listen");
+        }
         let t = &self.transport;
         if t.tls_cert.is_some() != t.tls_key.is_some() {
             return invalid(
@@ -358,6 +379,7 @@ pub(crate) fn test_config() -> ServeConfig {
             sweep_interval_ms: RETENTION_SWEEP_INTERVAL_MS_DEFAULT,
             ..RetentionConfig::default()
         },
+        integration: crate::integration::IntegrationConfig::default(),
     }
 }
 

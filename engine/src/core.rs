@@ -57,6 +57,8 @@ pub struct Shared {
     pub connections: AtomicU64,
     /// What the TLS and WebSocket listeners speak.
     pub transports: Transports,
+    /// Counters of the integration API and webhooks.
+    pub integration: crate::integration::IntegrationStats,
 }
 
 /// A connection's protocol state.

@@ -19,6 +19,7 @@
 //! - [`auth`]: password hashing, tokens, name rules. [`config`]: limits and settings.
 //! - [`retention`]: the background thread that expires old payloads. [`control`]: the
 //!   admin-only Unix socket (backup, export, stats).
+//! - [`integration`]: the HTTP API for services and bots, and outgoing webhooks (own threads).
 //! - [`admin`]: offline commands (`hotline user add`, backup, restore, export).
 //!   [`metrics`]: counters and the Prometheus endpoint (its own thread). [`logging`]: JSON
 //!   log lines.
@@ -37,6 +38,7 @@ pub mod control;
 pub mod core;
 pub mod handlers;
 pub mod helper;
+pub mod integration;
 pub mod logging;
 pub mod mailbox;
 pub mod metrics;

@@ -277,6 +277,25 @@ struct ServeArgs {
     /// Time between two retention sweeps (each rewrites what has expired since the last).
     #[arg(long, env = "HOTLINE_RETENTION_SWEEP_INTERVAL_MS", default_value_t = hotline_engine::config::RETENTION_SWEEP_INTERVAL_MS_DEFAULT)]
     retention_sweep_interval_ms: u64,
+    /// Address of the integration HTTP API for services and bots, or `off`.
+    #[arg(long, env = "HOTLINE_API_LISTEN", default_value = "off", value_parser = parse_listen_or_off)]
+    api_listen: ListenOrOff,
+    /// An API token, `USERNAME:TOKEN` (token of 16+ characters): requests bearing TOKEN act
+    /// as the existing user USERNAME. Repeat for more.
+    #[arg(long = "api-token", env = "HOTLINE_API_TOKENS", value_delimiter = ',', value_parser = hotline_engine::integration::parse_api_token)]
+    api_tokens: Vec<(String, String)>,
+    /// Where webhooks are POSTed (`http://host:port/path`).
+    #[arg(long, env = "HOTLINE_WEBHOOK_URL")]
+    webhook_url: Option<String>,
+    /// The HMAC-SHA256 key of the `X-Hotline-Signature` header (16+ characters).
+    #[arg(long, env = "HOTLINE_WEBHOOK_SECRET", default_value = "")]
+    webhook_secret: String,
+    /// A bot username: each message it receives is POSTed to --webhook-url. Repeat for more.
+    #[arg(long = "webhook-user", env = "HOTLINE_WEBHOOK_USERS", value_delimiter = ',')]
+    webhook_users: Vec<String>,
+    /// Retries of a failed webhook POST (backoff from 100 ms, doubling) before it is dropped.
+    #[arg(long, env = "HOTLINE_WEBHOOK_RETRIES_MAX", default_value_t = 5)]
+    webhook_retries_max: u32,
 }
 
 /// A listening address, or `off`.
@@ -382,7 +401,10 @@ fn render_config(global: &clap::ArgMatches, serve: &clap::ArgMatches) -> String 
                 format!("{v:?}")
             }
         };
-        let is_list = id == "ws_allowed_origins" || id == "retention_conversations";
+        let is_list = matches!(
+            id,
+            "ws_allowed_origins" | "retention_conversations" | "api_tokens" | "webhook_users"
+        );
         match values.as_slice() {
             [] if is_list => out.push_str(&format!("{id} = []\n")),
             [] => out.push_str(&format!("# {id} is not set\n")),
@@ -443,6 +465,14 @@ fn serve_config(a: ServeArgs) -> ServeConfig {
         helper_threads: a.helper_threads,
         group_members_max: a.group_members_max,
         metrics_listen: a.metrics_listen.0,
+        integration: hotline_engine::integration::IntegrationConfig {
+            api_listen: a.api_listen.0,
+            api_tokens: a.api_tokens,
+            webhook_url: a.webhook_url,
+            webhook_secret: a.webhook_secret,
+            webhook_users: a.webhook_users,
+            webhook_retries_max: a.webhook_retries_max,
+        },
         retention: hotline_engine::config::RetentionConfig {
             days: a.retention_days,
             conversations: a.retention_conversations,
@@ -490,6 +520,9 @@ fn run(command: Command) -> anyhow::Result<()> {
             hotline_engine::server::serve(config, |bound| {
                 // The plain line comes last: whoever waits for it knows every listener is up.
                 let mut out = std::io::stdout().lock();
+                if let Some(addr) = bound.api {
+                    let _ = writeln!(out, "hotline api listening on {addr}");
+                }
                 if let Some(addr) = bound.metrics {
                     let _ = writeln!(out, "hotline metrics listening on {addr}");
                 }

@@ -309,6 +309,37 @@ pub fn render(shared: &Shared, storage: &Storage) -> String {
         "Presence states published (after coalescing).",
         load(&m.presence_published),
     );
+    let api = &shared.integration;
+    counter(
+        &mut out,
+        "hotline_api_requests_total",
+        "Integration API requests.",
+        load(&api.api_requests),
+    );
+    counter(
+        &mut out,
+        "hotline_api_messages_sent_total",
+        "Messages sent through the integration API.",
+        load(&api.api_messages_sent),
+    );
+    counter(
+        &mut out,
+        "hotline_webhooks_delivered_total",
+        "Webhooks answered 2xx.",
+        load(&api.webhooks_delivered),
+    );
+    counter(
+        &mut out,
+        "hotline_webhook_retries_total",
+        "Webhook POSTs retried.",
+        load(&api.webhook_retries),
+    );
+    counter(
+        &mut out,
+        "hotline_webhooks_failed_total",
+        "Webhooks dropped after every retry failed.",
+        load(&api.webhooks_failed),
+    );
     counter(
         &mut out,
         "hotline_retention_expired_total",

@@ -53,6 +53,8 @@ pub struct Bound {
     pub web: bool,
     /// The Prometheus endpoint, unless turned off.
     pub metrics: Option<SocketAddr>,
+    /// The integration API, when on.
+    pub api: Option<SocketAddr>,
 }
 
 /// One core's listeners: plain TCP, and TLS and WebSocket when configured.
@@ -110,7 +112,15 @@ pub fn serve(config: ServeConfig, ready: impl FnOnce(&Bound)) -> anyhow::Result<
         })?),
         None => None,
     };
+    let api_listener = match config.integration.api_listen {
+        Some(at) => Some(
+            std::net::TcpListener::bind(at)
+                .with_context(|| format!("cannot bind the integration API (--api-listen {at})"))?,
+        ),
+        None => None,
+    };
     let bound = Bound {
+        api: api_listener.as_ref().map(|l| l.local_addr()).transpose()?,
         metrics: metrics_listener.as_ref().map(|l| l.local_addr()).transpose()?,
         tcp: addr,
         tls: tls.as_ref().map(|l| l[0].local_addr()).transpose()?,
@@ -137,6 +147,7 @@ pub fn serve(config: ServeConfig, ready: impl FnOnce(&Bound)) -> anyhow::Result<
         shutdown: AtomicBool::new(false),
         metrics: Metrics::default(),
         connections: AtomicU64::new(0),
+        integration: Default::default(),
     });
 
     let metrics_thread = match metrics_listener {
@@ -147,6 +158,14 @@ pub fn serve(config: ServeConfig, ready: impl FnOnce(&Bound)) -> anyhow::Result<
         None => None,
     };
 
+    let api_thread = match api_listener {
+        Some(l) => Some(
+            crate::integration::spawn_api(l, shared.clone(), storage.clone()).context("cannot start the API thread")?,
+        ),
+        None => None,
+    };
+    let webhook_thread = crate::integration::spawn_webhooks(shared.clone(), storage.clone())
+        .context("cannot start the webhook thread")?;
     let retention_thread =
         crate::retention::spawn(shared.clone(), storage.clone()).context("cannot start the retention thread")?;
     let control_thread = crate::control::spawn(
@@ -210,6 +229,9 @@ pub fn serve(config: ServeConfig, ready: impl FnOnce(&Bound)) -> anyhow::Result<
         let _ = t.join();
     }
     let _ = control_thread.join();
+    for t in [api_thread, webhook_thread].into_iter().flatten() {
+        let _ = t.join();
+    }
     if let Some(t) = retention_thread {
         let _ = t.join();
     }

@@ -59,6 +59,8 @@ pub const LISTENING_LINE_PREFIX: &str = "hotline listening on ";
 pub const TLS_LINE_PREFIX: &str = "hotline tls listening on ";
 /// Printed before [`LISTENING_LINE_PREFIX`] for the Prometheus endpoint.
 pub const METRICS_LINE_PREFIX: &str = "hotline metrics listening on ";
+/// Printed before [`LISTENING_LINE_PREFIX`] for the integration API (`--api-listen`).
+pub const API_LINE_PREFIX: &str = "hotline api listening on ";
 /// Printed before [`LISTENING_LINE_PREFIX`] for the WebSocket listener (`wss` with TLS).
 pub const WS_LINE_PREFIXES: [&str; 2] = ["hotline ws listening on ", "hotline wss listening on "];
 
@@ -236,6 +238,7 @@ impl ServerOptions {
             tls_addr: None,
             ws_addr: None,
             metrics_addr: None,
+            api_addr: None,
             runs: 0,
         }
     }
@@ -256,6 +259,7 @@ pub struct Server {
     tls_addr: Option<SocketAddr>,
     ws_addr: Option<SocketAddr>,
     metrics_addr: Option<SocketAddr>,
+    api_addr: Option<SocketAddr>,
     /// How many times the binary was started; names the current run's stderr file.
     runs: u32,
 }
@@ -291,6 +295,12 @@ impl Server {
     /// The Prometheus endpoint's address (the harness always turns it on, port 0).
     pub fn metrics_addr(&self) -> SocketAddr {
         self.metrics_addr.expect("the server printed no metrics listening line")
+    }
+
+    /// The integration API's address (only with `--api-listen`).
+    pub fn api_addr(&self) -> SocketAddr {
+        self.api_addr
+            .expect("the server printed no api listening line (pass --api-listen)")
     }
 
     /// `GET /metrics`: the exposition text, parsed into `name{labels}` → value.
@@ -431,6 +441,7 @@ impl Server {
         self.tls_addr = addr_after(&[TLS_LINE_PREFIX]);
         self.ws_addr = addr_after(&WS_LINE_PREFIXES);
         self.metrics_addr = addr_after(&[METRICS_LINE_PREFIX]);
+        self.api_addr = addr_after(&[API_LINE_PREFIX]);
         self.child = Some(child);
         self.addr = Some(addr);
     }

@@ -431,3 +431,183 @@ fn admin_manages_users_on_a_running_server() {
     let (ok, _, err) = admin(&server, &["revoke-tokens", "nobody"], "");
     assert!(!ok && err.contains("no user named"), "{err}");
 }
+
+/// One HTTP request as the webhook receiver saw it.
+#[derive(Debug)]
+struct Received {
+    head: String,
+    body: Vec<u8>,
+}
+
+/// A loopback webhook receiver: answers 500 to the first `failures` requests, then 200,
+/// and passes every request on.
+fn webhook_receiver(failures: usize) -> (std::net::SocketAddr, std::sync::mpsc::Receiver<Received>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the receiver");
+    let addr = listener.local_addr().expect("receiver address");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for (i, stream) in listener.incoming().enumerate() {
+            let Ok(mut stream) = stream else { return };
+            let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+            let mut data = Vec::new();
+            let mut buf = [0u8; 4096];
+            let (head, body) = loop {
+                if let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let head = String::from_utf8_lossy(&data[..end]).into_owned();
+                    let length: usize = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().to_owned())
+                        })
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0);
+                    if data.len() >= end + 4 + length {
+                        break (head, data[end + 4..end + 4 + length].to_vec());
+                    }
+                }
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => data.extend_from_slice(&buf[..n]),
+                }
+            };
+            let status = if i < failures {
+                "500 Internal Server Error"
+            } else {
+                "200 OK"
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            if tx.send(Received { head, body }).is_err() {
+                return;
+            }
+        }
+    });
+    (addr, rx)
+}
+
+/// HMAC-SHA256 per RFC 2104, independent of the server's.
+fn hmac_sha256_hex(key: &[u8], message: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut k = [0u8; 64];
+    k[..key.len()].copy_from_slice(key);
+    let inner = Sha256::new()
+        .chain_update(k.map(|b| b ^ 0x36))
+        .chain_update(message)
+        .finalize();
+    let outer = Sha256::new()
+        .chain_update(k.map(|b| b ^ 0x5c))
+        .chain_update(inner)
+        .finalize();
+    outer.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// An HTTP request to the integration API: (status, JSON body).
+fn api(server: &Server, method: &str, path: &str, token: &str, body: &str) -> (u16, serde_json::Value) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(server.api_addr()).expect("connect to the API");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(15)))
+        .expect("timeout");
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("send the request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read the response");
+    let (head, body) = response.split_once("\r\n\r\n").expect("a whole response");
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("a status");
+    (status, serde_json::from_str(body).unwrap_or(serde_json::Value::Null))
+}
+
+/// A service sends as its user and reads a conversation page through the API; a message
+/// to a bot reaches a real loopback receiver as a signed webhook, retried after a 500.
+#[test]
+fn integration_api_sends_and_reads_and_webhooks_are_signed_and_retried() {
+    const TOKEN: &str = "svc-token-0123456789";
+    const SECRET: &str = "webhook-secret-0123456789";
+    let (receiver, hooks) = webhook_receiver(1);
+    let server = Server::options()
+        .arg("--api-listen")
+        .arg("127.0.0.1:0")
+        .arg("--api-token")
+        .arg(format!("svc:{TOKEN}"))
+        .arg("--webhook-url")
+        .arg(format!("http://{receiver}/hook"))
+        .arg("--webhook-secret")
+        .arg(SECRET)
+        .arg("--webhook-user")
+        .arg("bot")
+        .start();
+    let (_svc_client, svc) = Client::new_user(server.addr(), "svc");
+    let (mut bob, b) = Client::new_user(server.addr(), "bob");
+    let (_bot_client, bot) = Client::new_user(server.addr(), "bot");
+
+    let (status, _) = api(
+        &server,
+        "POST",
+        "/v1/messages",
+        "wrong-token-0123456789",
+        r#"{"to":"bob","text":"x"}"#,
+    );
+    assert_eq!(status, 401);
+    let (status, sent) = api(
+        &server,
+        "POST",
+        "/v1/messages",
+        TOKEN,
+        r#"{"to":"bob","text":"hello from svc"}"#,
+    );
+    assert_eq!(status, 200, "{sent}");
+    let delivered = bob.expect_delivers(1);
+    assert_eq!(delivered[0].payload, b"hello from svc");
+    assert_eq!(delivered[0].sender, svc.user_id);
+    assert_eq!(sent["message_id"], delivered[0].message_id);
+    bob.send_all(svc.user_id, &[(1, b"hi svc".to_vec())], 1);
+    let (status, page) = api(&server, "GET", "/v1/conversations/bob?after=0&limit=10", TOKEN, "");
+    assert_eq!(status, 200, "{page}");
+    let texts: Vec<&str> = page["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| m["text"].as_str().expect("text"))
+        .collect();
+    assert_eq!(texts, ["hello from svc", "hi svc"]);
+    let (status, _) = api(&server, "GET", "/v1/conversations/nobody", TOKEN, "");
+    assert_eq!(status, 404);
+
+    bob.send_all(bot.user_id, &[(2, b"ping bot".to_vec())], 1);
+    let wait = std::time::Duration::from_secs(10);
+    let first = hooks.recv_timeout(wait).expect("the webhook arrives");
+    let second = hooks.recv_timeout(wait).expect("the webhook is retried after a 500");
+    assert_eq!(first.body, second.body, "a retry carries the same event");
+    assert!(second.head.starts_with("POST /hook HTTP/1.1"), "{}", second.head);
+    let event: serde_json::Value = serde_json::from_slice(&second.body).expect("JSON event");
+    assert_eq!(event["event"], "message");
+    assert_eq!(event["bot"], "bot");
+    assert_eq!(event["message"]["text"], "ping bot");
+    assert_eq!(event["message"]["sender"], b.user_id);
+    let signature = second
+        .head
+        .lines()
+        .find_map(|l| l.strip_prefix("X-Hotline-Signature: "))
+        .expect("a signature header");
+    assert_eq!(
+        signature,
+        format!("sha256={}", hmac_sha256_hex(SECRET.as_bytes(), &second.body))
+    );
+    assert!(
+        hooks.recv_timeout(std::time::Duration::from_millis(500)).is_err(),
+        "nothing else was posted"
+    );
+    let metrics = server.scrape_metrics();
+    assert_eq!(metrics.get("hotline_webhooks_delivered_total"), Some(&1.0));
+    assert_eq!(metrics.get("hotline_webhook_retries_total"), Some(&1.0));
+    assert_eq!(metrics.get("hotline_api_messages_sent_total"), Some(&1.0));
+}
