@@ -359,7 +359,7 @@ pub fn export_user(storage: &Storage, username: &str, out: &mut dyn std::io::Wri
                 "sender": d.sender,
                 "sender_device": d.sender_device,
                 "timestamp_us": d.timestamp_us,
-                "kind": format!("{:?}", d.kind),
+                "kind": crate::integration::kind_name(d.kind),
                 "refers_to": d.refers_to,
             });
             match std::str::from_utf8(d.payload) {

@@ -312,6 +312,9 @@ impl ServeConfig {
                 );
             }
         }
+        if i.webhook_url.is_none() && i.webhook_online {
+            return invalid("webhook_online", "true".into(), "needs webhook_url");
+        }
         if i.webhook_url.is_none() && !i.webhook_users.is_empty() {
             return invalid("webhook_users", i.webhook_users.join(","), "needs webhook_url");
         }

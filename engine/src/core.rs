@@ -59,6 +59,9 @@ pub struct Shared {
     pub transports: Transports,
     /// Counters of the integration API and webhooks.
     pub integration: crate::integration::IntegrationStats,
+    /// Users whose first device came online, for the webhook thread (`None`: no
+    /// `--webhook-online`). Bounded; a full queue drops the event and counts it.
+    pub online_events: Option<crossbeam_queue::ArrayQueue<u64>>,
 }
 
 /// A connection's protocol state.

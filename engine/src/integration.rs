@@ -12,7 +12,10 @@
 //!   every [`WEBHOOK_POLL_MS`] and POSTs each message they receive, in order, signed with
 //!   `X-Hotline-Signature: sha256=HEX(HMAC-SHA256(secret, body))`. A failed POST is retried
 //!   up to `webhook_retries_max` times with doubling backoff, then counted and skipped
-//!   (at least once, in order, while the server runs). Nothing here touches a core.
+//!   (at least once, in order, while the server runs). With `--webhook-online`, a user's
+//!   first device coming online is posted too: the home core pushes the user id into a
+//!   bounded queue (full: dropped and counted as failed), which this thread drains.
+//!   Nothing here blocks a core.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -66,7 +69,12 @@ pub struct IntegrationConfig {
     /// Bot usernames whose incoming messages are posted.
     pub webhook_users: Vec<String>,
     pub webhook_retries_max: u32,
+    /// Also POST `{"event":"online",...}` when a user's first device comes online.
+    pub webhook_online: bool,
 }
+
+/// Most "came online" events waiting for the webhook thread.
+pub const ONLINE_EVENTS_MAX: usize = 4_096;
 
 /// Parses `USERNAME:TOKEN`.
 pub fn parse_api_token(s: &str) -> Result<(String, String), String> {
@@ -110,6 +118,17 @@ pub struct IntegrationStats {
     pub webhooks_failed: AtomicU64,
 }
 
+/// A message kind as exported: `normal`, `edit`, `delete`, `expired`, or its number.
+pub fn kind_name(kind: MessageKind) -> Value {
+    match kind {
+        MessageKind::NORMAL => Value::from("normal"),
+        MessageKind::EDIT => Value::from("edit"),
+        MessageKind::DELETE => Value::from("delete"),
+        MessageKind::EXPIRED => Value::from("expired"),
+        other => Value::from(other.0),
+    }
+}
+
 /// One JSON object describing an inbox entry.
 fn message_json(seq: u64, record: &[u8]) -> Option<Value> {
     let d = decode_record(seq, record).ok()?;
@@ -120,7 +139,7 @@ fn message_json(seq: u64, record: &[u8]) -> Option<Value> {
         "conversation": { "kind": match kind { 0 => "direct", 1 => "group", _ => "other" }, "id": id },
         "sender": d.sender,
         "timestamp_us": d.timestamp_us,
-        "kind": format!("{:?}", d.kind),
+        "kind": kind_name(d.kind),
     });
     match std::str::from_utf8(d.payload) {
         Ok(text) => v["text"] = Value::from(text),
@@ -409,6 +428,11 @@ pub fn spawn_webhooks(shared: Arc<Shared>, storage: Arc<Storage>) -> std::io::Re
                 }
             }
             while !shared.shutdown.load(Ordering::Relaxed) {
+                while let Some(user) = shared.online_events.as_ref().and_then(|q| q.pop()) {
+                    let event =
+                        json!({ "event": "online", "user_id": user, "user": storage.username(user).ok().flatten() });
+                    post_with_retries(&shared, &url, &config, &event.to_string());
+                }
                 for name in &config.webhook_users {
                     if !next.contains_key(name) {
                         if let Ok(Some(id)) = storage.user_by_name(name) {

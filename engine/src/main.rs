@@ -296,6 +296,9 @@ struct ServeArgs {
     /// Retries of a failed webhook POST (backoff from 100 ms, doubling) before it is dropped.
     #[arg(long, env = "HOTLINE_WEBHOOK_RETRIES_MAX", default_value_t = 5)]
     webhook_retries_max: u32,
+    /// Also POST an `online` event when a user's first device comes online.
+    #[arg(long, env = "HOTLINE_WEBHOOK_ONLINE")]
+    webhook_online: bool,
 }
 
 /// A listening address, or `off`.
@@ -472,6 +475,7 @@ fn serve_config(a: ServeArgs) -> ServeConfig {
             webhook_secret: a.webhook_secret,
             webhook_users: a.webhook_users,
             webhook_retries_max: a.webhook_retries_max,
+            webhook_online: a.webhook_online,
         },
         retention: hotline_engine::config::RetentionConfig {
             days: a.retention_days,

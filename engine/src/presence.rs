@@ -107,6 +107,11 @@ impl Core {
     /// The first device of `user` came online on this (its home) core.
     pub fn user_online(&mut self, user: u64) {
         self.presence.entries.entry(user).or_default().online = true;
+        if let Some(events) = &self.shared.online_events {
+            if events.push(user).is_err() {
+                self.shared.integration.webhooks_failed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
         self.publish_presence(user);
     }
 

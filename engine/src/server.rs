@@ -148,6 +148,10 @@ pub fn serve(config: ServeConfig, ready: impl FnOnce(&Bound)) -> anyhow::Result<
         metrics: Metrics::default(),
         connections: AtomicU64::new(0),
         integration: Default::default(),
+        online_events: config
+            .integration
+            .webhook_online
+            .then(|| crossbeam_queue::ArrayQueue::new(crate::integration::ONLINE_EVENTS_MAX)),
     });
 
     let metrics_thread = match metrics_listener {

@@ -526,8 +526,9 @@ fn api(server: &Server, method: &str, path: &str, token: &str, body: &str) -> (u
     (status, serde_json::from_str(body).unwrap_or(serde_json::Value::Null))
 }
 
-/// A service sends as its user and reads a conversation page through the API; a message
-/// to a bot reaches a real loopback receiver as a signed webhook, retried after a 500.
+/// A service sends as its user and reads a conversation page through the API; users
+/// coming online and a message to a bot reach a real loopback receiver as signed
+/// webhooks, in order, the first retried after a 500.
 #[test]
 fn integration_api_sends_and_reads_and_webhooks_are_signed_and_retried() {
     const TOKEN: &str = "svc-token-0123456789";
@@ -544,6 +545,7 @@ fn integration_api_sends_and_reads_and_webhooks_are_signed_and_retried() {
         .arg(SECRET)
         .arg("--webhook-user")
         .arg("bot")
+        .arg("--webhook-online")
         .start();
     let (_svc_client, svc) = Client::new_user(server.addr(), "svc");
     let (mut bob, b) = Client::new_user(server.addr(), "bob");
@@ -583,31 +585,53 @@ fn integration_api_sends_and_reads_and_webhooks_are_signed_and_retried() {
     assert_eq!(status, 404);
 
     bob.send_all(bot.user_id, &[(2, b"ping bot".to_vec())], 1);
+    // Expected: svc, bob and bot came online (the first POST answered 500 and retried),
+    // then the message to the bot.
     let wait = std::time::Duration::from_secs(10);
-    let first = hooks.recv_timeout(wait).expect("the webhook arrives");
-    let second = hooks.recv_timeout(wait).expect("the webhook is retried after a 500");
-    assert_eq!(first.body, second.body, "a retry carries the same event");
-    assert!(second.head.starts_with("POST /hook HTTP/1.1"), "{}", second.head);
-    let event: serde_json::Value = serde_json::from_slice(&second.body).expect("JSON event");
-    assert_eq!(event["event"], "message");
-    assert_eq!(event["bot"], "bot");
-    assert_eq!(event["message"]["text"], "ping bot");
-    assert_eq!(event["message"]["sender"], b.user_id);
-    let signature = second
-        .head
-        .lines()
-        .find_map(|l| l.strip_prefix("X-Hotline-Signature: "))
-        .expect("a signature header");
-    assert_eq!(
-        signature,
-        format!("sha256={}", hmac_sha256_hex(SECRET.as_bytes(), &second.body))
-    );
+    let mut received = Vec::new();
+    while received.len() < 5 {
+        received.push(hooks.recv_timeout(wait).expect("the webhooks arrive"));
+    }
     assert!(
         hooks.recv_timeout(std::time::Duration::from_millis(500)).is_err(),
         "nothing else was posted"
     );
+    assert_eq!(received[0].body, received[1].body, "a retry carries the same event");
+    for r in &received {
+        assert!(r.head.starts_with("POST /hook HTTP/1.1"), "{}", r.head);
+        let signature = r
+            .head
+            .lines()
+            .find_map(|l| l.strip_prefix("X-Hotline-Signature: "))
+            .expect("a signature header");
+        assert_eq!(
+            signature,
+            format!("sha256={}", hmac_sha256_hex(SECRET.as_bytes(), &r.body))
+        );
+    }
+    let events: Vec<serde_json::Value> = received[1..]
+        .iter()
+        .map(|r| serde_json::from_slice(&r.body).expect("JSON event"))
+        .collect();
+    let online: Vec<(u64, &str)> = events[..3]
+        .iter()
+        .map(|e| {
+            assert_eq!(e["event"], "online");
+            (
+                e["user_id"].as_u64().expect("user_id"),
+                e["user"].as_str().expect("user"),
+            )
+        })
+        .collect();
+    assert_eq!(online, [(svc.user_id, "svc"), (b.user_id, "bob"), (bot.user_id, "bot")]);
+    let event = &events[3];
+    assert_eq!(event["event"], "message");
+    assert_eq!(event["bot"], "bot");
+    assert_eq!(event["message"]["text"], "ping bot");
+    assert_eq!(event["message"]["kind"], "normal");
+    assert_eq!(event["message"]["sender"], b.user_id);
     let metrics = server.scrape_metrics();
-    assert_eq!(metrics.get("hotline_webhooks_delivered_total"), Some(&1.0));
+    assert_eq!(metrics.get("hotline_webhooks_delivered_total"), Some(&4.0));
     assert_eq!(metrics.get("hotline_webhook_retries_total"), Some(&1.0));
     assert_eq!(metrics.get("hotline_api_messages_sent_total"), Some(&1.0));
 }

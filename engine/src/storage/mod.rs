@@ -342,6 +342,13 @@ impl Storage {
         }
     }
 
+    /// The username of `user_id`, if it exists.
+    pub fn username(&self, user_id: u64) -> Result<Option<String>, StorageError> {
+        Ok(self
+            .get(Cf::Users, &keys::id(user_id))?
+            .and_then(|v| v.get(8..).map(|name| String::from_utf8_lossy(name).into_owned())))
+    }
+
     /// The hashes of every live token of `user_id` (a full scan of the tokens: admin only).
     pub fn tokens_of(&self, user_id: u64) -> Result<Vec<[u8; 32]>, StorageError> {
         let mut it = self.db.raw_iterator_cf(self.cf(Cf::Tokens));
