@@ -23,9 +23,11 @@ const DUMMY_PHC: &str =
 
 /// Whether `password` matches the stored PHC string (`None`: the user does not exist).
 pub fn verify_password(password: &str, phc: Option<&str>) -> bool {
-    // Token-only accounts (provisioned for load generation) store no password hash.
+    // Token-only accounts (provisioned for load generation) store no password hash, and a
+    // disabled account's is refused: both still pay for one hash, so timing tells nothing.
     let stored = match phc {
         Some("") | None => DUMMY_PHC,
+        Some(p) if p.starts_with(DISABLED_PREFIX) => DUMMY_PHC,
         Some(p) => p,
     };
     let Ok(parsed) = PasswordHash::new(stored) else {
@@ -33,8 +35,12 @@ pub fn verify_password(password: &str, phc: Option<&str>) -> bool {
         return false;
     };
     let ok = Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok();
-    ok && phc.is_some_and(|p| !p.is_empty())
+    ok && phc.is_some_and(|p| !p.is_empty() && !p.starts_with(DISABLED_PREFIX))
 }
+
+/// Prefix of the stored credential of an account an admin disabled; the hash after it is
+/// kept, so enabling the account restores the same password.
+pub const DISABLED_PREFIX: &str = "!disabled!";
 
 /// A new random session token.
 pub fn new_token() -> Result<[u8; TOKEN_BYTES], getrandom::Error> {

@@ -8,7 +8,8 @@
 //! - `stats`: live counters, one `name value` per line.
 //! - `user-add NAME PASSWORD`, `user-password NAME PASSWORD` (the password is the rest of
 //!   the line), `user-revoke NAME` (every token: its devices must log in again with the
-//!   password), `user-groups NAME`.
+//!   password), `user-disable NAME`, `user-enable NAME`, `user-remove NAME`,
+//!   `user-groups NAME`.
 //!
 //! Writes go to the log writer's bounded queue with no reply (`WriteRequest::reply:
 //! None`); this thread then waits, bounded, until RocksDB shows the result. Argon2 runs
@@ -137,6 +138,9 @@ fn answer(stream: UnixStream, shared: &Shared, storage: &Storage) -> anyhow::Res
                 let _ = writeln!(out, "ok\n{id}");
             })
         }
+        "user-disable" | "user-enable" | "user-remove" => set_access(shared, storage, command, arg).map(|n| {
+            let _ = writeln!(out, "ok\n{command} {arg}: revoked {n} tokens");
+        }),
         "user-revoke" => revoke_tokens(shared, storage, arg).map(|n| {
             let _ = writeln!(out, "ok\nrevoked {n} tokens of {arg}");
         }),
@@ -242,6 +246,40 @@ fn user_password(shared: &Shared, storage: &Storage, create: bool, name: &str, p
             Ok(user_id)
         }
     }
+}
+
+/// Disables (password refused, every token revoked), enables (the old password works
+/// again) or removes (password deleted, every token revoked: nobody can log in as it again;
+/// the name stays reserved and its messages stay in other inboxes) an account. Returns how
+/// many tokens were revoked.
+fn set_access(shared: &Shared, storage: &Storage, command: &str, name: &str) -> anyhow::Result<usize> {
+    use crate::auth::DISABLED_PREFIX;
+    let user_id = storage
+        .user_by_name(name)?
+        .ok_or_else(|| anyhow::anyhow!("no user named {name:?}"))?;
+    let phc = storage.credential(user_id)?.unwrap_or_default();
+    let new = match command {
+        "user-disable" if phc.starts_with(DISABLED_PREFIX) => anyhow::bail!("{name} is already disabled"),
+        "user-disable" if phc.is_empty() => anyhow::bail!("{name} has no password (removed or token-only)"),
+        "user-disable" => format!("{DISABLED_PREFIX}{phc}"),
+        "user-enable" => match phc.strip_prefix(DISABLED_PREFIX) {
+            Some(old) => old.to_owned(),
+            None => anyhow::bail!("{name} is not disabled"),
+        },
+        _ => String::new(),
+    };
+    submit(
+        shared,
+        crate::storage::writer::WriteOp::SetPassword {
+            user_id,
+            password_phc: new.clone(),
+        },
+    )?;
+    wait_for(|| Ok(storage.credential(user_id)?.unwrap_or_default() == new))?;
+    if command == "user-enable" {
+        return Ok(0);
+    }
+    revoke_tokens(shared, storage, name)
 }
 
 /// Revokes every token of `name`; returns how many.

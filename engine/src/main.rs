@@ -110,6 +110,26 @@ enum AdminCommand {
         #[arg(long, env = "HOTLINE_DATA_DIR", default_value = "./hotline-data")]
         data_dir: PathBuf,
     },
+    /// Disable an account: its password is refused and every token revoked (the
+    /// password is kept for `enable`).
+    Disable {
+        name: String,
+        #[arg(long, env = "HOTLINE_DATA_DIR", default_value = "./hotline-data")]
+        data_dir: PathBuf,
+    },
+    /// Enable a disabled account: its old password works again.
+    Enable {
+        name: String,
+        #[arg(long, env = "HOTLINE_DATA_DIR", default_value = "./hotline-data")]
+        data_dir: PathBuf,
+    },
+    /// Remove an account: password deleted, every token revoked, nobody can log in as it
+    /// again. The name stays reserved and its messages stay in other users' inboxes.
+    UserRemove {
+        name: String,
+        #[arg(long, env = "HOTLINE_DATA_DIR", default_value = "./hotline-data")]
+        data_dir: PathBuf,
+    },
     /// List a user's groups: `GROUP_ID ROLE NAME` per line.
     Groups {
         name: String,
@@ -589,6 +609,9 @@ fn run(command: Command) -> anyhow::Result<()> {
                 }
                 AdminCommand::RevokeTokens { name, data_dir } => (format!("user-revoke {name}"), data_dir),
                 AdminCommand::Groups { name, data_dir } => (format!("user-groups {name}"), data_dir),
+                AdminCommand::Disable { name, data_dir } => (format!("user-disable {name}"), data_dir),
+                AdminCommand::Enable { name, data_dir } => (format!("user-enable {name}"), data_dir),
+                AdminCommand::UserRemove { name, data_dir } => (format!("user-remove {name}"), data_dir),
             };
             let mut out = std::io::stdout().lock();
             if hotline_engine::control::request(&data_dir, &request, &mut out)?.is_none() {

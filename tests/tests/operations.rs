@@ -385,7 +385,8 @@ fn admin(server: &Server, args: &[&str], stdin: &str) -> (bool, String, String) 
 }
 
 /// Accounts are managed on a running server over the admin socket: add, reset a
-/// password (the old one stops working), revoke every token, list groups.
+/// password (the old one stops working), revoke every token, list groups, disable,
+/// enable, remove.
 #[test]
 fn admin_manages_users_on_a_running_server() {
     use hotline_wire::Persistence;
@@ -430,6 +431,34 @@ fn admin_manages_users_on_a_running_server() {
         .is_err());
     let (ok, _, err) = admin(&server, &["revoke-tokens", "nobody"], "");
     assert!(!ok && err.contains("no user named"), "{err}");
+
+    // Disable: the password is refused and tokens die; enable: the same password works.
+    let phone = Client::connect(server.addr())
+        .login_password("dana", "second pass", "phone")
+        .expect("log in before disabling");
+    let (ok, out, err) = admin(&server, &["disable", "dana"], "");
+    assert!(ok && out.contains("revoked 1 tokens"), "{out}{err}");
+    assert!(Client::connect(server.addr())
+        .login_password("dana", "second pass", "x")
+        .is_err());
+    assert!(Client::connect(server.addr())
+        .login_token(&phone.token, "phone")
+        .is_err());
+    let (ok, _, err) = admin(&server, &["disable", "dana"], "");
+    assert!(!ok && err.contains("already disabled"), "{err}");
+    let (ok, _, err) = admin(&server, &["enable", "dana"], "");
+    assert!(ok, "{err}");
+    Client::connect(server.addr())
+        .login_password("dana", "second pass", "again")
+        .expect("enabled again with the same password");
+    // Remove: nothing logs in any more, and the name cannot be taken again.
+    let (ok, out, err) = admin(&server, &["user-remove", "dana"], "");
+    assert!(ok && out.contains("revoked 1 tokens"), "{out}{err}");
+    assert!(Client::connect(server.addr())
+        .login_password("dana", "second pass", "x")
+        .is_err());
+    let (ok, _, err) = admin(&server, &["user-add", "dana"], "new owner\n");
+    assert!(!ok && err.contains("already exists"), "{err}");
 }
 
 /// One HTTP request as the webhook receiver saw it.
