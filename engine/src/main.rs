@@ -428,7 +428,12 @@ fn render_config(global: &clap::ArgMatches, serve: &clap::ArgMatches) -> String 
             id,
             "ws_allowed_origins" | "retention_conversations" | "api_tokens" | "webhook_users"
         );
+        // Secrets are never printed; the line says they are set.
+        let secret = matches!(id, "api_tokens" | "webhook_secret");
         match values.as_slice() {
+            many if secret && many.iter().any(|v| !v.is_empty()) => {
+                out.push_str(&format!("# {id} is set (not shown)\n"))
+            }
             [] if is_list => out.push_str(&format!("{id} = []\n")),
             [] => out.push_str(&format!("# {id} is not set\n")),
             [one] if !is_list => out.push_str(&format!("{id} = {}\n", quote(one))),

@@ -34,7 +34,16 @@ fn flags_beat_environment_beat_the_file_and_print_round_trips() {
     .expect("write the config file");
     let file_arg = file.to_str().expect("utf-8 temp path");
     let (code, out, err) = config_print(
-        &["--config", file_arg, "--idle-timeout-ms", "9000"],
+        &[
+            "--config",
+            file_arg,
+            "--idle-timeout-ms",
+            "9000",
+            "--webhook-url",
+            "http://127.0.0.1:9/h",
+            "--webhook-secret",
+            "do-not-print-this-secret",
+        ],
         &[("HOTLINE_GROUP_MEMBERS_MAX", "11"), ("HOTLINE_IDLE_TIMEOUT_MS", "7000")],
     );
     assert_eq!(code, Some(0), "stderr: {err}");
@@ -45,12 +54,21 @@ fn flags_beat_environment_beat_the_file_and_print_round_trips() {
         "web = false\n",
         "ws_allowed_origins = [\"https://a.example\"]\n",
         "metrics_listen = \"127.0.0.1:9700\"\n",
+        "# webhook_secret is set (not shown)\n",
     ] {
         assert!(out.contains(line), "missing {line:?} in:\n{out}");
     }
+    assert!(
+        !out.contains("do-not-print-this-secret"),
+        "a secret was printed:\n{out}"
+    );
     let printed = dir.path().join("printed.toml");
     std::fs::write(&printed, &out).expect("write the printed config");
-    let (code, again, err) = config_print(&["--config", printed.to_str().expect("utf-8")], &[]);
+    // Secrets are left out of the print: they come back from the environment.
+    let (code, again, err) = config_print(
+        &["--config", printed.to_str().expect("utf-8")],
+        &[("HOTLINE_WEBHOOK_SECRET", "do-not-print-this-secret")],
+    );
     assert_eq!(code, Some(0), "stderr: {err}");
     assert_eq!(again, out, "printing the printed configuration changed it");
 }
