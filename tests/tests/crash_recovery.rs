@@ -106,7 +106,7 @@ fn acknowledged_messages_and_cursors_survive_repeated_kill_9() {
         })
         .collect();
     // The highest cursor each recipient device was seen with (LoginOk or a confirmed Ack).
-    let mut cursor_seen = vec![0u64; RECIPIENTS];
+    let mut cursor_seen = [0u64; RECIPIENTS];
     let mut acked_total = 0usize;
     let mut unanswered_total = 0usize;
     let mut restart_ms_max = 0u128;
