@@ -67,6 +67,8 @@ pub struct ServeConfig {
     pub group_members_max: usize,
     /// TLS and WebSocket listeners, and the web page.
     pub transport: TransportConfig,
+    /// Abuse limits: login attempts, message rates, connections and registrations per IP.
+    pub abuse: crate::abuse::AbuseLimits,
 }
 
 /// Default address of the TLS listener (used only with a certificate).
@@ -205,6 +207,7 @@ pub(crate) fn test_config() -> ServeConfig {
         helper_threads: 1,
         group_members_max: GROUP_MEMBERS_MAX_DEFAULT,
         transport: TransportConfig::default(),
+        abuse: crate::abuse::AbuseLimits::default(),
     }
 }
 

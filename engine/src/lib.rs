@@ -18,6 +18,8 @@
 //!   moves with it between cores. [`web`]: the web chat page's files.
 //! - [`auth`]: password hashing, tokens, name rules. [`config`]: limits and settings.
 //! - [`admin`]: offline commands (`hotline user add`). [`metrics`]: counters.
+//! - [`abuse`]: abuse limits (login attempts, message rates, connections and registrations
+//!   per IP), shared by every core.
 //!
 //! # One message
 //! A `Send` read on the sender's home core goes to the log writer, which appends it to the
@@ -25,6 +27,7 @@
 //! group commit, then notifies the recipient's home core (live `Deliver` to each device)
 //! and the sender's (`SendAck`, and `Deliver` to the sender's other devices).
 
+pub mod abuse;
 pub mod admin;
 pub mod auth;
 pub mod config;

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use hotline_engine::abuse::AbuseLimits;
 use hotline_engine::config::{
     Durability, Registration, ServeConfig, TransportConfig, CONNECTIONS_PER_CORE_MAX_DEFAULT, HELPER_THREADS_DEFAULT,
     LOGIN_TIMEOUT_MS_DEFAULT, OUTBOUND_BYTES_MAX_DEFAULT, TLS_LISTEN_DEFAULT, WS_LISTEN_DEFAULT,
@@ -35,7 +36,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the server until SIGINT or SIGTERM.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Manage accounts in a data directory (the server must be stopped).
     #[command(subcommand)]
     User(UserCommand),
@@ -160,6 +161,36 @@ struct ServeArgs {
     /// Serve the web chat page at http://WS-LISTEN/ (same listener as the WebSocket).
     #[arg(long)]
     web: bool,
+    #[command(flatten)]
+    abuse: AbuseArgs,
+}
+
+/// Abuse limits (0 turns one off). Each hit answers `Error{RateLimited}` with
+/// `retry_after_ms` and counts in a metric.
+#[derive(Debug, Args)]
+struct AbuseArgs {
+    /// Login attempts one IP may make per minute (token bucket).
+    #[arg(long, default_value_t = AbuseLimits::default().login_attempts_per_ip_per_minute)]
+    login_attempts_per_ip_per_minute: u32,
+    /// Login attempts per username per minute, from any address (token bucket).
+    #[arg(long, default_value_t = AbuseLimits::default().login_attempts_per_username_per_minute)]
+    login_attempts_per_username_per_minute: u32,
+    /// Longest backoff after repeated failed logins of one username or IP (after 3
+    /// failures in a row, 250 ms, doubling per further failure).
+    #[arg(long, default_value_t = AbuseLimits::default().login_backoff_ms_max)]
+    login_backoff_ms_max: u32,
+    /// Messages one user may send per second, all devices together (token bucket).
+    #[arg(long, default_value_t = AbuseLimits::default().messages_per_user_per_second)]
+    messages_per_user_per_second: u32,
+    /// Messages per second into one conversation (direct pair or group), all senders.
+    #[arg(long, default_value_t = AbuseLimits::default().messages_per_conversation_per_second)]
+    messages_per_conversation_per_second: u32,
+    /// Connections open at once from one IP.
+    #[arg(long, default_value_t = AbuseLimits::default().connections_per_ip_max)]
+    connections_per_ip_max: u32,
+    /// Registrations one IP may attempt per hour (token bucket).
+    #[arg(long, default_value_t = AbuseLimits::default().registrations_per_ip_per_hour)]
+    registrations_per_ip_per_hour: u32,
 }
 
 /// A listening address, or `off`.
@@ -224,6 +255,15 @@ fn run(command: Command) -> anyhow::Result<()> {
                     ws_tls: a.ws_tls,
                     ws_origins_allowed: a.ws_allowed_origins,
                     web: a.web,
+                },
+                abuse: AbuseLimits {
+                    login_attempts_per_ip_per_minute: a.abuse.login_attempts_per_ip_per_minute,
+                    login_attempts_per_username_per_minute: a.abuse.login_attempts_per_username_per_minute,
+                    login_backoff_ms_max: a.abuse.login_backoff_ms_max,
+                    messages_per_user_per_second: a.abuse.messages_per_user_per_second,
+                    messages_per_conversation_per_second: a.abuse.messages_per_conversation_per_second,
+                    connections_per_ip_max: a.abuse.connections_per_ip_max,
+                    registrations_per_ip_per_hour: a.abuse.registrations_per_ip_per_hour,
                 },
             };
             hotline_engine::server::serve(config, |bound| {

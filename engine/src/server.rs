@@ -122,6 +122,7 @@ pub fn serve(config: ServeConfig, ready: impl FnOnce(&Bound)) -> anyhow::Result<
         shutdown: AtomicBool::new(false),
         metrics: Metrics::default(),
         connections: AtomicU64::new(0),
+        limiter: Arc::new(crate::abuse::Limiter::new(config.abuse)),
     });
 
     let signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
@@ -182,6 +183,7 @@ pub fn serve(config: ServeConfig, ready: impl FnOnce(&Bound)) -> anyhow::Result<
         let _ = t.join();
     }
     drop(storage);
+    tracing::info!("metrics at exit: {}", shared.metrics.abuse.summary());
     tracing::info!("shut down cleanly");
     Ok(())
 }
