@@ -295,6 +295,11 @@ impl Server {
         self.ws_addr.expect("the server printed no WebSocket listening line")
     }
 
+    /// The running process's id (`None` when stopped), e.g. to read its memory.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// The data directory, the same across restarts.
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
