@@ -96,7 +96,7 @@ fn a_stalled_device_costs_the_others_nothing_and_catches_up_in_order() {
 
     let flooder_account = accounts.last().expect("provisioned").clone();
     let accounts = &accounts[..accounts.len() - 1];
-    let (sender_id, sender_token) = &accounts[0];
+    let (_, sender_token) = &accounts[0];
     let (slow_id, slow_token) = &accounts[1];
     let (flooder, _) = Client::resume(addr, &flooder_account.1);
     let (mut sender, _) = Client::resume(addr, sender_token);
@@ -108,7 +108,6 @@ fn a_stalled_device_costs_the_others_nothing_and_catches_up_in_order() {
             .add_member(group, *user_id, GroupRole::MEMBER)
             .expect("add a member");
     }
-    let _ = sender_id;
 
     // Receivers: each reads both phases, reporting each phase's latencies.
     let (tx, rx) = mpsc::channel::<(usize, Vec<Duration>)>();
