@@ -1,38 +1,40 @@
 //! Slow consumers: one device stops reading while many others receive a steady stream of
 //! group messages (and a second sender floods the slow device with big direct messages in
 //! both phases, so the load is the same and its queue overflows when it stops reading). The others' p99 delivery latency stays within 2x of the same run's
-//! phase where the device reads (with a 5 ms floor: loopback p99s of a millisecond or two
-//! are noise), the server's memory stays bounded while the device is stalled, and once it
+//! phase where the device reads (with a 25 ms floor: below that, a debug build on a shared
+//! box is noise), the server's memory stays bounded while the device is stalled, and once it
 //! reads again it receives everything, in order.
 //!
-//! Scaled for `make test` (a debug server on a shared 2-core box): [`RECEIVERS`] receivers
-//! rather than the 1,000 of a load test; the load generator measures the big numbers.
+//! Scaled for `make test` (a debug server on a shared 2-core box, where 50 or 100 receiver
+//! threads made the p99s scheduling noise): [`RECEIVERS`] receivers rather than the 1,000
+//! of a load test; the load generator measures the big numbers.
 
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use hotline_tests::{assert_dense, Client, OwnedDeliver, Server};
+use hotline_tests::{assert_dense, Client, Durability, OwnedDeliver, Server};
 use hotline_wire::{GroupRole, Persistence, SendFlags};
 
-const RECEIVERS: usize = 100;
+const RECEIVERS: usize = 20;
 /// Group messages per second, per phase.
-const RATE_PER_S: u64 = 40;
+const RATE_PER_S: u64 = 20;
 /// Messages per phase (3 s at the rate).
-const PER_PHASE: u64 = 120;
+const PER_PHASE: u64 = 60;
 /// Group payloads: small, so a debug build on two shared cores keeps up with the fan-out.
 const PAYLOAD_BYTES: usize = 200;
 /// The flood to the slow device per phase: 8 MiB, past `--outbound-bytes-max` (256 KiB)
 /// and any loopback socket buffer.
 const FLOOD_MESSAGES: u64 = 256;
 const FLOOD_PAYLOAD_BYTES: usize = 32 << 10;
-/// Latency floor under which a p99 comparison is noise.
-const P99_FLOOR: Duration = Duration::from_millis(5);
-/// Server memory growth allowed while the device is stalled: its bounded queue plus the
-/// log's memtable for the phase (~8 MiB of flood payloads, written twice: the recipient's
-/// and the sender's inbox), with room for allocator noise; unbounded queueing would hold
-/// the whole flood on top.
-const RSS_GROWTH_MAX_KB: u64 = 48 << 10;
+/// Latency floor under which a p99 comparison is noise on a shared 2-core box running a
+/// debug build; the failure this catches (others queued behind the stalled device) costs
+/// seconds.
+const P99_FLOOR: Duration = Duration::from_millis(25);
+/// How much more the server's memory may grow in the stalled phase than in the reading
+/// phase (both write the same to the log's memtable): the stalled device's bounded queue
+/// (256 KiB) plus allocator noise. Queueing the phase's flood for it would be 8 MiB.
+const RSS_EXTRA_GROWTH_MAX_KB: u64 = 4 << 10;
 
 fn rss_kb(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read the server's status");
@@ -60,13 +62,21 @@ fn send_phase(sender: &mut Client, group: u64, first_id: u64, epoch: Instant) {
     }
 }
 
-/// Floods `to` with big direct messages from another connection; returns its acks' count.
+/// Floods `to` with big direct messages from another connection, paced over the phase
+/// (so the log writer is busy but not saturated: the test is about the slow reader).
 fn flood(mut flooder: Client, to: u64, first_id: u64) -> thread::JoinHandle<Client> {
     thread::spawn(move || {
-        let batch: Vec<(u64, Vec<u8>)> = (first_id..first_id + FLOOD_MESSAGES)
-            .map(|n| (n, vec![b'f'; FLOOD_PAYLOAD_BYTES]))
-            .collect();
-        flooder.send_all(to, &batch, 8);
+        let start = Instant::now();
+        let phase = Duration::from_micros(PER_PHASE * 1_000_000 / RATE_PER_S);
+        for i in 0..FLOOD_MESSAGES {
+            let due = start + phase.mul_f64(i as f64 / FLOOD_MESSAGES as f64);
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                thread::sleep(wait);
+            }
+            flooder
+                .send(to, first_id + i, &vec![b'f'; FLOOD_PAYLOAD_BYTES])
+                .expect("a flood send");
+        }
         flooder
     })
 }
@@ -88,7 +98,8 @@ fn p99(mut v: Vec<Duration>) -> Duration {
 
 #[test]
 fn a_stalled_device_costs_the_others_nothing_and_catches_up_in_order() {
-    let mut server = Server::options().cores(2).stopped();
+    // Async durability: this is about delivery, and fsync stalls on a shared disk are noise.
+    let mut server = Server::options().cores(2).durability(Durability::Async).stopped();
     let accounts = server.provision("r", RECEIVERS + 3);
     server.restart();
     let addr = server.addr();
@@ -131,6 +142,8 @@ fn a_stalled_device_costs_the_others_nothing_and_catches_up_in_order() {
     drop(tx);
 
     // Phase 1: the slow device reads like everyone else.
+    let pid = server.pid().expect("running");
+    let rss_start = rss_kb(pid);
     let (slow, slow_login) = Client::resume(addr, slow_token);
     let reader = thread::spawn(move || {
         let mut slow = slow;
@@ -144,7 +157,6 @@ fn a_stalled_device_costs_the_others_nothing_and_catches_up_in_order() {
     assert_dense(&phase1, slow_login.device_cursor + 1, "the slow device while reading");
 
     // Phase 2: it stops reading (and writing: no Pongs either).
-    let pid = server.pid().expect("running");
     let rss_before = rss_kb(pid);
     slow.pause_writes();
     let flooding = flood(flooder, *slow_id, 1 + FLOOD_MESSAGES);
@@ -162,16 +174,19 @@ fn a_stalled_device_costs_the_others_nothing_and_catches_up_in_order() {
     let (p99_reading, p99_stalled) = (p99(phases[0].clone()), p99(phases[1].clone()));
     eprintln!(
         "p99 with every device reading {p99_reading:?}, with one stalled {p99_stalled:?}; \
-         server RSS {rss_before} kB -> {rss_during} kB"
+         server RSS {rss_start} kB -> {rss_before} kB (reading) -> {rss_during} kB (stalled)"
     );
     assert!(
         p99_stalled <= 2 * p99_reading.max(P99_FLOOR),
         "one stalled device raised the others' p99 from {p99_reading:?} to {p99_stalled:?}"
     );
+    let (grew_reading, grew_stalled) = (
+        rss_before.saturating_sub(rss_start),
+        rss_during.saturating_sub(rss_before),
+    );
     assert!(
-        rss_during.saturating_sub(rss_before) <= RSS_GROWTH_MAX_KB,
-        "server memory grew {} kB while one device was stalled",
-        rss_during - rss_before
+        grew_stalled <= grew_reading + RSS_EXTRA_GROWTH_MAX_KB,
+        "server memory grew {grew_stalled} kB while one device was stalled, {grew_reading} kB while it read"
     );
 
     // It reads again: everything from phase 2, in order, no gaps, no repeats.
