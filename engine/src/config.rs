@@ -67,6 +67,8 @@ pub struct ServeConfig {
     pub group_members_max: usize,
     /// TLS and WebSocket listeners, and the web page.
     pub transport: TransportConfig,
+    /// Abuse limits: login attempts, message rates, connections and registrations per IP.
+    pub abuse: crate::abuse::AbuseLimits,
     /// Where the Prometheus text endpoint listens; `None`: off.
     pub metrics_listen: Option<SocketAddr>,
     /// How long messages keep their payload.
@@ -383,6 +385,7 @@ pub(crate) fn test_config() -> ServeConfig {
             ..RetentionConfig::default()
         },
         integration: crate::integration::IntegrationConfig::default(),
+        abuse: crate::abuse::AbuseLimits::default(),
     }
 }
 

@@ -62,6 +62,16 @@ pub async fn accept_loop(core: CoreRef, listener: TcpListener, transport: Option
             tracing::debug!("core {}: accepted {peer}", c.id);
             let idx = c.insert_conn(stream.as_raw_fd(), ConnState::Handshaking);
             c.conns[idx].layer = layer;
+            c.conns[idx].peer_ip = Some(peer.ip());
+            match c.shared.limiter.connection_opened(peer.ip()) {
+                Ok(slot) => c.conns[idx].ip_slot = Some(slot),
+                Err(refused) => {
+                    // Answered like any refusal, then closed (the task flushes it).
+                    tracing::debug!("refusing {peer}: {}", refused.limit.describe());
+                    c.refuse(idx, 0, refused);
+                    c.close(idx);
+                }
+            }
             idx
         };
         monoio::spawn(run(core.clone(), idx, stream));
@@ -299,6 +309,9 @@ fn malformed(core: &mut Core, idx: usize, e: &FrameError) {
 /// A login finished on the core that accepted the connection. If that core is the user's
 /// home, the device goes live right here; otherwise the task hands the socket over.
 pub fn login_succeeded(core: &mut Core, idx: usize, mut adopt: Adopt) {
+    let username = core.pending_usernames.remove(&idx);
+    let ip = core.conns[idx].peer_ip;
+    core.shared.limiter.login_finished(ip, username.as_deref(), true);
     if home_core(adopt.user_id, core.shared.config.cores) == core.id {
         core.activate_device(idx, &adopt);
         resume(core, idx);
@@ -319,6 +332,7 @@ fn hand_off(core: &CoreRef, idx: usize) -> bool {
     };
     adopt.outbound = conn.outbound.split_off(conn.outbound_sent);
     adopt.layer = conn.layer.take();
+    adopt.ip_slot = conn.ip_slot.take();
     conn.outbound.clear();
     conn.outbound_sent = 0;
     // SAFETY: `conn.fd` is this connection's open socket; F_DUPFD_CLOEXEC returns a new
@@ -352,6 +366,7 @@ fn hand_off(core: &CoreRef, idx: usize) -> bool {
     conn.inbound = std::mem::take(&mut adopt.inbound);
     conn.outbound = std::mem::take(&mut adopt.outbound);
     conn.layer = adopt.layer.take();
+    conn.ip_slot = adopt.ip_slot.take();
     conn.state = ConnState::Ready;
     c.shared.metrics.shed_overloaded.fetch_add(1, Ordering::Relaxed);
     c.push_error(
@@ -378,6 +393,7 @@ pub fn adopt(core: &mut Core, mut adopt: Adopt) {
     core.conns[idx].outbound = std::mem::take(&mut adopt.outbound);
     core.conns[idx].inbound = std::mem::take(&mut adopt.inbound);
     core.conns[idx].layer = adopt.layer.take();
+    core.conns[idx].ip_slot = adopt.ip_slot.take();
     core.activate_device(idx, &adopt);
     resume(core, idx);
     if let Some(me) = core.self_ref.upgrade() {

@@ -62,6 +62,8 @@ pub struct Shared {
     /// Users whose first device came online, for the webhook thread (`None`: no
     /// `--webhook-online`). Bounded; a full queue drops the event and counts it.
     pub online_events: Option<crossbeam_queue::ArrayQueue<u64>>,
+    /// Abuse limits, shared by every core.
+    pub limiter: Arc<crate::abuse::Limiter>,
 }
 
 /// A connection's protocol state.
@@ -143,6 +145,10 @@ pub struct Conn {
     /// TLS/WebSocket state (`None` on plain TCP). With a layer, `outbound` holds frames
     /// only until the next flush seals them into the layer's wire buffer.
     pub layer: Option<Box<Layer>>,
+    /// The peer's address (abuse limits); `None` where unknown.
+    pub peer_ip: Option<std::net::IpAddr>,
+    /// This connection's place in its IP's connection count; freed when the conn drops.
+    pub ip_slot: Option<crate::abuse::IpSlot>,
 }
 
 impl Conn {
@@ -166,6 +172,8 @@ impl Conn {
             ping_sent: false,
             malformed_frames: 0,
             layer: None,
+            peer_ip: None,
+            ip_slot: None,
         }
     }
 
@@ -235,6 +243,8 @@ pub struct Core {
     pub scratch: Rc<RefCell<Box<[u8]>>>,
     /// Tokens of token logins in flight, echoed back in `LoginOk` (by slab index).
     pub pending_tokens: HashMap<usize, [u8; 32]>,
+    /// Username of each password login in flight, for the abuse limiter's outcome.
+    pub pending_usernames: HashMap<usize, Box<str>>,
     /// Shutting down: no new frames are processed.
     pub draining: bool,
     /// Presence of this core's users, their subscribers, and notices bound for other cores.
@@ -275,6 +285,7 @@ impl Core {
                 vec![0u8; crate::config::READ_SCRATCH_BYTES].into_boxed_slice(),
             )),
             pending_tokens: HashMap::new(),
+            pending_usernames: HashMap::new(),
             draining: false,
             presence: PresenceBook::new(shared.config.cores),
             layer_frames: Vec::new(),
@@ -340,6 +351,7 @@ impl Core {
         }
         let conn = self.conns.remove(idx);
         self.pending_tokens.remove(&idx);
+        self.pending_usernames.remove(&idx);
         self.shared.connections.fetch_sub(1, Ordering::Relaxed);
         self.shared.metrics.connections_by_core[self.id].fetch_sub(1, Ordering::Relaxed);
         if let ConnState::LoggedIn(dev) = conn.state {
@@ -390,8 +402,32 @@ impl Core {
 
     /// Queues a typed error.
     pub fn push_error(&mut self, idx: usize, request_id: u64, code: ErrorCode, message: &str) {
-        self.shared.metrics.errors_sent.fetch_add(1, Ordering::Relaxed);
         let retry_after_ms = if matches!(code, ErrorCode::Overloaded) { 100 } else { 0 };
+        self.push_error_retry(idx, request_id, code, message, retry_after_ms);
+    }
+
+    /// Answers an abuse limit's refusal: `Error{RateLimited}` with its `retry_after_ms`,
+    /// counted in that limit's metric.
+    pub fn refuse(&mut self, idx: usize, request_id: u64, refused: crate::abuse::Refused) {
+        self.shared
+            .metrics
+            .abuse
+            .counter(refused.limit)
+            .fetch_add(1, Ordering::Relaxed);
+        let text = refused.limit.describe();
+        self.push_error_retry(idx, request_id, ErrorCode::RateLimited, text, refused.retry_after_ms);
+    }
+
+    /// [`Core::push_error`] with an explicit `retry_after_ms`.
+    pub fn push_error_retry(
+        &mut self,
+        idx: usize,
+        request_id: u64,
+        code: ErrorCode,
+        message: &str,
+        retry_after_ms: u32,
+    ) {
+        self.shared.metrics.errors_sent.fetch_add(1, Ordering::Relaxed);
         self.push(
             idx,
             request_id,
@@ -401,6 +437,16 @@ impl Core {
                 retry_after_ms,
             }),
         );
+    }
+
+    /// A login (or registration) on connection `idx` failed with `code`: wrong credentials
+    /// count towards the abuse limiter's backoff.
+    fn login_failed(&mut self, idx: usize, code: ErrorCode) {
+        let username = self.pending_usernames.remove(&idx);
+        if code == ErrorCode::InvalidCredentials {
+            let ip = self.conns[idx].peer_ip;
+            self.shared.limiter.login_finished(ip, username.as_deref(), false);
+        }
     }
 
     /// Sends an error, then closes the connection once it is flushed.
@@ -754,6 +800,7 @@ impl Core {
                 match &mut self.conns[idx].state {
                     ConnState::Authenticating { .. } => {
                         self.shared.metrics.logins_failed.fetch_add(1, Ordering::Relaxed);
+                        self.login_failed(idx, code);
                         self.unpause(idx, ConnState::Ready);
                     }
                     // A failed cursor write is retried by the sweeper, quietly.
@@ -847,6 +894,7 @@ impl Core {
                     ConnState::Authenticating { .. } => {
                         self.pending_tokens.remove(&idx);
                         self.shared.metrics.logins_failed.fetch_add(1, Ordering::Relaxed);
+                        self.login_failed(idx, code);
                         self.unpause(idx, ConnState::Ready);
                     }
                     ConnState::LoggedIn(dev) if reply.internal => dev.read_in_flight = false,

@@ -23,6 +23,8 @@
 //! - [`admin`]: offline commands (`hotline user add`, backup, restore, export).
 //!   [`metrics`]: counters and the Prometheus endpoint (its own thread). [`logging`]: JSON
 //!   log lines.
+//! - [`abuse`]: abuse limits (login attempts, message rates, connections and registrations
+//!   per IP), shared by every core.
 //!
 //! # One message
 //! A `Send` read on the sender's home core goes to the log writer, which appends it to the
@@ -30,6 +32,7 @@
 //! group commit, then notifies the recipient's home core (live `Deliver` to each device)
 //! and the sender's (`SendAck`, and `Deliver` to the sender's other devices).
 
+pub mod abuse;
 pub mod admin;
 pub mod auth;
 pub mod config;

@@ -203,6 +203,8 @@ pub struct Adopt {
     /// The connection's TLS/WebSocket state (`None` on plain TCP): it moves with the
     /// descriptor, so the home core carries on the same TLS session and WebSocket.
     pub layer: Option<Box<Layer>>,
+    /// The connection's place in its IP's connection count; moves with the descriptor.
+    pub ip_slot: Option<crate::abuse::IpSlot>,
 }
 
 /// Who logged in, as the login's outcome tells it.
@@ -232,6 +234,7 @@ impl Adopt {
             inbound: Vec::new(),
             outbound: Vec::new(),
             layer: None,
+            ip_slot: None,
         }
     }
 }
@@ -393,6 +396,7 @@ mod tests {
             inbound: Vec::new(),
             outbound: Vec::new(),
             layer: None,
+            ip_slot: None,
         }))
     }
 

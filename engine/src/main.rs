@@ -9,6 +9,7 @@ use anyhow::{bail, Context};
 use std::ffi::OsString;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use hotline_engine::abuse::AbuseLimits;
 use hotline_engine::config::{
     Durability, Registration, ServeConfig, TransportConfig, CONNECTIONS_PER_CORE_MAX_DEFAULT, HELPER_THREADS_DEFAULT,
     LOGIN_TIMEOUT_MS_DEFAULT, METRICS_LISTEN_DEFAULT, OUTBOUND_BYTES_MAX_DEFAULT, TLS_LISTEN_DEFAULT,
@@ -46,7 +47,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the server until SIGINT or SIGTERM.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Manage accounts in a data directory (the server must be stopped).
     #[command(subcommand)]
     User(UserCommand),
@@ -148,7 +149,7 @@ enum AdminCommand {
 enum ConfigCommand {
     /// Print the effective configuration (file, then `HOTLINE_*`, then flags) as TOML,
     /// after checking it as `serve` would.
-    Print(ServeArgs),
+    Print(Box<ServeArgs>),
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -319,6 +320,36 @@ struct ServeArgs {
     /// Also POST an `online` event when a user's first device comes online.
     #[arg(long, env = "HOTLINE_WEBHOOK_ONLINE")]
     webhook_online: bool,
+    #[command(flatten)]
+    abuse: AbuseArgs,
+}
+
+/// Abuse limits (0 turns one off). Each hit answers `Error{RateLimited}` with
+/// `retry_after_ms` and counts in a metric.
+#[derive(Debug, Args)]
+struct AbuseArgs {
+    /// Login attempts one IP may make per minute (token bucket).
+    #[arg(long, env = "HOTLINE_LOGIN_ATTEMPTS_PER_IP_PER_MINUTE", default_value_t = AbuseLimits::default().login_attempts_per_ip_per_minute)]
+    login_attempts_per_ip_per_minute: u32,
+    /// Login attempts per username per minute, from any address (token bucket).
+    #[arg(long, env = "HOTLINE_LOGIN_ATTEMPTS_PER_USERNAME_PER_MINUTE", default_value_t = AbuseLimits::default().login_attempts_per_username_per_minute)]
+    login_attempts_per_username_per_minute: u32,
+    /// Longest backoff after repeated failed logins of one username or IP (after 3
+    /// failures in a row, 250 ms, doubling per further failure).
+    #[arg(long, env = "HOTLINE_LOGIN_BACKOFF_MS_MAX", default_value_t = AbuseLimits::default().login_backoff_ms_max)]
+    login_backoff_ms_max: u32,
+    /// Messages one user may send per second, all devices together (token bucket).
+    #[arg(long, env = "HOTLINE_MESSAGES_PER_USER_PER_SECOND", default_value_t = AbuseLimits::default().messages_per_user_per_second)]
+    messages_per_user_per_second: u32,
+    /// Messages per second into one conversation (direct pair or group), all senders.
+    #[arg(long, env = "HOTLINE_MESSAGES_PER_CONVERSATION_PER_SECOND", default_value_t = AbuseLimits::default().messages_per_conversation_per_second)]
+    messages_per_conversation_per_second: u32,
+    /// Connections open at once from one IP.
+    #[arg(long, env = "HOTLINE_CONNECTIONS_PER_IP_MAX", default_value_t = AbuseLimits::default().connections_per_ip_max)]
+    connections_per_ip_max: u32,
+    /// Registrations one IP may attempt per hour (token bucket).
+    #[arg(long, env = "HOTLINE_REGISTRATIONS_PER_IP_PER_HOUR", default_value_t = AbuseLimits::default().registrations_per_ip_per_hour)]
+    registrations_per_ip_per_hour: u32,
 }
 
 /// A listening address, or `off`.
@@ -348,7 +379,7 @@ fn main() {
             .subcommand_matches("config")
             .and_then(|m| m.subcommand_matches("print"))
             .expect("clap routed `config print` here");
-        let config = serve_config(a);
+        let config = serve_config(*a);
         if let Err(e) = config.validate() {
             eprintln!("hotline: invalid configuration: {e}");
             std::process::exit(2);
@@ -492,6 +523,15 @@ fn serve_config(a: ServeArgs) -> ServeConfig {
         connections_per_core_max: a.connections_per_core_max,
         helper_threads: a.helper_threads,
         group_members_max: a.group_members_max,
+        abuse: AbuseLimits {
+            login_attempts_per_ip_per_minute: a.abuse.login_attempts_per_ip_per_minute,
+            login_attempts_per_username_per_minute: a.abuse.login_attempts_per_username_per_minute,
+            login_backoff_ms_max: a.abuse.login_backoff_ms_max,
+            messages_per_user_per_second: a.abuse.messages_per_user_per_second,
+            messages_per_conversation_per_second: a.abuse.messages_per_conversation_per_second,
+            connections_per_ip_max: a.abuse.connections_per_ip_max,
+            registrations_per_ip_per_hour: a.abuse.registrations_per_ip_per_hour,
+        },
         metrics_listen: a.metrics_listen.0,
         integration: hotline_engine::integration::IntegrationConfig {
             api_listen: a.api_listen.0,
@@ -545,7 +585,7 @@ fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Config(_) => unreachable!("handled in main"),
         Command::Serve(a) => {
-            let config = serve_config(a);
+            let config = serve_config(*a);
             hotline_engine::server::serve(config, |bound| {
                 // The plain line comes last: whoever waits for it knows every listener is up.
                 let mut out = std::io::stdout().lock();

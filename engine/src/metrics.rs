@@ -135,6 +135,8 @@ pub struct Metrics {
     pub delivery_latency_us: Histogram,
     /// Inbox entries whose payload retention removed.
     pub retention_expired: AtomicU64,
+    /// Abuse limits hit (each answered `Error{RateLimited}`), one counter per limit.
+    pub abuse: AbuseCounters,
 }
 
 impl Default for Metrics {
@@ -161,6 +163,7 @@ impl Default for Metrics {
             connections_by_core: std::array::from_fn(zero),
             delivery_latency_us: Histogram::default(),
             retention_expired: AtomicU64::new(0),
+            abuse: AbuseCounters::default(),
         }
     }
 }
@@ -346,6 +349,18 @@ pub fn render(shared: &Shared, storage: &Storage) -> String {
         "Inbox entries whose payload retention removed.",
         load(&m.retention_expired),
     );
+    let _ = writeln!(
+        out,
+        "# HELP hotline_rate_limited_total Requests refused by an abuse limit, by limit.\n# TYPE hotline_rate_limited_total counter"
+    );
+    for limit in crate::abuse::Limit::ALL {
+        let _ = writeln!(
+            out,
+            "hotline_rate_limited_total{{limit=\"{}\"}} {}",
+            limit.name(),
+            load(m.abuse.counter(limit))
+        );
+    }
     gauge_head(
         &mut out,
         "hotline_queue_depth",
@@ -475,5 +490,45 @@ mod tests {
         assert!(out.contains("x_bucket{le=\"8\"} 6\n"), "{out}");
         assert!(out.contains("x_bucket{le=\"+Inf\"} 7\n"), "{out}");
         assert!(out.contains("x_count 7\n"), "{out}");
+    }
+}
+
+/// Requests refused by an abuse limit ([`crate::abuse`]), per limit.
+#[derive(Debug, Default)]
+pub struct AbuseCounters {
+    pub login_per_ip: AtomicU64,
+    pub login_per_username: AtomicU64,
+    pub messages_per_user: AtomicU64,
+    pub messages_per_conversation: AtomicU64,
+    pub connections_per_ip: AtomicU64,
+    pub registrations_per_ip: AtomicU64,
+}
+
+impl AbuseCounters {
+    pub fn counter(&self, limit: crate::abuse::Limit) -> &AtomicU64 {
+        use crate::abuse::Limit;
+        match limit {
+            Limit::LoginPerIp => &self.login_per_ip,
+            Limit::LoginPerUsername => &self.login_per_username,
+            Limit::MessagesPerUser => &self.messages_per_user,
+            Limit::MessagesPerConversation => &self.messages_per_conversation,
+            Limit::ConnectionsPerIp => &self.connections_per_ip,
+            Limit::RegistrationsPerIp => &self.registrations_per_ip,
+        }
+    }
+
+    /// One log line: `name=count` for each limit.
+    pub fn summary(&self) -> String {
+        let get = |c: &AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+        format!(
+            "rate_limited login_per_ip={} login_per_username={} messages_per_user={} \
+             messages_per_conversation={} connections_per_ip={} registrations_per_ip={}",
+            get(&self.login_per_ip),
+            get(&self.login_per_username),
+            get(&self.messages_per_user),
+            get(&self.messages_per_conversation),
+            get(&self.connections_per_ip),
+            get(&self.registrations_per_ip),
+        )
     }
 }

@@ -152,6 +152,7 @@ pub fn serve(config: ServeConfig, ready: impl FnOnce(&Bound)) -> anyhow::Result<
             .integration
             .webhook_online
             .then(|| crossbeam_queue::ArrayQueue::new(crate::integration::ONLINE_EVENTS_MAX)),
+        limiter: Arc::new(crate::abuse::Limiter::new(config.abuse)),
     });
 
     let metrics_thread = match metrics_listener {
@@ -248,6 +249,7 @@ pub fn serve(config: ServeConfig, ready: impl FnOnce(&Bound)) -> anyhow::Result<
         let _ = t.join();
     }
     drop(storage);
+    tracing::info!("metrics at exit: {}", shared.metrics.abuse.summary());
     tracing::info!("shut down cleanly");
     Ok(())
 }

@@ -64,6 +64,17 @@ pub const API_LINE_PREFIX: &str = "hotline api listening on ";
 /// Printed before [`LISTENING_LINE_PREFIX`] for the WebSocket listener (`wss` with TLS).
 pub const WS_LINE_PREFIXES: [&str; 2] = ["hotline ws listening on ", "hotline wss listening on "];
 
+/// `hotline serve` flags of the abuse limits that the harness sets to 0 (off) unless a
+/// test passes the flag itself (`tests/tests/abuse.rs` does).
+pub const ABUSE_LIMIT_FLAGS: [&str; 6] = [
+    "--login-attempts-per-ip-per-minute",
+    "--login-attempts-per-username-per-minute",
+    "--messages-per-user-per-second",
+    "--messages-per-conversation-per-second",
+    "--connections-per-ip-max",
+    "--registrations-per-ip-per-hour",
+];
+
 /// First request id of the frames the harness encodes itself ([`Client::raw_request`]):
 /// far above any id a session hands out, so the replies never collide with the session's.
 pub const RAW_REQUEST_ID_FIRST: u64 = 1 << 48;
@@ -315,6 +326,11 @@ impl Server {
             .collect()
     }
 
+    /// The running process's id (`None` when stopped), e.g. to read its memory.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// The data directory, the same across restarts.
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
@@ -376,6 +392,12 @@ impl Server {
                 .arg("--tls-key")
                 .arg(key)
                 .args(["--tls-listen", "127.0.0.1:0"]);
+        }
+        // Abuse limits off unless a test sets one: most tests are one client hammering.
+        for flag in ABUSE_LIMIT_FLAGS {
+            if !options.args_extra.iter().any(|a| a == flag) {
+                command.args([flag, "0"]);
+            }
         }
         command
             .args(&options.args_extra)

@@ -40,6 +40,12 @@ pub fn send(core: &mut Core, idx: usize, request_id: u64, m: Send<'_>) {
         );
         return core.push_error(idx, request_id, ErrorCode::PayloadTooLarge, &text);
     }
+    if let Err(refused) = core.shared.limiter.message(dev.user_id, m.to, m.group) {
+        return core.refuse(idx, request_id, refused);
+    }
+    let ConnState::LoggedIn(dev) = &mut core.conns[idx].state else {
+        unreachable!("checked above, nothing changed the state since");
+    };
     let request = WriteRequest {
         reply: Some(reply),
         op: WriteOp::Append {

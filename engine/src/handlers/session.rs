@@ -52,6 +52,9 @@ pub fn register(core: &mut Core, idx: usize, request_id: u64, m: Register<'_>) {
         let text = format!("password must be 1 to {} bytes", core.limits.password_bytes_max);
         return core.push_error(idx, request_id, ErrorCode::InvalidRequest, &text);
     }
+    if let Err(refused) = core.shared.limiter.registration_attempt(core.conns[idx].peer_ip) {
+        return core.refuse(idx, request_id, refused);
+    }
     let job = HelperJob::Register {
         reply: core.reply_to(idx, request_id),
         username: m.username.to_owned(),
@@ -75,6 +78,13 @@ pub fn login(core: &mut Core, idx: usize, request_id: u64, m: Login<'_>) {
         );
         return core.push_error(idx, request_id, ErrorCode::InvalidRequest, &text);
     }
+    let username = match m.credentials {
+        Credentials::Password { username, .. } => Some(username),
+        Credentials::Token(_) => None,
+    };
+    if let Err(refused) = core.shared.limiter.login_attempt(core.conns[idx].peer_ip, username) {
+        return core.refuse(idx, request_id, refused);
+    }
     let reply = core.reply_to(idx, request_id);
     let job = match m.credentials {
         Credentials::Password { username, password } => {
@@ -84,6 +94,7 @@ pub fn login(core: &mut Core, idx: usize, request_id: u64, m: Login<'_>) {
                 // Cannot match any account; answered like any other wrong credential.
                 return core.push_error(idx, request_id, ErrorCode::InvalidCredentials, "invalid credentials");
             }
+            core.pending_usernames.insert(idx, username.into());
             HelperJob::PasswordLogin {
                 reply,
                 username: username.to_owned(),
@@ -101,6 +112,7 @@ pub fn login(core: &mut Core, idx: usize, request_id: u64, m: Login<'_>) {
     };
     if core.shared.helpers.submit(job).is_err() {
         core.pending_tokens.remove(&idx);
+        core.pending_usernames.remove(&idx);
         return overloaded(core, idx, request_id, "login queue full; retry");
     }
     core.outstanding += 1;
