@@ -745,7 +745,26 @@ impl Core {
                 Notice::Unsubscribe { subscriber, targets } => {
                     self.presence.unsubscribe(subscriber, &targets);
                 }
+                Notice::DeviceRevoked { user, device } => self.close_revoked(user, device),
             }
+        }
+    }
+
+    /// Closes `user`'s connections on `device`, whose token was just revoked. A connection
+    /// already closing (the one that logged out, answered `LogoutOk`) is left to finish.
+    fn close_revoked(&mut self, user: u64, device: u64) {
+        let Some(local) = self.users.get(&user) else { return };
+        let revoked: Vec<usize> = local
+            .conns
+            .iter()
+            .copied()
+            .filter(|&idx| {
+                let conn = &self.conns[idx];
+                !conn.closing && matches!(&conn.state, ConnState::LoggedIn(d) if d.device_id == device)
+            })
+            .collect();
+        for idx in revoked {
+            self.close_with_error(idx, ErrorCode::InvalidCredentials, "this device's token was revoked");
         }
     }
 

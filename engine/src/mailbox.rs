@@ -107,6 +107,9 @@ pub enum Notice {
     Subscribe { subscriber: u64, targets: Vec<(u64, u64)> },
     /// `subscriber` went offline: forget its subscriptions to `targets`.
     Unsubscribe { subscriber: u64, targets: Vec<u64> },
+    /// `device`'s token was revoked (logout, or an operator revoking, disabling or removing
+    /// the user): close its live connections, so a revoked device stops at once.
+    DeviceRevoked { user: u64, device: u64 },
 }
 
 /// Why an inbox read was made.

@@ -3,7 +3,8 @@
 
 use std::process::Command;
 
-use hotline_tests::{hotline_bin, numbered, Client, Server};
+use hotline_tests::{hotline_bin, numbered, Client, Server, REPLY_WAIT_DEFAULT};
+use hotline_wire::ErrorCode;
 
 /// `hotline config print` with `args` and `env`: (exit code, stdout, stderr).
 fn config_print(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String, String) {
@@ -444,6 +445,12 @@ fn admin_manages_users_on_a_running_server() {
     let (ok, out, err) = admin(&server, &["revoke-tokens", "dana"], "");
     assert!(ok, "{err}");
     assert!(out.contains("revoked 2 tokens of dana"), "{out}");
+    // The revoked device's live session ends at once, saying why (not at its next login).
+    assert_eq!(dana.expect_error(REPLY_WAIT_DEFAULT).1, ErrorCode::InvalidCredentials);
+    assert!(
+        dana.is_closed_by_server(REPLY_WAIT_DEFAULT),
+        "a revoked device's connection stays open"
+    );
     assert!(Client::connect(server.addr())
         .login_token(&login.token, "laptop")
         .is_err());

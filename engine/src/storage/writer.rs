@@ -753,6 +753,7 @@ impl WriterState {
             WriteOp::RevokeToken { token_hash } => {
                 if let Some(record) = self.storage.token(&token_hash)? {
                     self.device_revoked(record.user_id, record.device_id, batch)?;
+                    self.revoke_notice(record.user_id, record.device_id);
                 }
                 batch.delete_cf(self.storage.cf(Cf::Tokens), token_hash);
                 self.emit_written(reply, WriteOutcome::TokenRevoked);

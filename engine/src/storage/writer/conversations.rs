@@ -257,6 +257,11 @@ impl WriterState {
         self.notices[home_core(user, self.cores)].push(notice);
     }
 
+    /// After the commit, the device's home core closes its live connections.
+    pub(super) fn revoke_notice(&mut self, user: u64, device: u64) {
+        self.notify(user, Notice::DeviceRevoked { user, device });
+    }
+
     pub(super) fn create_group(
         &mut self,
         owner: u64,
