@@ -669,16 +669,8 @@ fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::User(UserCommand::Add { name, data_dir }) => {
-            let mut password = String::new();
-            std::io::stdin()
-                .lock()
-                .read_line(&mut password)
-                .context("cannot read the password from stdin")?;
-            let password = password.trim_end_matches(['\r', '\n']);
-            if password.is_empty() {
-                bail!("empty password: write it as the first line of stdin");
-            }
-            let user_id = hotline_engine::admin::add_user(&data_dir, &name, password)?;
+            let password = read_password()?;
+            let user_id = hotline_engine::admin::add_user(&data_dir, &name, &password)?;
             println!("{user_id}");
             Ok(())
         }
