@@ -25,6 +25,7 @@ use crate::accounting::Tally;
 use crate::clock::{now_ns, unix_ms, NS_PER_MS, NS_PER_S};
 use crate::hist::LatencyHist;
 use crate::payload::PAYLOAD_HEADER_BYTES;
+use crate::peers::{TargetKind, PEER_HEADER_BYTES};
 use crate::plan::{self, Pattern};
 use crate::proto::{Command, Progress, StepPlan, StepReport, TransportKind, WorkerConfig, WorkerMsg};
 use crate::sys;
@@ -55,9 +56,16 @@ pub struct LoadArgs {
     /// The server, HOST:PORT.
     #[arg(long)]
     pub target: SocketAddr,
-    /// Accounts file from `hotline user provision` (line i is connection i).
+    /// Accounts file from `hotline user provision` (line i is connection i). Hotline only:
+    /// for a peer, connection i is user i (see --target-kind).
     #[arg(long)]
-    pub accounts: PathBuf,
+    pub accounts: Option<PathBuf>,
+    /// What --target is: hotline, or an established server to compare with: nats (core
+    /// NATS), mqtt (MQTT 3.1.1 at QoS 1, e.g. Mosquitto) or xmpp (an XMPP server's client
+    /// port, e.g. ejabberd, users lgN@localhost with password lgN registered). The same
+    /// open-loop scenario and books; scripts/compare-peers runs them side by side.
+    #[arg(long, value_enum, default_value_t = TargetKind::Hotline)]
+    pub target_kind: TargetKind,
     /// Connections (= accounts = devices) to open.
     #[arg(long)]
     pub connections: usize,
@@ -171,16 +179,40 @@ impl LoadArgs {
                 );
             }
         }
-        let have = crate::accounts::count(&self.accounts)?;
+        if self.target_kind != TargetKind::Hotline {
+            return self.validate_peer().map(|()| workers);
+        }
+        let Some(accounts) = &self.accounts else {
+            bail!("--accounts FILE is needed for a Hotline target (make it with `hotline user provision --prefix lg --count N --out FILE`, server stopped)");
+        };
+        let have = crate::accounts::count(accounts)?;
         if have < self.connections {
             bail!(
                 "{} holds {have} accounts but --connections is {}: provision more with `hotline user provision --count {}` (server stopped)",
-                self.accounts.display(),
+                accounts.display(),
                 self.connections,
                 self.connections
             );
         }
         Ok(workers)
+    }
+
+    /// What a peer target (`--target-kind nats|mqtt|xmpp`) cannot do.
+    fn validate_peer(&self) -> anyhow::Result<()> {
+        let kind = self.target_kind;
+        if self.pattern.uses_groups() {
+            bail!("--target-kind {kind} has no server-side groups: use --pattern pairs or fanout:K");
+        }
+        if self.transport != TransportKind::Tcp {
+            bail!("--target-kind {kind} runs over plain TCP only (--transport tcp)");
+        }
+        if self.payload < PEER_HEADER_BYTES {
+            bail!(
+                "--payload {} is below the {PEER_HEADER_BYTES}-byte header a peer message carries (the usual one and the sender)",
+                self.payload
+            );
+        }
+        Ok(())
     }
 
     /// The source addresses to bind to.
@@ -204,6 +236,9 @@ impl LoadArgs {
     /// The tags as (key, value) pairs.
     pub fn tag_pairs(&self) -> anyhow::Result<Vec<(String, String)>> {
         let mut pairs = vec![("transport".to_owned(), self.transport.to_string())];
+        if self.target_kind != TargetKind::Hotline {
+            pairs.push(("target_kind".to_owned(), self.target_kind.to_string()));
+        }
         for t in &self.tags {
             match t.split_once('=') {
                 Some((k, v)) if !k.is_empty() => pairs.push((k.to_owned(), v.to_owned())),
@@ -330,6 +365,7 @@ impl Fleet {
                 worker: w,
                 workers,
                 target: args.target,
+                target_kind: args.target_kind,
                 accounts_file: args.accounts.clone(),
                 accounts: range,
                 pattern: args.pattern,

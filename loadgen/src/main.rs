@@ -11,6 +11,8 @@
 //! - [`worker`]: a worker process: one `mio` event loop, one session per connection.
 //! - [`plan`]: patterns (pairs, fan-out) and how accounts are split over workers.
 //! - [`payload`]: the header every message carries, and client message ids.
+//! - [`peers`]: drivers for NATS, MQTT and XMPP servers (`--target-kind`), so established
+//!   servers run the same scenario through the same books.
 //! - [`accounting`]: the per-stream books (lost, duplicated, out of order).
 //! - [`hist`]: HDR latency histograms and their serialization between processes.
 //! - [`proto`]: the JSON lines coordinator and workers exchange.
@@ -25,6 +27,7 @@ mod clock;
 mod coordinator;
 mod hist;
 mod payload;
+mod peers;
 mod plan;
 mod proto;
 mod render;
@@ -54,6 +57,8 @@ use crate::report::Report;
         one scheduled time, so messages/s = rate/K and deliveries/s = rate. group:K: the same units, \
         but the first creates a server-side group of the K others before the run and sends each \
         message once to it (the server's group fan-out); again deliveries/s = rate.\n\n\
+        --target-kind nats|mqtt|xmpp runs the same scenario against core NATS, an MQTT broker at QoS 1 \
+        or an XMPP server (connection i is user i; no --accounts): see scripts/compare-peers.\n\n\
         Exit status: 0, or 1 if any acknowledged message was lost or any was delivered twice; 2 on \
         a setup or runtime failure."
 )]

@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::accounting::Tally;
+use crate::peers::TargetKind;
 use crate::plan::Pattern;
 
 /// Everything a worker needs before it connects (its first stdin line).
@@ -22,7 +23,10 @@ pub struct WorkerConfig {
     pub worker: usize,
     pub workers: usize,
     pub target: SocketAddr,
-    pub accounts_file: PathBuf,
+    /// What `target` is: Hotline or a peer (see `peers`).
+    pub target_kind: TargetKind,
+    /// Hotline's accounts file (`None` for a peer: connection `i` is user `i`).
+    pub accounts_file: Option<PathBuf>,
     /// The accounts-file lines (= connections) this worker holds: whole units.
     pub accounts: Range<usize>,
     pub pattern: Pattern,

@@ -31,7 +31,7 @@ use std::time::Duration;
 use anyhow::Context;
 use hotline_transport::tls::ClientTls;
 use hotline_transport::{Layer, WsClientOptions};
-use hotline_wire::{ClientSession, ErrorCode, Event, SendFlags};
+use hotline_wire::{ClientSession, ErrorCode, Event, SendFlags, TOKEN_BYTES};
 use mio::net::TcpStream;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
@@ -42,6 +42,7 @@ use crate::accounts::{self, Account};
 use crate::clock::{now_ns, tighten_timer_slack, Timer, NS_PER_MS, NS_PER_S};
 use crate::hist::LatencyHist;
 use crate::payload::{client_msg_id, PayloadHeader};
+use crate::peers::{self, PeerEvent, PeerSession, TargetKind};
 use crate::proto::{
     emit, Command, Progress, ReadyReport, StepPlan, StepReport, TransportKind, WorkerConfig, WorkerMsg,
 };
@@ -127,6 +128,61 @@ struct Inflight {
     done: bool,
 }
 
+/// A connection's protocol state: Hotline's session, or a peer's (`--target-kind`).
+// Hotline's session stays inline: it is the measured path, and a run holds one kind only.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+enum Session {
+    Hotline(ClientSession),
+    Peer(Box<dyn PeerSession>),
+}
+
+impl Session {
+    fn outbound(&self) -> &[u8] {
+        match self {
+            Session::Hotline(s) => s.outbound(),
+            Session::Peer(p) => p.outbound(),
+        }
+    }
+
+    fn consume_outbound(&mut self, n: usize) {
+        match self {
+            Session::Hotline(s) => s.consume_outbound(n),
+            Session::Peer(p) => p.consume_outbound(n),
+        }
+    }
+
+    fn receive(&mut self, bytes: &[u8]) {
+        match self {
+            Session::Hotline(s) => s.receive(bytes),
+            Session::Peer(p) => p.receive(bytes),
+        }
+    }
+
+    fn next_ev(&mut self) -> Result<Option<Ev>, String> {
+        match self {
+            Session::Hotline(s) => s.next_event().map(|e| e.map(Ev::from_event)).map_err(|e| e.to_string()),
+            Session::Peer(p) => p.next_event().map(|e| e.map(Ev::from_peer)).map_err(|e| e.0),
+        }
+    }
+
+    /// The Hotline session (`None` for a peer, which has no Hotline requests).
+    fn hotline(&mut self) -> Option<&mut ClientSession> {
+        match self {
+            Session::Hotline(s) => Some(s),
+            Session::Peer(_) => None,
+        }
+    }
+
+    /// Hotline's delivered inbox position (0 for a peer, which has no inbox positions).
+    fn delivered_seq(&self) -> u64 {
+        match self {
+            Session::Hotline(s) => s.delivered_seq(),
+            Session::Peer(_) => 0,
+        }
+    }
+}
+
 /// One connection and its session.
 #[derive(Debug)]
 struct Conn {
@@ -134,7 +190,7 @@ struct Conn {
     stream: Option<TcpStream>,
     /// TLS or WebSocket between the session and the socket (`None` on plain TCP).
     layer: Option<Box<Layer>>,
-    session: ClientSession,
+    session: Session,
     state: ConnState,
     /// When the connect started (for the connect+login latency and the timeout).
     started_ns: u64,
@@ -231,6 +287,8 @@ enum Ev {
         group_id: u64,
     },
     Done,
+    /// A peer refused something (login, subscription, a message).
+    Refused(String),
     Other,
 }
 
@@ -252,6 +310,21 @@ impl Ev {
             Event::GroupCreated { group_id, .. } => Ev::GroupCreated { group_id },
             Event::Done { .. } => Ev::Done,
             _ => Ev::Other,
+        }
+    }
+
+    /// A peer's event: its readiness is a login (with no backlog position), its deliveries
+    /// have no inbox seq (1 passes the backlog filter; the run nonce still applies).
+    fn from_peer(event: PeerEvent) -> Ev {
+        match event {
+            PeerEvent::Ready => Ev::LoggedIn { inbox_seq: 0 },
+            PeerEvent::Deliver { sender, header } => Ev::Deliver {
+                sender,
+                inbox_seq: 1,
+                header,
+            },
+            PeerEvent::SendAck { request_id } => Ev::SendAck { request_id },
+            PeerEvent::Refused(why) => Ev::Refused(why),
         }
     }
 }
@@ -378,16 +451,32 @@ impl Worker {
             "worker {} was given {n} connections; at most {CONNECTIONS_PER_WORKER_MAX} fit under the open-file limit: use more --workers",
             cfg.worker
         );
-        let accounts = accounts::load(&cfg.accounts_file, cfg.accounts.start, n)?;
+        let accounts = match (&cfg.accounts_file, cfg.target_kind) {
+            (Some(path), TargetKind::Hotline) => accounts::load(path, cfg.accounts.start, n)?,
+            (None, TargetKind::Hotline) => anyhow::bail!("worker: a Hotline target needs an accounts file"),
+            // A peer's users are numbered by accounts line.
+            _ => cfg
+                .accounts
+                .clone()
+                .map(|line| Account {
+                    user_id: line as u64,
+                    token: [0; TOKEN_BYTES],
+                })
+                .collect(),
+        };
+        let target_kind = cfg.target_kind;
         let unit = cfg.pattern.unit_accounts();
         let units = n / unit;
         let mut conns: Vec<Conn> = accounts
             .into_iter()
             .map(|account| Conn {
+                session: match peers::session(target_kind, account.user_id) {
+                    Some(peer) => Session::Peer(peer),
+                    None => Session::Hotline(ClientSession::new("hotline-loadgen")),
+                },
                 account,
                 stream: None,
                 layer: None,
-                session: ClientSession::new("hotline-loadgen"),
                 state: ConnState::Pending,
                 started_ns: 0,
                 login_head: 0,
@@ -569,7 +658,11 @@ impl Worker {
             self.ack_list.pop_front();
             let conn = &mut self.conns[i as usize];
             conn.ack_queued = false;
-            if conn.state == ConnState::Ready && conn.session.ack_delivered().unwrap_or(false) {
+            let acking = conn
+                .session
+                .hotline()
+                .is_some_and(|s| s.ack_delivered().unwrap_or(false));
+            if conn.state == ConnState::Ready && acking {
                 queue_flush(&mut self.flush_list, conn, i);
             }
         }
@@ -693,10 +786,13 @@ impl Worker {
         conn.state = ConnState::Connecting;
         conn.started_ns = now;
         let token = conn.account.token;
-        conn.session
-            .hello()
-            .and_then(|_| conn.session.login_token(&token, "loadgen"))
-            .map_err(|e| io::Error::other(e.to_string()))?;
+        // A peer session queued its login when it was made.
+        if let Some(session) = conn.session.hotline() {
+            session
+                .hello()
+                .and_then(|_| session.login_token(&token, "loadgen"))
+                .map_err(|e| io::Error::other(e.to_string()))?;
+        }
         self.connects_in_flight += 1;
         Ok(())
     }
@@ -801,6 +897,12 @@ impl Worker {
         if self.cfg.pattern.uses_groups() {
             return self.send_group_event(c, scheduled_ns);
         }
+        if matches!(conn.session, Session::Peer(_)) {
+            return self.send_peer_event(c, scheduled_ns);
+        }
+        let Session::Hotline(session) = &mut conn.session else {
+            unreachable!("peers return above")
+        };
         for s in conn.tx_streams.clone() {
             let stream = &mut self.streams[s as usize];
             let seq = stream.ledger.on_sent();
@@ -815,10 +917,7 @@ impl Worker {
                 .send_counter
                 .checked_add(1)
                 .expect("at most 2^32 sends per sender and run (see payload.rs)");
-            match conn
-                .session
-                .send(stream.recipient_user, id, &self.payload, SendFlags::NONE)
-            {
+            match session.send(stream.recipient_user, id, &self.payload, SendFlags::NONE) {
                 Ok(request_id) => {
                     self.counts.tally.sent += 1;
                     conn.inflight.push_back(Inflight {
@@ -837,6 +936,48 @@ impl Worker {
                     self.counts.tally.failed += 1;
                     self.counts.errors += 1;
                     *self.counts.error_codes.entry(format!("local: {e}")).or_default() += 1;
+                }
+            }
+        }
+        queue_flush(&mut self.flush_list, conn, c);
+    }
+
+    /// A peer's send event: one message per stream. A protocol without acknowledgements
+    /// (core NATS, XMPP) counts a send acknowledged when it is queued, so a message that
+    /// never arrives counts as lost.
+    fn send_peer_event(&mut self, c: u32, scheduled_ns: u64) {
+        let conn = &mut self.conns[c as usize];
+        let Session::Peer(peer) = &mut conn.session else { return };
+        for s in conn.tx_streams.clone() {
+            if !peer.can_send() {
+                self.counts.skipped += 1;
+                continue;
+            }
+            let stream = &mut self.streams[s as usize];
+            let seq = stream.ledger.on_sent();
+            PayloadHeader {
+                run_nonce: u64::from(self.cfg.run_nonce),
+                scheduled_ns,
+                seq,
+            }
+            .write(&mut self.payload);
+            peers::write_sender(&mut self.payload, conn.account.user_id);
+            self.counts.tally.sent += 1;
+            match peer.send(stream.recipient_user, &self.payload) {
+                Some(request_id) => conn.inflight.push_back(Inflight {
+                    request_id,
+                    stream: s,
+                    streams_end: s + 1,
+                    seq,
+                    scheduled_ns,
+                    done: false,
+                }),
+                None => {
+                    stream.ledger.on_acked(seq);
+                    self.counts.tally.acked += 1;
+                    if stream.ledger.is_delivered(seq) {
+                        self.counts.acked_delivered += 1;
+                    }
                 }
             }
         }
@@ -871,10 +1012,8 @@ impl Worker {
             .checked_add(1)
             .expect("at most 2^32 sends per sender and run (see payload.rs)");
         self.counts.tally.sent += fanout;
-        match conn
-            .session
-            .send_group(conn.group_id, id, &self.payload, SendFlags::NONE)
-        {
+        let Some(session) = conn.session.hotline() else { return };
+        match session.send_group(conn.group_id, id, &self.payload, SendFlags::NONE) {
             Ok(request_id) => conn.inflight.push_back(Inflight {
                 request_id,
                 stream: streams.start,
@@ -902,7 +1041,8 @@ impl Worker {
             return;
         }
         let name = format!("loadgen-{}", self.cfg.run_nonce);
-        match conn.session.group_create(&name, hotline_wire::Persistence::ARCHIVE) {
+        let Some(session) = conn.session.hotline() else { return };
+        match session.group_create(&name, hotline_wire::Persistence::ARCHIVE) {
             Ok(_) => conn.group_setup_pending += 1,
             Err(e) => self.count_connect_error(&format!("group create: {e}")),
         }
@@ -913,12 +1053,10 @@ impl Worker {
         let conn = &mut self.conns[i];
         conn.group_setup_pending = conn.group_setup_pending.saturating_sub(1);
         conn.group_id = group_id;
+        let Some(session) = conn.session.hotline() else { return };
         for s in conn.tx_streams.clone() {
             let user = self.streams[s as usize].recipient_user;
-            match conn
-                .session
-                .group_add_member(group_id, user, hotline_wire::GroupRole::MEMBER)
-            {
+            match session.group_add_member(group_id, user, hotline_wire::GroupRole::MEMBER) {
                 Ok(_) => conn.group_setup_pending += 1,
                 Err(e) => {
                     *self.connect_errors.entry(format!("group add: {e}")).or_default() += 1;
@@ -975,7 +1113,7 @@ impl Worker {
                 continue;
             }
             let seq = conn.session.delivered_seq();
-            if conn.session.ack_confirmed(seq).is_ok() {
+            if conn.session.hotline().is_some_and(|s| s.ack_confirmed(seq).is_ok()) {
                 awaiting += 1;
                 queue_flush(&mut self.flush_list, conn, i as u32);
             }
@@ -1102,8 +1240,8 @@ impl Worker {
     /// Handles every complete frame received; false if the connection was closed.
     fn drain_events(&mut self, i: usize, now: u64) -> bool {
         loop {
-            let ev = match self.conns[i].session.next_event() {
-                Ok(Some(event)) => Ev::from_event(event),
+            let ev = match self.conns[i].session.next_ev() {
+                Ok(Some(ev)) => ev,
                 Ok(None) => return true,
                 Err(e) => {
                     self.lose(i, &format!("protocol: {e}"));
@@ -1151,6 +1289,7 @@ impl Worker {
                 }
             }
             Ev::Error { request_id, code } => self.on_error(i, request_id, code),
+            Ev::Refused(why) => self.on_refused(i, &why),
             Ev::Other => {}
         }
     }
@@ -1250,6 +1389,17 @@ impl Worker {
         } else if let Phase::Quitting { awaiting, .. } = &mut self.phase {
             *awaiting = awaiting.saturating_sub(1);
         }
+    }
+
+    /// A peer refused something: a login or subscription fails the connection; anything
+    /// else is counted as an error.
+    fn on_refused(&mut self, i: usize, why: &str) {
+        if matches!(self.conns[i].state, ConnState::LoggingIn | ConnState::Connecting) {
+            self.count_connect_error(&format!("refused: {why}"));
+            return self.close(i);
+        }
+        self.counts.errors += 1;
+        *self.counts.error_codes.entry(format!("refused: {why}")).or_default() += 1;
     }
 
     /// A connection failed while logged in: counted as an error, then closed.
