@@ -193,9 +193,12 @@ impl Report {
         };
         let _ = writeln!(
             s,
-            "hotline-loadgen {} -> {}: {} connections ({} failed) in {} worker(s), {} offered {:.0} deliveries/s, payload {} B",
+            "hotline-loadgen {} -> {}{}: {} connections ({} failed) in {} worker(s), {} offered {:.0} deliveries/s, payload {} B",
             self.pattern,
             self.target,
+            self.tags
+                .get("target_kind")
+                .map_or_else(String::new, |kind| format!(" ({kind})")),
             self.connected,
             self.connect_failed,
             self.workers,
