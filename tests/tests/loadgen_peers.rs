@@ -1,0 +1,149 @@
+//! The load generator's peer drivers against the real servers they compare Hotline with
+//! (`--target-kind nats|mqtt`): a second of pairs traffic, and the books must balance.
+//! Each test runs only where its server is installed (`nats-server`, `mosquitto`, e.g. from
+//! Debian's packages) and otherwise says why it skipped.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hotline_tests::hotline_bin;
+
+/// Connections (50 pairs) and sends per second: small, so a debug build on a loaded box keeps up.
+const CONNECTIONS: usize = 100;
+const RATE: u32 = 500;
+
+/// How long a server may take to listen, and the load generator to finish.
+const LISTEN_WAIT: Duration = Duration::from_secs(10);
+const LOADGEN_WAIT: Duration = Duration::from_secs(60);
+
+/// A server process, killed when dropped.
+struct Peer(Child);
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `name` on `PATH` or in `/usr/sbin` (where Debian puts mosquitto), if installed.
+fn installed(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin")])
+        .map(|dir| dir.join(name))
+        .find(|bin| bin.is_file())
+}
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("its address").port()
+}
+
+fn wait_listening(addr: SocketAddr, peer: &mut Peer) {
+    let deadline = Instant::now() + LISTEN_WAIT;
+    while TcpStream::connect(addr).is_err() {
+        assert!(
+            peer.0.try_wait().expect("wait").is_none(),
+            "the server exited before listening"
+        );
+        assert!(Instant::now() < deadline, "the server is not listening on {addr}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Runs pairs traffic against `addr` and checks the books.
+fn run_loadgen(kind: &str, addr: SocketAddr) {
+    let loadgen = hotline_bin().with_file_name(format!("hotline-loadgen{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        loadgen.is_file(),
+        "no load generator at {}: `cargo build -p hotline-loadgen` first",
+        loadgen.display()
+    );
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let json = dir.path().join("report.json");
+    let mut child = Command::new(&loadgen)
+        .args(["run", "--target-kind", kind, "--target", &addr.to_string()])
+        .args(["--connections", &CONNECTIONS.to_string(), "--rate", &RATE.to_string()])
+        .args(["--duration", "1", "--warmup", "0.5", "--drain", "3", "--json"])
+        .arg(&json)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start hotline-loadgen");
+    let deadline = Instant::now() + LOADGEN_WAIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("hotline-loadgen --target-kind {kind} did not finish in {LOADGEN_WAIT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let out = child.wait_with_output().expect("output");
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        status.success(),
+        "hotline-loadgen --target-kind {kind} failed: {status}\n{summary}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("the report")).expect("JSON");
+    let n = |key: &str| report[key].as_u64().unwrap_or_else(|| panic!("{key} in {report}"));
+    assert_eq!(n("connected"), CONNECTIONS as u64, "{summary}");
+    assert!(n("sent") > 0, "{summary}");
+    assert_eq!(n("delivered"), n("sent"), "every message arrived: {summary}");
+    assert_eq!((n("lost"), n("duplicated"), n("errors")), (0, 0, 0), "{summary}");
+    assert_eq!(report["tags"]["target_kind"], kind);
+}
+
+#[test]
+fn loadgen_books_balance_against_core_nats() {
+    let Some(bin) = installed("nats-server") else {
+        eprintln!("skipped: nats-server is not installed (apt-get install nats-server)");
+        return;
+    };
+    let port = free_port();
+    let mut peer = Peer(
+        Command::new(bin)
+            .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start nats-server"),
+    );
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    wait_listening(addr, &mut peer);
+    run_loadgen("nats", addr);
+}
+
+#[test]
+fn loadgen_books_balance_against_mosquitto_at_qos_1() {
+    let Some(bin) = installed("mosquitto") else {
+        eprintln!("skipped: mosquitto is not installed (apt-get install mosquitto)");
+        return;
+    };
+    let port = free_port();
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let config = dir.path().join("mosquitto.conf");
+    std::fs::write(
+        &config,
+        format!("listener {port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\nmax_inflight_messages 1000\n"),
+    )
+    .expect("write the config");
+    let mut peer = Peer(
+        Command::new(bin)
+            .arg("-c")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start mosquitto"),
+    );
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    wait_listening(addr, &mut peer);
+    run_loadgen("mqtt", addr);
+}
