@@ -897,11 +897,9 @@ impl Worker {
         if self.cfg.pattern.uses_groups() {
             return self.send_group_event(c, scheduled_ns);
         }
-        if matches!(conn.session, Session::Peer(_)) {
-            return self.send_peer_event(c, scheduled_ns);
-        }
-        let Session::Hotline(session) = &mut conn.session else {
-            unreachable!("peers return above")
+        let session = match &mut conn.session {
+            Session::Hotline(session) => session,
+            Session::Peer(_) => return self.send_peer_event(c, scheduled_ns),
         };
         for s in conn.tx_streams.clone() {
             let stream = &mut self.streams[s as usize];

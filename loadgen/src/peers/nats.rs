@@ -60,29 +60,29 @@ impl PeerSession for NatsSession {
 
     fn next_event(&mut self) -> Result<Option<PeerEvent>, PeerError> {
         loop {
-            let (event, used) = match parse(self.inbuf.pending())? {
+            let (item, used) = match parse(self.inbuf.pending())? {
                 Parsed::Incomplete => {
                     self.inbuf.check_bound()?;
                     return Ok(None);
                 }
                 Parsed::Item(item, used) => (item, used),
             };
-            if let Item::Msg(len) = event {
-                let payload = &self.inbuf.pending()[used - 2 - len..used - 2];
-                let delivery = read_delivery(payload);
-                self.inbuf.consume(used);
-                return Ok(Some(delivery));
-            }
-            self.inbuf.consume(used);
-            match event {
-                Item::Ping => self.outbuf.push(b"PONG\r\n"),
+            let event = match item {
+                Item::Msg(len) => Some(read_delivery(&self.inbuf.pending()[used - 2 - len..used - 2])),
+                Item::Ping => {
+                    self.outbuf.push(b"PONG\r\n");
+                    None
+                }
                 Item::Pong if !self.ready => {
                     self.ready = true;
-                    return Ok(Some(PeerEvent::Ready));
+                    Some(PeerEvent::Ready)
                 }
-                Item::Pong | Item::Ignored => {}
-                Item::Err(why) => return Ok(Some(PeerEvent::Refused(why))),
-                Item::Msg(_) => unreachable!("taken above"),
+                Item::Pong | Item::Ignored => None,
+                Item::Err(why) => Some(PeerEvent::Refused(why)),
+            };
+            self.inbuf.consume(used);
+            if event.is_some() {
+                return Ok(event);
             }
         }
     }
