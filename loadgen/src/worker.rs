@@ -1,5 +1,8 @@
 //! A worker process: one thread, one `mio` event loop over non-blocking sockets, one
-//! [`ClientSession`] per connection (one account = one device = one connection).
+//! [`ClientSession`] per connection (one account = one device = one connection), or with
+//! `--target-kind nats|mqtt|xmpp` one [`PeerSession`] per connection instead (see `peers`):
+//! the same schedule, sockets and books; a peer's login is its own handshake, and it has no
+//! inbox positions, groups or Hotline acks.
 //!
 //! Phases, driven by the coordinator's [`Command`]s on stdin:
 //! 1. *Connecting*: connections open at this worker's share of `--connect-rate` (at most
