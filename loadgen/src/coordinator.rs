@@ -124,6 +124,11 @@ pub struct LoadArgs {
     /// With --transport tls: the name the server's certificate must carry.
     #[arg(long, default_value = "localhost")]
     pub tls_server_name: String,
+    /// group:K only: also add this existing user (by id, repeatable) to every group the run
+    /// creates. It is not one of the run's connections: what it receives stays outside the
+    /// books (a test's deliberately slow device, say, while the run measures the others).
+    #[arg(long = "group-extra-member", value_name = "USER_ID")]
+    pub group_extra_members: Vec<u64>,
 }
 
 impl LoadArgs {
@@ -146,6 +151,9 @@ impl LoadArgs {
         }
         if self.connect_rate <= 0.0 {
             bail!("--connect-rate must be > 0");
+        }
+        if !self.group_extra_members.is_empty() && !self.pattern.uses_groups() {
+            bail!("--group-extra-member needs --pattern group:K (there is no group to add it to)");
         }
         if self.transport == TransportKind::Tls && self.tls_ca.is_none() {
             bail!("--transport tls needs --tls-ca CERT.pem (the certificate to trust, e.g. the server's --tls-cert)");
@@ -342,6 +350,7 @@ impl Fleet {
                 transport: args.transport,
                 tls_ca: args.tls_ca.clone(),
                 tls_server_name: args.tls_server_name.clone(),
+                group_extra_members: args.group_extra_members.clone(),
             };
             let mut child = Process::new(&exe)
                 .arg("worker")
