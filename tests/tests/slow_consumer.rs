@@ -324,12 +324,7 @@ fn a_stalled_device_costs_1000_others_nothing_and_catches_up_in_order() {
          {p99_stalled_us} µs (worst stalled phase): {results:?}"
     );
     for stalled in results.iter().filter(|r| r.phase == Phase::Stalled) {
-        // The flood overflowed the stalled device's queue (else this tests nothing)...
-        assert!(
-            stalled.lagging_switches >= 1,
-            "the stalled device never hit --outbound-bytes-max: {results:?}"
-        );
-        // ...and the server kept no more for it than the bound.
+        // The server kept no more for the stalled device than the bound.
         assert!(
             stalled.queued_bytes_max_peak <= OUTBOUND_BYTES_MAX,
             "the server queued {} bytes to one connection, past --outbound-bytes-max {OUTBOUND_BYTES_MAX}: \
@@ -340,6 +335,11 @@ fn a_stalled_device_costs_1000_others_nothing_and_catches_up_in_order() {
             stalled.queued_bytes_peak <= OUTBOUND_BYTES_MAX + OTHERS_QUEUED_BYTES_MAX,
             "the server queued {} bytes in all while one device was stalled: {results:?}",
             stalled.queued_bytes_peak
+        );
+        // The flood overflowed the stalled device's queue (else this tests nothing).
+        assert!(
+            stalled.lagging_switches >= 1,
+            "the stalled device never hit --outbound-bytes-max: {results:?}"
         );
     }
 }
