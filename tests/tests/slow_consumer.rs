@@ -17,10 +17,13 @@
 //! at unpredictable moments), which drowns the 8 MiB an unbounded queue would hold. RSS is
 //! printed for the record.
 //!
-//! Phases alternate, reading / stalled / reading / stalled, each a whole load-generator run
-//! (with its own group): a drift in the box's load over the test hits both kinds alike.
-//! Between phases the slow device reads everything it missed, so no phase carries another's
-//! catch-up.
+//! Phases alternate, reading / stalled, three times, each a whole load-generator run (with
+//! its own group), and the medians are compared: a drift in the box's load over the test
+//! hits both kinds alike, and one phase hit by a neighbour's burst (on this shared 2-core
+//! box a compile next door moves one phase's p99 from ~30 ms to 200-600 ms) does not decide
+//! the outcome, while a server that waits for the stalled device costs seconds in every
+//! stalled phase. Between phases the slow device reads everything it missed, so no phase
+//! carries another's catch-up.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -66,7 +69,14 @@ enum Phase {
     Stalled,
 }
 
-const PHASES: [Phase; 4] = [Phase::Reading, Phase::Stalled, Phase::Reading, Phase::Stalled];
+const PHASES: [Phase; 6] = [
+    Phase::Reading,
+    Phase::Stalled,
+    Phase::Reading,
+    Phase::Stalled,
+    Phase::Reading,
+    Phase::Stalled,
+];
 
 /// What one phase measured.
 #[derive(Debug)]
@@ -309,19 +319,16 @@ fn a_stalled_device_costs_1000_others_nothing_and_catches_up_in_order() {
     slow.expect_no_deliver(Duration::from_millis(200));
     eprintln!("{} phases in {:?}", PHASES.len(), started.elapsed());
 
-    let worst = |phase: Phase| {
-        results
-            .iter()
-            .filter(|r| r.phase == phase)
-            .map(|r| r.p99_us)
-            .max()
-            .expect("both kinds of phase ran")
+    let median = |phase: Phase| {
+        let mut p99s: Vec<u64> = results.iter().filter(|r| r.phase == phase).map(|r| r.p99_us).collect();
+        p99s.sort_unstable();
+        p99s[p99s.len() / 2]
     };
-    let (p99_reading_us, p99_stalled_us) = (worst(Phase::Reading), worst(Phase::Stalled));
+    let (p99_reading_us, p99_stalled_us) = (median(Phase::Reading), median(Phase::Stalled));
     assert!(
         p99_stalled_us <= 2 * p99_reading_us,
-        "one stalled device raised the others' p99 from {p99_reading_us} µs (worst reading phase) to \
-         {p99_stalled_us} µs (worst stalled phase): {results:?}"
+        "one stalled device raised the others' p99 from {p99_reading_us} µs (median of the reading phases) \
+         to {p99_stalled_us} µs (median of the stalled phases): {results:?}"
     );
     for stalled in results.iter().filter(|r| r.phase == Phase::Stalled) {
         // The server kept no more for the stalled device than the bound.
