@@ -305,6 +305,14 @@ pub fn render(shared: &Shared, storage: &Storage) -> String {
         "Group commits that failed (nothing acknowledged).",
         load(&w.failed_batches),
     );
+    gauge_head(
+        &mut out,
+        "hotline_storage_healthy",
+        "1 while the log accepts writes, 0 from a failed group commit until one succeeds \
+         (full disk, read-only file system, I/O errors: sends answer StorageUnavailable).",
+    );
+    let healthy = u8::from(load(&w.failing_batches) == 0);
+    let _ = writeln!(out, "hotline_storage_healthy {healthy}");
     counter(
         &mut out,
         "hotline_lagging_devices_total",
