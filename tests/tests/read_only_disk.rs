@@ -25,6 +25,21 @@ const IMAGE_MB: u32 = 256;
 /// How long a server on a read-only directory may take to give up.
 const START_FAIL_WAIT: Duration = Duration::from_secs(30);
 
+/// How long the test watches the idle server's CPU time on the failed log.
+const IDLE_WATCH: Duration = Duration::from_secs(2);
+/// Most CPU ticks (1/100 s on Linux) it may use meanwhile: a sweep a second costs a tick or
+/// two; a writer retrying in a loop would burn the whole 200.
+const IDLE_CPU_TICKS_MAX: u64 = 40;
+
+/// The process's user + system CPU time so far, in clock ticks (`/proc/PID/stat`).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).expect("read the server's stat");
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let after_name = &stat[stat.rfind(')').expect("a stat line") + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime")
+}
+
 /// An ext4 file system in an image file on a loop device, mounted over a directory.
 /// Dropping it unmounts (lazily, should something still hold it) and frees the device.
 struct LoopFs {
@@ -207,7 +222,7 @@ fn a_read_only_data_dir_fails_sends_clearly_loses_nothing_and_recovers_after_a_r
     assert_eq!(inbox.len(), acked.len(), "bob's inbox during the error");
     let mut again = Client::connect(addr);
     let login = again.login_token(&b.token, "bob again");
-    eprintln!("a token login during the error: {login:?}");
+    assert!(login.is_ok(), "a token login during the error: {login:?}");
     let metrics = server.scrape_metrics();
     eprintln!(
         "metrics during the error: storage healthy {:?}, failed commits {:?}",
@@ -220,6 +235,16 @@ fn a_read_only_data_dir_fails_sends_clearly_loses_nothing_and_recovers_after_a_r
             .get("hotline_group_commits_failed_total")
             .is_some_and(|v| *v >= 1.0),
         "failed commits are counted: {metrics:?}"
+    );
+    // Nothing spins on the failing log: an idle server stays idle.
+    let pid = server.pid().expect("running");
+    let cpu_before = cpu_ticks(pid);
+    std::thread::sleep(IDLE_WATCH);
+    let cpu_ticks_idle = cpu_ticks(pid) - cpu_before;
+    eprintln!("CPU while idle on the failed log: {cpu_ticks_idle} ticks in {IDLE_WATCH:?}");
+    assert!(
+        cpu_ticks_idle <= IDLE_CPU_TICKS_MAX,
+        "the idle server used {cpu_ticks_idle} CPU ticks in {IDLE_WATCH:?} on a failed log (spinning?)"
     );
     let stderr = server.stderr();
     let error_lines = stderr.lines().filter(|l| l.contains("ERROR")).count();
