@@ -672,4 +672,45 @@ mod tests {
         assert!(parse_source_addrs("127.0.0.9-127.0.0.2").is_err());
         assert!(parse_source_addrs("nope").is_err());
     }
+
+    #[derive(clap::Parser, Debug)]
+    struct Cli {
+        #[command(flatten)]
+        load: LoadArgs,
+    }
+
+    fn load_args(extra: &[&str]) -> LoadArgs {
+        use clap::Parser;
+        let base = [
+            "t",
+            "--target",
+            "127.0.0.1:1",
+            "--accounts",
+            "/nonexistent",
+            "--connections",
+            "11",
+        ];
+        Cli::try_parse_from(base.iter().chain(extra))
+            .expect("arguments parse")
+            .load
+    }
+
+    #[test]
+    fn an_extra_group_member_needs_the_group_pattern() {
+        let pairs = load_args(&["--group-extra-member", "7"]).validate();
+        let why = pairs.expect_err("no group to add it to").to_string();
+        assert!(why.contains("--group-extra-member needs --pattern group:K"), "{why}");
+        let group = load_args(&[
+            "--pattern",
+            "group:10",
+            "--group-extra-member",
+            "7",
+            "--group-extra-member",
+            "9",
+        ]);
+        assert_eq!(group.group_extra_members, [7, 9]);
+        // Past that check: the missing accounts file is the next complaint.
+        let why = group.validate().expect_err("no accounts file").to_string();
+        assert!(why.contains("accounts"), "{why}");
+    }
 }

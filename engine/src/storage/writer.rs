@@ -1184,4 +1184,25 @@ mod tests {
         assert_eq!(outcomes, [Ok(()), Err(ErrorCode::UserExists)]);
         h.close();
     }
+
+    #[test]
+    fn repeated_failures_log_once_per_interval_with_a_count() {
+        let mut log = ErrorLog::default();
+        let mut lines = Vec::new();
+        for _ in 0..1_000 {
+            log.failed(|repeats| lines.push(repeats.to_owned()));
+        }
+        // The first failure logs; the next 999 fall inside the interval.
+        assert_eq!(lines, [String::new()]);
+        assert_eq!((log.failing, log.unlogged), (1_000, 999));
+        // Once the interval has passed, one line carries the count.
+        log.last_logged = Instant::now().checked_sub(Duration::from_millis(STORAGE_ERROR_LOG_INTERVAL_MS));
+        log.failed(|repeats| lines.push(repeats.to_owned()));
+        assert_eq!(lines[1], " (999 more since the last report, 1001 in a row)");
+        // A success ends the run: the next failure logs at once again.
+        log.succeeded("test commits");
+        log.failed(|repeats| lines.push(repeats.to_owned()));
+        assert_eq!(lines.len(), 3);
+        assert_eq!(lines[2], "");
+    }
 }
