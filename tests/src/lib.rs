@@ -12,6 +12,8 @@
 //!   and raw writes for the tests that are about bytes.
 //! - [`Server::provision`]: token-only accounts in bulk (for the 1,000-member group).
 //! - [`payload`] and [`payload_number`]: numbered payloads a test can recognise again.
+//! - [`loadgen_bin`] and [`wait_with_deadline`]: the load generator beside the server under
+//!   test, and a bounded wait for a child process (the load-generator tests).
 //!
 //! # Invariants
 //! - Nothing waits forever. Every read has a deadline ([`REPLY_WAIT_DEFAULT`] unless a test

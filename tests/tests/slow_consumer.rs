@@ -54,6 +54,9 @@ const FLOOD_MESSAGES: u64 = 256;
 const FLOOD_PAYLOAD_BYTES: usize = 32 << 10;
 /// `--outbound-bytes-max`: what the server may queue to one connection.
 const OUTBOUND_BYTES_MAX: u64 = 256 << 10;
+/// Bytes a connection may hold past `--outbound-bytes-max`: the bound holds `Deliver`s
+/// back, while a few small frames (a `Ping`, a group notice) are queued regardless.
+const SMALL_FRAMES_BYTES_MAX: u64 = 4 << 10;
 /// What the 1,001 load-generator connections may have queued at one sample besides the
 /// stalled device: a group message being fanned out (1,000 x ~200 B) with room to spare.
 /// Queueing a phase's flood for the stalled device would be 8 MiB.
@@ -333,13 +336,13 @@ fn a_stalled_device_costs_1000_others_nothing_and_catches_up_in_order() {
     for stalled in results.iter().filter(|r| r.phase == Phase::Stalled) {
         // The server kept no more for the stalled device than the bound.
         assert!(
-            stalled.queued_bytes_max_peak <= OUTBOUND_BYTES_MAX,
+            stalled.queued_bytes_max_peak <= OUTBOUND_BYTES_MAX + SMALL_FRAMES_BYTES_MAX,
             "the server queued {} bytes to one connection, past --outbound-bytes-max {OUTBOUND_BYTES_MAX}: \
              {results:?}",
             stalled.queued_bytes_max_peak
         );
         assert!(
-            stalled.queued_bytes_peak <= OUTBOUND_BYTES_MAX + OTHERS_QUEUED_BYTES_MAX,
+            stalled.queued_bytes_peak <= OUTBOUND_BYTES_MAX + SMALL_FRAMES_BYTES_MAX + OTHERS_QUEUED_BYTES_MAX,
             "the server queued {} bytes in all while one device was stalled: {results:?}",
             stalled.queued_bytes_peak
         );
