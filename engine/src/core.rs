@@ -1199,8 +1199,12 @@ impl Core {
         let idle_ms = u64::from(self.shared.config.idle_timeout_ms);
         let login_ms = u64::from(self.shared.config.login_timeout_ms);
         let indices: Vec<usize> = self.conns.iter().map(|(i, _)| i).collect();
+        let (mut queued_bytes, mut queued_bytes_max) = (0, 0);
         for idx in indices {
             let conn = &mut self.conns[idx];
+            let unsent = conn.unsent() as u64;
+            queued_bytes += unsent;
+            queued_bytes_max = unsent.max(queued_bytes_max);
             if conn.closing {
                 if now.saturating_sub(conn.closing_since_ms) > crate::config::CLOSE_LINGER_MS {
                     // The peer is not reading: give up on the rest.
@@ -1233,6 +1237,9 @@ impl Core {
                 self.write_cursor(idx);
             }
         }
+        let metrics = &self.shared.metrics;
+        metrics.outbound_queued_bytes_by_core[self.id].store(queued_bytes, Ordering::Relaxed);
+        metrics.outbound_queued_bytes_max_by_core[self.id].store(queued_bytes_max, Ordering::Relaxed);
         self.publish_pending_presence();
         self.flush_dirty();
     }

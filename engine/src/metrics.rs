@@ -131,6 +131,12 @@ pub struct Metrics {
     pub frames_out_by_type: [AtomicU64; MESSAGE_TYPES],
     /// Open connections per core (a gauge).
     pub connections_by_core: [AtomicU64; CORES_MAX],
+    /// Bytes queued to connections and not yet written, per core, as of its last sweep (a
+    /// gauge): what slow readers cost the server.
+    pub outbound_queued_bytes_by_core: [AtomicU64; CORES_MAX],
+    /// The largest one connection's queued bytes, per core, as of its last sweep (a gauge;
+    /// `--outbound-bytes-max` bounds it, give or take one reply).
+    pub outbound_queued_bytes_max_by_core: [AtomicU64; CORES_MAX],
     /// Microseconds from a message's commit timestamp to its live push to a device.
     pub delivery_latency_us: Histogram,
     /// Inbox entries whose payload retention removed.
@@ -161,6 +167,8 @@ impl Default for Metrics {
             frames_in_by_type: std::array::from_fn(zero),
             frames_out_by_type: std::array::from_fn(zero),
             connections_by_core: std::array::from_fn(zero),
+            outbound_queued_bytes_by_core: std::array::from_fn(zero),
+            outbound_queued_bytes_max_by_core: std::array::from_fn(zero),
             delivery_latency_us: Histogram::default(),
             retention_expired: AtomicU64::new(0),
             abuse: AbuseCounters::default(),
@@ -185,6 +193,22 @@ pub fn render(shared: &Shared, storage: &Storage) -> String {
     gauge_head(&mut out, "hotline_connections", "Open connections, per core.");
     for (core, c) in m.connections_by_core.iter().take(cores).enumerate() {
         let _ = writeln!(out, "hotline_connections{{core=\"{core}\"}} {}", load(c));
+    }
+    gauge_head(
+        &mut out,
+        "hotline_outbound_queued_bytes",
+        "Bytes queued to connections and not yet written, per core (as of its last sweep).",
+    );
+    for (core, b) in m.outbound_queued_bytes_by_core.iter().take(cores).enumerate() {
+        let _ = writeln!(out, "hotline_outbound_queued_bytes{{core=\"{core}\"}} {}", load(b));
+    }
+    gauge_head(
+        &mut out,
+        "hotline_outbound_queued_bytes_max",
+        "The most bytes queued to one connection, per core (as of its last sweep).",
+    );
+    for (core, b) in m.outbound_queued_bytes_max_by_core.iter().take(cores).enumerate() {
+        let _ = writeln!(out, "hotline_outbound_queued_bytes_max{{core=\"{core}\"}} {}", load(b));
     }
     counter(
         &mut out,
@@ -281,6 +305,14 @@ pub fn render(shared: &Shared, storage: &Storage) -> String {
         "Group commits that failed (nothing acknowledged).",
         load(&w.failed_batches),
     );
+    gauge_head(
+        &mut out,
+        "hotline_storage_healthy",
+        "1 while the log accepts writes, 0 from a failed group commit until one succeeds \
+         (full disk, read-only file system, I/O errors: sends answer StorageUnavailable).",
+    );
+    let healthy = u8::from(load(&w.failing_batches) == 0);
+    let _ = writeln!(out, "hotline_storage_healthy {healthy}");
     counter(
         &mut out,
         "hotline_lagging_devices_total",

@@ -132,6 +132,11 @@ pub struct LoadArgs {
     /// With --transport tls: the name the server's certificate must carry.
     #[arg(long, default_value = "localhost")]
     pub tls_server_name: String,
+    /// group:K only: also add this existing user (by id, repeatable) to every group the run
+    /// creates. It is not one of the run's connections: what it receives stays outside the
+    /// books (a test's deliberately slow device, say, while the run measures the others).
+    #[arg(long = "group-extra-member", value_name = "USER_ID")]
+    pub group_extra_members: Vec<u64>,
 }
 
 impl LoadArgs {
@@ -154,6 +159,9 @@ impl LoadArgs {
         }
         if self.connect_rate <= 0.0 {
             bail!("--connect-rate must be > 0");
+        }
+        if !self.group_extra_members.is_empty() && !self.pattern.uses_groups() {
+            bail!("--group-extra-member needs --pattern group:K (there is no group to add it to)");
         }
         if self.transport == TransportKind::Tls && self.tls_ca.is_none() {
             bail!("--transport tls needs --tls-ca CERT.pem (the certificate to trust, e.g. the server's --tls-cert)");
@@ -378,6 +386,7 @@ impl Fleet {
                 transport: args.transport,
                 tls_ca: args.tls_ca.clone(),
                 tls_server_name: args.tls_server_name.clone(),
+                group_extra_members: args.group_extra_members.clone(),
             };
             let mut child = Process::new(&exe)
                 .arg("worker")
@@ -698,5 +707,46 @@ mod tests {
         assert_eq!(l.len(), 2);
         assert!(parse_source_addrs("127.0.0.9-127.0.0.2").is_err());
         assert!(parse_source_addrs("nope").is_err());
+    }
+
+    #[derive(clap::Parser, Debug)]
+    struct Cli {
+        #[command(flatten)]
+        load: LoadArgs,
+    }
+
+    fn load_args(extra: &[&str]) -> LoadArgs {
+        use clap::Parser;
+        let base = [
+            "t",
+            "--target",
+            "127.0.0.1:1",
+            "--accounts",
+            "/nonexistent",
+            "--connections",
+            "11",
+        ];
+        Cli::try_parse_from(base.iter().chain(extra))
+            .expect("arguments parse")
+            .load
+    }
+
+    #[test]
+    fn an_extra_group_member_needs_the_group_pattern() {
+        let pairs = load_args(&["--group-extra-member", "7"]).validate();
+        let why = pairs.expect_err("no group to add it to").to_string();
+        assert!(why.contains("--group-extra-member needs --pattern group:K"), "{why}");
+        let group = load_args(&[
+            "--pattern",
+            "group:10",
+            "--group-extra-member",
+            "7",
+            "--group-extra-member",
+            "9",
+        ]);
+        assert_eq!(group.group_extra_members, [7, 9]);
+        // Past that check: the missing accounts file is the next complaint.
+        let why = group.validate().expect_err("no accounts file").to_string();
+        assert!(why.contains("accounts"), "{why}");
     }
 }

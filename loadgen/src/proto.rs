@@ -46,6 +46,9 @@ pub struct WorkerConfig {
     /// For `tls`: the PEM certificate(s) to trust, and the server name to verify.
     pub tls_ca: Option<PathBuf>,
     pub tls_server_name: String,
+    /// `group:K`: users outside the run added to every group (`--group-extra-member`).
+    #[serde(default)]
+    pub group_extra_members: Vec<u64>,
 }
 
 /// How a load-generator connection reaches the server.

@@ -1035,7 +1035,8 @@ impl Worker {
         queue_flush(&mut self.flush_list, conn, c);
     }
 
-    /// A `group:K` sender logged in: create its group, then add its K recipients.
+    /// A `group:K` sender logged in: create its group, then add its K recipients (and any
+    /// `--group-extra-member`s).
     fn start_group_setup(&mut self, i: usize) {
         let conn = &mut self.conns[i];
         if conn.tx_streams.is_empty() {
@@ -1055,8 +1056,9 @@ impl Worker {
         conn.group_setup_pending = conn.group_setup_pending.saturating_sub(1);
         conn.group_id = group_id;
         let Some(session) = conn.session.hotline() else { return };
-        for s in conn.tx_streams.clone() {
-            let user = self.streams[s as usize].recipient_user;
+        let recipients = conn.tx_streams.clone().map(|s| self.streams[s as usize].recipient_user);
+        let users: Vec<u64> = recipients.chain(self.cfg.group_extra_members.iter().copied()).collect();
+        for user in users {
             match session.group_add_member(group_id, user, hotline_wire::GroupRole::MEMBER) {
                 Ok(_) => conn.group_setup_pending += 1,
                 Err(e) => {

@@ -12,6 +12,8 @@
 //!   and raw writes for the tests that are about bytes.
 //! - [`Server::provision`]: token-only accounts in bulk (for the 1,000-member group).
 //! - [`payload`] and [`payload_number`]: numbered payloads a test can recognise again.
+//! - [`loadgen_bin`] and [`wait_with_deadline`]: the load generator beside the server under
+//!   test, and a bounded wait for a child process (the load-generator tests).
 //!
 //! # Invariants
 //! - Nothing waits forever. Every read has a deadline ([`REPLY_WAIT_DEFAULT`] unless a test
@@ -108,6 +110,43 @@ pub fn hotline_bin() -> PathBuf {
         bin.display()
     );
     bin
+}
+
+/// `$HOTLINE_LOADGEN_BIN`, or `hotline-loadgen` beside the [`hotline_bin`] under test.
+pub fn loadgen_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("HOTLINE_LOADGEN_BIN") {
+        return PathBuf::from(bin);
+    }
+    let bin = hotline_bin().with_file_name(format!("hotline-loadgen{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.is_file(),
+        "no load generator at {}: run `cargo build -p hotline-loadgen` with the same CARGO_TARGET_DIR and \
+         profile as the tests (`cargo test --workspace` builds it too), or set HOTLINE_LOADGEN_BIN",
+        bin.display()
+    );
+    bin
+}
+
+/// Waits for `child` (stdout and stderr piped) at most `wait`; kills it and panics with its
+/// output if it runs longer.
+pub fn wait_with_deadline(mut child: Child, wait: Duration) -> std::process::Output {
+    let deadline = Instant::now() + wait;
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => return child.wait_with_output().expect("collect the child's output"),
+            Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(50)),
+            _ => {
+                // Best effort: the panic below is the report.
+                let _ = child.kill();
+                let output = child.wait_with_output().expect("collect the child's output");
+                panic!(
+                    "the child process did not finish within {wait:?}\nstdout:\n{}\nstderr:\n{}",
+                    String::from_utf8_lossy(&output.stdout),
+                    String::from_utf8_lossy(&output.stderr)
+                );
+            }
+        }
+    }
 }
 
 /// A recognisable payload: `"{tag}:{n}:"`, padded with `.` to at least `len_min` bytes.
@@ -1674,6 +1713,12 @@ impl Client {
     /// Models a client that has stopped talking (reads still work).
     pub fn pause_writes(&mut self) {
         self.writes_paused = true;
+    }
+
+    /// Undoes [`Client::pause_writes`]: what the session queued meanwhile (its `Pong`s, say)
+    /// goes out with the next read or request.
+    pub fn resume_writes(&mut self) {
+        self.writes_paused = false;
     }
 
     /// Bytes the session wants written and the harness has not written (see

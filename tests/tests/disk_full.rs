@@ -101,6 +101,11 @@ fn a_full_disk_fails_sends_clearly_loses_nothing_and_recovers() {
         "sends on a full disk must fail with StorageUnavailable: {errors:?}"
     );
     eprintln!("{} acked, then {} refused on the full disk", acked.len(), errors.len());
+    assert_eq!(
+        server.scrape_metrics().get("hotline_storage_healthy"),
+        Some(&0.0),
+        "the health gauge on a full disk"
+    );
 
     fs::remove_file(&filler).expect("free the space");
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -118,6 +123,11 @@ fn a_full_disk_fails_sends_clearly_loses_nothing_and_recovers() {
         }
     };
     acked.push(recovered);
+    assert_eq!(
+        server.scrape_metrics().get("hotline_storage_healthy"),
+        Some(&1.0),
+        "the health gauge once space returned"
+    );
 
     let inbox = bob.sync_all(0);
     assert_dense(&inbox, 1, "bob's inbox after the full disk");

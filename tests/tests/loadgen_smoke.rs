@@ -2,11 +2,11 @@
 //! seconds of pairs traffic, and the books must balance (nothing lost or duplicated), with a
 //! well-formed JSON report carrying every key the results tables read.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hotline_tests::{hotline_bin, Server};
+use hotline_tests::{hotline_bin, loadgen_bin, wait_with_deadline, Server};
 
 /// Accounts (= connections) the smoke run opens.
 const CONNECTIONS: usize = 300;
@@ -47,21 +47,6 @@ const REQUIRED_KEYS: [&str; 26] = [
     "latency_curve_us",
     "server_cpu_percent",
 ];
-
-/// `$HOTLINE_LOADGEN_BIN`, or `hotline-loadgen` beside the `hotline` binary under test.
-fn loadgen_bin() -> PathBuf {
-    if let Some(bin) = std::env::var_os("HOTLINE_LOADGEN_BIN") {
-        return PathBuf::from(bin);
-    }
-    let bin = hotline_bin().with_file_name(format!("hotline-loadgen{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        bin.is_file(),
-        "no load generator at {}: run `cargo build -p hotline-loadgen` with the same CARGO_TARGET_DIR and \
-         profile as the tests (`cargo test --workspace` builds it too), or set HOTLINE_LOADGEN_BIN",
-        bin.display()
-    );
-    bin
-}
 
 /// The pid of the `hotline serve` process using `data_dir` (the harness keeps its child to itself).
 fn server_pid(data_dir: &Path) -> Option<u32> {
@@ -183,25 +168,6 @@ fn loadgen_pairs_run_loses_nothing_and_writes_a_complete_report() {
         assert!(report["server_rss_bytes"].as_u64().is_some_and(|b| b > 0), "{text}");
     }
     assert!(stdout.contains("lost 0 duplicated 0"), "the human summary: {stdout}");
-}
-
-fn wait_with_deadline(mut child: std::process::Child, wait: Duration) -> std::process::Output {
-    let deadline = Instant::now() + wait;
-    loop {
-        match child.try_wait() {
-            Ok(Some(_)) => return child.wait_with_output().expect("collect hotline-loadgen output"),
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
-            _ => {
-                let _ = child.kill();
-                let output = child.wait_with_output().expect("collect hotline-loadgen output");
-                panic!(
-                    "hotline-loadgen did not finish within {wait:?}\nstdout:\n{}\nstderr:\n{}",
-                    String::from_utf8_lossy(&output.stdout),
-                    String::from_utf8_lossy(&output.stderr)
-                );
-            }
-        }
-    }
 }
 
 #[test]

@@ -1,40 +1,138 @@
-//! Slow consumers: one device stops reading while many others receive a steady stream of
-//! group messages (and a second sender floods the slow device with big direct messages in
-//! both phases, so the load is the same and its queue overflows when it stops reading). The others' p99 delivery latency stays within 2x of the same run's
-//! phase where the device reads (with a 25 ms floor: below that, a debug build on a shared
-//! box is noise), the server's memory stays bounded while the device is stalled, and once it
-//! reads again it receives everything, in order.
+//! Slow consumers, at the issue's size: one device stops reading while 1,000 others receive
+//! a steady stream of group messages. The others' p99 delivery latency stays within 2x of
+//! the runs where the device reads, the server's memory stays bounded while the device is
+//! stalled, and once it reads again it receives everything, in order.
 //!
-//! Scaled for `make test` (a debug server on a shared 2-core box, where 50 or 100 receiver
-//! threads made the p99s scheduling noise): [`RECEIVERS`] receivers rather than the 1,000
-//! of a load test; the load generator measures the big numbers.
+//! The 1,000 receivers are the real load generator (`hotline-loadgen run --pattern
+//! group:1000`: one event loop, open-loop sends, HDR histograms, books on loss and
+//! duplicates), so the p99 is measured the way every recorded result is, not by 1,000
+//! threads fighting over two cores. The slow device is a harness [`Client`] that the load
+//! generator adds to its group (`--group-extra-member`); a second harness client floods it
+//! with big direct messages in every phase, so the load is the same whether it reads or not
+//! and its queue overflows when it stops.
+//!
+//! The bound on memory is read from the server's own gauges (`hotline_outbound_queued_bytes`
+//! and `_max`, sampled while the device is stalled) rather than from its RSS: the RSS moves
+//! by 15 to 35 MiB per phase with the log's memtables (1,000 inboxes written, then flushed
+//! at unpredictable moments), which drowns the 8 MiB an unbounded queue would hold. RSS is
+//! printed for the record.
+//!
+//! Phases alternate, reading / stalled, three times, each a whole load-generator run (with
+//! its own group), and the medians are compared: a drift in the box's load over the test
+//! hits both kinds alike, and one phase hit by a neighbour's burst (on this shared 2-core
+//! box a compile next door moves one phase's p99 from ~30 ms to 200-600 ms) does not decide
+//! the outcome, while a server that waits for the stalled device costs seconds in every
+//! stalled phase. Between phases the slow device reads everything it missed, so no phase
+//! carries another's catch-up.
 
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use hotline_tests::{assert_dense, Client, Durability, OwnedDeliver, Server};
-use hotline_wire::{GroupRole, Persistence, SendFlags};
+use hotline_tests::{
+    assert_dense, http_get, loadgen_bin, wait_with_deadline, Client, Durability, OwnedDeliver, Server,
+};
 
-const RECEIVERS: usize = 20;
-/// Group messages per second, per phase.
-const RATE_PER_S: u64 = 20;
-/// Messages per phase (3 s at the rate).
-const PER_PHASE: u64 = 60;
-/// Group payloads: small, so a debug build on two shared cores keeps up with the fan-out.
-const PAYLOAD_BYTES: usize = 200;
-/// The flood to the slow device per phase: 8 MiB, past `--outbound-bytes-max` (256 KiB)
-/// and any loopback socket buffer.
+/// Devices receiving at a steady rate: the issue's 1,000.
+const RECEIVERS: usize = 1_000;
+/// Deliveries per second over all receivers: 4 group messages per second. A debug server
+/// on two shared cores fans a message out to 1,000 devices in ~20 ms, so this keeps it far
+/// from saturation: the test is about the slow reader, not the server's capacity.
+const RATE_DELIVERIES_PER_S: usize = 4 * RECEIVERS;
+/// Group payload bytes (the load generator's header plus padding).
+const PAYLOAD_BYTES: usize = 100;
+/// Seconds of sending per phase before the measured window, and in it.
+const WARMUP_S: u64 = 1;
+const DURATION_S: u64 = 4;
+/// The flood to the slow device per phase: 8 MiB, paced over the phase's sending, far past
+/// `--outbound-bytes-max` (256 KiB) and the loopback socket buffers of a reader that
+/// stopped (the kernel does not grow a window nobody reads).
 const FLOOD_MESSAGES: u64 = 256;
 const FLOOD_PAYLOAD_BYTES: usize = 32 << 10;
-/// Latency floor under which a p99 comparison is noise on a shared 2-core box running a
-/// debug build; the failure this catches (others queued behind the stalled device) costs
-/// seconds.
-const P99_FLOOR: Duration = Duration::from_millis(25);
-/// How much more the server's memory may grow in the stalled phase than in the reading
-/// phase (both write the same to the log's memtable): the stalled device's bounded queue
-/// (256 KiB) plus allocator noise. Queueing the phase's flood for it would be 8 MiB.
-const RSS_EXTRA_GROWTH_MAX_KB: u64 = 4 << 10;
+/// `--outbound-bytes-max`: what the server may queue to one connection.
+const OUTBOUND_BYTES_MAX: u64 = 256 << 10;
+/// Bytes a connection may hold past `--outbound-bytes-max`: the bound holds `Deliver`s
+/// back, while a few small frames (a `Ping`, a group notice) are queued regardless.
+const SMALL_FRAMES_BYTES_MAX: u64 = 4 << 10;
+/// What the 1,001 load-generator connections may have queued at one sample besides the
+/// stalled device: a group message being fanned out (1,000 x ~200 B) with room to spare.
+/// Queueing a phase's flood for the stalled device would be 8 MiB.
+const OTHERS_QUEUED_BYTES_MAX: u64 = 1 << 20;
+/// How often the sampler reads the gauges (the server updates them every sweep, 1 s here).
+const SAMPLE_INTERVAL: Duration = Duration::from_millis(200);
+/// How long one load-generator run may take (connect, group setup, 5 s of sending, drain).
+const LOADGEN_WAIT: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Reading,
+    Stalled,
+}
+
+const PHASES: [Phase; 6] = [
+    Phase::Reading,
+    Phase::Stalled,
+    Phase::Reading,
+    Phase::Stalled,
+    Phase::Reading,
+    Phase::Stalled,
+];
+
+/// What one phase measured.
+#[derive(Debug)]
+struct PhaseResult {
+    phase: Phase,
+    /// The receivers' p99 delivery latency (scheduled send -> delivery), µs.
+    p99_us: u64,
+    /// Group messages the load generator sent (each to every receiver and the slow device).
+    group_messages: u64,
+    /// Server RSS at the phase's end (before a stalled device reads again), kB.
+    rss_kb: u64,
+    /// Peaks of the gauges while the phase ran: all connections' queued bytes, and one
+    /// connection's.
+    queued_bytes_peak: u64,
+    queued_bytes_max_peak: u64,
+    /// Devices switched to catch-up during the phase (`hotline_lagging_devices_total`).
+    lagging_switches: u64,
+}
+
+/// Sums the samples of a metric family (every core's `NAME{...}` line).
+fn metric_sum(text: &str, name: &str) -> u64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .map(|v| v as u64)
+        .sum()
+}
+
+/// Samples the outbound-queue gauges until `stop` says so; returns their peaks (all
+/// connections' bytes, and the largest core's largest one connection).
+fn sample_queues(metrics: SocketAddr, stop: mpsc::Receiver<()>) -> thread::JoinHandle<(u64, u64)> {
+    thread::spawn(move || {
+        let (mut total_peak, mut one_peak) = (0, 0);
+        while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(SAMPLE_INTERVAL) {
+            let text = http_get(metrics, "/metrics").expect("scrape the metrics endpoint");
+            total_peak = total_peak.max(metric_sum(&text, "hotline_outbound_queued_bytes"));
+            let one = text
+                .lines()
+                .filter_map(|l| l.strip_prefix("hotline_outbound_queued_bytes_max{"))
+                .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+                .map(|v| v as u64)
+                .max()
+                .expect("hotline_outbound_queued_bytes_max in /metrics");
+            one_peak = one_peak.max(one);
+        }
+        (total_peak, one_peak)
+    })
+}
+
+fn lagging_switches(server: &Server) -> u64 {
+    let text = http_get(server.metrics_addr(), "/metrics").expect("scrape the metrics endpoint");
+    metric_sum(&text, "hotline_lagging_devices_total")
+}
 
 fn rss_kb(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read the server's status");
@@ -45,31 +143,26 @@ fn rss_kb(pid: u32) -> u64 {
         .expect("VmRSS in /proc/PID/status")
 }
 
-/// Sends `PER_PHASE` group messages on a fixed schedule; each payload starts with its
-/// scheduled time (µs since `epoch`), padded.
-fn send_phase(sender: &mut Client, group: u64, first_id: u64, epoch: Instant) {
-    let start = Instant::now();
-    for i in 0..PER_PHASE {
-        let due = start + Duration::from_micros(i * 1_000_000 / RATE_PER_S);
-        if let Some(wait) = due.checked_duration_since(Instant::now()) {
-            thread::sleep(wait);
-        }
-        let mut payload = format!("{}:", due.duration_since(epoch).as_micros()).into_bytes();
-        payload.resize(PAYLOAD_BYTES, b'.');
-        sender
-            .send_group(group, first_id + i, &payload, SendFlags::NONE)
-            .expect("group send");
-    }
+/// Writes `accounts` as a load-generator accounts file (`USER_ID USERNAME TOKEN_HEX`).
+fn write_accounts(path: &Path, accounts: &[(u64, Vec<u8>)]) {
+    let text: String = accounts
+        .iter()
+        .map(|(id, token)| {
+            let hex: String = token.iter().map(|b| format!("{b:02x}")).collect();
+            format!("{id} r{id} {hex}\n")
+        })
+        .collect();
+    std::fs::write(path, text).expect("write the accounts file");
 }
 
-/// Floods `to` with big direct messages from another connection, paced over the phase
-/// (so the log writer is busy but not saturated: the test is about the slow reader).
+/// Floods `to` with big direct messages from another connection, paced over a phase's
+/// sending (so the log writer is busy but not saturated).
 fn flood(mut flooder: Client, to: u64, first_id: u64) -> thread::JoinHandle<Client> {
     thread::spawn(move || {
         let start = Instant::now();
-        let phase = Duration::from_micros(PER_PHASE * 1_000_000 / RATE_PER_S);
+        let sending = Duration::from_secs(WARMUP_S + DURATION_S);
         for i in 0..FLOOD_MESSAGES {
-            let due = start + phase.mul_f64(i as f64 / FLOOD_MESSAGES as f64);
+            let due = start + sending.mul_f64(i as f64 / FLOOD_MESSAGES as f64);
             if let Some(wait) = due.checked_duration_since(Instant::now()) {
                 thread::sleep(wait);
             }
@@ -81,120 +174,182 @@ fn flood(mut flooder: Client, to: u64, first_id: u64) -> thread::JoinHandle<Clie
     })
 }
 
-fn sent_at(d: &OwnedDeliver, epoch: Instant) -> Instant {
-    let text = std::str::from_utf8(&d.payload[..32.min(d.payload.len())]).unwrap_or("");
-    let us: u64 = text
-        .split(':')
-        .next()
-        .and_then(|v| v.parse().ok())
-        .expect("a timestamped payload");
-    epoch + Duration::from_micros(us)
+/// One `hotline-loadgen run` of the group pattern; returns the receivers' p99 (µs) and the
+/// group messages sent, after checking the books balance.
+fn run_loadgen(server: &Server, accounts: &Path, slow_user: u64, json: &Path) -> (u64, u64) {
+    let mut command = Command::new(loadgen_bin());
+    command
+        .arg("run")
+        .args(["--target", &server.addr().to_string()])
+        .arg("--accounts")
+        .arg(accounts)
+        .args(["--connections", &(RECEIVERS + 1).to_string()])
+        .args(["--pattern", &format!("group:{RECEIVERS}")])
+        .args(["--group-extra-member", &slow_user.to_string()])
+        .args(["--rate", &RATE_DELIVERIES_PER_S.to_string()])
+        .args(["--payload", &PAYLOAD_BYTES.to_string()])
+        .args(["--warmup", &WARMUP_S.to_string(), "--duration", &DURATION_S.to_string()])
+        .args(["--drain", "5", "--workers", "1"])
+        .arg("--json")
+        .arg(json)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let output = wait_with_deadline(command.spawn().expect("spawn hotline-loadgen"), LOADGEN_WAIT);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "hotline-loadgen failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    let text = std::fs::read_to_string(json).expect("the JSON report was written");
+    let report: serde_json::Value = serde_json::from_str(&text).expect("the report is valid JSON");
+    let n = |key: &str| report[key].as_u64().unwrap_or_else(|| panic!("{key}: {text}"));
+    assert_eq!(n("connected"), (RECEIVERS + 1) as u64, "{stdout}");
+    assert_eq!((n("lost"), n("duplicated"), n("errors")), (0, 0, 0), "{stdout}");
+    assert_eq!(n("delivered"), n("sent"), "{stdout}");
+    let p99_us = report["latency_us"]["p99"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("latency_us.p99: {text}"));
+    // `sent` counts deliveries: RECEIVERS per group message.
+    (p99_us, n("sent") / RECEIVERS as u64)
 }
 
-fn p99(mut v: Vec<Duration>) -> Duration {
-    v.sort_unstable();
-    v[(v.len() * 99 / 100).min(v.len() - 1)]
+/// Reads `n` deliveries on another thread (the slow device reading like everyone else).
+fn read_in_background(mut slow: Client, n: mpsc::Receiver<usize>) -> thread::JoinHandle<(Client, Vec<OwnedDeliver>)> {
+    thread::spawn(move || {
+        let mut got = Vec::new();
+        let mut due = None;
+        while due.is_none_or(|due| got.len() < due) {
+            due = due.or_else(|| n.try_recv().ok());
+            if let Some(d) = slow.next_deliver(Duration::from_millis(100)) {
+                got.push(d);
+            }
+        }
+        (slow, got)
+    })
 }
 
 #[test]
-fn a_stalled_device_costs_the_others_nothing_and_catches_up_in_order() {
+fn a_stalled_device_costs_1000_others_nothing_and_catches_up_in_order() {
+    let started = Instant::now();
     // Async durability: this is about delivery, and fsync stalls on a shared disk are noise.
-    let mut server = Server::options().cores(2).durability(Durability::Async).stopped();
+    let mut server = Server::options()
+        .cores(2)
+        .durability(Durability::Async)
+        .arg("--outbound-bytes-max")
+        .arg(OUTBOUND_BYTES_MAX.to_string())
+        .stopped();
+    // Line 0 sends to the group of lines 1..=RECEIVERS; then the slow device and the flooder.
     let accounts = server.provision("r", RECEIVERS + 3);
     server.restart();
     let addr = server.addr();
-    let epoch = Instant::now();
-
-    let flooder_account = accounts.last().expect("provisioned").clone();
-    let accounts = &accounts[..accounts.len() - 1];
-    let (_, sender_token) = &accounts[0];
-    let (slow_id, slow_token) = &accounts[1];
-    let (flooder, _) = Client::resume(addr, &flooder_account.1);
-    let (mut sender, _) = Client::resume(addr, sender_token);
-    let group = sender
-        .create_group("busy", Persistence::ARCHIVE)
-        .expect("create the group");
-    for (user_id, _) in &accounts[1..] {
-        sender
-            .add_member(group, *user_id, GroupRole::MEMBER)
-            .expect("add a member");
-    }
-
-    // Receivers: each reads both phases, reporting each phase's latencies.
-    let (tx, rx) = mpsc::channel::<(usize, Vec<Duration>)>();
-    let receivers: Vec<_> = accounts[2..]
-        .iter()
-        .map(|(_, token)| {
-            let (mut client, _) = Client::resume(addr, token);
-            let tx = tx.clone();
-            thread::spawn(move || {
-                for phase in 0..2 {
-                    let mut lat = Vec::with_capacity(PER_PHASE as usize);
-                    for _ in 0..PER_PHASE {
-                        let d = client.expect_deliver();
-                        lat.push(Instant::now().saturating_duration_since(sent_at(&d, epoch)));
-                    }
-                    tx.send((phase, lat)).expect("report");
-                }
-            })
-        })
-        .collect();
-    drop(tx);
-
-    // Phase 1: the slow device reads like everyone else.
     let pid = server.pid().expect("running");
-    let rss_start = rss_kb(pid);
-    let (slow, slow_login) = Client::resume(addr, slow_token);
-    let reader = thread::spawn(move || {
-        let mut slow = slow;
-        let got = slow.expect_delivers((PER_PHASE + FLOOD_MESSAGES) as usize);
-        (slow, got)
-    });
-    let flooding = flood(flooder, *slow_id, 1);
-    send_phase(&mut sender, group, 1, epoch);
-    let flooder = flooding.join().expect("the flooder");
-    let (mut slow, phase1) = reader.join().expect("the slow device's reader");
-    assert_dense(&phase1, slow_login.device_cursor + 1, "the slow device while reading");
+    let work = tempfile::tempdir().expect("temporary directory");
+    let accounts_file = work.path().join("accounts.txt");
+    write_accounts(&accounts_file, &accounts[..=RECEIVERS]);
+    let (slow_user, slow_token) = &accounts[RECEIVERS + 1];
+    let (mut slow, slow_login) = Client::resume(addr, slow_token);
+    let (mut flooder, _) = Client::resume(addr, &accounts[RECEIVERS + 2].1);
 
-    // Phase 2: it stops reading (and writing: no Pongs either).
-    let rss_before = rss_kb(pid);
-    slow.pause_writes();
-    let flooding = flood(flooder, *slow_id, 1 + FLOOD_MESSAGES);
-    send_phase(&mut sender, group, 1 + PER_PHASE, epoch);
-    drop(flooding.join().expect("the flooder"));
-    let rss_during = rss_kb(pid);
-
-    let mut phases: [Vec<Duration>; 2] = [Vec::new(), Vec::new()];
-    for (phase, lat) in rx {
-        phases[phase].extend(lat);
+    let mut results = Vec::new();
+    let mut next_seq = slow_login.device_cursor + 1;
+    let mut flood_id = 1;
+    for (i, &phase) in PHASES.iter().enumerate() {
+        let lagging_before = lagging_switches(&server);
+        let (stop_sampling, stop) = mpsc::channel();
+        let sampler = sample_queues(server.metrics_addr(), stop);
+        let flooding = flood(flooder, *slow_user, flood_id);
+        flood_id += FLOOD_MESSAGES;
+        let json = work.path().join(format!("phase-{i}.json"));
+        let (p99_us, group_messages, rss_after, got) = match phase {
+            Phase::Reading => {
+                let (due_tx, due_rx) = mpsc::channel();
+                let reader = read_in_background(slow, due_rx);
+                let (p99_us, group_messages) = run_loadgen(&server, &accounts_file, *slow_user, &json);
+                flooder = flooding.join().expect("the flooder");
+                due_tx
+                    .send((group_messages + FLOOD_MESSAGES) as usize)
+                    .expect("the reader is waiting");
+                let (client, got) = reader.join().expect("the slow device's reader");
+                slow = client;
+                drop(stop_sampling);
+                (p99_us, group_messages, rss_kb(pid), got)
+            }
+            Phase::Stalled => {
+                // A fresh connection: one that has read megabytes has a receive window grown
+                // to tens of MiB (Linux autotuning, up to tcp_rmem's max), which would hold
+                // the flood in the kernel rather than at the server's bound.
+                if next_seq > 1 {
+                    slow.ack_confirmed(next_seq - 1);
+                }
+                drop(slow);
+                let login;
+                (slow, login) = Client::resume(addr, slow_token);
+                assert_eq!(login.device_cursor + 1, next_seq, "the slow device's cursor");
+                // It stops reading, and writing: no Pongs either.
+                slow.pause_writes();
+                let (p99_us, group_messages) = run_loadgen(&server, &accounts_file, *slow_user, &json);
+                flooder = flooding.join().expect("the flooder");
+                drop(stop_sampling);
+                let rss_stalled = rss_kb(pid);
+                // It reads again: everything it missed.
+                slow.resume_writes();
+                let got = slow.expect_delivers((group_messages + FLOOD_MESSAGES) as usize);
+                (p99_us, group_messages, rss_stalled, got)
+            }
+        };
+        // In order, no gaps, no repeats.
+        assert_dense(&got, next_seq, &format!("the slow device after phase {i} ({phase:?})"));
+        next_seq += got.len() as u64;
+        let (queued_bytes_peak, queued_bytes_max_peak) = sampler.join().expect("the gauge sampler");
+        results.push(PhaseResult {
+            phase,
+            p99_us,
+            group_messages,
+            rss_kb: rss_after,
+            queued_bytes_peak,
+            queued_bytes_max_peak,
+            lagging_switches: lagging_switches(&server) - lagging_before,
+        });
+        let r = results.last().expect("just pushed");
+        eprintln!(
+            "phase {i} ({phase:?}): {} group messages, receivers' p99 {} µs, queued peak {} B ({} B to one \
+             connection), {} lagging switch(es), server RSS {} kB",
+            r.group_messages, r.p99_us, r.queued_bytes_peak, r.queued_bytes_max_peak, r.lagging_switches, r.rss_kb
+        );
     }
-    for r in receivers {
-        r.join().expect("a receiver failed");
-    }
-    let (p99_reading, p99_stalled) = (p99(phases[0].clone()), p99(phases[1].clone()));
-    eprintln!(
-        "p99 with every device reading {p99_reading:?}, with one stalled {p99_stalled:?}; \
-         server RSS {rss_start} kB -> {rss_before} kB (reading) -> {rss_during} kB (stalled)"
-    );
-    assert!(
-        p99_stalled <= 2 * p99_reading.max(P99_FLOOR),
-        "one stalled device raised the others' p99 from {p99_reading:?} to {p99_stalled:?}"
-    );
-    let (grew_reading, grew_stalled) = (
-        rss_before.saturating_sub(rss_start),
-        rss_during.saturating_sub(rss_before),
-    );
-    assert!(
-        grew_stalled <= grew_reading + RSS_EXTRA_GROWTH_MAX_KB,
-        "server memory grew {grew_stalled} kB while one device was stalled, {grew_reading} kB while it read"
-    );
-
-    // It reads again: everything from phase 2, in order, no gaps, no repeats.
-    let rest = slow.expect_delivers((PER_PHASE + FLOOD_MESSAGES) as usize);
-    assert_dense(
-        &rest,
-        phase1.last().map_or(1, |d| d.inbox_seq + 1),
-        "the slow device's catch-up",
-    );
     slow.expect_no_deliver(Duration::from_millis(200));
+    eprintln!("{} phases in {:?}", PHASES.len(), started.elapsed());
+
+    let median = |phase: Phase| {
+        let mut p99s: Vec<u64> = results.iter().filter(|r| r.phase == phase).map(|r| r.p99_us).collect();
+        p99s.sort_unstable();
+        p99s[p99s.len() / 2]
+    };
+    let (p99_reading_us, p99_stalled_us) = (median(Phase::Reading), median(Phase::Stalled));
+    assert!(
+        p99_stalled_us <= 2 * p99_reading_us,
+        "one stalled device raised the others' p99 from {p99_reading_us} µs (median of the reading phases) \
+         to {p99_stalled_us} µs (median of the stalled phases): {results:?}"
+    );
+    for stalled in results.iter().filter(|r| r.phase == Phase::Stalled) {
+        // The server kept no more for the stalled device than the bound.
+        assert!(
+            stalled.queued_bytes_max_peak <= OUTBOUND_BYTES_MAX + SMALL_FRAMES_BYTES_MAX,
+            "the server queued {} bytes to one connection, past --outbound-bytes-max {OUTBOUND_BYTES_MAX}: \
+             {results:?}",
+            stalled.queued_bytes_max_peak
+        );
+        assert!(
+            stalled.queued_bytes_peak <= OUTBOUND_BYTES_MAX + SMALL_FRAMES_BYTES_MAX + OTHERS_QUEUED_BYTES_MAX,
+            "the server queued {} bytes in all while one device was stalled: {results:?}",
+            stalled.queued_bytes_peak
+        );
+        // The flood overflowed the stalled device's queue (else this tests nothing).
+        assert!(
+            stalled.lagging_switches >= 1,
+            "the stalled device never hit --outbound-bytes-max: {results:?}"
+        );
+    }
 }

@@ -128,6 +128,11 @@ const BLOCK_CACHE_BYTES: usize = 64 << 20;
 pub enum StorageError {
     #[error("the data directory {dir} is in use by another hotline process (RocksDB lock held); stop it or pick another --data-dir")]
     Locked { dir: String },
+    #[error(
+        "the data directory {dir} is not writable ({cause}): mount it read-write (after a file-system \
+         error: stop hotline, umount, fsck, mount), fix its permissions, or pick another --data-dir"
+    )]
+    NotWritable { dir: String, cause: String },
     #[error("RocksDB: {0}")]
     Rocks(#[from] rocksdb::Error),
     #[error("corrupt database: {0}")]
@@ -241,9 +246,39 @@ pub struct InboxPage {
     pub more: bool,
 }
 
+/// The file [`check_writable`] creates and removes.
+const WRITE_PROBE_FILE: &str = ".hotline-write-probe";
+
+/// Fails with [`StorageError::NotWritable`] if files cannot be created in `dir` (a read-only
+/// mount, say), which RocksDB would report as a failed rename of its info log. A missing
+/// `dir` passes: RocksDB creates it, or says why it cannot.
+fn check_writable(dir: &Path) -> Result<(), StorageError> {
+    if !dir.is_dir() {
+        return Ok(());
+    }
+    let probe = dir.join(WRITE_PROBE_FILE);
+    let created = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&probe);
+    match created {
+        Ok(_) => {
+            // A leftover probe is harmless; the next start removes it.
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) => Err(StorageError::NotWritable {
+            dir: dir.display().to_string(),
+            cause: e.to_string(),
+        }),
+    }
+}
+
 impl Storage {
     /// Opens (creating if missing) the database in `dir`.
     pub fn open(dir: &Path) -> Result<Storage, StorageError> {
+        check_writable(dir)?;
         let mut db_opts = Options::default();
         db_opts.create_if_missing(true);
         db_opts.create_missing_column_families(true);

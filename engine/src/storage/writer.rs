@@ -60,6 +60,9 @@ pub const BATCH_PAYLOAD_BYTES_MAX: usize = 8 << 20;
 const RECORD_COST_BYTES_MIN: usize = 128;
 /// Under `async` durability, how often the WAL is fsynced in the background.
 pub const ASYNC_WAL_SYNC_INTERVAL_MS: u64 = 10;
+/// While writes keep failing, at most one error line per this interval (with the count of
+/// failures since the last one), so a read-only disk under load does not flood the log.
+pub const STORAGE_ERROR_LOG_INTERVAL_MS: u64 = 10_000;
 
 /// Default most members of one group (`--group-members-max`).
 pub const GROUP_MEMBERS_MAX_DEFAULT: usize = 10_000;
@@ -178,6 +181,9 @@ pub struct WriterStats {
     pub messages: AtomicU64,
     pub commit_micros_total: AtomicU64,
     pub failed_batches: AtomicU64,
+    /// Failed group commits in a row, 0 once one succeeds: non-zero means the log is
+    /// refusing writes now (full disk, read-only file system, I/O errors).
+    pub failing_batches: AtomicU64,
     /// Microseconds per group commit (write, plus fsync under sync durability).
     pub commit_us: crate::metrics::Histogram,
     /// Requests per group commit.
@@ -273,17 +279,59 @@ pub fn spawn_with(
 
 fn wal_syncer(storage: &Storage, writer: &LogWriter) {
     let mut synced_batches = 0;
+    let mut errors = ErrorLog::default();
     while !writer.stop.load(Ordering::SeqCst) {
         thread::sleep(Duration::from_millis(ASYNC_WAL_SYNC_INTERVAL_MS));
         let batches = writer.stats.batches.load(Ordering::Relaxed);
         if batches != synced_batches {
-            if let Err(e) = storage.db().flush_wal(true) {
-                tracing::warn!("background WAL fsync failed: {e}");
+            match storage.db().flush_wal(true) {
+                Ok(()) => errors.succeeded("background WAL fsyncs"),
+                Err(e) => errors.failed(|repeats| tracing::warn!("background WAL fsync failed{repeats}: {e}")),
             }
             synced_batches = batches;
         }
     }
     let _ = storage.db().flush_wal(true);
+}
+
+/// Rate-limits the log lines of a failure that repeats (a disk that refuses every write):
+/// the first failure logs at once, later ones at most every
+/// [`STORAGE_ERROR_LOG_INTERVAL_MS`] with how many failed in between, and the first
+/// success after failures says so.
+#[derive(Debug, Default)]
+struct ErrorLog {
+    /// Failures since the last success.
+    failing: u64,
+    /// Failures not logged yet.
+    unlogged: u64,
+    last_logged: Option<Instant>,
+}
+
+impl ErrorLog {
+    /// Counts a failure; calls `log` (with a ", N more since ..." note) when one is due.
+    fn failed(&mut self, log: impl FnOnce(&str)) {
+        self.failing += 1;
+        self.unlogged += 1;
+        let interval = Duration::from_millis(STORAGE_ERROR_LOG_INTERVAL_MS);
+        if self.last_logged.is_some_and(|at| at.elapsed() < interval) {
+            return;
+        }
+        let repeats = match self.unlogged {
+            1 => String::new(),
+            n => format!(" ({} more since the last report, {} in a row)", n - 1, self.failing),
+        };
+        log(&repeats);
+        self.unlogged = 0;
+        self.last_logged = Some(Instant::now());
+    }
+
+    /// A success: ends a run of failures (and says so if there was one).
+    fn succeeded(&mut self, what: &str) {
+        if self.failing > 0 {
+            tracing::info!("{what} succeed again after {} failures", self.failing);
+        }
+        *self = ErrorLog::default();
+    }
 }
 
 fn now_us() -> u64 {
@@ -303,6 +351,8 @@ struct WriterState {
     mailboxes: Arc<[Mailbox]>,
     cores: usize,
     sync: bool,
+    /// Rate-limits the log lines of failing commits.
+    commit_errors: ErrorLog,
     users: HashMap<u64, UserCounters>,
     next_user_id: u64,
     next_message_id: u64,
@@ -358,6 +408,7 @@ impl WriterState {
             mailboxes,
             cores,
             sync: durability == Durability::Sync,
+            commit_errors: ErrorLog::default(),
             users: HashMap::new(),
             next_user_id,
             next_message_id,
@@ -444,13 +495,18 @@ impl WriterState {
         }
         let mut opts = WriteOptions::default();
         opts.set_sync(self.sync);
-        let result = if batch.is_empty() {
+        let batch_was_empty = batch.is_empty();
+        let result = if batch_was_empty {
             Ok(())
         } else {
             self.storage.db().write_opt(batch, &opts)
         };
         match result {
             Ok(()) => {
+                if !batch_was_empty {
+                    self.commit_errors.succeeded("group commits");
+                    handle.stats.failing_batches.store(0, Ordering::Relaxed);
+                }
                 for (user, counters) in self.batch_users.drain() {
                     self.users.insert(user, counters);
                 }
@@ -471,8 +527,11 @@ impl WriterState {
                 }
             }
             Err(e) => {
-                tracing::error!("group commit of {count} requests failed, none acknowledged: {e}");
+                self.commit_errors.failed(|repeats| {
+                    tracing::error!("group commit of {count} requests failed, none acknowledged{repeats}: {e}")
+                });
                 handle.stats.failed_batches.fetch_add(1, Ordering::Relaxed);
+                handle.stats.failing_batches.fetch_add(1, Ordering::Relaxed);
                 self.batch_users.clear();
                 self.batch_groups.clear();
                 self.batch_convs.clear();
@@ -1124,5 +1183,26 @@ mod tests {
         outcomes.sort_by_key(|o| o.is_err());
         assert_eq!(outcomes, [Ok(()), Err(ErrorCode::UserExists)]);
         h.close();
+    }
+
+    #[test]
+    fn repeated_failures_log_once_per_interval_with_a_count() {
+        let mut log = ErrorLog::default();
+        let mut lines = Vec::new();
+        for _ in 0..1_000 {
+            log.failed(|repeats| lines.push(repeats.to_owned()));
+        }
+        // The first failure logs; the next 999 fall inside the interval.
+        assert_eq!(lines, [String::new()]);
+        assert_eq!((log.failing, log.unlogged), (1_000, 999));
+        // Once the interval has passed, one line carries the count.
+        log.last_logged = Instant::now().checked_sub(Duration::from_millis(STORAGE_ERROR_LOG_INTERVAL_MS));
+        log.failed(|repeats| lines.push(repeats.to_owned()));
+        assert_eq!(lines[1], " (999 more since the last report, 1001 in a row)");
+        // A success ends the run: the next failure logs at once again.
+        log.succeeded("test commits");
+        log.failed(|repeats| lines.push(repeats.to_owned()));
+        assert_eq!(lines.len(), 3);
+        assert_eq!(lines[2], "");
     }
 }
