@@ -55,9 +55,15 @@ pub const USERS_PER_INPUT: usize = 3;
 pub const FRAME_BYTES_MAX: u32 = 16 << 10;
 /// Small, so that inputs reach the slow-reader paths.
 pub const OUTBOUND_BYTES_MAX: usize = 16 << 10;
-/// The most a connection may have queued and unsent: its outbound limit, plus the
-/// replies to what one read (at most [`crate::config::READ_SCRATCH_BYTES`]) can ask for.
-pub const UNSENT_BYTES_MAX: usize = OUTBOUND_BYTES_MAX + 64 * crate::config::READ_SCRATCH_BYTES;
+/// Bytes of any reply but a page (`Error`, `SendAck`, `AckOk`, `Done`...; error texts are short).
+const SMALL_REPLY_BYTES_MAX: usize = 512;
+/// The most a connection may have queued and unsent: past its outbound limit the core
+/// handles no more of its frames, so on top of the limit come the reply to the frame that
+/// crossed it (at most a frame) and the replies to requests already out: Sync pages,
+/// and the small answers to sends and confirmed acks.
+pub const UNSENT_BYTES_MAX: usize = OUTBOUND_BYTES_MAX
+    + (1 + crate::config::SYNCS_IN_FLIGHT_MAX as usize) * FRAME_BYTES_MAX as usize
+    + (crate::config::SENDS_IN_FLIGHT_MAX as usize + crate::config::ACK_WAITERS_MAX) * SMALL_REPLY_BYTES_MAX;
 /// Longest the harness waits for the writer and helpers to answer an operation's requests.
 pub const SETTLE_MS_MAX: u64 = 10_000;
 /// Socket buffer bytes asked for per connection (the kernel rounds up), small so that a
@@ -643,7 +649,8 @@ impl Harness {
         }
         let Some(conn) = self.core.conns.get(idx) else { return };
         // The task stops reading a closing connection; this read stands for one that raced
-        // the close. A paused connection (a login, sends in flight) keeps the bytes for later.
+        // the close. A paused connection (a login, sends in flight, output over its limit)
+        // keeps the bytes for later, as its socket would.
         let closing = conn.closing;
         let frames_before = self.core.shared.metrics.frames_in.load(Ordering::Relaxed);
         crate::conn::process_bytes(&mut self.core, idx, bytes);
@@ -692,7 +699,7 @@ impl Harness {
                 self.core.remove_conn(p.idx);
                 drop(server);
                 self.receive(peer);
-            } else if conn.accepts_frames() && !conn.inbound.is_empty() {
+            } else if conn.accepts_frames(OUTBOUND_BYTES_MAX) && !conn.inbound.is_empty() {
                 // A pause ended: the task reads again (bytes held back above included).
                 crate::conn::resume(&mut self.core, p.idx);
             }
@@ -853,6 +860,40 @@ mod tests {
         assert_eq!(summary.logins_ok, 1, "{summary:?}");
         assert_eq!(summary.messages_acked, 1, "{summary:?}");
         assert_eq!(summary.errors_sent, 0, "{summary:?}");
+    }
+
+    #[test]
+    fn the_fuzz_seeds_get_past_login() {
+        // fuzz/seeds/engine_frames: the starting corpus scripts/fuzz hands the fuzzer.
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds/engine_frames");
+        let mut seeds = 0;
+        for entry in std::fs::read_dir(&dir).expect("the seed directory") {
+            let path = entry.expect("a seed").path();
+            let summary = run(&std::fs::read(&path).expect("a readable seed"));
+            assert!(summary.logins_ok >= 1, "{}: {summary:?}", path.display());
+            assert!(summary.messages_acked >= 1, "{}: {summary:?}", path.display());
+            seeds += 1;
+        }
+        assert!(seeds >= 3);
+    }
+
+    /// Every input the fuzzer found breaking an invariant, kept in
+    /// fuzz/regressions/engine_frames/ under a name that says what broke:
+    /// - `unread-replies-pile-up`: a client that floods requests (here `Logout` before
+    ///   `Hello`) while reading slowly made the core queue every reply: unsent output grew
+    ///   without bound. Now a connection over its outbound limit is read no further.
+    #[test]
+    fn fuzz_regressions_keep_the_invariants() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/regressions/engine_frames");
+        let mut inputs = 0;
+        for entry in std::fs::read_dir(&dir).expect("the regression directory") {
+            let path = entry.expect("an input").path();
+            let data = std::fs::read(&path).expect("a readable input");
+            let outcome = std::panic::catch_unwind(|| run(&data));
+            assert!(outcome.is_ok(), "{} broke an invariant again", path.display());
+            inputs += 1;
+        }
+        assert!(inputs >= 1);
     }
 
     #[test]
