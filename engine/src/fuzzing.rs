@@ -116,7 +116,8 @@ fn engine() -> &'static Engine {
     ENGINE.get_or_init(|| {
         // One directory per process, emptied first; HOTLINE_FUZZ_DIR picks where.
         let base = std::env::var_os("HOTLINE_FUZZ_DIR").map_or_else(std::env::temp_dir, Into::into);
-        let dir = base.join(format!("hotline-engine-fuzz-{}", std::process::id()));
+        remove_stale_dirs(&base);
+        let dir = base.join(format!("{DATA_DIR_PREFIX}{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("cannot create the fuzz data directory (HOTLINE_FUZZ_DIR)");
         let config = config(dir);
@@ -150,6 +151,24 @@ pub struct Summary {
     pub logins_ok: u64,
     pub messages_acked: u64,
     pub errors_sent: u64,
+}
+
+/// The data directory of fuzzing process `<pid>` is `<prefix><pid>`.
+const DATA_DIR_PREFIX: &str = "hotline-engine-fuzz-";
+
+/// Removes the data directories of fuzzing processes that are gone (a fuzzer exits
+/// without running destructors, so each process cleans up after its predecessors).
+fn remove_stale_dirs(base: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(base) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix(DATA_DIR_PREFIX)) else {
+            continue;
+        };
+        if pid.parse::<u32>().is_ok() && !std::path::Path::new("/proc").join(pid).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// Runs one fuzz input (see the module docs); panics on a broken invariant.
