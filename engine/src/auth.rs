@@ -45,7 +45,6 @@ fn dummy_phc() -> &'static str {
 #[cfg(feature = "fuzzing")]
 fn dummy_phc() -> &'static str {
     static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    let _ = DUMMY_PHC;
     DUMMY.get_or_init(|| hash_password("dummy").unwrap_or_else(|_| DUMMY_PHC.to_owned()))
 }
 
