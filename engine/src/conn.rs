@@ -166,10 +166,8 @@ pub async fn run(core: CoreRef, idx: usize, stream: TcpStream) {
         c.flush_dirty();
     }
     let mut c = core.borrow_mut();
-    if let Some(layer) = c.conns.get_mut(idx).and_then(|conn| conn.layer.as_mut()) {
-        // WebSocket Close and TLS close_notify, best effort in the last flush.
-        layer.close();
-    }
+    // WebSocket Close and TLS close_notify, best effort in the last flush.
+    c.close_layer(idx);
     c.flush(idx);
     // SAFETY: shutdown on our own open socket; it only changes the socket's state.
     unsafe { libc::shutdown(stream.as_raw_fd(), libc::SHUT_RDWR) };

@@ -565,6 +565,14 @@ impl Core {
         }
     }
 
+    /// Says goodbye on connection `idx`'s layer (WebSocket `Close`, TLS `close_notify`),
+    /// for the last flush before its socket closes.
+    pub fn close_layer(&mut self, idx: usize) {
+        if let Some(layer) = self.conns.get_mut(idx).and_then(|conn| conn.layer.as_mut()) {
+            layer.close();
+        }
+    }
+
     /// The task saw the socket writable again.
     pub fn on_writable(&mut self, idx: usize) {
         if let Some(conn) = self.conns.get_mut(idx) {

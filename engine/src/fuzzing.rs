@@ -16,8 +16,10 @@
 //! zero, so every input is a valid sequence. Operations are raw bytes into
 //! [`crate::conn::process_bytes`] and well-formed frames of every client request (built
 //! with `hotline-wire`'s encoder, naming the users, tokens, groups and sequence numbers
-//! the server handed out, so inputs get past login), plus opening and closing connections,
-//! a client that stops reading, frames cut in pieces, floods, and the core's sweep. After
+//! the server handed out, so inputs get past login), plus opening and closing connections
+//! (plain TCP, or WebSocket: the server's layer, and a client layer that upgrades and seals
+//! the frames), a client that stops reading, frames cut in pieces, floods, and the core's
+//! sweep. After
 //! each operation the harness waits until every request the core sent to the writer or
 //! the helpers has come back ([`Core::outstanding`] is zero).
 //!
@@ -37,6 +39,8 @@ use hotline_wire::{
     Persistence, Ping, PresenceSubscribe, Register, Send, SendFlags, SetPersistence, Sync, Typing,
 };
 
+use hotline_transport::{Layer, WsClientOptions};
+
 use crate::config::{Durability, Registration, ServeConfig};
 use crate::core::{ConnState, Core, Shared, Transports};
 use crate::helper::{self, HelperPool};
@@ -45,6 +49,9 @@ use crate::metrics::Metrics;
 use crate::storage::writer::{self, LogWriter};
 use crate::storage::Storage;
 
+/// The operation byte that opens a WebSocket connection (every other byte `b` is
+/// operation `b % 28`; 255 would be 3).
+const OP_CONNECT_WEBSOCKET: u8 = 255;
 /// Connections open at once in one input.
 pub const CONNS_MAX: usize = 3;
 /// Connections one input may open in all.
@@ -101,7 +108,12 @@ pub fn config(data_dir: std::path::PathBuf) -> ServeConfig {
         connections_per_core_max: 16,
         helper_threads: 2,
         group_members_max: 8,
-        transport: Default::default(),
+        // A WebSocket listener's settings (nothing binds it): connections opened with
+        // OP_CONNECT_WEBSOCKET get its layer.
+        transport: crate::config::TransportConfig {
+            ws_listen: Some("127.0.0.1:0".parse().expect("literal address")),
+            ..Default::default()
+        },
         metrics_listen: None,
         retention: crate::config::RetentionConfig {
             sweep_interval_ms: crate::config::RETENTION_SWEEP_INTERVAL_MS_DEFAULT,
@@ -240,6 +252,12 @@ struct Peer {
     seq_seen: u64,
     /// The client closed while output was queued: what it received may end mid-frame.
     cut: bool,
+    /// The client's WebSocket layer (`None` on plain TCP).
+    client_layer: Option<Box<Layer>>,
+    /// Raw bytes went below the WebSocket layer: the server may refuse the connection.
+    raw_sent: bool,
+    /// The client layer refused what the server sent (only after raw bytes).
+    layer_failed: bool,
 }
 
 #[derive(Default, Clone)]
@@ -309,13 +327,17 @@ impl Harness {
     /// Reads and performs one operation.
     fn step(&mut self, input: &mut Input<'_>) {
         let op = input.byte();
+        if op == OP_CONNECT_WEBSOCKET {
+            self.connect(true);
+            return self.after_step();
+        }
         match op % 28 {
-            0 => self.connect(),
+            0 => self.connect(false),
             1 => {
                 let peer = self.peer(input);
                 let len = usize::from(input.byte());
                 let bytes = input.bytes(len);
-                self.feed(peer, bytes);
+                self.feed_raw(peer, bytes);
             }
             2 => {
                 let peer = self.peer(input);
@@ -523,11 +545,15 @@ impl Harness {
                 let peer = self.peer(input);
                 let copies = usize::from(input.byte()) * 8;
                 let flood = self.last_frame.repeat(copies);
-                self.feed(peer, &flood);
+                self.send_frames(peer, &flood);
             }
             26 => self.core.sweep(),
             _ => self.settle_each = !self.settle_each,
         }
+        self.after_step();
+    }
+
+    fn after_step(&mut self) {
         if self.settle_each {
             self.settle();
         } else {
@@ -535,8 +561,9 @@ impl Harness {
         }
     }
 
-    /// Opens a connection (if fewer than [`CONNS_MAX`] are open).
-    fn connect(&mut self) {
+    /// Opens a connection (if fewer than [`CONNS_MAX`] are open): plain TCP, or with
+    /// `websocket` the server's WebSocket layer and a client layer that upgrades.
+    fn connect(&mut self, websocket: bool) {
         let open = self.peers.iter().filter(|p| p.server.is_some()).count();
         if open >= CONNS_MAX || self.peers.len() >= PEERS_PER_INPUT_MAX {
             return;
@@ -568,7 +595,20 @@ impl Harness {
         }
         let idx = self.core.insert_conn(server.as_raw_fd(), ConnState::Handshaking);
         self.core.conns[idx].peer_ip = Some(std::net::Ipv4Addr::LOCALHOST.into());
+        let client_layer = websocket.then(|| {
+            let settings = self.core.shared.transports.ws.as_ref();
+            self.core.conns[idx].layer = crate::transport::accept(settings).expect("a server WebSocket layer");
+            let options = WsClientOptions {
+                host: "fuzz".into(),
+                path: "/".into(),
+                origin: None,
+                frame_bytes_max: FRAME_BYTES_MAX,
+            };
+            Box::new(Layer::client(None, Some(options)).expect("a client WebSocket layer"))
+        });
         self.peers.push(Peer {
+            client_layer,
+            raw_sent: false,
             idx,
             server: Some(server),
             client,
@@ -577,13 +617,14 @@ impl Harness {
             user_id: None,
             seq_seen: 0,
             cut: false,
+            layer_failed: false,
         });
     }
 
     /// The connection an operation is for (opening the first one if none is).
     fn peer(&mut self, input: &mut Input<'_>) -> usize {
         if self.peers.is_empty() {
-            self.connect();
+            self.connect(false);
         }
         usize::from(input.byte()) % self.peers.len()
     }
@@ -646,20 +687,47 @@ impl Harness {
         };
         self.last_frame = self.encoder.encode(request_id, message).to_vec();
         let frame = std::mem::take(&mut self.last_frame);
-        match self.chunk_bytes {
-            0 => self.feed(peer, &frame),
-            n => {
-                for piece in frame.chunks(n) {
-                    self.feed(peer, piece);
-                }
-            }
-        }
+        self.send_frames(peer, &frame);
         self.last_frame = frame;
         request_id
     }
 
+    /// The client sends whole frames: straight onto the socket, or sealed by its WebSocket
+    /// layer; the server reads them in pieces of `chunk_bytes`.
+    fn send_frames(&mut self, peer: usize, frames: &[u8]) {
+        let Some(p) = self.peers.get_mut(peer) else { return };
+        let bytes = match p.client_layer.as_mut() {
+            None => frames.to_vec(),
+            Some(layer) => {
+                if layer.seal(frames).is_err() {
+                    return;
+                }
+                let wire = layer.wire().to_vec();
+                layer.consume_wire(wire.len());
+                wire
+            }
+        };
+        match self.chunk_bytes {
+            0 => self.feed(peer, &bytes),
+            n => {
+                for piece in bytes.chunks(n) {
+                    self.feed(peer, piece);
+                }
+            }
+        }
+    }
+
+    /// Raw bytes from the client (below its WebSocket layer, if it has one).
+    fn feed_raw(&mut self, peer: usize, bytes: &[u8]) {
+        if let Some(p) = self.peers.get_mut(peer) {
+            p.raw_sent |= p.client_layer.is_some();
+        }
+        self.feed(peer, bytes);
+    }
+
     /// Hands `bytes` to the core as a read on connection `peer`, as the connection task
-    /// does, and checks that a closing connection handles no frame.
+    /// does (through the connection's layer, if it has one), and checks that a closing
+    /// connection handles no frame.
     fn feed(&mut self, peer: usize, bytes: &[u8]) {
         let Some(p) = self.peers.get(peer) else { return };
         let idx = p.idx;
@@ -672,7 +740,11 @@ impl Harness {
         // keeps the bytes for later, as its socket would.
         let closing = conn.closing;
         let frames_before = self.core.shared.metrics.frames_in.load(Ordering::Relaxed);
-        crate::conn::process_bytes(&mut self.core, idx, bytes);
+        if conn.layer.is_some() {
+            crate::transport::ingest(&mut self.core, idx, bytes);
+        } else {
+            crate::conn::process_bytes(&mut self.core, idx, bytes);
+        }
         let frames_after = self.core.shared.metrics.frames_in.load(Ordering::Relaxed);
         if closing {
             assert_eq!(
@@ -689,6 +761,7 @@ impl Harness {
         let Some(p) = self.peers.get_mut(peer) else { return };
         if let Some(server) = p.server.take() {
             p.cut = self.core.conns.get(p.idx).is_some_and(|c| c.unsent() > 0);
+            self.core.close_layer(p.idx);
             self.core.flush(p.idx);
             self.core.remove_conn(p.idx);
             drop(server);
@@ -714,6 +787,7 @@ impl Harness {
             let conn = &self.core.conns[p.idx];
             if conn.closing && conn.unsent() == 0 {
                 let server = p.server.take();
+                self.core.close_layer(p.idx);
                 self.core.flush(p.idx);
                 self.core.remove_conn(p.idx);
                 drop(server);
@@ -772,7 +846,30 @@ impl Harness {
             if n <= 0 {
                 break;
             }
-            p.received.extend_from_slice(&buf[..n as usize]);
+            let data = &buf[..n as usize];
+            match p.client_layer.as_mut() {
+                None => p.received.extend_from_slice(data),
+                Some(layer) if !p.layer_failed => {
+                    if let Err(e) = layer.ingest(data, &mut p.received) {
+                        // Only raw bytes below the layer may make the server refuse it.
+                        assert!(
+                            p.raw_sent,
+                            "connection {}: the server's WebSocket is broken: {e}",
+                            p.idx
+                        );
+                        p.layer_failed = true;
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+        // What the client layer answers (frames held until the upgrade, pongs, a close).
+        if let Some(layer) = p.client_layer.as_mut() {
+            let wire = layer.wire().to_vec();
+            layer.consume_wire(wire.len());
+            if !wire.is_empty() && p.server.is_some() {
+                self.feed(peer, &wire);
+            }
         }
         let received = std::mem::take(&mut self.peers[peer].received);
         let mut at = 0;
