@@ -25,10 +25,13 @@ run: deps
 generated: flatc
 	scripts/gen-wire --check
 
-# Builds the fuzz target with the stable toolchain (no sanitizers) so it cannot rot;
-# scripts/fuzz runs it under cargo-fuzz for real.
+# Builds the fuzz targets with the stable toolchain (no sanitizers) so they cannot rot;
+# scripts/fuzz runs them under cargo-fuzz for real. engine_frames links the RocksDB the
+# workspace build already compiled (scripts/rocksdb-lib-dir), never a second copy; its
+# own build directory keeps the workspace's librocksdb-sys build untouched.
 fuzz-build:
-	cargo build --manifest-path fuzz/Cargo.toml
+	lib="$$(scripts/rocksdb-lib-dir)" && ROCKSDB_LIB_DIR="$$lib" ROCKSDB_STATIC=1 \
+	  CARGO_TARGET_DIR="$(CARGO_TARGET_DIR)/fuzz" cargo build --manifest-path fuzz/Cargo.toml
 
 test: deps generated
 	cargo fmt --all --check

@@ -13,7 +13,22 @@ pub const TOKEN_BYTES: usize = hotline_wire::TOKEN_BYTES;
 /// 2 passes, 1 lane, which OWASP recommends).
 pub fn hash_password(password: &str) -> Result<String, argon2::password_hash::Error> {
     let salt = SaltString::generate(&mut OsRng);
-    Ok(Argon2::default().hash_password(password.as_bytes(), &salt)?.to_string())
+    Ok(hasher().hash_password(password.as_bytes(), &salt)?.to_string())
+}
+
+/// The argon2 instance new hashes are made with (verification takes its parameters from
+/// the stored hash).
+#[cfg(not(feature = "fuzzing"))]
+fn hasher() -> Argon2<'static> {
+    Argon2::default()
+}
+
+/// Under the `fuzzing` feature: argon2's smallest parameters (8 KiB, 1 pass), so that a
+/// fuzzed Register or Login costs microseconds instead of tens of milliseconds.
+#[cfg(feature = "fuzzing")]
+fn hasher() -> Argon2<'static> {
+    let params = argon2::Params::new(argon2::Params::MIN_M_COST, 1, 1, None).expect("argon2's minimum parameters");
+    Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
 }
 
 /// A well-formed PHC string that matches no password, verified when the user does not
@@ -21,13 +36,25 @@ pub fn hash_password(password: &str) -> Result<String, argon2::password_hash::Er
 const DUMMY_PHC: &str =
     "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$G6k0rjx5VsjB5LIa2BcCFSFuEt3VB1ym4zDvMKm+Sds";
 
+#[cfg(not(feature = "fuzzing"))]
+fn dummy_phc() -> &'static str {
+    DUMMY_PHC
+}
+
+/// Under the `fuzzing` feature the dummy costs what the (cheap) real hashes cost.
+#[cfg(feature = "fuzzing")]
+fn dummy_phc() -> &'static str {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| hash_password("dummy").unwrap_or_else(|_| DUMMY_PHC.to_owned()))
+}
+
 /// Whether `password` matches the stored PHC string (`None`: the user does not exist).
 pub fn verify_password(password: &str, phc: Option<&str>) -> bool {
     // Token-only accounts (provisioned for load generation) store no password hash, and a
     // disabled account's is refused: both still pay for one hash, so timing tells nothing.
     let stored = match phc {
-        Some("") | None => DUMMY_PHC,
-        Some(p) if p.starts_with(DISABLED_PREFIX) => DUMMY_PHC,
+        Some("") | None => dummy_phc(),
+        Some(p) if p.starts_with(DISABLED_PREFIX) => dummy_phc(),
         Some(p) => p,
     };
     let Ok(parsed) = PasswordHash::new(stored) else {

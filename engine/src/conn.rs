@@ -102,7 +102,7 @@ pub async fn run(core: CoreRef, idx: usize, stream: TcpStream) {
             let c = core.borrow();
             let Some(conn) = c.conns.get(idx) else { return };
             (
-                conn.accepts_frames() && !c.draining,
+                conn.accepts_frames(c.shared.config.outbound_bytes_max) && !c.draining,
                 conn.write_blocked,
                 conn.closing && conn.unsent() == 0,
                 conn.handoff.is_some(),
@@ -166,10 +166,8 @@ pub async fn run(core: CoreRef, idx: usize, stream: TcpStream) {
         c.flush_dirty();
     }
     let mut c = core.borrow_mut();
-    if let Some(layer) = c.conns.get_mut(idx).and_then(|conn| conn.layer.as_mut()) {
-        // WebSocket Close and TLS close_notify, best effort in the last flush.
-        layer.close();
-    }
+    // WebSocket Close and TLS close_notify, best effort in the last flush.
+    c.close_layer(idx);
     c.flush(idx);
     // SAFETY: shutdown on our own open socket; it only changes the socket's state.
     unsafe { libc::shutdown(stream.as_raw_fd(), libc::SHUT_RDWR) };
@@ -185,7 +183,7 @@ fn read_ready(core: &mut Core, idx: usize) -> bool {
     let mut total = 0usize;
     while total < READ_BYTES_PER_WAKE_MAX {
         let Some(conn) = core.conns.get(idx) else { return false };
-        if !conn.accepts_frames() || core.draining {
+        if !conn.accepts_frames(core.shared.config.outbound_bytes_max) || core.draining {
             break;
         }
         // SAFETY: `scratch` is a live buffer of `scratch.len()` writable bytes and
@@ -239,7 +237,7 @@ pub fn process_bytes(core: &mut Core, idx: usize, data: &[u8]) {
 /// Handles frames kept while the connection was paused, once it accepts frames again.
 pub fn resume(core: &mut Core, idx: usize) {
     let Some(conn) = core.conns.get(idx) else { return };
-    if conn.accepts_frames() && !conn.inbound.is_empty() {
+    if conn.accepts_frames(core.shared.config.outbound_bytes_max) && !conn.inbound.is_empty() {
         process_bytes(core, idx, &[]);
     }
 }
@@ -252,7 +250,7 @@ fn handle_frames(core: &mut Core, idx: usize, buf: &[u8]) -> usize {
         let Some(conn) = core.conns.get(idx) else {
             return buf.len();
         };
-        if !conn.accepts_frames() || core.draining {
+        if !conn.accepts_frames(core.shared.config.outbound_bytes_max) || core.draining {
             return at;
         }
         let rest = &buf[at..];

@@ -182,9 +182,12 @@ impl Conn {
         self.outbound.len() - self.outbound_sent + self.layer.as_ref().map_or(0, |l| l.pending_bytes())
     }
 
-    /// Whether frames from this connection may be processed now.
-    pub fn accepts_frames(&self) -> bool {
-        if self.closing || self.handoff.is_some() {
+    /// Whether frames from this connection may be processed now. Not while more than
+    /// `outbound_bytes_max` of output is unsent: a client that keeps sending requests
+    /// without reading the replies is read no further until it does (TCP pushes back on
+    /// it), so replies cannot pile up without bound.
+    pub fn accepts_frames(&self, outbound_bytes_max: usize) -> bool {
+        if self.closing || self.handoff.is_some() || self.unsent() > outbound_bytes_max {
             return false;
         }
         match &self.state {
@@ -554,7 +557,20 @@ impl Core {
             conn.outbound.drain(..conn.outbound_sent);
             conn.outbound_sent = 0;
         }
+        // Frames kept while the output was over its limit run once it drained.
+        let kept_frames = !conn.inbound.is_empty();
         self.pump_catch_up(idx);
+        if kept_frames {
+            crate::conn::resume(self, idx);
+        }
+    }
+
+    /// Says goodbye on connection `idx`'s layer (WebSocket `Close`, TLS `close_notify`),
+    /// for the last flush before its socket closes.
+    pub fn close_layer(&mut self, idx: usize) {
+        if let Some(layer) = self.conns.get_mut(idx).and_then(|conn| conn.layer.as_mut()) {
+            layer.close();
+        }
     }
 
     /// The task saw the socket writable again.

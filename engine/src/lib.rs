@@ -39,6 +39,9 @@ pub mod config;
 pub mod conn;
 pub mod control;
 pub mod core;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod handlers;
 pub mod helper;
 pub mod integration;

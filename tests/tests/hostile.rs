@@ -1,7 +1,7 @@
 //! Hostile clients: slowloris, half-open connections, thousands of connections that never
 //! log in, a 4 GiB length prefix, a frame that never completes, garbage after a valid
 //! frame, protocol steps out of order, token replay after logout, reaching into another
-//! user's inbox. Each test asserts the server's clear answer (the `Error` code, the close)
+//! user's inbox, requests sent without ever reading the replies. Each test asserts the server's clear answer (the `Error` code, the close)
 //! and that a well-behaved pair on the same server still gets its messages on time.
 //! (`bad_input.rs` covers malformed frames one by one; this file is about attackers.)
 
@@ -397,4 +397,84 @@ fn nobody_can_ack_sync_or_mark_read_another_users_inbox() {
     let (_, mallory_again) = Client::resume(addr, &m.token);
     assert_eq!((mallory_again.inbox_seq, mallory_again.device_cursor), (0, 0));
     pair.assert_on_time("attempts on another inbox");
+}
+
+/// Regression (found by the `engine_frames` fuzz target): a client that sent requests and
+/// never read the replies made the server queue every reply, so its memory grew without
+/// bound. Now a connection whose unsent output is over `--outbound-bytes-max` is read no
+/// further until it drains: the client's writes block, and once it reads, every request
+/// is still answered, in order.
+#[test]
+fn a_client_that_never_reads_its_replies_is_read_no_further() {
+    /// More than the server may read from a client that reads nothing back (its outbound
+    /// limit plus every socket buffer on the way, a few MiB).
+    const SENT_BYTES_MAX: usize = 32 << 20;
+    /// How long writes must keep blocking to count as the server no longer reading.
+    const BLOCKED_FOR: Duration = Duration::from_secs(1);
+    let server = Server::options().arg("--outbound-bytes-max").arg("131072").start();
+    let mut s = TcpStream::connect(server.addr()).expect("connect");
+    s.write_all(&hello_frame()).expect("send Hello");
+    let ping = frame(2, &Message::Ping(Ping { nonce: 7 }));
+    let batch = ping.repeat(4_096);
+    s.set_nonblocking(true).expect("non-blocking");
+    let mut sent = 0usize;
+    let mut blocked_since: Option<Instant> = None;
+    while sent < SENT_BYTES_MAX {
+        match s.write(&batch[sent % batch.len()..]) {
+            Ok(n) => {
+                sent += n;
+                blocked_since = None;
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                if blocked_since.get_or_insert_with(Instant::now).elapsed() >= BLOCKED_FOR {
+                    break;
+                }
+                thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => panic!("the server closed on a client that does not read: {e}"),
+        }
+    }
+    assert!(
+        sent < SENT_BYTES_MAX,
+        "the server read {sent} bytes of requests whose replies were never read"
+    );
+    // Finish the last Ping (the server reads it once we read), then read every answer.
+    s.set_nonblocking(false).expect("blocking");
+    let rest = ping.len() - sent % ping.len();
+    let mut writer = s.try_clone().expect("clone the socket");
+    let tail = ping[ping.len() - rest..].to_vec();
+    let partial = rest < ping.len();
+    let finish = thread::spawn(move || {
+        if partial {
+            writer.write_all(&tail).expect("finish the last Ping");
+        }
+    });
+    let pings = sent.div_ceil(ping.len());
+    let decoder = hotline_wire::FrameDecoder::new(hotline_wire::FRAME_BYTES_MAX_DEFAULT, 0);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (mut buf, mut at, mut pongs, mut hello_ok) = (Vec::new(), 0usize, 0usize, false);
+    let mut chunk = vec![0u8; 1 << 16];
+    while pongs < pings {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(!left.is_zero(), "{pongs} of {pings} Pongs arrived");
+        s.set_read_timeout(Some(left)).expect("set a read timeout");
+        let n = s.read(&mut chunk).expect("read the answers");
+        assert!(n > 0, "closed after {pongs} of {pings} Pongs");
+        buf.extend_from_slice(&chunk[..n]);
+        while let Ok(hotline_wire::Decoded::Frame { frame, consumed }) = decoder.decode(&buf[at..]) {
+            at += consumed;
+            match frame.message {
+                Message::HelloOk(_) => hello_ok = true,
+                Message::Pong(p) => {
+                    assert!(hello_ok, "HelloOk comes first");
+                    assert_eq!(p.nonce, 7);
+                    pongs += 1;
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        buf.drain(..at);
+        at = 0;
+    }
+    finish.join().expect("the writer thread");
 }
