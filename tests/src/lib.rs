@@ -127,6 +127,44 @@ pub fn loadgen_bin() -> PathBuf {
     bin
 }
 
+/// What a finished `hotline-loadgen run` left: its JSON report, parsed and as text, and the
+/// summary it printed.
+#[derive(Debug)]
+pub struct LoadgenReport {
+    pub json: serde_json::Value,
+    pub text: String,
+    pub stdout: String,
+}
+
+impl LoadgenReport {
+    /// A count from the report; panics, showing the report, if `key` holds none.
+    pub fn n(&self, key: &str) -> u64 {
+        self.json[key]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{key} is not a count in the report: {}", self.text))
+    }
+}
+
+/// Runs `command` (a `hotline-loadgen run ... --json json`) for at most `wait`, asserts it
+/// exited 0 (`what` names the run in the failure, beside its output), and reads the report
+/// it wrote to `json`.
+pub fn run_loadgen(command: &mut Command, json: &Path, wait: Duration, what: &str) -> LoadgenReport {
+    let started = Instant::now();
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let output = wait_with_deadline(command.spawn().expect("spawn hotline-loadgen"), wait);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{what}: hotline-loadgen failed after {:?}\nstdout:\n{stdout}\nstderr:\n{}",
+        started.elapsed(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = fs::read_to_string(json).expect("the JSON report was written");
+    let json = serde_json::from_str(&text).expect("the report is valid JSON");
+    LoadgenReport { json, text, stdout }
+}
+
 /// Waits for `child` (stdout and stderr piped) at most `wait`; kills it and panics with its
 /// output if it runs longer.
 pub fn wait_with_deadline(mut child: Child, wait: Duration) -> std::process::Output {

@@ -64,35 +64,15 @@ fn run_loadgen(kind: &str, addr: SocketAddr) {
     );
     let dir = tempfile::tempdir().expect("a temporary directory");
     let json = dir.path().join("report.json");
-    let mut child = Command::new(&loadgen)
+    let mut command = Command::new(&loadgen);
+    command
         .args(["run", "--target-kind", kind, "--target", &addr.to_string()])
         .args(["--connections", &CONNECTIONS.to_string(), "--rate", &RATE.to_string()])
         .args(["--duration", "1", "--warmup", "0.5", "--drain", "3", "--json"])
-        .arg(&json)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start hotline-loadgen");
-    let deadline = Instant::now() + LOADGEN_WAIT;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("hotline-loadgen --target-kind {kind} did not finish in {LOADGEN_WAIT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let out = child.wait_with_output().expect("output");
-    let summary = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        status.success(),
-        "hotline-loadgen --target-kind {kind} failed: {status}\n{summary}"
-    );
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).expect("the report")).expect("JSON");
-    let n = |key: &str| report[key].as_u64().unwrap_or_else(|| panic!("{key} in {report}"));
+        .arg(&json);
+    let run = hotline_tests::run_loadgen(&mut command, &json, LOADGEN_WAIT, kind);
+    let (report, summary) = (&run.json, &run.stdout);
+    let n = |key: &str| run.n(key);
     assert_eq!(n("connected"), CONNECTIONS as u64, "{summary}");
     assert!(n("sent") > 0, "{summary}");
     assert_eq!(n("delivered"), n("sent"), "every message arrived: {summary}");

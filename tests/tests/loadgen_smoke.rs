@@ -3,10 +3,10 @@
 //! well-formed JSON report carrying every key the results tables read.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use hotline_tests::{hotline_bin, loadgen_bin, wait_with_deadline, Server};
+use hotline_tests::{hotline_bin, loadgen_bin, run_loadgen, Server};
 
 /// Accounts (= connections) the smoke run opens.
 const CONNECTIONS: usize = 300;
@@ -107,33 +107,16 @@ fn loadgen_pairs_run_loses_nothing_and_writes_a_complete_report() {
         ])
         .args(["--workers", "2", "--source-addrs", "127.0.0.2-127.0.0.3"])
         .arg("--json")
-        .arg(&json)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .arg(&json);
     if let Some(pid) = pid {
         command.args(["--server-pid", &pid.to_string()]);
     }
-    let started = Instant::now();
-    let child = command.spawn().expect("spawn hotline-loadgen");
-    let output = wait_with_deadline(child, LOADGEN_WAIT);
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "hotline-loadgen failed after {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
-        started.elapsed()
-    );
-    let text = std::fs::read_to_string(&json).expect("the JSON report was written");
-    let report: serde_json::Value = serde_json::from_str(&text).expect("the report is valid JSON");
+    let run = run_loadgen(&mut command, &json, LOADGEN_WAIT, "pairs");
+    let (report, text, stdout) = (&run.json, &run.text, &run.stdout);
+    let n = |key: &str| run.n(key);
     for key in REQUIRED_KEYS {
         assert!(report.get(key).is_some(), "the report lacks {key:?}: {text}");
     }
-    let n = |key: &str| {
-        report[key]
-            .as_u64()
-            .unwrap_or_else(|| panic!("{key} is not a count: {text}"))
-    };
     assert_eq!(n("connections"), CONNECTIONS as u64);
     assert_eq!(
         n("connected"),
@@ -192,16 +175,10 @@ fn loadgen_group_fanout_run_creates_groups_and_loses_nothing() {
         .args(["--duration", "2", "--warmup", "1", "--payload", "100"])
         .args(["--pattern", "group:20"])
         .arg("--json")
-        .arg(&json)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let output = wait_with_deadline(command.spawn().expect("spawn hotline-loadgen"), LOADGEN_WAIT);
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
-    let text = std::fs::read_to_string(&json).expect("the JSON report was written");
-    let report: serde_json::Value = serde_json::from_str(&text).expect("the report is valid JSON");
-    let n = |key: &str| report[key].as_u64().unwrap_or_else(|| panic!("{key}: {text}"));
+        .arg(&json);
+    let run = run_loadgen(&mut command, &json, LOADGEN_WAIT, "group:20");
+    let (report, text, stdout) = (&run.json, &run.text, &run.stdout);
+    let n = |key: &str| run.n(key);
     assert_eq!((n("lost"), n("duplicated"), n("errors")), (0, 0, 0), "{stdout}");
     // 3 s of sending at GROUP_RATE deliveries/s, every one acknowledged and delivered once.
     assert_eq!(n("sent"), 3 * u64::from(GROUP_RATE), "{stdout}");
@@ -236,20 +213,10 @@ fn loadgen_over_tls_and_websocket_loses_nothing() {
             .args(["--rate", &TRANSPORT_RATE.to_string()])
             .args(["--duration", "1", "--warmup", "1", "--payload", "100", "--workers", "1"])
             .arg("--json")
-            .arg(&json)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let output = wait_with_deadline(command.spawn().expect("spawn hotline-loadgen"), LOADGEN_WAIT);
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(
-            output.status.code(),
-            Some(0),
-            "{transport}: hotline-loadgen failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
-        );
-        let text = std::fs::read_to_string(&json).expect("the JSON report was written");
-        let report: serde_json::Value = serde_json::from_str(&text).expect("the report is valid JSON");
-        let n = |key: &str| report[key].as_u64().unwrap_or_else(|| panic!("{key}: {text}"));
+            .arg(&json);
+        let run = run_loadgen(&mut command, &json, LOADGEN_WAIT, transport);
+        let (report, text, stdout) = (&run.json, &run.text, &run.stdout);
+        let n = |key: &str| run.n(key);
         assert_eq!(n("connected"), TRANSPORT_CONNECTIONS as u64, "{transport}: {stdout}");
         assert_eq!(
             (n("lost"), n("duplicated"), n("errors")),

@@ -27,14 +27,12 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use hotline_tests::{
-    assert_dense, http_get, loadgen_bin, wait_with_deadline, Client, Durability, OwnedDeliver, Server,
-};
+use hotline_tests::{assert_dense, http_get, loadgen_bin, Client, Durability, OwnedDeliver, Server};
 
 /// Devices receiving at a steady rate: the 1,000.
 const RECEIVERS: usize = 1_000;
@@ -191,20 +189,10 @@ fn run_loadgen(server: &Server, accounts: &Path, slow_user: u64, json: &Path) ->
         .args(["--warmup", &WARMUP_S.to_string(), "--duration", &DURATION_S.to_string()])
         .args(["--drain", "5", "--workers", "1"])
         .arg("--json")
-        .arg(json)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let output = wait_with_deadline(command.spawn().expect("spawn hotline-loadgen"), LOADGEN_WAIT);
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "hotline-loadgen failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
-    );
-    let text = std::fs::read_to_string(json).expect("the JSON report was written");
-    let report: serde_json::Value = serde_json::from_str(&text).expect("the report is valid JSON");
-    let n = |key: &str| report[key].as_u64().unwrap_or_else(|| panic!("{key}: {text}"));
+        .arg(json);
+    let run = hotline_tests::run_loadgen(&mut command, json, LOADGEN_WAIT, "group:1000");
+    let (report, text, stdout) = (&run.json, &run.text, &run.stdout);
+    let n = |key: &str| run.n(key);
     assert_eq!(n("connected"), (RECEIVERS + 1) as u64, "{stdout}");
     assert_eq!((n("lost"), n("duplicated"), n("errors")), (0, 0, 0), "{stdout}");
     assert_eq!(n("delivered"), n("sent"), "{stdout}");
