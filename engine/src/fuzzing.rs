@@ -805,15 +805,25 @@ impl Harness {
     /// Pumps until every request the core sent out has come back.
     fn settle(&mut self) {
         let started = Instant::now();
+        let writer = self.core.shared.writer.clone();
+        let batches_before = writer.stats.batches.load(Ordering::Relaxed);
         loop {
             let handled = self.pump();
             if self.core.outstanding == 0 && handled == 0 {
                 return;
             }
+            // Whether the writer committed meanwhile tells a stuck log (a stalled fsync or
+            // RocksDB write stall) from a lost reply.
             assert!(
                 started.elapsed() < Duration::from_millis(SETTLE_MS_MAX),
-                "{} requests unanswered after {SETTLE_MS_MAX} ms",
-                self.core.outstanding
+                "{} requests unanswered after {SETTLE_MS_MAX} ms (writer: {} queued, {} commits \
+                 meanwhile, {} failing; helpers: {} queued; mailbox: {} queued)",
+                self.core.outstanding,
+                writer.depth(),
+                writer.stats.batches.load(Ordering::Relaxed) - batches_before,
+                writer.stats.failing_batches.load(Ordering::Relaxed),
+                self.core.shared.helpers.depth(),
+                self.core.shared.mailboxes[0].depth(),
             );
             if handled == 0 {
                 std::thread::sleep(Duration::from_micros(20));
