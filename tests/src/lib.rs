@@ -211,6 +211,20 @@ pub fn numbered(tag: &str, ns: impl IntoIterator<Item = u64>, len_min: usize) ->
     ns.into_iter().map(|n| (n, payload(tag, n, len_min))).collect()
 }
 
+/// Asserts every acknowledged send is in `inbox` exactly once, at its acknowledged seq.
+pub fn assert_each_acked_once(inbox: &[OwnedDeliver], acked: &[SendAck], what: &str) {
+    for ack in acked {
+        let copies = inbox
+            .iter()
+            .filter(|m| m.message_id == ack.message_id && m.inbox_seq == ack.inbox_seq)
+            .count();
+        assert_eq!(
+            copies, 1,
+            "{what}: acknowledged message {ack:?} is not there exactly once"
+        );
+    }
+}
+
 /// Panics unless `messages` hold the inbox seqs `first_seq, first_seq + 1, ...` in order.
 pub fn assert_dense(messages: &[OwnedDeliver], first_seq: u64, what: &str) {
     for (i, m) in messages.iter().enumerate() {
@@ -995,6 +1009,16 @@ pub struct Pipelined {
 }
 
 impl Pipelined {
+    /// Appends each reply to `acked` or, refused, its code to `refused`.
+    pub fn sort_into(self, acked: &mut Vec<SendAck>, refused: &mut Vec<ErrorCode>) {
+        for (_, reply) in self.replies {
+            match reply {
+                Ok(ack) => acked.push(ack),
+                Err(code) => refused.push(code),
+            }
+        }
+    }
+
     /// The acks, in the order sent.
     pub fn acks(&self) -> Vec<(u64, SendAck)> {
         self.replies

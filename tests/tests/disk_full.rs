@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use hotline_tests::{assert_dense, Client, Server};
+use hotline_tests::{assert_dense, assert_each_acked_once, Client, Server};
 use hotline_wire::ErrorCode;
 
 /// The tmpfs's size: room for RocksDB's files, small enough to fill in a blink.
@@ -85,12 +85,7 @@ fn a_full_disk_fails_sends_clearly_loses_nothing_and_recovers() {
             !outcome.closed,
             "the server closed the sender's connection on a full disk"
         );
-        for (_, reply) in outcome.replies {
-            match reply {
-                Ok(ack) => acked.push(ack),
-                Err(code) => errors.push(code),
-            }
-        }
+        outcome.sort_into(&mut acked, &mut errors);
     }
     assert!(
         !errors.is_empty(),
@@ -131,14 +126,7 @@ fn a_full_disk_fails_sends_clearly_loses_nothing_and_recovers() {
 
     let inbox = bob.sync_all(0);
     assert_dense(&inbox, 1, "bob's inbox after the full disk");
-    for ack in &acked {
-        assert!(
-            inbox
-                .iter()
-                .any(|m| m.message_id == ack.message_id && m.inbox_seq == ack.inbox_seq),
-            "acknowledged message {ack:?} is missing"
-        );
-    }
+    assert_each_acked_once(&inbox, &acked, "bob's inbox after the full disk");
     // And it survives a restart.
     server.kill9();
     server.restart();

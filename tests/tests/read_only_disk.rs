@@ -16,7 +16,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hotline_tests::{assert_dense, hotline_bin, wait_with_deadline, Client, Durability, Server};
+use hotline_tests::{
+    assert_dense, assert_each_acked_once, hotline_bin, wait_with_deadline, Client, Durability, Server,
+};
 use hotline_wire::ErrorCode;
 
 /// The image's size: room for RocksDB's files and its preallocated log.
@@ -220,12 +222,7 @@ fn fails_clearly_loses_nothing_and_recovers(durability: Durability) {
             !outcome.closed,
             "the server closed the sender's connection on a read-only disk"
         );
-        for (_, reply) in outcome.replies {
-            match reply {
-                Ok(ack) => acked.push(ack),
-                Err(code) => errors.push(code),
-            }
-        }
+        outcome.sort_into(&mut acked, &mut errors);
     }
     assert_eq!(errors.len(), 200, "sends on a read-only disk were acknowledged");
     assert!(
@@ -290,16 +287,7 @@ fn fails_clearly_loses_nothing_and_recovers(durability: Durability) {
     let (mut bob, _) = Client::resume(addr, &b.token);
     let inbox = bob.sync_all(0);
     assert_dense(&inbox, 1, "bob's inbox after the repair");
-    for ack in &acked {
-        assert_eq!(
-            inbox
-                .iter()
-                .filter(|m| m.message_id == ack.message_id && m.inbox_seq == ack.inbox_seq)
-                .count(),
-            1,
-            "acknowledged message {ack:?} is not there exactly once"
-        );
-    }
+    assert_each_acked_once(&inbox, &acked, "bob's inbox after the repair");
     assert_eq!(inbox.len(), acked.len(), "bob's inbox holds only what was acknowledged");
     let (mut alice, _) = Client::login_new_device(addr, "alice", "after the repair");
     let ack = alice
