@@ -6,8 +6,8 @@
 //! queued while the previous fsync ran shares the next one. Only then does it tell the
 //! cores, in commit order.
 //!
-//! Why the writer, not each user's home core, assigns inbox seqs (a deliberate change from
-//! the design brief): a direct message touches two inboxes that usually live on two cores.
+//! Why the writer, not each user's home core (which owns the rest of its users' state),
+//! assigns inbox seqs: a direct message touches two inboxes that usually live on two cores.
 //! Assigning both seqs here puts the recipient's copy, the sender's copy and the dedup
 //! entry in one atomic batch, so a crash or a failed write can never leave a half-sent
 //! message, a seq gap, or a dedup entry without its message; commits per user are in seq
