@@ -7,7 +7,8 @@
 //!
 //! The data directory is an ext4 image on a loop device mounted by the test, and the error
 //! is injected through `/sys/fs/ext4/<dev>/trigger_fs_error`, so it needs root and loop
-//! devices; elsewhere it is skipped with a printed reason. An ext4 that remounted itself
+//! devices: the tests are `#[ignore]`d, `make test` runs them with `--ignored` as root, and
+//! run where they cannot mount one they fail saying why. An ext4 that remounted itself
 //! read-only after an error cannot be made writable again while mounted (the kernel marks
 //! it `emergency_ro`), hence the restart: that is what an operator has to do too.
 
@@ -167,6 +168,7 @@ fn failable_fs(dir: &Path) -> Result<LoopFs, String> {
 }
 
 #[test]
+#[ignore = "needs root (mounts a loop device)"]
 fn a_read_only_data_dir_fails_sends_clearly_loses_nothing_and_recovers_after_a_restart() {
     fails_clearly_loses_nothing_and_recovers(Durability::Sync);
 }
@@ -175,19 +177,14 @@ fn a_read_only_data_dir_fails_sends_clearly_loses_nothing_and_recovers_after_a_r
 /// its fsync: the write itself fails on the read-only file system, so nothing is
 /// acknowledged after the error.
 #[test]
+#[ignore = "needs root (mounts a loop device)"]
 fn a_read_only_data_dir_under_async_durability_loses_nothing_acknowledged() {
     fails_clearly_loses_nothing_and_recovers(Durability::Async);
 }
 
 fn fails_clearly_loses_nothing_and_recovers(durability: Durability) {
     let mut server = Server::options().durability(durability).stopped();
-    let fs = match failable_fs(server.data_dir()) {
-        Ok(fs) => fs,
-        Err(why) => {
-            eprintln!("SKIPPED the read-only data directory test ({durability:?} durability): {why}");
-            return;
-        }
-    };
+    let fs = failable_fs(server.data_dir()).unwrap_or_else(|why| panic!("cannot run here: {why}"));
     server.restart();
     let addr = server.addr();
     let (mut alice, _) = Client::new_user(addr, "alice");
@@ -298,15 +295,10 @@ fn fails_clearly_loses_nothing_and_recovers(durability: Durability) {
 }
 
 #[test]
+#[ignore = "needs root (mounts a loop device)"]
 fn starting_on_a_read_only_data_dir_fails_fast_naming_the_directory_and_the_cause() {
     let mut server = Server::options().stopped();
-    let fs = match LoopFs::create(server.data_dir()) {
-        Ok(fs) => fs,
-        Err(why) => {
-            eprintln!("SKIPPED starting_on_a_read_only_data_dir_fails_fast_naming_the_directory_and_the_cause: {why}");
-            return;
-        }
-    };
+    let fs = LoopFs::create(server.data_dir()).unwrap_or_else(|why| panic!("cannot run here: {why}"));
     // A database to open: one start on the writable file system.
     server.restart();
     let _ = Client::new_user(server.addr(), "alice");
