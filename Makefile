@@ -1,7 +1,7 @@
 # Hotline: the two commands a fresh Debian/Ubuntu machine with only rustup needs.
 #   make run    build (release) and start `hotline serve` on its defaults
 #   make test   everything CI checks: generated code, fmt, clippy, tests, the browser test,
-#               fuzz target build
+#               fuzz target build, docs links (docs/check.py)
 #   make bench  the end-to-end load scenarios (scripts/bench): results/*.json, README table, plots
 SHELL := /bin/bash
 .DEFAULT_GOAL := test
@@ -38,6 +38,8 @@ fuzz-build:
 	  CARGO_TARGET_DIR="$(CARGO_TARGET_DIR)/fuzz" cargo build --manifest-path fuzz/Cargo.toml
 
 test: deps test-deps generated
+	# Links, anchors and the tests docs/guarantees.md cites all exist.
+	python3 docs/check.py
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	# The end-to-end tests run the real binaries; `cargo test` builds a package's binaries
