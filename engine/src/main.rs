@@ -389,7 +389,18 @@ fn main() {
     }
     if let Err(e) = run(cli.command) {
         eprintln!("hotline: {e:#}");
-        std::process::exit(1);
+        std::process::exit(exit_code(&e));
+    }
+}
+
+/// Exit status 2 for every invalid configuration, wherever it was found (clap, the file,
+/// `ServeConfig::validate` inside `serve`), 1 for every other failure. Chosen by the
+/// error's type, so a check that moves between `main` and `serve` keeps its status.
+fn exit_code(e: &anyhow::Error) -> i32 {
+    if e.downcast_ref::<hotline_engine::config::ConfigError>().is_some() {
+        2
+    } else {
+        1
     }
 }
 
