@@ -74,8 +74,9 @@ const WEBHOOK_TIMEOUT_MS: u64 = 5_000;
 /// How often idle threads check for shutdown.
 const POLL_MS: u64 = 50;
 
-/// What the integration threads need from the configuration.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// What the integration threads need from the configuration. Its `Debug` leaves the
+/// secrets out (API tokens, the webhook secret and URL path), so no log can show them.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct IntegrationConfig {
     pub api_listen: Option<SocketAddr>,
     /// `(token, service username)`.
@@ -90,6 +91,21 @@ pub struct IntegrationConfig {
     pub webhook_online: bool,
 }
 
+impl std::fmt::Debug for IntegrationConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let services: Vec<&str> = self.api_tokens.iter().map(|(_, user)| user.as_str()).collect();
+        f.debug_struct("IntegrationConfig")
+            .field("api_listen", &self.api_listen)
+            .field("api_token_users", &services)
+            .field("webhook_host", &self.webhook_url.as_deref().map(url_host))
+            .field("webhook_secret_set", &!self.webhook_secret.is_empty())
+            .field("webhook_users", &self.webhook_users)
+            .field("webhook_retries_max", &self.webhook_retries_max)
+            .field("webhook_online", &self.webhook_online)
+            .finish()
+    }
+}
+
 /// Most "came online" events waiting for the webhook thread.
 pub const ONLINE_EVENTS_MAX: usize = 4_096;
 
@@ -97,9 +113,8 @@ pub const ONLINE_EVENTS_MAX: usize = 4_096;
 pub fn parse_api_token(s: &str) -> Result<(String, String), String> {
     match s.split_once(':') {
         Some((user, token)) if !user.is_empty() && token.len() >= 16 => Ok((token.to_owned(), user.to_owned())),
-        _ => Err(format!(
-            "{s:?}: expected USERNAME:TOKEN with a token of at least 16 characters"
-        )),
+        // The value is not echoed: even a rejected token may be a real one mistyped.
+        _ => Err("expected USERNAME:TOKEN with a token of at least 16 characters".into()),
     }
 }
 
@@ -583,13 +598,22 @@ fn post_with_retries(shared: &Shared, url: &str, config: &IntegrationConfig, bod
                 stats.webhooks_delivered.fetch_add(1, Ordering::Relaxed);
                 return;
             }
-            Err(e) => tracing::warn!("webhook POST {url} (attempt {}): {e}", attempt + 1),
+            // The host only: a webhook URL's path is often a credential of its own.
+            Err(e) => tracing::warn!("webhook POST to {} (attempt {}): {e}", url_host(url), attempt + 1),
         }
         if shared.shutdown.load(Ordering::Relaxed) {
             break;
         }
     }
     stats.webhooks_failed.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The `host:port` of a webhook URL, the part of it a log may show.
+fn url_host(url: &str) -> &str {
+    let rest = url.strip_prefix("http://").unwrap_or(url);
+    let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
+    // Userinfo (`user:password@`) is a secret too.
+    authority.rsplit_once('@').map_or(authority, |(_, host)| host)
 }
 
 /// Splits `http://host:port/path`.
@@ -660,5 +684,22 @@ mod tests {
             Ok(("0123456789abcdef".into(), "bot".into()))
         );
         assert!(parse_api_token("bot:short").is_err());
+    }
+
+    #[test]
+    fn neither_debug_nor_a_webhook_log_line_shows_a_secret() {
+        assert_eq!(url_host("http://127.0.0.1:9/hooks/T0K3N"), "127.0.0.1:9");
+        assert_eq!(url_host("http://user:pa55@h:80/x"), "h:80");
+        let config = IntegrationConfig {
+            api_tokens: vec![("api-secret-0123456789".into(), "svc".into())],
+            webhook_url: Some("http://user:pa55@h:80/hooks/T0K3N".into()),
+            webhook_secret: "webhook-secret-0123456789".into(),
+            ..IntegrationConfig::default()
+        };
+        let shown = format!("{config:?}");
+        for secret in ["api-secret-0123456789", "pa55", "T0K3N", "webhook-secret-0123456789"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(shown.contains("svc") && shown.contains("h:80"), "{shown}");
     }
 }

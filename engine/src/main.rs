@@ -498,14 +498,21 @@ fn render_config(global: &clap::ArgMatches, serve: &clap::ArgMatches) -> String 
 }
 
 fn init_logging(level: &str, format: LogFormat) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
+    let secret_free = tracing_subscriber::filter::filter_fn(hotline_engine::logging::secret_free);
     match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.event_format(hotline_engine::logging::JsonLines).init(),
+        LogFormat::Text => builder.finish().with(secret_free).init(),
+        LogFormat::Json => builder
+            .event_format(hotline_engine::logging::JsonLines)
+            .finish()
+            .with(secret_free)
+            .init(),
     }
 }
 
