@@ -15,6 +15,9 @@
 //! None`); this thread then waits, bounded, until RocksDB shows the result. Argon2 runs
 //! here too, never on a core.
 //!
+//! Secrets: a password command's line is logged (and echoed in errors) only through
+//! [`Loggable`], which leaves the password out.
+//!
 //! Requests are handled one at a time (an operator's tool, not a service): a slow request
 //! delays the next, never a core. Reads go straight to RocksDB (thread-safe), so nothing
 //! waits on the cores or the writer's queue.
@@ -102,7 +105,7 @@ fn answer(stream: UnixStream, shared: &Shared, storage: &Storage) -> anyhow::Res
     let mut out = std::io::BufWriter::new(&stream);
     let mut words = line.trim_end().splitn(2, ' ');
     let (command, arg) = (words.next().unwrap_or_default(), words.next().unwrap_or_default());
-    tracing::info!("admin: {command} {arg}");
+    tracing::info!("admin: {}", Loggable(line.trim_end()));
     let result = match command {
         "backup" if !arg.is_empty() => crate::admin::backup(storage, Path::new(arg)).map(|()| {
             let _ = writeln!(out, "ok\nbackup written to {arg}");
@@ -164,7 +167,7 @@ fn answer(stream: UnixStream, shared: &Shared, storage: &Storage) -> anyhow::Res
         _ => Err(anyhow::anyhow!(
             "unknown request {:?}: backup DIR | export USERNAME | stats | user-add NAME PASSWORD | \
              user-password NAME PASSWORD | user-revoke NAME | user-groups NAME",
-            line.trim_end()
+            Loggable(line.trim_end()).to_string()
         )),
     };
     if let Err(e) = result {
@@ -172,6 +175,30 @@ fn answer(stream: UnixStream, shared: &Shared, storage: &Storage) -> anyhow::Res
     }
     out.flush()?;
     Ok(())
+}
+
+/// Commands whose argument is `NAME PASSWORD`: the password is never shown (log lines,
+/// the client's error messages).
+const PASSWORD_COMMANDS: [&str; 2] = ["user-add", "user-password"];
+
+/// A request line as it may be shown: a password command's password is left out.
+#[derive(Debug, Clone, Copy)]
+pub struct Loggable<'a>(pub &'a str);
+
+impl std::fmt::Display for Loggable<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut words = self.0.splitn(3, ' ');
+        let (command, name) = (words.next().unwrap_or_default(), words.next());
+        match name {
+            Some(name) if PASSWORD_COMMANDS.contains(&command) => {
+                write!(f, "{command} {name} (password not shown)")
+            }
+            _ if PASSWORD_COMMANDS.iter().any(|c| command.eq_ignore_ascii_case(c)) => {
+                write!(f, "{command} (arguments not shown)")
+            }
+            _ => f.write_str(self.0),
+        }
+    }
 }
 
 /// How long an admin write may take to show in RocksDB.
@@ -339,9 +366,30 @@ pub fn request(data_dir: &Path, request: &str, out: &mut dyn Write) -> anyhow::R
     let status = status.trim_end();
     if status != "ok" {
         let why = status.strip_prefix("error: ").unwrap_or(status);
-        anyhow::bail!("the server refused `{request}`: {why}");
+        anyhow::bail!("the server refused `{}`: {why}", Loggable(request));
     }
     std::io::copy(&mut reader, out)?;
     out.flush()?;
     Ok(Some(()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Loggable;
+
+    #[test]
+    fn a_password_command_is_shown_without_its_password() {
+        let shown = |line| Loggable(line).to_string();
+        assert_eq!(
+            shown("user-add alice s3cret pass"),
+            "user-add alice (password not shown)"
+        );
+        assert_eq!(
+            shown("user-password alice s3cret"),
+            "user-password alice (password not shown)"
+        );
+        assert_eq!(shown("USER-ADD alice s3cret"), "USER-ADD (arguments not shown)");
+        assert_eq!(shown("user-revoke alice"), "user-revoke alice");
+        assert_eq!(shown("stats"), "stats");
+    }
 }

@@ -1,13 +1,23 @@
 //! The integration API for services and bots, and outgoing webhooks.
 //!
-//! - API (`--api-listen`, off by default): plain HTTP/1.1 on a thread of its own, one
-//!   request per connection, `Authorization: Bearer TOKEN` where each `--api-token
-//!   USERNAME:TOKEN` lets a service act as that (existing) user.
-//!   `POST /v1/messages` `{"to":"bob","text":"hi"}` sends as the service user;
-//!   `GET /v1/conversations/PEER?after=SEQ&limit=N` reads a page of the service user's
-//!   direct conversation with PEER. Sends go to the log writer's bounded queue with no
-//!   reply (503 when it is full); the thread waits, bounded, for the entry to appear in the
-//!   sender's own inbox and answers with its ids.
+//! - API (`--api-listen`, off by default): plain HTTP/1.1, one request per connection,
+//!   `Authorization: Bearer TOKEN` where each `--api-token USERNAME:TOKEN` lets a service
+//!   act as that (existing) user.
+//!   `POST /v1/messages` `{"to":"bob","text":"hi","client_msg_id":N}` sends as the service
+//!   user; `GET /v1/conversations/PEER?after=SEQ&limit=N` reads a page of the service user's
+//!   direct conversation with PEER.
+//! - Concurrency: an accept thread hands each connection to a fixed pool of
+//!   [`API_WORKERS`] threads through a queue of at most [`API_QUEUED_MAX`] connections; when
+//!   that queue is full the connection is answered `503` with `Retry-After` at once, never
+//!   queued further. A request must arrive whole within [`REQUEST_READ_TIMEOUT_MS`] (a
+//!   deadline for the whole request, not per read), so a stalled client holds one worker
+//!   for at most that long and nobody else waits on it.
+//! - Sends go to the log writer's bounded queue with no reply (503 when it is full). The
+//!   outcome is read back from the writer's dedup record of `(sender, client_msg_id)`, the
+//!   record the writer itself answers a retried `Send` from, written in the same batch as
+//!   the message: a send whose id was used before (a retry, also after a restart) is
+//!   answered at once with the original ids and writes nothing; a new one waits, bounded by
+//!   [`SEND_WAIT_MS`], for its record to appear.
 //! - Webhooks (`--webhook-url`): a thread polls the inboxes of the `--webhook-user` bots
 //!   every [`WEBHOOK_POLL_MS`] and POSTs each message they receive, in order, signed with
 //!   `X-Hotline-Signature: sha256=HEX(HMAC-SHA256(secret, body))`. A failed POST is retried
@@ -21,7 +31,8 @@ use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -39,10 +50,16 @@ use crate::storage::Storage;
 const HEAD_BYTES_MAX: usize = 8 << 10;
 /// Largest request body (a message payload plus JSON overhead).
 const BODY_BYTES_MAX: usize = 256 << 10;
-/// How long a client may take to send its request.
-const REQUEST_READ_TIMEOUT_MS: u64 = 5_000;
-/// How long a send waits to see its entry in the log.
-const SEND_WAIT_MS: u64 = 10_000;
+/// How long a client may take to send its whole request.
+pub const REQUEST_READ_TIMEOUT_MS: u64 = 5_000;
+/// How long a new send waits to see its entry in the log.
+pub const SEND_WAIT_MS: u64 = 10_000;
+/// Threads serving API requests: at most this many requests are served at once.
+pub const API_WORKERS: usize = 8;
+/// Accepted connections waiting for a free worker; one more is answered 503 at once.
+pub const API_QUEUED_MAX: usize = 8;
+/// The `Retry-After` of every 503, in seconds.
+const RETRY_AFTER_S: u32 = 1;
 /// Most messages in one conversation page.
 const PAGE_MESSAGES_MAX: usize = 256;
 /// Most inbox entries one page request scans.
@@ -57,8 +74,9 @@ const WEBHOOK_TIMEOUT_MS: u64 = 5_000;
 /// How often idle threads check for shutdown.
 const POLL_MS: u64 = 50;
 
-/// What the integration threads need from the configuration.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// What the integration threads need from the configuration. Its `Debug` leaves the
+/// secrets out (API tokens, the webhook secret and URL path), so no log can show them.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct IntegrationConfig {
     pub api_listen: Option<SocketAddr>,
     /// `(token, service username)`.
@@ -73,6 +91,21 @@ pub struct IntegrationConfig {
     pub webhook_online: bool,
 }
 
+impl std::fmt::Debug for IntegrationConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let services: Vec<&str> = self.api_tokens.iter().map(|(_, user)| user.as_str()).collect();
+        f.debug_struct("IntegrationConfig")
+            .field("api_listen", &self.api_listen)
+            .field("api_token_users", &services)
+            .field("webhook_host", &self.webhook_url.as_deref().map(url_host))
+            .field("webhook_secret_set", &!self.webhook_secret.is_empty())
+            .field("webhook_users", &self.webhook_users)
+            .field("webhook_retries_max", &self.webhook_retries_max)
+            .field("webhook_online", &self.webhook_online)
+            .finish()
+    }
+}
+
 /// Most "came online" events waiting for the webhook thread.
 pub const ONLINE_EVENTS_MAX: usize = 4_096;
 
@@ -80,9 +113,8 @@ pub const ONLINE_EVENTS_MAX: usize = 4_096;
 pub fn parse_api_token(s: &str) -> Result<(String, String), String> {
     match s.split_once(':') {
         Some((user, token)) if !user.is_empty() && token.len() >= 16 => Ok((token.to_owned(), user.to_owned())),
-        _ => Err(format!(
-            "{s:?}: expected USERNAME:TOKEN with a token of at least 16 characters"
-        )),
+        // The value is not echoed: even a rejected token may be a real one mistyped.
+        _ => Err("expected USERNAME:TOKEN with a token of at least 16 characters".into()),
     }
 }
 
@@ -148,28 +180,89 @@ fn message_json(seq: u64, record: &[u8]) -> Option<Value> {
     Some(v)
 }
 
-/// Starts the API thread on `listener`.
+/// Starts the API's accept thread and its [`API_WORKERS`] workers on `listener`. The
+/// returned thread ends at shutdown after the workers did.
 pub fn spawn_api(listener: TcpListener, shared: Arc<Shared>, storage: Arc<Storage>) -> std::io::Result<JoinHandle<()>> {
     listener.set_nonblocking(true)?;
+    let (queue, waiting) = std::sync::mpsc::sync_channel::<TcpStream>(API_QUEUED_MAX);
+    let waiting = Arc::new(Mutex::new(waiting));
+    let mut workers = Vec::with_capacity(API_WORKERS);
+    for i in 0..API_WORKERS {
+        let (shared, storage, waiting) = (shared.clone(), storage.clone(), waiting.clone());
+        workers.push(
+            std::thread::Builder::new()
+                .name(format!("hotline-api-{i}"))
+                .spawn(move || serve_queued(&waiting, &shared, &storage))?,
+        );
+    }
     std::thread::Builder::new().name("hotline-api".into()).spawn(move || {
-        while !shared.shutdown.load(Ordering::Relaxed) {
-            match listener.accept() {
-                Ok((stream, _)) => {
-                    shared.integration.api_requests.fetch_add(1, Ordering::Relaxed);
-                    if let Err(e) = serve_one(stream, &shared, &storage) {
-                        tracing::debug!("api request failed: {e}");
-                    }
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    std::thread::sleep(Duration::from_millis(POLL_MS))
-                }
-                Err(e) => {
-                    tracing::warn!("api accept failed: {e}");
-                    std::thread::sleep(Duration::from_millis(POLL_MS));
-                }
-            }
+        // Held here too, so the queue stays open (full, then 503s) even if every worker died.
+        let _receiver = waiting;
+        accept_until_shutdown(&listener, &queue, &shared);
+        // The workers see the queue close once it is empty.
+        drop(queue);
+        for w in workers {
+            let _ = w.join();
         }
     })
+}
+
+/// Accepts API connections and queues each for a worker, or answers 503 when the queue is full.
+fn accept_until_shutdown(listener: &TcpListener, queue: &SyncSender<TcpStream>, shared: &Shared) {
+    while !shared.shutdown.load(Ordering::Relaxed) {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                shared.integration.api_requests.fetch_add(1, Ordering::Relaxed);
+                match queue.try_send(stream) {
+                    Ok(()) => {}
+                    Err(TrySendError::Full(stream)) => {
+                        shared.metrics.shed_overloaded.fetch_add(1, Ordering::Relaxed);
+                        refuse_busy(stream);
+                    }
+                    Err(TrySendError::Disconnected(_)) => unreachable!("the accept thread holds the receiver"),
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(POLL_MS)),
+            Err(e) => {
+                tracing::warn!("api accept failed: {e}");
+                std::thread::sleep(Duration::from_millis(POLL_MS));
+            }
+        }
+    }
+}
+
+/// Answers 503 without reading the request: every worker is busy and the queue is full.
+/// The response fits a new socket's empty buffer, so the nonblocking write completes.
+fn refuse_busy(mut stream: TcpStream) {
+    // Never wait here: the accept loop must move on whatever this client does.
+    if stream.set_nonblocking(true).is_err() {
+        return;
+    }
+    let why = json!({ "error": format!("{API_WORKERS} requests in progress and {API_QUEUED_MAX} waiting; retry") });
+    let _ = respond(&mut stream, 503, &why);
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    // Drain what already arrived, so closing does not reset the connection under the answer.
+    let mut sink = [0u8; 4096];
+    while matches!(stream.read(&mut sink), Ok(n) if n > 0) {}
+}
+
+/// One worker: serves queued connections, one at a time, until the queue closes.
+fn serve_queued(waiting: &Mutex<Receiver<TcpStream>>, shared: &Shared, storage: &Storage) {
+    loop {
+        let next = waiting
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .recv_timeout(Duration::from_millis(POLL_MS));
+        match next {
+            Ok(stream) => {
+                if let Err(e) = serve_one(stream, shared, storage) {
+                    tracing::debug!("api request failed: {e}");
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+        }
+    }
 }
 
 struct Request {
@@ -179,8 +272,28 @@ struct Request {
     body: Vec<u8>,
 }
 
+/// Reads some bytes before `deadline`: 408 once it has passed, 400 on a read error.
+fn read_before(stream: &mut TcpStream, buf: &mut [u8], deadline: Instant) -> Result<usize, (u16, String)> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    let late = || {
+        (
+            408,
+            format!("the request did not arrive within {REQUEST_READ_TIMEOUT_MS} ms"),
+        )
+    };
+    if left.is_zero() {
+        return Err(late());
+    }
+    stream.set_read_timeout(Some(left)).map_err(|e| (400, e.to_string()))?;
+    stream.read(buf).map_err(|e| match e.kind() {
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => late(),
+        _ => (400, e.to_string()),
+    })
+}
+
 fn read_request(stream: &mut TcpStream) -> Result<Request, (u16, String)> {
     let bad = |why: &str| (400, why.to_owned());
+    let deadline = Instant::now() + Duration::from_millis(REQUEST_READ_TIMEOUT_MS);
     let mut data = Vec::with_capacity(1024);
     let mut buf = [0u8; 4096];
     let head_end = loop {
@@ -190,7 +303,7 @@ fn read_request(stream: &mut TcpStream) -> Result<Request, (u16, String)> {
         if data.len() > HEAD_BYTES_MAX {
             return Err((431, "request head too large".into()));
         }
-        let n = stream.read(&mut buf).map_err(|e| bad(&e.to_string()))?;
+        let n = read_before(stream, &mut buf, deadline)?;
         if n == 0 {
             return Err(bad("connection closed mid-request"));
         }
@@ -217,7 +330,7 @@ fn read_request(stream: &mut TcpStream) -> Result<Request, (u16, String)> {
     }
     let mut body = data[head_end + 4..].to_vec();
     while body.len() < length {
-        let n = stream.read(&mut buf).map_err(|e| bad(&e.to_string()))?;
+        let n = read_before(stream, &mut buf, deadline)?;
         if n == 0 {
             return Err(bad("connection closed mid-body"));
         }
@@ -239,15 +352,21 @@ fn respond(stream: &mut TcpStream, status: u16, body: &Value) -> std::io::Result
         401 => "Unauthorized",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        408 => "Request Timeout",
         413 => "Payload Too Large",
         431 => "Request Header Fields Too Large",
         503 => "Service Unavailable",
         _ => "Error",
     };
     let body = body.to_string();
+    let retry_after = if status == 503 {
+        format!("Retry-After: {RETRY_AFTER_S}\r\n")
+    } else {
+        String::new()
+    };
     write!(
         stream,
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{retry_after}Connection: close\r\n\r\n{body}",
         body.len()
     )?;
     stream.flush()
@@ -255,7 +374,7 @@ fn respond(stream: &mut TcpStream, status: u16, body: &Value) -> std::io::Result
 
 fn serve_one(mut stream: TcpStream, shared: &Shared, storage: &Storage) -> std::io::Result<()> {
     stream.set_nonblocking(false)?;
-    stream.set_read_timeout(Some(Duration::from_millis(REQUEST_READ_TIMEOUT_MS)))?;
+    stream.set_write_timeout(Some(Duration::from_millis(REQUEST_READ_TIMEOUT_MS)))?;
     let (status, body) = match read_request(&mut stream) {
         Ok(request) => handle(&request, shared, storage),
         Err((status, why)) => (status, json!({ "error": why })),
@@ -325,7 +444,16 @@ fn send(request: &Request, shared: &Shared, storage: &Storage, sender: u64) -> R
             u64::from_le_bytes(id) | 1
         }
     };
-    let head = storage.inbox_head(sender).map_err(storage_err)?;
+    let sent = |[message_id, _, timestamp_us]: [u64; 3]| {
+        (
+            200,
+            json!({ "message_id": message_id, "to": to, "timestamp_us": timestamp_us }),
+        )
+    };
+    // A retry: answered from the record the first send left, writing nothing.
+    if let Some(original) = storage.dedup(sender, client_msg_id).map_err(storage_err)? {
+        return Ok(sent(original));
+    }
     let request = WriteRequest {
         reply: None,
         op: WriteOp::Append {
@@ -344,29 +472,18 @@ fn send(request: &Request, shared: &Shared, storage: &Storage, sender: u64) -> R
         shared.metrics.shed_overloaded.fetch_add(1, Ordering::Relaxed);
         return Err((503, "write queue full; retry".into()));
     }
-    // The message lands in the sender's own inbox too; find it by its client id.
+    // The dedup record lands in the same batch as the message (or was there already, when
+    // a concurrent retry won the race): either way it holds the ids to answer with.
     let deadline = Instant::now() + Duration::from_millis(SEND_WAIT_MS);
-    let mut after = head;
     loop {
-        let page = storage.read_inbox(sender, after, 64, usize::MAX).map_err(storage_err)?;
-        for (seq, record) in &page.entries {
-            after = *seq;
-            if let Ok(d) = decode_record(*seq, record) {
-                if d.client_msg_id == client_msg_id && d.sender == sender {
-                    shared.integration.api_messages_sent.fetch_add(1, Ordering::Relaxed);
-                    return Ok((
-                        200,
-                        json!({ "message_id": d.message_id, "to": to, "timestamp_us": d.timestamp_us }),
-                    ));
-                }
-            }
+        if let Some(written) = storage.dedup(sender, client_msg_id).map_err(storage_err)? {
+            shared.integration.api_messages_sent.fetch_add(1, Ordering::Relaxed);
+            return Ok(sent(written));
         }
         if Instant::now() > deadline {
             return Err((503, format!("the message was not written within {SEND_WAIT_MS} ms")));
         }
-        if !page.more {
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        std::thread::sleep(Duration::from_millis(1));
     }
 }
 
@@ -481,13 +598,22 @@ fn post_with_retries(shared: &Shared, url: &str, config: &IntegrationConfig, bod
                 stats.webhooks_delivered.fetch_add(1, Ordering::Relaxed);
                 return;
             }
-            Err(e) => tracing::warn!("webhook POST {url} (attempt {}): {e}", attempt + 1),
+            // The host only: a webhook URL's path is often a credential of its own.
+            Err(e) => tracing::warn!("webhook POST to {} (attempt {}): {e}", url_host(url), attempt + 1),
         }
         if shared.shutdown.load(Ordering::Relaxed) {
             break;
         }
     }
     stats.webhooks_failed.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The `host:port` of a webhook URL, the part of it a log may show.
+fn url_host(url: &str) -> &str {
+    let rest = url.strip_prefix("http://").unwrap_or(url);
+    let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
+    // Userinfo (`user:password@`) is a secret too.
+    authority.rsplit_once('@').map_or(authority, |(_, host)| host)
 }
 
 /// Splits `http://host:port/path`.
@@ -558,5 +684,22 @@ mod tests {
             Ok(("0123456789abcdef".into(), "bot".into()))
         );
         assert!(parse_api_token("bot:short").is_err());
+    }
+
+    #[test]
+    fn neither_debug_nor_a_webhook_log_line_shows_a_secret() {
+        assert_eq!(url_host("http://127.0.0.1:9/hooks/T0K3N"), "127.0.0.1:9");
+        assert_eq!(url_host("http://user:pa55@h:80/x"), "h:80");
+        let config = IntegrationConfig {
+            api_tokens: vec![("api-secret-0123456789".into(), "svc".into())],
+            webhook_url: Some("http://user:pa55@h:80/hooks/T0K3N".into()),
+            webhook_secret: "webhook-secret-0123456789".into(),
+            ..IntegrationConfig::default()
+        };
+        let shown = format!("{config:?}");
+        for secret in ["api-secret-0123456789", "pa55", "T0K3N", "webhook-secret-0123456789"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(shown.contains("svc") && shown.contains("h:80"), "{shown}");
     }
 }

@@ -1,15 +1,38 @@
 //! `--log-format json`: one JSON object per log line (`ts_ms`, `level`, `target`, the
 //! message and every field), for log shippers. Text logs use tracing-subscriber's default.
+//!
+//! No secret reaches a log, at any level: passwords, login tokens, API tokens, the webhook
+//! secret and URL path. Hotline's own call sites never format one (the admin socket logs
+//! requests through `control::Loggable`; `IntegrationConfig`'s `Debug` hides its secrets);
+//! dependencies that print wire bytes at TRACE are cut off by [`secret_free`] whatever the
+//! filter (`--log-level`, `RUST_LOG`) asks for.
 
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
-use tracing::{Event, Subscriber};
+use tracing::{Event, Level, Metadata, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
+
+/// Log targets that print connection bytes at TRACE: tungstenite logs every WebSocket
+/// frame's payload in hex (`received frame`, `writing frame`), so a `Login`'s password and
+/// a `LoginOk`'s token with it.
+pub const BYTE_TRACING_TARGETS: [&str; 1] = ["tungstenite"];
+
+/// Whether an event may be logged: anything but TRACE from [`BYTE_TRACING_TARGETS`].
+/// Installed as a layer over the level filter, so no filter directive can turn it back on.
+pub fn secret_free(metadata: &Metadata<'_>) -> bool {
+    let target = metadata.target();
+    let byte_tracing = BYTE_TRACING_TARGETS.iter().any(|t| {
+        target
+            .strip_prefix(t)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+    });
+    !(byte_tracing && *metadata.level() == Level::TRACE)
+}
 
 /// Formats each event as one JSON line.
 #[derive(Debug, Clone, Copy, Default)]

@@ -389,7 +389,18 @@ fn main() {
     }
     if let Err(e) = run(cli.command) {
         eprintln!("hotline: {e:#}");
-        std::process::exit(1);
+        std::process::exit(exit_code(&e));
+    }
+}
+
+/// Exit status 2 for every invalid configuration, wherever it was found (clap, the file,
+/// `ServeConfig::validate` inside `serve`), 1 for every other failure. Chosen by the
+/// error's type, so a check that moves between `main` and `serve` keeps its status.
+fn exit_code(e: &anyhow::Error) -> i32 {
+    if e.downcast_ref::<hotline_engine::config::ConfigError>().is_some() {
+        2
+    } else {
+        1
     }
 }
 
@@ -487,14 +498,21 @@ fn render_config(global: &clap::ArgMatches, serve: &clap::ArgMatches) -> String 
 }
 
 fn init_logging(level: &str, format: LogFormat) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
+    let secret_free = tracing_subscriber::filter::filter_fn(hotline_engine::logging::secret_free);
     match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.event_format(hotline_engine::logging::JsonLines).init(),
+        LogFormat::Text => builder.finish().with(secret_free).init(),
+        LogFormat::Json => builder
+            .event_format(hotline_engine::logging::JsonLines)
+            .finish()
+            .with(secret_free)
+            .init(),
     }
 }
 

@@ -70,15 +70,20 @@ fn check_oversized_prefix(addr: SocketAddr, len: u32) {
     );
 }
 
-/// Requests before Hello, and before Login: InvalidState echoing the request id. Ping is
-/// allowed before Hello. `username` is registered here, so the
-/// early Login's credentials are right and only its timing is wrong.
+/// Requests before Hello, and before Login: InvalidState echoing the request id, Ping
+/// included. `username` is registered here, so the early Login's credentials are right
+/// and only its timing is wrong.
 fn check_requests_out_of_order(addr: SocketAddr, username: &str) {
     let password = Client::password_for(username);
     Client::register_user(addr, username);
 
     let mut before_hello = Client::connect(addr);
-    before_hello.ping();
+    let ping = before_hello.raw_request(&Message::Ping(hotline_wire::Ping { nonce: 3 }));
+    assert_eq!(
+        before_hello.expect_error(REPLY_WAIT_DEFAULT),
+        (ping, ErrorCode::InvalidState),
+        "Ping before Hello"
+    );
     let login = before_hello.raw_request(&Message::Login(Login {
         credentials: Credentials::Password {
             username,
@@ -183,6 +188,93 @@ fn an_oversized_length_prefix_is_frame_too_large_then_closed() {
 fn requests_before_hello_or_login_are_invalid_state() {
     let server = Server::start();
     check_requests_out_of_order(server.addr(), "early");
+}
+
+/// The exact bytes of a size-prefixed `Ping` frame, built with the FlatBuffers runtime
+/// alone (no Hotline encoder), as a client from the schema would.
+fn ping_frame_bytes(request_id: u64, nonce: u64) -> Vec<u8> {
+    let mut fbb = flatbuffers::FlatBufferBuilder::new();
+    let body = fb::Ping::create(&mut fbb, &fb::PingArgs { nonce });
+    let frame = fb::Frame::create(
+        &mut fbb,
+        &fb::FrameArgs {
+            request_id,
+            body_type: fb::Body::Ping,
+            body: Some(body.as_union_value()),
+        },
+    );
+    fbb.finish_size_prefixed(frame, None);
+    fbb.finished_data().to_vec()
+}
+
+/// Reads one whole stream frame (length prefix included) from `stream`.
+fn read_stream_frame(stream: &mut std::net::TcpStream) -> Vec<u8> {
+    use std::io::Read;
+    let mut frame = vec![0u8; hotline_wire::FRAME_HEADER_BYTES];
+    stream.read_exact(&mut frame).expect("a length prefix from the server");
+    let len = u32::from_le_bytes(frame[..4].try_into().expect("4 bytes")) as usize;
+    frame.resize(hotline_wire::FRAME_HEADER_BYTES + len, 0);
+    stream
+        .read_exact(&mut frame[hotline_wire::FRAME_HEADER_BYTES..])
+        .expect("the frame body");
+    frame
+}
+
+/// Regression: a Ping before Hello was answered with a Pong, though anything but Hello
+/// first is `Error{InvalidState}`. Byte level: a raw socket, frames verified as
+/// size-prefixed FlatBuffers; after Hello the same Ping bytes get their Pong.
+#[test]
+fn regression_ping_before_hello_is_invalid_state_not_pong() {
+    use std::io::Write;
+    let server = Server::start();
+    let mut stream = std::net::TcpStream::connect(server.addr()).expect("connect");
+    stream
+        .set_read_timeout(Some(REPLY_WAIT_DEFAULT))
+        .expect("a read timeout");
+    stream.write_all(&ping_frame_bytes(31, 99)).expect("write the Ping");
+    let reply = read_stream_frame(&mut stream);
+    let frame = fb::size_prefixed_root_as_frame(&reply).expect("a verified size-prefixed frame");
+    assert_eq!(frame.request_id(), 31, "the Error echoes the Ping's request id");
+    let error = frame.body_as_error().unwrap_or_else(|| {
+        panic!(
+            "Ping before Hello answered with body {:?}, not Error",
+            frame.body_type()
+        )
+    });
+    assert_eq!(error.code(), fb::ErrorCode::InvalidState, "{:?}", error.message());
+
+    // The same connection, after Hello: the same bytes get their Pong.
+    let mut fbb = flatbuffers::FlatBufferBuilder::new();
+    let client_name = fbb.create_string("bytes");
+    let body = fb::Hello::create(
+        &mut fbb,
+        &fb::HelloArgs {
+            version_min: hotline_wire::PROTOCOL_VERSION_MIN,
+            version_max: hotline_wire::PROTOCOL_VERSION,
+            client_name: Some(client_name),
+        },
+    );
+    let hello = fb::Frame::create(
+        &mut fbb,
+        &fb::FrameArgs {
+            request_id: 32,
+            body_type: fb::Body::Hello,
+            body: Some(body.as_union_value()),
+        },
+    );
+    fbb.finish_size_prefixed(hello, None);
+    stream.write_all(fbb.finished_data()).expect("write the Hello");
+    let reply = read_stream_frame(&mut stream);
+    let frame = fb::size_prefixed_root_as_frame(&reply).expect("a verified size-prefixed frame");
+    assert_eq!((frame.request_id(), frame.body_type()), (32, fb::Body::HelloOk));
+    stream.write_all(&ping_frame_bytes(33, 100)).expect("write the Ping");
+    let reply = read_stream_frame(&mut stream);
+    let frame = fb::size_prefixed_root_as_frame(&reply).expect("a verified size-prefixed frame");
+    assert_eq!(frame.request_id(), 33);
+    let pong = frame
+        .body_as_pong()
+        .unwrap_or_else(|| panic!("Ping after Hello answered with body {:?}, not Pong", frame.body_type()));
+    assert_eq!(pong.nonce(), 100);
 }
 
 #[test]

@@ -1,7 +1,21 @@
 //! Framing: the length prefix, the decoder over partial input, and the reusable encoder.
 //!
-//! A frame on a byte stream is `u32` little-endian length `n`, then `n` bytes holding one
-//! FlatBuffers `Frame`. Invariants the decoder keeps:
+//! The contract (also in the header of `wire/schema/hotline.fbs`):
+//! - On a byte stream (TCP, TLS) a frame is one FlatBuffers *size-prefixed* buffer with a
+//!   `Frame` root: `u32` little-endian length `n`, then `n` bytes, every field aligned
+//!   counting from the first byte of the length. Any FlatBuffers library builds it with
+//!   `finish_size_prefixed` / `FinishSizePrefixed` and reads it with `size_prefixed_root` /
+//!   `GetSizePrefixedRoot`; [`Encoder::encode`] builds exactly that and
+//!   [`FrameDecoder::decode`] verifies exactly that. The `n` bytes alone are not a standard
+//!   buffer (8-byte fields at 4 mod 8 from their first byte), and a standard buffer behind
+//!   a hand-written length fails verification as [`FrameError::Malformed`].
+//! - On WebSocket one binary message is one standard finished buffer (`finish` / `Finish`,
+//!   read with `root` / `GetRoot`), aligned from its own first byte, no length prefix:
+//!   [`Encoder::encode_body`] and [`FrameDecoder::decode_body`]. The transport crate turns
+//!   one form into the other by moving the root (`hotline_transport`'s `push_realigned`),
+//!   so the engine only ever sees stream frames.
+//!
+//! Invariants the decoder keeps:
 //! - The length is checked against `frame_bytes_max` before a single body byte is looked
 //!   at, and the decoder never allocates: it reads the caller's buffer in place, so a
 //!   claimed length of 4 GiB costs nothing but its typed error.

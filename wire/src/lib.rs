@@ -1,7 +1,8 @@
 //! `hotline-wire`: Hotline's wire protocol, with no I/O.
 //!
-//! A frame is a 4-byte little-endian length and one FlatBuffers `Frame` (schema:
-//! `wire/schema/hotline.fbs`). This crate owns everything between bytes and typed values,
+//! A frame is one FlatBuffers `Frame` (schema: `wire/schema/hotline.fbs`): on a byte
+//! stream a size-prefixed buffer (a 4-byte little-endian length, fields aligned counting
+//! it), on WebSocket a standard buffer per binary message (see [`frame`]). This crate owns everything between bytes and typed values,
 //! so the engine, the load generator and the tests never touch FlatBuffers offsets.
 //!
 //! # Layout

@@ -448,9 +448,10 @@ impl ClientSession {
         Ok(self.request(&Message::Sync(Sync { after_seq, limit })))
     }
 
-    /// Probes the connection.
+    /// Probes the connection (after `hello`: the server refuses anything before it).
     pub fn ping(&mut self, nonce: u64) -> Result<u64, SessionError> {
-        self.expect_state("Ping", self.state != SessionState::Closed)?;
+        let open = !matches!(self.state, SessionState::Connected | SessionState::Closed);
+        self.expect_state("Ping", open)?;
         Ok(self.request(&Message::Ping(Ping { nonce })))
     }
 

@@ -135,6 +135,12 @@ pub fn logout(core: &mut Core, idx: usize, request_id: u64) {
     core.outstanding += 1;
 }
 
+/// Answers a `Ping` in any state after `Hello`. Before it, a `Ping` is refused like every
+/// other request: the handshake comes first, so a peer that never sends `Hello` cannot keep
+/// a connection busy (or probe a server) with anything but the one frame that starts it.
 pub fn ping(core: &mut Core, idx: usize, request_id: u64, p: Ping) {
+    if matches!(core.conns[idx].state, ConnState::Handshaking) {
+        return invalid_state(core, idx, request_id, "Ping");
+    }
     core.push(idx, request_id, &Message::Pong(Pong { nonce: p.nonce }));
 }
