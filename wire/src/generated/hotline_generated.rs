@@ -59,7 +59,8 @@ pub mod hotline {
             impl ErrorCode {
                 /// A code this peer does not know (never sent on purpose).
                 pub const Unknown: Self = Self(0);
-                /// The frame failed verification; the stream is no longer trusted and is closed.
+                /// The frame failed verification. The length prefix was sound, so the stream stays in
+                /// step and the connection stays open; the 16th malformed frame on one connection closes it.
                 pub const MalformedFrame: Self = Self(1);
                 /// The length prefix exceeded the limit; the stream is closed.
                 pub const FrameTooLarge: Self = Self(2);

@@ -12,7 +12,8 @@ export enum ErrorCode {
   Unknown = 0,
 
   /**
-   * The frame failed verification; the stream is no longer trusted and is closed.
+   * The frame failed verification. The length prefix was sound, so the stream stays in
+   * step and the connection stays open; the 16th malformed frame on one connection closes it.
    */
   MalformedFrame = 1,
 
