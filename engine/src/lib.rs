@@ -16,7 +16,8 @@
 //! - [`presence`]: who is online, who watches whom, coalesced publication across cores.
 //! - [`transport`]: TLS and WebSocket connections: a sans-IO layer per connection that
 //!   moves with it between cores. [`web`]: the web chat page's files.
-//! - [`auth`]: password hashing, tokens, name rules. [`config`]: limits and settings.
+//! - [`auth`]: password hashing, tokens, name rules. [`config`]: settings and how they
+//!   relate. [`limits`]: every limit more than one module uses, with its unit and why.
 //! - [`retention`]: the background thread that expires old payloads. [`control`]: the
 //!   admin-only Unix socket (backup, export, stats).
 //! - [`integration`]: the HTTP API for services and bots, and outgoing webhooks (own threads).
@@ -45,6 +46,7 @@ pub mod fuzzing;
 pub mod handlers;
 pub mod helper;
 pub mod integration;
+pub mod limits;
 pub mod logging;
 pub mod mailbox;
 pub mod metrics;
