@@ -628,119 +628,103 @@ fn run(command: Command) -> anyhow::Result<()> {
                 let _ = out.flush();
             })
         }
-        Command::Backup {
-            to,
-            data_dir: DataDir { path: data_dir },
-        } => {
-            let to = std::path::absolute(&to).with_context(|| format!("bad --to {}", to.display()))?;
-            let request = format!("backup {}", to.display());
-            let mut out = std::io::stdout().lock();
-            if hotline_engine::control::request(&data_dir, &request, &mut out)?.is_none() {
-                let storage = existing_database(&data_dir)?;
-                hotline_engine::admin::backup(&storage, &to)?;
-                writeln!(out, "backup written to {} (server stopped)", to.display())?;
-            }
-            Ok(())
-        }
-        Command::Restore {
-            from,
-            data_dir: DataDir { path: data_dir },
-        } => {
-            let r = hotline_engine::admin::restore(&from, &data_dir)?;
-            println!(
-                "restored {} files from {} into {} ({} users)",
-                r.files,
-                from.display(),
-                data_dir.display(),
-                r.users
-            );
-            Ok(())
-        }
-        Command::Export {
-            user,
-            out,
-            data_dir: DataDir { path: data_dir },
-        } => {
-            let mut sink: Box<dyn Write> = match &out {
-                Some(path) => Box::new(std::io::BufWriter::new(
-                    std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
-                )),
-                None => Box::new(std::io::stdout().lock()),
-            };
-            if hotline_engine::control::request(&data_dir, &format!("export {user}"), &mut sink)?.is_none() {
-                let storage = existing_database(&data_dir)?;
-                hotline_engine::admin::export_user(&storage, &user, &mut sink)?;
-            }
-            Ok(())
-        }
-        Command::Admin(command) => {
-            let (request, data_dir) = match command {
-                AdminCommand::Stats {
-                    data_dir: DataDir { path: data_dir },
-                } => ("stats".to_owned(), data_dir),
-                AdminCommand::UserAdd {
-                    name,
-                    data_dir: DataDir { path: data_dir },
-                } => (format!("user-add {name} {}", read_password()?), data_dir),
-                AdminCommand::ResetPassword {
-                    name,
-                    data_dir: DataDir { path: data_dir },
-                } => (format!("user-password {name} {}", read_password()?), data_dir),
-                AdminCommand::RevokeTokens {
-                    name,
-                    data_dir: DataDir { path: data_dir },
-                } => (format!("user-revoke {name}"), data_dir),
-                AdminCommand::Groups {
-                    name,
-                    data_dir: DataDir { path: data_dir },
-                } => (format!("user-groups {name}"), data_dir),
-                AdminCommand::Disable {
-                    name,
-                    data_dir: DataDir { path: data_dir },
-                } => (format!("user-disable {name}"), data_dir),
-                AdminCommand::Enable {
-                    name,
-                    data_dir: DataDir { path: data_dir },
-                } => (format!("user-enable {name}"), data_dir),
-                AdminCommand::UserRemove {
-                    name,
-                    data_dir: DataDir { path: data_dir },
-                } => (format!("user-remove {name}"), data_dir),
-            };
-            let mut out = std::io::stdout().lock();
-            if hotline_engine::control::request(&data_dir, &request, &mut out)?.is_none() {
-                bail!(
-                    "no server is running on {} (no {})",
-                    data_dir.display(),
-                    hotline_engine::control::socket_path(&data_dir).display()
-                );
-            }
-            Ok(())
-        }
-        Command::User(UserCommand::Add {
-            name,
-            data_dir: DataDir { path: data_dir },
-        }) => {
-            let password = read_password()?;
-            let user_id = hotline_engine::admin::add_user(&data_dir, &name, &password)?;
-            println!("{user_id}");
-            Ok(())
-        }
+        Command::Backup { to, data_dir } => backup(&to, &data_dir.path),
+        Command::Restore { from, data_dir } => restore(&from, &data_dir.path),
+        Command::Export { user, out, data_dir } => export(&user, out.as_deref(), &data_dir.path),
+        Command::Admin(command) => admin(command),
+        Command::User(UserCommand::Add { name, data_dir }) => add_user(&name, &data_dir.path),
         Command::User(UserCommand::Provision {
             prefix,
             count,
             out,
-            data_dir: DataDir { path: data_dir },
-        }) => {
-            let p = hotline_engine::admin::provision(&data_dir, &prefix, count, &out)?;
-            println!(
-                "{} accounts in {}: {} created, {} reused",
-                count,
-                out.display(),
-                p.created,
-                p.reused
-            );
-            Ok(())
-        }
+            data_dir,
+        }) => provision(&prefix, count, &out, &data_dir.path),
     }
+}
+
+/// `hotline backup`: through the running server's admin socket, or directly when stopped.
+fn backup(to: &std::path::Path, data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let to = std::path::absolute(to).with_context(|| format!("bad --to {}", to.display()))?;
+    let request = format!("backup {}", to.display());
+    let mut out = std::io::stdout().lock();
+    if hotline_engine::control::request(data_dir, &request, &mut out)?.is_none() {
+        let storage = existing_database(data_dir)?;
+        hotline_engine::admin::backup(&storage, &to)?;
+        writeln!(out, "backup written to {} (server stopped)", to.display())?;
+    }
+    Ok(())
+}
+
+/// `hotline restore`: a backup into a new (or empty) data directory.
+fn restore(from: &std::path::Path, data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let r = hotline_engine::admin::restore(from, data_dir)?;
+    println!(
+        "restored {} files from {} into {} ({} users)",
+        r.files,
+        from.display(),
+        data_dir.display(),
+        r.users
+    );
+    Ok(())
+}
+
+/// `hotline export`: one user's history as JSON lines, to `out` or stdout.
+fn export(user: &str, out: Option<&std::path::Path>, data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let mut sink: Box<dyn Write> = match out {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
+        )),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    if hotline_engine::control::request(data_dir, &format!("export {user}"), &mut sink)?.is_none() {
+        let storage = existing_database(data_dir)?;
+        hotline_engine::admin::export_user(&storage, user, &mut sink)?;
+    }
+    Ok(())
+}
+
+/// `hotline admin ...`: one request to the running server's admin socket.
+fn admin(command: AdminCommand) -> anyhow::Result<()> {
+    let (request, data_dir) = match command {
+        AdminCommand::Stats { data_dir } => ("stats".to_owned(), data_dir.path),
+        AdminCommand::UserAdd { name, data_dir } => (format!("user-add {name} {}", read_password()?), data_dir.path),
+        AdminCommand::ResetPassword { name, data_dir } => {
+            (format!("user-password {name} {}", read_password()?), data_dir.path)
+        }
+        AdminCommand::RevokeTokens { name, data_dir } => (format!("user-revoke {name}"), data_dir.path),
+        AdminCommand::Groups { name, data_dir } => (format!("user-groups {name}"), data_dir.path),
+        AdminCommand::Disable { name, data_dir } => (format!("user-disable {name}"), data_dir.path),
+        AdminCommand::Enable { name, data_dir } => (format!("user-enable {name}"), data_dir.path),
+        AdminCommand::UserRemove { name, data_dir } => (format!("user-remove {name}"), data_dir.path),
+    };
+    let mut out = std::io::stdout().lock();
+    if hotline_engine::control::request(&data_dir, &request, &mut out)?.is_none() {
+        bail!(
+            "no server is running on {} (no {})",
+            data_dir.display(),
+            hotline_engine::control::socket_path(&data_dir).display()
+        );
+    }
+    Ok(())
+}
+
+/// `hotline user add`: an account in a stopped server's data directory.
+fn add_user(name: &str, data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let password = read_password()?;
+    let user_id = hotline_engine::admin::add_user(data_dir, name, &password)?;
+    println!("{user_id}");
+    Ok(())
+}
+
+/// `hotline user provision`: token-only accounts for load generation.
+fn provision(prefix: &str, count: usize, out: &std::path::Path, data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let p = hotline_engine::admin::provision(data_dir, prefix, count, out)?;
+    println!(
+        "{} accounts in {}: {} created, {} reused",
+        count,
+        out.display(),
+        p.created,
+        p.reused
+    );
+    Ok(())
 }
