@@ -47,7 +47,8 @@ pub struct ConnRef {
 /// Who waits for a request's outcome, which says what answering it does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Requester {
-    /// A client's request (a read, or an admin write): its outcome is answered to it.
+    /// A client's request (a read, a login, a logout, an admin command): its outcome is
+    /// answered to it.
     Client,
     /// A client's write (a `Send` or a conversation request) counted in its device's
     /// `sends_in_flight`: its outcome, success or failure, is answered and frees the slot.

@@ -119,6 +119,13 @@ impl WriterState {
         persistence: Persistence,
         batch: &mut WriteBatch,
     ) -> Result<Vec<(u64, u64)>, Refusal> {
+        // Every read that could fail happens before the first copy is put, so a refusal
+        // (a member gone, a storage read failing) leaves no half-written message.
+        for &owner in recipients {
+            self.counters(owner)?
+                .ok_or(Refusal::Client(hotline_wire::ErrorCode::NoSuchUser))?;
+            self.conv(owner, message.conversation_for(owner))?;
+        }
         let mut storage_flags = if persistence == Persistence::UNTIL_DELIVERED {
             STORE_UNTIL_DELIVERED
         } else {
