@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use hotline_engine::mailbox::{Completion, ConnRef, Mailbox, ReplyTo, WriteOutcome};
-use hotline_engine::storage::writer::{self, Durability, WriteOp, WriteRequest};
-use hotline_engine::storage::Storage;
+use hotline_engine::mailbox::{Completion, ConnRef, Mailbox, ReplyTo, Requester};
+use hotline_engine::storage::writer::{self, WriteOp, WriteOutcome, WriteRequest};
+use hotline_engine::storage::{Durability, Storage};
 use hotline_wire::{ErrorCode, SendFlags};
 
 fn reply(request_id: u64) -> ReplyTo {
@@ -25,8 +25,7 @@ fn reply(request_id: u64) -> ReplyTo {
             generation: 0,
         },
         request_id,
-        internal: false,
-        counted: false,
+        requester: Requester::Client,
     }
 }
 

@@ -8,9 +8,9 @@ use anyhow::{bail, Context};
 use hotline_wire::ErrorCode;
 
 use crate::auth;
-use crate::mailbox::{Completion, ConnRef, Mailbox, ReplyTo, WriteOutcome};
-use crate::storage::writer::{self, Durability, WriteOp, WriteRequest};
-use crate::storage::Storage;
+use crate::mailbox::{Completion, ConnRef, Mailbox, ReplyTo, Requester};
+use crate::storage::writer::{self, WriteOp, WriteOutcome, WriteRequest};
+use crate::storage::{Durability, Storage};
 
 /// How long an admin command waits for its write.
 const ADMIN_WRITE_TIMEOUT_MS: u64 = 30_000;
@@ -65,8 +65,7 @@ fn run_writes(storage: Arc<Storage>, ops: Vec<WriteOp>) -> anyhow::Result<Vec<Re
                     generation: 0,
                 },
                 request_id: i as u64,
-                internal: false,
-                counted: false,
+                requester: Requester::Client,
             };
             let mut request = WriteRequest { reply: Some(reply), op };
             while let Err(back) = log_writer.submit(request) {

@@ -1,11 +1,16 @@
-//! Server configuration: every limit named with its unit, and how limits relate.
+//! Server configuration: the settings of `hotline serve` and how configured values relate
+//! (`ServeConfig::validate`). The limits themselves, with their units, live in
+//! [`crate::limits`].
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use hotline_wire::{Limits, DELIVER_OVERHEAD_BYTES_MAX};
 
-pub use crate::storage::writer::{Durability, GROUP_MEMBERS_MAX_DEFAULT};
+use crate::storage::Durability;
+
+use crate::limits::CORES_MAX;
 
 /// Whether anyone may create an account over the protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,39 +18,6 @@ pub enum Registration {
     Open,
     Closed,
 }
-
-/// Default most bytes queued for one connection before its device stops getting live
-/// pushes and catches up from the log instead.
-pub const OUTBOUND_BYTES_MAX_DEFAULT: usize = 256 << 10;
-/// Default most connections one core holds (the process's open-file limit binds first here).
-pub const CONNECTIONS_PER_CORE_MAX_DEFAULT: usize = 1 << 20;
-/// Default time a connection has to log in.
-pub const LOGIN_TIMEOUT_MS_DEFAULT: u32 = 10_000;
-/// Default helper threads (argon2, reads).
-pub const HELPER_THREADS_DEFAULT: usize = 2;
-/// Most unacknowledged sends per connection; beyond it the server stops reading that
-/// connection until acks go out (TCP pushes back on the client).
-pub const SENDS_IN_FLIGHT_MAX: u16 = 1_024;
-/// Most `Sync` requests one connection may have in flight.
-pub const SYNCS_IN_FLIGHT_MAX: u16 = 4;
-/// Most `Ack`s with a request id waiting for their `AckOk` on one connection.
-pub const ACK_WAITERS_MAX: usize = 64;
-/// Most malformed frames a connection may send before it is closed.
-pub const MALFORMED_FRAMES_MAX: u32 = 16;
-/// Most bytes read from one connection per readiness, so one busy peer cannot starve the core.
-pub const READ_BYTES_PER_WAKE_MAX: usize = 256 << 10;
-/// The per-core read buffer every connection reads into (an idle connection holds none).
-pub const READ_SCRATCH_BYTES: usize = 64 << 10;
-/// Output buffer capacity a connection keeps after a flush; larger buffers are freed.
-pub const OUTBOUND_RETAIN_BYTES: usize = 16 << 10;
-/// How long a closing connection may take to flush before it is cut.
-pub const CLOSE_LINGER_MS: u64 = 1_000;
-/// Most messages a device catches up per log read.
-pub const CATCH_UP_PAGE_MESSAGES_MAX: usize = 256;
-/// Longest group name, in UTF-8 bytes.
-pub const GROUP_NAME_BYTES_MAX: usize = 128;
-/// Shortest time between two `Typing` frames of one device that are passed on.
-pub const TYPING_INTERVAL_MS_MIN: u64 = 1_000;
 
 /// Everything `hotline serve` needs to run.
 #[derive(Debug, Clone)]
@@ -76,9 +48,6 @@ pub struct ServeConfig {
     /// The integration API and webhooks.
     pub integration: crate::integration::IntegrationConfig,
 }
-
-/// Default time between two retention sweeps.
-pub const RETENTION_SWEEP_INTERVAL_MS_DEFAULT: u64 = 3_600_000;
 
 /// A conversation as retention names it: `(kind, a, b)`, direct `(0, lower user id,
 /// higher user id)` (the same for both parties), group `(1, group id, 0)`.
@@ -249,32 +218,57 @@ pub enum ConfigError {
     Invalid {
         key: &'static str,
         value: String,
-        why: &'static str,
+        why: Cow<'static, str>,
     },
+}
+
+/// A refusal of `key = value` for a fixed reason.
+fn invalid(key: &'static str, value: String, why: &'static str) -> Result<(), ConfigError> {
+    Err(ConfigError::Invalid {
+        key,
+        value,
+        why: why.into(),
+    })
 }
 
 impl ServeConfig {
     /// Checks how the limits relate; the first violation names the key, value and reason.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |key, value: String, why| Err(ConfigError::Invalid { key, value, why });
+        self.validate_limits()?;
+        self.validate_integration()?;
+        self.validate_transport()
+    }
+
+    /// Cores, frame and payload sizes, timeouts, pages, retention.
+    fn validate_limits(&self) -> Result<(), ConfigError> {
+        // The few reasons that name a limit's value say it from the constant.
+        let invalid_text = |key, value: String, why: String| {
+            Err(ConfigError::Invalid {
+                key,
+                value,
+                why: why.into(),
+            })
+        };
         if self.cores == 0 {
             return invalid("cores", "0".into(), "at least one core is needed");
         }
-        if self.cores > 256 {
-            return invalid("cores", self.cores.to_string(), "at most 256 cores");
+        if self.cores > CORES_MAX {
+            return invalid_text("cores", self.cores.to_string(), format!("at most {CORES_MAX} cores"));
         }
         if self.payload_bytes_max + DELIVER_OVERHEAD_BYTES_MAX > self.frame_bytes_max {
-            return invalid(
+            return invalid_text(
                 "payload_bytes_max",
                 self.payload_bytes_max.to_string(),
-                "a payload plus its Deliver overhead (256 B) must fit in frame_bytes_max",
+                format!(
+                    "a payload plus its Deliver overhead ({DELIVER_OVERHEAD_BYTES_MAX} B) must fit in frame_bytes_max"
+                ),
             );
         }
         if self.outbound_bytes_max < (self.payload_bytes_max + DELIVER_OVERHEAD_BYTES_MAX) as usize {
-            return invalid(
+            return invalid_text(
                 "outbound_bytes_max",
                 self.outbound_bytes_max.to_string(),
-                "must hold at least one largest Deliver (payload_bytes_max + 256 B)",
+                format!("must hold at least one largest Deliver (payload_bytes_max + {DELIVER_OVERHEAD_BYTES_MAX} B)"),
             );
         }
         if self.idle_timeout_ms < 200 {
@@ -301,6 +295,11 @@ impl ServeConfig {
                 "at least 10 ms",
             );
         }
+        Ok(())
+    }
+
+    /// The integration API and webhooks: each setting needs the one it builds on.
+    fn validate_integration(&self) -> Result<(), ConfigError> {
         let i = &self.integration;
         if let Some(url) = &i.webhook_url {
             if crate::integration::parse_http_url(url).is_err() {
@@ -323,6 +322,11 @@ impl ServeConfig {
         if !i.api_tokens.is_empty() && i.api_listen.is_none() {
             return invalid("api_tokens", "(hidden)".into(), "needs api_listen");
         }
+        Ok(())
+    }
+
+    /// TLS, WebSocket and the web page: a certificate comes as a pair, wss needs it.
+    fn validate_transport(&self) -> Result<(), ConfigError> {
         let t = &self.transport;
         if t.tls_cert.is_some() != t.tls_key.is_some() {
             return invalid(
@@ -361,8 +365,14 @@ impl ServeConfig {
     }
 }
 
-#[cfg(test)]
+/// A valid configuration for tests and the fuzz harness (one core, defaults, no listeners
+/// of its own); tests override what they exercise.
+#[cfg(any(test, feature = "fuzzing"))]
 pub(crate) fn test_config() -> ServeConfig {
+    use crate::limits::{
+        CONNECTIONS_PER_CORE_MAX_DEFAULT, GROUP_MEMBERS_MAX_DEFAULT, LOGIN_TIMEOUT_MS_DEFAULT,
+        RETENTION_SWEEP_INTERVAL_MS_DEFAULT,
+    };
     ServeConfig {
         listen: "127.0.0.1:0".parse().expect("literal address"),
         data_dir: PathBuf::from("unused"),

@@ -23,9 +23,9 @@ use hotline_transport::ServerSettings;
 use hotline_wire::{frame_body_len, Decoded, ErrorCode, FrameError, FRAME_HEADER_BYTES};
 use monoio::net::{TcpListener, TcpStream};
 
-use crate::config::{MALFORMED_FRAMES_MAX, READ_BYTES_PER_WAKE_MAX};
 use crate::core::{ConnState, Core, CoreRef};
 use crate::handlers;
+use crate::limits::{MALFORMED_FRAMES_MAX, READ_BYTES_PER_WAKE_MAX};
 use crate::mailbox::{home_core, Adopt, Routed};
 
 /// Accepts connections until the listener fails for good or the core shuts down. With

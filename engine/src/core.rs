@@ -33,15 +33,17 @@ use hotline_transport::Layer;
 use hotline_wire::{AckOk, Encoder, ErrorBody, ErrorCode, FrameDecoder, Limits, LoginOk, Message, Ping, SyncPage};
 use slab::Slab;
 
-use crate::config::{ServeConfig, ACK_WAITERS_MAX, CATCH_UP_PAGE_MESSAGES_MAX};
-use crate::helper::{HelperJob, HelperPool};
-use crate::mailbox::{
-    Adopt, Completion, ConnRef, HelperOutcome, LoginResult, Mailbox, Notice, ReadPurpose, ReplyTo, WriteOutcome,
+use crate::config::ServeConfig;
+use crate::helper::{HelperJob, HelperOutcome, HelperPool, ReadPurpose};
+use crate::limits::{
+    ACK_WAITERS_MAX, CATCH_UP_PAGE_MESSAGES_MAX, CLOSE_LINGER_MS, DEVICE_SESSION_BYTES_MAX, OUTBOUND_RETAIN_BYTES,
+    OVERLOADED_RETRY_AFTER_MS, READ_SCRATCH_BYTES, SENDS_IN_FLIGHT_MAX,
 };
+use crate::mailbox::{Adopt, Completion, ConnRef, LoginResult, Mailbox, Notice, ReplyTo, Requester};
 use crate::metrics::Metrics;
 use crate::presence::PresenceBook;
 use crate::storage::record::{decode_record, StoredMessage};
-use crate::storage::writer::{LogWriter, WriteOp, WriteRequest};
+use crate::storage::writer::{LogWriter, WriteOp, WriteOutcome, WriteRequest};
 pub use crate::transport::Transports;
 
 /// What every core shares (read-mostly; counters are atomics).
@@ -64,6 +66,35 @@ pub struct Shared {
     pub online_events: Option<crossbeam_queue::ArrayQueue<u64>>,
     /// Abuse limits, shared by every core.
     pub limiter: Arc<crate::abuse::Limiter>,
+}
+
+impl Shared {
+    /// The shared state of a server running `config` over the given writer, helpers and
+    /// mailboxes (one per core); counters start at zero.
+    pub fn new(
+        config: ServeConfig,
+        mailboxes: Arc<[Mailbox]>,
+        writer: Arc<LogWriter>,
+        helpers: Arc<HelperPool>,
+        transports: Transports,
+    ) -> Shared {
+        Shared {
+            online_events: config
+                .integration
+                .webhook_online
+                .then(|| crossbeam_queue::ArrayQueue::new(crate::integration::ONLINE_EVENTS_MAX)),
+            limiter: Arc::new(crate::abuse::Limiter::new(config.abuse)),
+            config,
+            mailboxes,
+            writer,
+            helpers,
+            shutdown: AtomicBool::new(false),
+            metrics: Metrics::default(),
+            connections: AtomicU64::new(0),
+            transports,
+            integration: Default::default(),
+        }
+    }
 }
 
 /// A connection's protocol state.
@@ -107,12 +138,16 @@ pub struct DeviceSession {
     pub ack_waiters: Vec<(u64, u64)>,
     /// Client writes (Sends and conversation requests) not answered yet. This and
     /// `syncs_in_flight` are `u16` (their limits fit) so that a `DeviceSession`, one per
-    /// connection, fits a 128-byte allocation (a unit test holds it there).
+    /// connection, fits [`DEVICE_SESSION_BYTES_MAX`] (asserted below).
     pub sends_in_flight: u16,
     pub syncs_in_flight: u16,
     /// When this device last sent a `Typing` that was passed on (core ms; 0: never).
     pub typing_last_ms: u64,
 }
+
+/// One `DeviceSession` per logged-in connection: its size is part of the memory budget of
+/// an idle connection.
+const _: () = assert!(std::mem::size_of::<DeviceSession>() <= DEVICE_SESSION_BYTES_MAX);
 
 /// One connection's buffers and state. Its task holds the socket.
 #[derive(Debug)]
@@ -192,7 +227,7 @@ impl Conn {
         }
         match &self.state {
             ConnState::Authenticating { .. } => false,
-            ConnState::LoggedIn(d) => d.sends_in_flight < crate::config::SENDS_IN_FLIGHT_MAX,
+            ConnState::LoggedIn(d) => d.sends_in_flight < SENDS_IN_FLIGHT_MAX,
             _ => true,
         }
     }
@@ -202,6 +237,23 @@ impl Conn {
         self.woken = true;
         if let Some(w) = self.waker.take() {
             w.wake();
+        }
+    }
+
+    /// Puts this connection (slab index `idx`) once on `dirty`, the core's list of
+    /// connections flushed at the end of each unit of work.
+    pub fn mark_dirty(&mut self, idx: usize, dirty: &mut Vec<usize>) {
+        if !self.dirty {
+            self.dirty = true;
+            dirty.push(idx);
+        }
+    }
+
+    /// The reference a request for this connection (slab index `idx`) carries.
+    pub fn conn_ref(&self, idx: usize) -> ConnRef {
+        ConnRef {
+            index: idx as u32,
+            generation: self.generation,
         }
     }
 
@@ -284,9 +336,7 @@ impl Core {
             started: Instant::now(),
             outstanding: 0,
             self_ref: std::rc::Weak::new(),
-            scratch: Rc::new(RefCell::new(
-                vec![0u8; crate::config::READ_SCRATCH_BYTES].into_boxed_slice(),
-            )),
+            scratch: Rc::new(RefCell::new(vec![0u8; READ_SCRATCH_BYTES].into_boxed_slice())),
             pending_tokens: HashMap::new(),
             pending_usernames: HashMap::new(),
             draining: false,
@@ -312,10 +362,7 @@ impl Core {
 
     /// The reference a request made for connection `idx` carries.
     pub fn conn_ref(&self, idx: usize) -> ConnRef {
-        ConnRef {
-            index: idx as u32,
-            generation: self.conns[idx].generation,
-        }
+        self.conns[idx].conn_ref(idx)
     }
 
     /// Where the outcome of a client's request on connection `idx` goes.
@@ -324,17 +371,24 @@ impl Core {
             core: self.id,
             conn: self.conn_ref(idx),
             request_id,
-            internal: false,
-            counted: false,
+            requester: Requester::Client,
+        }
+    }
+
+    /// Where the outcome of a client's write on connection `idx` goes: it counts in the
+    /// device's `sends_in_flight` until answered.
+    pub fn counted_reply(&self, idx: usize, request_id: u64) -> ReplyTo {
+        ReplyTo {
+            requester: Requester::ClientCounted,
+            ..self.reply_to(idx, request_id)
         }
     }
 
     /// Where the outcome of the engine's own request for connection `idx` goes.
     pub fn internal_reply(&self, idx: usize) -> ReplyTo {
         ReplyTo {
-            internal: true,
-            counted: false,
-            ..self.reply_to(idx, 0)
+            requester: Requester::Engine,
+            ..self.reply_to(idx, hotline_wire::REQUEST_ID_NONE)
         }
     }
 
@@ -385,10 +439,8 @@ impl Core {
 
     /// Puts connection `idx` on the list flushed at the end of this unit of work.
     pub fn mark_dirty(&mut self, idx: usize) {
-        let Some(conn) = self.conns.get_mut(idx) else { return };
-        if !conn.dirty {
-            conn.dirty = true;
-            self.dirty.push(idx);
+        if let Some(conn) = self.conns.get_mut(idx) {
+            conn.mark_dirty(idx, &mut self.dirty);
         }
     }
 
@@ -397,15 +449,16 @@ impl Core {
         let Some(conn) = self.conns.get_mut(idx) else { return };
         self.encoder.encode_into(request_id, message, &mut conn.outbound);
         self.shared.metrics.frames_out_by_type[message.index()].fetch_add(1, Ordering::Relaxed);
-        if !conn.dirty {
-            conn.dirty = true;
-            self.dirty.push(idx);
-        }
+        conn.mark_dirty(idx, &mut self.dirty);
     }
 
     /// Queues a typed error.
     pub fn push_error(&mut self, idx: usize, request_id: u64, code: ErrorCode, message: &str) {
-        let retry_after_ms = if matches!(code, ErrorCode::Overloaded) { 100 } else { 0 };
+        let retry_after_ms = if matches!(code, ErrorCode::Overloaded) {
+            OVERLOADED_RETRY_AFTER_MS
+        } else {
+            0
+        };
         self.push_error_retry(idx, request_id, code, message, retry_after_ms);
     }
 
@@ -544,7 +597,7 @@ impl Core {
             conn.outbound.clear();
             conn.outbound_sent = 0;
             // Keep a warm buffer for busy connections, not for idle ones.
-            if conn.outbound.capacity() > crate::config::OUTBOUND_RETAIN_BYTES {
+            if conn.outbound.capacity() > OUTBOUND_RETAIN_BYTES {
                 conn.outbound = Vec::new();
             }
             if let Some(layer) = conn.layer.as_mut() {
@@ -653,8 +706,8 @@ impl Core {
         let mut lagging = 0;
         let mut delivered = 0;
         for &idx in &user.conns {
-            let generation = self.conns[idx].generation;
             let conn = &mut self.conns[idx];
+            let this = conn.conn_ref(idx);
             let unsent = conn.unsent();
             let ConnState::LoggedIn(dev) = &mut conn.state else {
                 continue;
@@ -663,17 +716,18 @@ impl Core {
                 continue;
             }
             if seq != dev.sent_seq + 1 {
-                // Cannot happen while live (commits arrive in seq order); recover anyway.
+                // Cannot happen while live: the writer pushes each user's commits in seq
+                // order and the mailbox never drops one. Recover in a release build.
+                debug_assert!(
+                    false,
+                    "user {user_id}: a live device at seq {} was given seq {seq}",
+                    dev.sent_seq
+                );
                 dev.mode = DeliveryMode::CatchingUp;
                 lagging += 1;
                 continue;
             }
-            if origin
-                == Some(ConnRef {
-                    index: idx as u32,
-                    generation,
-                })
-            {
+            if origin == Some(this) {
                 // The sending device's SendAck stands for its own copy.
                 dev.sent_seq = seq;
                 continue;
@@ -687,10 +741,7 @@ impl Core {
             conn.outbound.extend_from_slice(frame);
             dev.sent_seq = seq;
             delivered += 1;
-            if !conn.dirty {
-                conn.dirty = true;
-                self.dirty.push(idx);
-            }
+            conn.mark_dirty(idx, &mut self.dirty);
         }
         let metrics = &self.shared.metrics;
         metrics.lagging_switches.fetch_add(lagging, Ordering::Relaxed);
@@ -721,20 +772,14 @@ impl Core {
         let mut pushed = 0;
         for &idx in &u.conns {
             let conn = &mut self.conns[idx];
-            let this = ConnRef {
-                index: idx as u32,
-                generation: conn.generation,
-            };
+            let this = conn.conn_ref(idx);
             // A live notice to a connection that is far behind is dropped: it is not stored.
             if Some(this) == except || conn.unsent() + frame.len() > outbound_max {
                 continue;
             }
             conn.outbound.extend_from_slice(frame);
             pushed += 1;
-            if !conn.dirty {
-                conn.dirty = true;
-                self.dirty.push(idx);
-            }
+            conn.mark_dirty(idx, &mut self.dirty);
         }
         self.shared.metrics.frames_out_by_type[message.index()].fetch_add(pushed, Ordering::Relaxed);
     }
@@ -839,10 +884,10 @@ impl Core {
                         self.unpause(idx, ConnState::Ready);
                     }
                     // A failed cursor write is retried by the sweeper, quietly.
-                    ConnState::LoggedIn(dev) if reply.internal => dev.cursor_writing = None,
+                    ConnState::LoggedIn(dev) if reply.is_internal() => dev.cursor_writing = None,
                     _ => {}
                 }
-                if reply.internal {
+                if reply.is_internal() {
                     return;
                 }
                 let text = match code {
@@ -861,7 +906,7 @@ impl Core {
             }
         }
         // Answered, either way (a failed write is the client's to retry).
-        if reply.counted {
+        if reply.requester == Requester::ClientCounted {
             self.send_finished(idx);
         }
     }
@@ -932,11 +977,11 @@ impl Core {
                         self.login_failed(idx, code);
                         self.unpause(idx, ConnState::Ready);
                     }
-                    ConnState::LoggedIn(dev) if reply.internal => dev.read_in_flight = false,
+                    ConnState::LoggedIn(dev) if reply.is_internal() => dev.read_in_flight = false,
                     ConnState::LoggedIn(dev) => dev.syncs_in_flight = dev.syncs_in_flight.saturating_sub(1),
                     _ => {}
                 }
-                if !reply.internal {
+                if !reply.is_internal() {
                     let text = match code {
                         ErrorCode::InvalidCredentials => "invalid credentials",
                         ErrorCode::NoSuchGroup => "no such group",
@@ -991,7 +1036,7 @@ impl Core {
     /// `SENDS_IN_FLIGHT_MAX` starts reading again.
     fn send_finished(&mut self, idx: usize) {
         let Some(dev) = self.conns[idx].device() else { return };
-        let was_paused = dev.sends_in_flight >= crate::config::SENDS_IN_FLIGHT_MAX;
+        let was_paused = dev.sends_in_flight >= SENDS_IN_FLIGHT_MAX;
         dev.sends_in_flight = dev.sends_in_flight.saturating_sub(1);
         if was_paused {
             self.conns[idx].wake();
@@ -1047,9 +1092,12 @@ impl Core {
     /// Starts the next log read for a device that is catching up, if it has room.
     pub fn pump_catch_up(&mut self, idx: usize) {
         let outbound_max = self.shared.config.outbound_bytes_max;
-        let Some(conn) = self.conns.get_mut(idx) else { return };
+        if !self.conns.contains(idx) {
+            return;
+        }
+        let reply = self.internal_reply(idx);
+        let conn = &mut self.conns[idx];
         let unsent = conn.unsent();
-        let generation = conn.generation;
         let ConnState::LoggedIn(dev) = &mut conn.state else {
             return;
         };
@@ -1066,16 +1114,7 @@ impl Core {
             return;
         }
         let job = HelperJob::ReadInbox {
-            reply: ReplyTo {
-                core: self.id,
-                conn: ConnRef {
-                    index: idx as u32,
-                    generation,
-                },
-                request_id: 0,
-                internal: true,
-                counted: false,
-            },
+            reply,
             user_id: dev.user_id,
             after_seq: dev.sent_seq,
             limit: CATCH_UP_PAGE_MESSAGES_MAX,
@@ -1102,6 +1141,13 @@ impl Core {
                 continue;
             }
             if *seq != dev.sent_seq + 1 {
+                // Inbox seqs are dense from 1 (the writer asserts it before each batch):
+                // only a damaged database has a gap. Log it and stop this page.
+                debug_assert!(
+                    false,
+                    "user {user_id}: inbox gap after seq {} (found {seq})",
+                    dev.sent_seq
+                );
                 tracing::error!("user {user_id}: inbox gap after seq {} (found {seq})", dev.sent_seq);
                 break;
             }
@@ -1124,10 +1170,7 @@ impl Core {
         let metrics = &self.shared.metrics;
         metrics.delivered_catch_up.fetch_add(queued, Ordering::Relaxed);
         metrics.frames_out_by_type[crate::metrics::DELIVER_INDEX].fetch_add(queued, Ordering::Relaxed);
-        if !conn.dirty {
-            conn.dirty = true;
-            self.dirty.push(idx);
-        }
+        conn.mark_dirty(idx, &mut self.dirty);
         // The flush pumps the next page once there is room.
     }
 
@@ -1222,7 +1265,7 @@ impl Core {
             queued_bytes += unsent;
             queued_bytes_max = unsent.max(queued_bytes_max);
             if conn.closing {
-                if now.saturating_sub(conn.closing_since_ms) > crate::config::CLOSE_LINGER_MS {
+                if now.saturating_sub(conn.closing_since_ms) > CLOSE_LINGER_MS {
                     // The peer is not reading: give up on the rest.
                     conn.outbound.clear();
                     conn.outbound_sent = 0;
@@ -1264,13 +1307,4 @@ impl Core {
 /// Whether storage already holds the device's cursor (nothing to write).
 fn storage_has(dev: &DeviceSession) -> bool {
     dev.cursor <= dev.cursor_stored
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn a_device_session_fits_a_128_byte_allocation() {
-        // One per logged-in connection: memory per idle connection is a budget (2 KiB).
-        assert!(std::mem::size_of::<super::DeviceSession>() <= 128);
-    }
 }

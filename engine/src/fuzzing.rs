@@ -29,7 +29,7 @@
 //! request is answered, with some completion at least every [`SETTLE_MS_MAX`].
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -41,13 +41,12 @@ use hotline_wire::{
 
 use hotline_transport::{Layer, WsClientOptions};
 
-use crate::config::{Durability, Registration, ServeConfig};
+use crate::config::ServeConfig;
 use crate::core::{ConnState, Core, Shared, Transports};
 use crate::helper::{self, HelperPool};
 use crate::mailbox::Mailbox;
-use crate::metrics::Metrics;
 use crate::storage::writer::{self, LogWriter};
-use crate::storage::Storage;
+use crate::storage::{Durability, Storage};
 
 /// The operation byte that opens a WebSocket connection (every other byte `b` is
 /// operation `b % 28`; 255 would be 3).
@@ -69,8 +68,8 @@ const SMALL_REPLY_BYTES_MAX: usize = 512;
 /// crossed it (at most a frame) and the replies to requests already out: Sync pages,
 /// and the small answers to sends and confirmed acks.
 pub const UNSENT_BYTES_MAX: usize = OUTBOUND_BYTES_MAX
-    + (1 + crate::config::SYNCS_IN_FLIGHT_MAX as usize) * FRAME_BYTES_MAX as usize
-    + (crate::config::SENDS_IN_FLIGHT_MAX as usize + crate::config::ACK_WAITERS_MAX) * SMALL_REPLY_BYTES_MAX;
+    + (1 + crate::limits::SYNCS_IN_FLIGHT_MAX as usize) * FRAME_BYTES_MAX as usize
+    + (crate::limits::SENDS_IN_FLIGHT_MAX as usize + crate::limits::ACK_WAITERS_MAX) * SMALL_REPLY_BYTES_MAX;
 /// Longest the harness waits for any answer from the writer and helpers while an
 /// operation's requests are out.
 pub const SETTLE_MS_MAX: u64 = 10_000;
@@ -92,16 +91,12 @@ struct Engine {
 
 static ENGINE: OnceLock<Engine> = OnceLock::new();
 
-/// The configuration the harness runs: one core, small limits, no fsync.
+/// The configuration the harness runs: [`crate::config::test_config`] with small limits
+/// (so inputs reach them) and no fsync.
 pub fn config(data_dir: std::path::PathBuf) -> ServeConfig {
     ServeConfig {
-        listen: "127.0.0.1:0".parse().expect("literal address"),
         data_dir,
-        cores: 1,
         durability: Durability::Async,
-        registration: Registration::Open,
-        idle_timeout_ms: 60_000,
-        login_timeout_ms: crate::config::LOGIN_TIMEOUT_MS_DEFAULT,
         frame_bytes_max: FRAME_BYTES_MAX,
         payload_bytes_max: FRAME_BYTES_MAX / 2,
         sync_page_messages_max: 64,
@@ -115,13 +110,7 @@ pub fn config(data_dir: std::path::PathBuf) -> ServeConfig {
             ws_listen: Some("127.0.0.1:0".parse().expect("literal address")),
             ..Default::default()
         },
-        metrics_listen: None,
-        retention: crate::config::RetentionConfig {
-            sweep_interval_ms: crate::config::RETENTION_SWEEP_INTERVAL_MS_DEFAULT,
-            ..Default::default()
-        },
-        integration: Default::default(),
-        abuse: Default::default(),
+        ..crate::config::test_config()
     }
 }
 
@@ -290,19 +279,14 @@ struct Harness {
 impl Harness {
     fn new(engine: &'static Engine, input_no: u64) -> Harness {
         let config = engine.config.clone();
-        let shared = Arc::new(Shared {
-            transports: Transports::from_config(&config).expect("no TLS or WebSocket to load"),
-            mailboxes: engine.mailboxes.clone(),
-            writer: engine.writer.clone(),
-            helpers: engine.helpers.clone(),
-            shutdown: AtomicBool::new(false),
-            metrics: Metrics::default(),
-            connections: AtomicU64::new(0),
-            integration: Default::default(),
-            online_events: None,
-            limiter: Arc::new(crate::abuse::Limiter::new(config.abuse)),
+        let transports = Transports::from_config(&config).expect("no TLS or WebSocket to load");
+        let shared = Arc::new(Shared::new(
             config,
-        });
+            engine.mailboxes.clone(),
+            engine.writer.clone(),
+            engine.helpers.clone(),
+            transports,
+        ));
         let decoder = FrameDecoder::new(FRAME_BYTES_MAX, shared.config.sync_page_messages_max);
         let mut core = Core::new(0, shared);
         // What an earlier input left in the mailbox (live notices) goes to that input's
@@ -334,224 +318,295 @@ impl Harness {
         }
         match op % 28 {
             0 => self.connect(false),
-            1 => {
-                let peer = self.peer(input);
-                let len = usize::from(input.byte());
-                let bytes = input.bytes(len);
-                self.feed_raw(peer, bytes);
-            }
-            2 => {
-                let peer = self.peer(input);
-                let (version_min, version_max) = match input.byte() {
-                    0..=223 => (hotline_wire::PROTOCOL_VERSION_MIN, hotline_wire::PROTOCOL_VERSION),
-                    _ => (u16::from(input.byte()), u16::from(input.byte())),
-                };
-                let m = Hello {
-                    version_min,
-                    version_max,
-                    client_name: "fuzz",
-                };
-                self.send(input, peer, &Message::Hello(m));
-            }
-            3 => {
-                let peer = self.peer(input);
-                let slot = usize::from(input.byte()) % USERS_PER_INPUT;
-                let username = self.username(slot);
-                let password = if input.byte() < 240 { "password" } else { "" };
-                let rid = self.send(
-                    input,
-                    peer,
-                    &Message::Register(Register {
-                        username: &username,
-                        password,
-                    }),
-                );
-                self.pending.push((rid, slot));
-            }
-            4 => {
-                let peer = self.peer(input);
-                let slot = usize::from(input.byte()) % USERS_PER_INPUT;
-                let username = self.username(slot);
-                let password = if input.byte() < 224 { "password" } else { "wrong" };
-                let m = Login {
-                    credentials: Credentials::Password {
-                        username: &username,
-                        password,
-                    },
-                    device_name: "fuzz",
-                };
-                let rid = self.send(input, peer, &Message::Login(m));
-                self.pending.push((rid, slot));
-            }
-            5 => {
-                let peer = self.peer(input);
-                let slot = usize::from(input.byte()) % USERS_PER_INPUT;
-                let token = self.accounts[slot].token.unwrap_or([7; crate::auth::TOKEN_BYTES]);
-                let token: &[u8] = if input.byte() < 240 { &token } else { &token[..16] };
-                let m = Login {
-                    credentials: Credentials::Token(token),
-                    device_name: "",
-                };
-                self.send(input, peer, &Message::Login(m));
-            }
-            6 => {
-                let peer = self.peer(input);
-                let client_msg_id = u64::from(input.byte());
-                let (to, group) = match input.byte() % 4 {
-                    0 => (0, self.group(input)),
-                    1 => (self.user(input), self.group(input)),
-                    _ => (self.user(input), 0),
-                };
-                let payload_len = usize::from(input.byte()) * usize::from(input.byte() % 8 + 1);
-                let payload = vec![b'x'; payload_len];
-                let kind = MessageKind(input.byte() % 5);
-                let refers_to = match input.byte() {
-                    0..=127 => 0,
-                    b => self
-                        .message_ids
-                        .get(usize::from(b) % 8)
-                        .copied()
-                        .unwrap_or(u64::from(b)),
-                };
-                let m = Send {
-                    client_msg_id,
-                    to,
-                    payload: &payload,
-                    flags: SendFlags(input.byte()),
-                    group,
-                    kind,
-                    refers_to,
-                };
-                self.send(input, peer, &Message::Send(m));
-            }
-            7 => {
-                let peer = self.peer(input);
-                let up_to_seq = self.seq(input, peer);
-                self.send(input, peer, &Message::Ack(Ack { up_to_seq }));
-            }
-            8 => {
-                let peer = self.peer(input);
-                let after_seq = self.seq(input, peer);
-                let limit = u32::from(input.byte());
-                self.send(input, peer, &Message::Sync(Sync { after_seq, limit }));
-            }
-            9 => {
-                let peer = self.peer(input);
-                let name = ["team", "", "a-much-longer-group-name"][usize::from(input.byte()) % 3];
-                let persistence = Persistence(input.byte() % 4);
-                self.send(input, peer, &Message::GroupCreate(GroupCreate { name, persistence }));
-            }
-            10 => {
-                let peer = self.peer(input);
-                let m = GroupAddMember {
-                    group_id: self.group(input),
-                    user_id: self.user(input),
-                    role: GroupRole(input.byte() % 4),
-                };
-                self.send(input, peer, &Message::GroupAddMember(m));
-            }
-            11 => {
-                let peer = self.peer(input);
-                let m = GroupRemoveMember {
-                    group_id: self.group(input),
-                    user_id: self.user(input),
-                };
-                self.send(input, peer, &Message::GroupRemoveMember(m));
-            }
-            12 => {
-                let peer = self.peer(input);
-                let group_id = self.group(input);
-                self.send(input, peer, &Message::GroupLeave(GroupLeave { group_id }));
-            }
-            13 => {
-                let peer = self.peer(input);
-                let m = GroupMembers {
-                    group_id: self.group(input),
-                    after_user_id: u64::from(input.byte()),
-                };
-                self.send(input, peer, &Message::GroupMembers(m));
-            }
-            14 => {
-                let peer = self.peer(input);
-                let after_group_id = u64::from(input.byte());
-                self.send(input, peer, &Message::MyGroups(MyGroups { after_group_id }));
-            }
-            15 => {
-                let peer = self.peer(input);
-                let conversation = self.conversation(input);
-                let up_to_seq = self.seq(input, peer);
-                self.send(
-                    input,
-                    peer,
-                    &Message::MarkRead(MarkRead {
-                        conversation,
-                        up_to_seq,
-                    }),
-                );
-            }
-            16 => {
-                let peer = self.peer(input);
-                let after = match input.byte() % 2 {
-                    0 => None,
-                    _ => Some(self.conversation(input)),
-                };
-                self.send(input, peer, &Message::Conversations(Conversations { after }));
-            }
-            17 => {
-                let peer = self.peer(input);
-                let m = SetPersistence {
-                    conversation: self.conversation(input),
-                    persistence: Persistence(input.byte() % 4),
-                };
-                self.send(input, peer, &Message::SetPersistence(m));
-            }
-            18 => {
-                let peer = self.peer(input);
-                let conversation = self.conversation(input);
-                self.send(input, peer, &Message::Typing(Typing { conversation }));
-            }
-            19 => {
-                let peer = self.peer(input);
-                let n = usize::from(input.byte() % 6);
-                let user_ids = (0..n).map(|_| self.user(input)).collect();
-                self.send(input, peer, &Message::PresenceSubscribe(PresenceSubscribe { user_ids }));
-            }
-            20 => {
-                let peer = self.peer(input);
-                self.send(input, peer, &Message::Logout);
-            }
-            21 => {
-                let peer = self.peer(input);
-                let m = match input.byte() % 4 {
-                    0 => Message::Ping(Ping { nonce: input.u64() }),
-                    1 => Message::Pong(hotline_wire::Pong { nonce: 1 }),
-                    2 => Message::Done,
-                    _ => Message::AckOk(hotline_wire::AckOk { device_cursor: 1 }),
-                };
-                self.send(input, peer, &m);
-            }
-            22 => {
-                let peer = self.peer(input);
-                self.peer_closes(peer);
-            }
-            23 => {
-                let peer = self.peer(input);
-                if let Some(p) = self.peers.get_mut(peer) {
-                    p.reading = !p.reading;
-                }
-            }
+            1 => self.op_raw_bytes(input),
+            2 => self.op_hello(input),
+            3 => self.op_register(input),
+            4 => self.op_password_login(input),
+            5 => self.op_token_login(input),
+            6 => self.op_send_message(input),
+            7 => self.op_ack(input),
+            8 => self.op_sync(input),
+            9 => self.op_group_create(input),
+            10 => self.op_group_add_member(input),
+            11 => self.op_group_remove_member(input),
+            12 => self.op_group_leave(input),
+            13 => self.op_group_members(input),
+            14 => self.op_my_groups(input),
+            15 => self.op_mark_read(input),
+            16 => self.op_conversations(input),
+            17 => self.op_set_persistence(input),
+            18 => self.op_typing(input),
+            19 => self.op_presence_subscribe(input),
+            20 => self.op_logout(input),
+            21 => self.op_server_frame(input),
+            22 => self.op_close(input),
+            23 => self.op_toggle_reading(input),
             24 => self.chunk_bytes = usize::from(input.byte() % 16),
-            25 => {
-                // The last structured frame, many times in one read.
-                let peer = self.peer(input);
-                let copies = usize::from(input.byte()) * 8;
-                let flood = self.last_frame.repeat(copies);
-                self.send_frames(peer, &flood);
-            }
+            25 => self.op_flood(input),
             26 => self.core.sweep(),
             _ => self.settle_each = !self.settle_each,
         }
         self.after_step();
+    }
+
+    /// Operation 1: raw bytes (any length) into a connection, as if read from its socket.
+    fn op_raw_bytes(&mut self, input: &mut Input<'_>) {
+        let peer = self.peer(input);
+        let len = usize::from(input.byte());
+        let bytes = input.bytes(len);
+        self.feed_raw(peer, bytes);
+    }
+
+    /// Operation 2: `Hello`, mostly with the supported versions.
+    fn op_hello(&mut self, input: &mut Input<'_>) {
+        let peer = self.peer(input);
+        let (version_min, version_max) = match input.byte() {
+            0..=223 => (hotline_wire::PROTOCOL_VERSION_MIN, hotline_wire::PROTOCOL_VERSION),
+            _ => (u16::from(input.byte()), u16::from(input.byte())),
+        };
+        let m = Hello {
+            version_min,
+            version_max,
+            client_name: "fuzz",
+        };
+        self.send(input, peer, &Message::Hello(m));
+    }
+
+    /// Operation 3: `Register` of one of the input's accounts.
+    fn op_register(&mut self, input: &mut Input<'_>) {
+        let peer = self.peer(input);
+        let slot = usize::from(input.byte()) % USERS_PER_INPUT;
+        let username = self.username(slot);
+        let password = if input.byte() < 240 { "password" } else { "" };
+        let rid = self.send(
+            input,
+            peer,
+            &Message::Register(Register {
+                username: &username,
+                password,
+            }),
+        );
+        self.pending.push((rid, slot));
+    }
+
+    /// Operation 4: `Login` with a password (mostly the right one).
+    fn op_password_login(&mut self, input: &mut Input<'_>) {
+        let peer = self.peer(input);
+        let slot = usize::from(input.byte()) % USERS_PER_INPUT;
+        let username = self.username(slot);
+        let password = if input.byte() < 224 { "password" } else { "wrong" };
+        let m = Login {
+            credentials: Credentials::Password {
+                username: &username,
+                password,
+            },
+            device_name: "fuzz",
+        };
+        let rid = self.send(input, peer, &Message::Login(m));
+        self.pending.push((rid, slot));
+    }
+
+    /// Operation 5: `Login` with a token the server handed out (or a bad one).
+    fn op_token_login(&mut self, input: &mut Input<'_>) {
+        let peer = self.peer(input);
+        let slot = usize::from(input.byte()) % USERS_PER_INPUT;
+        let token = self.accounts[slot].token.unwrap_or([7; crate::auth::TOKEN_BYTES]);
+        let token: &[u8] = if input.byte() < 240 { &token } else { &token[..16] };
+        let m = Login {
+            credentials: Credentials::Token(token),
+            device_name: "",
+        };
+        self.send(input, peer, &Message::Login(m));
+    }
+
+    /// Operation 6: `Send` to a user or a group, of any kind, flags and payload size.
+    fn op_send_message(&mut self, input: &mut Input<'_>) {
+        let peer = self.peer(input);
+        let client_msg_id = u64::from(input.byte());
+        let (to, group) = match input.byte() % 4 {
+            0 => (0, self.group(input)),
+            1 => (self.user(input), self.group(input)),
+            _ => (self.user(input), 0),
+        };
+        let payload_len = usize::from(input.byte()) * usize::from(input.byte() % 8 + 1);
+        let payload = vec![b'x'; payload_len];
+        let kind = MessageKind(input.byte() % 5);
+        let refers_to = match input.byte() {
+            0..=127 => 0,
+            b => self
+                .message_ids
+                .get(usize::from(b) % 8)
+                .copied()
+                .unwrap_or(u64::from(b)),
+        };
+        let m = Send {
+            client_msg_id,
+            to,
+            payload: &payload,
+            flags: SendFlags(input.byte()),
+            group,
+            kind,
+            refers_to,
+        };
+        self.send(input, peer, &Message::Send(m));
+    }
+
+    /// Operation 7: `Ack` up to a seq near what the peer was sent.
+    fn op_ack(&mut self, input: &mut Input<'_>) {
+        let peer = self.peer(input);
+        let up_to_seq = self.seq(input, peer);
+        self.send(input, peer, &Message::Ack(Ack { up_to_seq }));
+    }
+
+    /// Operation 8: `Sync` after a seq near what the peer was sent.
+    fn op_sync(&mut self, input: &mut Input<'_>) {
+        let peer = self.peer(input);
+        let after_seq = self.seq(input, peer);
+        let limit = u32::from(input.byte());
+        self.send(input, peer, &Message::Sync(Sync { after_seq, limit }));
+    }
+
+    /// Operation 9: `GroupCreate`.
+    fn op_group_create(&mut self, input: &mut Input<'_>) {
+        let peer = self.peer(input);
+        let name = ["team", "", "a-much-longer-group-name"][usize::from(input.byte()) % 3];
+        let persistence = Persistence(input.byte() % 4);
+        self.send(input, peer, &Message::GroupCreate(GroupCreate { name, persistence }));
+    }
+
+    /// Operation 10: `GroupAddMember`.
+    fn op_group_add_member(&mut self, input: &mut Input<'_>) {
+        let peer = self.peer(input);
+        let m = GroupAddMember {
+            group_id: self.group(input),
+            user_id: self.user(input),
+            role: GroupRole(input.byte() % 4),
+        };
+        self.send(input, peer, &Message::GroupAddMember(m));
+    }
+
+    /// Operation 11: `GroupRemoveMember`.
+    fn op_group_remove_member(&mut self, input: &mut Input<'_>) {
+        let peer = self.peer(input);
+        let m = GroupRemoveMember {
+            group_id: self.group(input),
+            user_id: self.user(input),
+        };
+        self.send(input, peer, &Message::GroupRemoveMember(m));
+    }
+
+    /// Operation 12: `GroupLeave`.
+    fn op_group_leave(&mut self, input: &mut Input<'_>) {
+        let peer = self.peer(input);
+        let group_id = self.group(input);
+        self.send(input, peer, &Message::GroupLeave(GroupLeave { group_id }));
+    }
+
+    /// Operation 13: `GroupMembers`.
+    fn op_group_members(&mut self, input: &mut Input<'_>) {
+        let peer = self.peer(input);
+        let m = GroupMembers {
+            group_id: self.group(input),
+            after_user_id: u64::from(input.byte()),
+        };
+        self.send(input, peer, &Message::GroupMembers(m));
+    }
+
+    /// Operation 14: `MyGroups`.
+    fn op_my_groups(&mut self, input: &mut Input<'_>) {
+        let peer = self.peer(input);
+        let after_group_id = u64::from(input.byte());
+        self.send(input, peer, &Message::MyGroups(MyGroups { after_group_id }));
+    }
+
+    /// Operation 15: `MarkRead`.
+    fn op_mark_read(&mut self, input: &mut Input<'_>) {
+        let peer = self.peer(input);
+        let conversation = self.conversation(input);
+        let up_to_seq = self.seq(input, peer);
+        self.send(
+            input,
+            peer,
+            &Message::MarkRead(MarkRead {
+                conversation,
+                up_to_seq,
+            }),
+        );
+    }
+
+    /// Operation 16: `Conversations`.
+    fn op_conversations(&mut self, input: &mut Input<'_>) {
+        let peer = self.peer(input);
+        let after = match input.byte() % 2 {
+            0 => None,
+            _ => Some(self.conversation(input)),
+        };
+        self.send(input, peer, &Message::Conversations(Conversations { after }));
+    }
+
+    /// Operation 17: `SetPersistence`.
+    fn op_set_persistence(&mut self, input: &mut Input<'_>) {
+        let peer = self.peer(input);
+        let m = SetPersistence {
+            conversation: self.conversation(input),
+            persistence: Persistence(input.byte() % 4),
+        };
+        self.send(input, peer, &Message::SetPersistence(m));
+    }
+
+    /// Operation 18: `Typing`.
+    fn op_typing(&mut self, input: &mut Input<'_>) {
+        let peer = self.peer(input);
+        let conversation = self.conversation(input);
+        self.send(input, peer, &Message::Typing(Typing { conversation }));
+    }
+
+    /// Operation 19: `PresenceSubscribe` for up to 5 users.
+    fn op_presence_subscribe(&mut self, input: &mut Input<'_>) {
+        let peer = self.peer(input);
+        let n = usize::from(input.byte() % 6);
+        let user_ids = (0..n).map(|_| self.user(input)).collect();
+        self.send(input, peer, &Message::PresenceSubscribe(PresenceSubscribe { user_ids }));
+    }
+
+    /// Operation 20: `Logout`.
+    fn op_logout(&mut self, input: &mut Input<'_>) {
+        let peer = self.peer(input);
+        self.send(input, peer, &Message::Logout);
+    }
+
+    /// Operation 21: a frame only servers send (or `Ping`).
+    fn op_server_frame(&mut self, input: &mut Input<'_>) {
+        let peer = self.peer(input);
+        let m = match input.byte() % 4 {
+            0 => Message::Ping(Ping { nonce: input.u64() }),
+            1 => Message::Pong(hotline_wire::Pong { nonce: 1 }),
+            2 => Message::Done,
+            _ => Message::AckOk(hotline_wire::AckOk { device_cursor: 1 }),
+        };
+        self.send(input, peer, &m);
+    }
+
+    /// Operation 22: the peer closes its end.
+    fn op_close(&mut self, input: &mut Input<'_>) {
+        let peer = self.peer(input);
+        self.peer_closes(peer);
+    }
+
+    /// Operation 23: the peer stops (or starts again) reading.
+    fn op_toggle_reading(&mut self, input: &mut Input<'_>) {
+        let peer = self.peer(input);
+        if let Some(p) = self.peers.get_mut(peer) {
+            p.reading = !p.reading;
+        }
+    }
+
+    /// Operation 25: the last structured frame, many times in one read.
+    fn op_flood(&mut self, input: &mut Input<'_>) {
+        let peer = self.peer(input);
+        let copies = usize::from(input.byte()) * 8;
+        let flood = self.last_frame.repeat(copies);
+        self.send_frames(peer, &flood);
     }
 
     fn after_step(&mut self) {

@@ -2,6 +2,10 @@
 //! (argon2, RocksDB reads). Jobs arrive on one bounded queue; a full queue makes the
 //! submitting core answer `Overloaded`. Results return through the submitting core's
 //! completion queue.
+//!
+//! Each job is one function (`Worker::run_job` dispatches); a job answers with a
+//! [`HelperOutcome`], or with the [`Refusal`] a write would give: the client's mistake or a
+//! storage failure (logged, answered `StorageUnavailable`).
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -12,9 +16,9 @@ use crossbeam_queue::ArrayQueue;
 use hotline_wire::ErrorCode;
 
 use crate::auth;
-use crate::mailbox::{Completion, HelperOutcome, Mailbox, ReadPurpose, ReplyTo};
+use crate::mailbox::{Completion, Mailbox, ReplyTo};
 use crate::storage::writer::{LogWriter, WriteOp, WriteRequest};
-use crate::storage::Storage;
+use crate::storage::{InboxPage, Refusal, Storage, StorageError};
 
 /// Most jobs queued for the pool.
 pub const HELPER_QUEUE_JOBS_MAX: usize = 4_096;
@@ -75,6 +79,46 @@ pub enum HelperJob {
         reply: ReplyTo,
         user_id: u64,
         targets: Vec<u64>,
+    },
+}
+
+/// Why an inbox read was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadPurpose {
+    /// A client's `Sync`: answer with a `SyncPage`.
+    Sync,
+    /// A device catching up from the log (after login, or after falling behind).
+    CatchUp,
+}
+
+/// What a helper job produced (its refusal is an `ErrorCode` beside it). `Register` and
+/// `PasswordLogin` end in a write: their outcome is the writer's `WriteOutcome`.
+#[derive(Debug)]
+pub enum HelperOutcome {
+    TokenLogin {
+        user_id: u64,
+        device_id: u64,
+        cursor: u64,
+        inbox_head: u64,
+        token_hash: [u8; 32],
+    },
+    InboxPage {
+        user_id: u64,
+        purpose: ReadPurpose,
+        page: InboxPage,
+        inbox_head: u64,
+    },
+    GroupMembers(hotline_wire::GroupMemberList),
+    /// A page of the caller's groups: (group id, name, role, persistence).
+    Groups {
+        groups: Vec<(u64, String, hotline_wire::GroupRole, hotline_wire::Persistence)>,
+        more: bool,
+    },
+    Conversations(hotline_wire::ConversationList),
+    /// The users among those asked for whose presence the caller may see, each with its
+    /// stored last-seen time (µs; 0 if never stored).
+    PresenceAllowed {
+        targets: Vec<(u64, u64)>,
     },
 }
 
@@ -197,83 +241,23 @@ impl Worker {
         }
     }
 
+    /// Runs one job and answers it: reads reply here, a job that ends in a write hands
+    /// its reply to the writer.
     fn run_job(&self, job: HelperJob) {
-        match job {
+        // Each read with what its log line calls it, should storage fail.
+        let (reply, what, outcome) = match job {
             HelperJob::Register {
                 reply,
                 username,
                 password,
-            } => match auth::hash_password(&password) {
-                Ok(password_phc) => self.write(reply, WriteOp::CreateUser { username, password_phc }),
-                Err(e) => {
-                    tracing::warn!("argon2 hashing failed: {e}");
-                    self.reply(reply, Err(ErrorCode::Internal));
-                }
-            },
+            } => return self.register(reply, username, &password),
             HelperJob::PasswordLogin {
                 reply,
                 username,
                 password,
                 device_name,
-            } => {
-                let user = self.storage.user_by_name(&username);
-                let phc = match &user {
-                    Ok(Some(user_id)) => self.storage.credential(*user_id),
-                    Ok(None) => Ok(None),
-                    Err(_) => Ok(None),
-                };
-                let (user_id, phc) = match (user, phc) {
-                    (Ok(user), Ok(phc)) => (user, phc),
-                    (Err(e), _) | (_, Err(e)) => {
-                        tracing::warn!("login lookup failed: {e}");
-                        return self.reply(reply, Err(ErrorCode::StorageUnavailable));
-                    }
-                };
-                if !auth::verify_password(&password, phc.as_deref()) {
-                    return self.reply(reply, Err(ErrorCode::InvalidCredentials));
-                }
-                let Some(user_id) = user_id else {
-                    return self.reply(reply, Err(ErrorCode::InvalidCredentials));
-                };
-                match auth::new_token() {
-                    Ok(token) => self.write(
-                        reply,
-                        WriteOp::CreateDevice {
-                            user_id,
-                            device_name,
-                            token,
-                        },
-                    ),
-                    Err(e) => {
-                        tracing::error!("the OS random source failed: {e}");
-                        self.reply(reply, Err(ErrorCode::Internal));
-                    }
-                }
-            }
-            HelperJob::TokenLogin { reply, token } => {
-                let token_hash = auth::token_hash(&token);
-                let outcome = (|| {
-                    let Some(record) = self.storage.token(&token_hash)? else {
-                        return Ok(Err(ErrorCode::InvalidCredentials));
-                    };
-                    let cursor = self.storage.cursor(record.user_id, record.device_id)?;
-                    let inbox_head = self.storage.inbox_head(record.user_id)?;
-                    Ok::<_, crate::storage::StorageError>(Ok(HelperOutcome::TokenLogin {
-                        user_id: record.user_id,
-                        device_id: record.device_id,
-                        cursor,
-                        inbox_head,
-                        token_hash,
-                    }))
-                })();
-                self.reply(
-                    reply,
-                    outcome.unwrap_or_else(|e| {
-                        tracing::warn!("token lookup failed: {e}");
-                        Err(ErrorCode::StorageUnavailable)
-                    }),
-                );
-            }
+            } => return self.password_login(reply, &username, &password, device_name),
+            HelperJob::TokenLogin { reply, token } => (reply, "token lookup", self.token_login(&token)),
             HelperJob::ReadInbox {
                 reply,
                 user_id,
@@ -281,105 +265,186 @@ impl Worker {
                 limit,
                 bytes_max,
                 purpose,
-            } => {
-                let outcome = self
-                    .storage
-                    .read_inbox(user_id, after_seq, limit, bytes_max)
-                    .and_then(|page| {
-                        let inbox_head = self.storage.inbox_head(user_id)?;
-                        Ok(HelperOutcome::InboxPage {
-                            user_id,
-                            purpose,
-                            page,
-                            inbox_head,
-                        })
-                    });
-                self.reply(
-                    reply,
-                    outcome.map_err(|e| {
-                        tracing::warn!("inbox read failed: {e}");
-                        ErrorCode::StorageUnavailable
-                    }),
-                );
-            }
+            } => (
+                reply,
+                "inbox read",
+                self.read_inbox(user_id, after_seq, limit, bytes_max, purpose),
+            ),
             HelperJob::GroupMembers {
                 reply,
                 user_id,
                 group_id,
                 after_user_id,
                 limit,
-            } => {
-                let outcome: ReadResult = (|| {
-                    if self.storage.group(group_id)?.is_none() {
-                        return Ok(Err(ErrorCode::NoSuchGroup));
-                    }
-                    if self.storage.member_role(group_id, user_id)?.is_none() {
-                        return Ok(Err(ErrorCode::Forbidden));
-                    }
-                    let (members, more) = self.storage.group_members(group_id, after_user_id, limit)?;
-                    let members = members
-                        .into_iter()
-                        .map(|(user_id, role)| hotline_wire::GroupMember { user_id, role })
-                        .collect();
-                    Ok(Ok(HelperOutcome::GroupMembers(hotline_wire::GroupMemberList {
-                        group_id,
-                        members,
-                        more,
-                    })))
-                })();
-                self.reply(reply, flatten(outcome, "group member read"));
-            }
+            } => (
+                reply,
+                "group member read",
+                self.group_members(user_id, group_id, after_user_id, limit),
+            ),
             HelperJob::MyGroups {
                 reply,
                 user_id,
                 after_group_id,
                 limit,
-            } => {
-                let outcome: ReadResult = (|| {
-                    let (page, more) = self.storage.user_groups(user_id, after_group_id, limit)?;
-                    let mut groups = Vec::with_capacity(page.len());
-                    for (group_id, role) in page {
-                        if let Some(g) = self.storage.group(group_id)? {
-                            groups.push((group_id, g.name, role, g.persistence));
-                        }
-                    }
-                    Ok(Ok(HelperOutcome::Groups { groups, more }))
-                })();
-                self.reply(reply, flatten(outcome, "group list read"));
-            }
+            } => (reply, "group list read", self.my_groups(user_id, after_group_id, limit)),
             HelperJob::Conversations {
                 reply,
                 user_id,
                 after,
                 limit,
-            } => {
-                let outcome = self
-                    .storage
-                    .conv_states(user_id, after, limit)
-                    .map(|(conversations, more)| {
-                        Ok(HelperOutcome::Conversations(hotline_wire::ConversationList {
-                            conversations,
-                            more,
-                        }))
-                    });
-                self.reply(reply, flatten(outcome, "conversation list read"));
-            }
+            } => (
+                reply,
+                "conversation list read",
+                self.conversations(user_id, after, limit),
+            ),
             HelperJob::PresenceCheck {
                 reply,
                 user_id,
                 targets,
-            } => {
-                let outcome = self
-                    .presence_allowed(user_id, &targets)
-                    .map(|targets| Ok(HelperOutcome::PresenceAllowed { targets }));
-                self.reply(reply, flatten(outcome, "presence check"));
+            } => (reply, "presence check", self.presence_check(user_id, &targets)),
+        };
+        self.reply(reply, outcome.map_err(|refusal| refusal.into_code(what)));
+    }
+
+    /// Hashes the password (argon2), then asks the writer to create the user.
+    fn register(&self, reply: ReplyTo, username: String, password: &str) {
+        match auth::hash_password(password) {
+            Ok(password_phc) => self.write(reply, WriteOp::CreateUser { username, password_phc }),
+            Err(e) => {
+                tracing::warn!("argon2 hashing failed: {e}");
+                self.reply(reply, Err(ErrorCode::Internal));
             }
         }
     }
 
+    /// Verifies the password, then asks the writer for a new device and token. An unknown
+    /// user costs the same argon2 verification as a wrong password.
+    fn password_login(&self, reply: ReplyTo, username: &str, password: &str, device_name: String) {
+        let lookup = self.storage.user_by_name(username).and_then(|user| match user {
+            Some(user_id) => Ok((Some(user_id), self.storage.credential(user_id)?)),
+            None => Ok((None, None)),
+        });
+        let (user_id, phc) = match lookup {
+            Ok(found) => found,
+            Err(e) => return self.reply(reply, Err(Refusal::Storage(e).into_code("login lookup"))),
+        };
+        if !auth::verify_password(password, phc.as_deref()) {
+            return self.reply(reply, Err(ErrorCode::InvalidCredentials));
+        }
+        let Some(user_id) = user_id else {
+            return self.reply(reply, Err(ErrorCode::InvalidCredentials));
+        };
+        match auth::new_token() {
+            Ok(token) => self.write(
+                reply,
+                WriteOp::CreateDevice {
+                    user_id,
+                    device_name,
+                    token,
+                },
+            ),
+            Err(e) => {
+                tracing::error!("the OS random source failed: {e}");
+                self.reply(reply, Err(ErrorCode::Internal));
+            }
+        }
+    }
+
+    /// Resolves a token to its user, device, cursor and inbox head.
+    fn token_login(&self, token: &[u8; 32]) -> Result<HelperOutcome, Refusal> {
+        let token_hash = auth::token_hash(token);
+        let record = self
+            .storage
+            .token(&token_hash)?
+            .ok_or(Refusal::Client(ErrorCode::InvalidCredentials))?;
+        Ok(HelperOutcome::TokenLogin {
+            user_id: record.user_id,
+            device_id: record.device_id,
+            cursor: self.storage.cursor(record.user_id, record.device_id)?,
+            inbox_head: self.storage.inbox_head(record.user_id)?,
+            token_hash,
+        })
+    }
+
+    /// A page of `user_id`'s inbox after `after_seq`, with the inbox head.
+    fn read_inbox(
+        &self,
+        user_id: u64,
+        after_seq: u64,
+        limit: usize,
+        bytes_max: usize,
+        purpose: ReadPurpose,
+    ) -> Result<HelperOutcome, Refusal> {
+        let page = self.storage.read_inbox(user_id, after_seq, limit, bytes_max)?;
+        Ok(HelperOutcome::InboxPage {
+            user_id,
+            purpose,
+            page,
+            inbox_head: self.storage.inbox_head(user_id)?,
+        })
+    }
+
+    /// A page of a group's members, for a member only.
+    fn group_members(
+        &self,
+        user_id: u64,
+        group_id: u64,
+        after_user_id: u64,
+        limit: usize,
+    ) -> Result<HelperOutcome, Refusal> {
+        if self.storage.group(group_id)?.is_none() {
+            return Err(Refusal::Client(ErrorCode::NoSuchGroup));
+        }
+        if self.storage.member_role(group_id, user_id)?.is_none() {
+            return Err(Refusal::Client(ErrorCode::Forbidden));
+        }
+        let (members, more) = self.storage.group_members(group_id, after_user_id, limit)?;
+        let members = members
+            .into_iter()
+            .map(|(user_id, role)| hotline_wire::GroupMember { user_id, role })
+            .collect();
+        Ok(HelperOutcome::GroupMembers(hotline_wire::GroupMemberList {
+            group_id,
+            members,
+            more,
+        }))
+    }
+
+    /// A page of the caller's groups, each with its name and persistence.
+    fn my_groups(&self, user_id: u64, after_group_id: u64, limit: usize) -> Result<HelperOutcome, Refusal> {
+        let (page, more) = self.storage.user_groups(user_id, after_group_id, limit)?;
+        let mut groups = Vec::with_capacity(page.len());
+        for (group_id, role) in page {
+            if let Some(g) = self.storage.group(group_id)? {
+                groups.push((group_id, g.name, role, g.persistence));
+            }
+        }
+        Ok(HelperOutcome::Groups { groups, more })
+    }
+
+    /// A page of the caller's conversations.
+    fn conversations(
+        &self,
+        user_id: u64,
+        after: Option<hotline_wire::Conversation>,
+        limit: usize,
+    ) -> Result<HelperOutcome, Refusal> {
+        let (conversations, more) = self.storage.conv_states(user_id, after, limit)?;
+        Ok(HelperOutcome::Conversations(hotline_wire::ConversationList {
+            conversations,
+            more,
+        }))
+    }
+
+    /// Which of `targets` the caller may watch, with their last-seen times.
+    fn presence_check(&self, user_id: u64, targets: &[u64]) -> Result<HelperOutcome, Refusal> {
+        let targets = self.presence_allowed(user_id, targets)?;
+        Ok(HelperOutcome::PresenceAllowed { targets })
+    }
+
     /// The targets `user_id` may watch: those it has a direct conversation with, or shares
     /// a group with. One point read and one membership range read per target, each bounded.
-    fn presence_allowed(&self, user_id: u64, targets: &[u64]) -> Result<Vec<(u64, u64)>, crate::storage::StorageError> {
+    fn presence_allowed(&self, user_id: u64, targets: &[u64]) -> Result<Vec<(u64, u64)>, StorageError> {
         let (groups, _) = self.storage.user_groups(user_id, 0, PRESENCE_GROUPS_CHECKED_MAX)?;
         let groups: std::collections::HashSet<u64> = groups.into_iter().map(|(g, _)| g).collect();
         let mut allowed = Vec::new();
@@ -405,14 +470,3 @@ impl Worker {
 
 /// Most of the caller's groups a presence check looks through.
 const PRESENCE_GROUPS_CHECKED_MAX: usize = 1_024;
-
-/// A read's outcome: a storage failure, or the reply (which may be a refusal).
-type ReadResult = Result<Result<HelperOutcome, ErrorCode>, crate::storage::StorageError>;
-
-/// A read's outcome as a helper reply, logging a storage failure.
-fn flatten(outcome: ReadResult, what: &str) -> Result<HelperOutcome, ErrorCode> {
-    outcome.unwrap_or_else(|e| {
-        tracing::warn!("{what} failed: {e}");
-        Err(ErrorCode::StorageUnavailable)
-    })
-}

@@ -8,15 +8,20 @@
 //!   framing, handing a logged-in connection to its user's home core.
 //! - [`handlers`]: one file per family of protocol operations, one `match` dispatching.
 //! - [`mailbox`]: the bounded lock-free queues (and wake-up) through which other threads
-//!   reach a core; `home_core`, the stable user → core hash.
+//!   reach a core, the envelopes they carry, [`mailbox::ReplyTo`] (where an outcome goes);
+//!   `home_core`, the stable user → core hash.
 //! - [`storage`]: RocksDB column families and reads; [`storage::writer`], the single log
 //!   writer that sequences inbox seqs and group-commits every mutation, and owns group
-//!   membership, conversation states, receipts and persistence levels.
-//! - [`helper`]: the bounded pool for argon2 and log reads (never on a core thread).
+//!   membership, conversation states, receipts and persistence levels. Its requests
+//!   (`WriteOp`) and outcomes (`WriteOutcome`) are declared there, one file per family of
+//!   operations (`writer/{messages,accounts,conversations}.rs`).
+//! - [`helper`]: the bounded pool for argon2 and log reads (never on a core thread); its
+//!   jobs (`HelperJob`) and outcomes (`HelperOutcome`) beside it.
 //! - [`presence`]: who is online, who watches whom, coalesced publication across cores.
 //! - [`transport`]: TLS and WebSocket connections: a sans-IO layer per connection that
 //!   moves with it between cores. [`web`]: the web chat page's files.
-//! - [`auth`]: password hashing, tokens, name rules. [`config`]: limits and settings.
+//! - [`auth`]: password hashing, tokens, name rules. [`config`]: settings and how they
+//!   relate. [`limits`]: every limit more than one module uses, with its unit and why.
 //! - [`retention`]: the background thread that expires old payloads. [`control`]: the
 //!   admin-only Unix socket (backup, export, stats).
 //! - [`integration`]: the HTTP API for services and bots, and outgoing webhooks (own threads).
@@ -25,6 +30,17 @@
 //!   log lines.
 //! - [`abuse`]: abuse limits (login attempts, message rates, connections and registrations
 //!   per IP), shared by every core.
+//!
+//! # Errors
+//! Operating errors are values: [`storage::StorageError`] (RocksDB, a locked or read-only
+//! data directory, a corrupt record, a thread that could not start), [`config::ConfigError`]
+//! (key, value and why), [`storage::record::RecordError`]. A request that gets no result is
+//! refused with a [`storage::Refusal`]: the client's mistake (answered with its
+//! `ErrorCode`), or a storage failure (logged, answered `StorageUnavailable`), the same for
+//! the writer and the helper pool. A peer's mistake closes at most that peer's connection,
+//! with an `Error` frame first. A broken invariant is a bug: it is asserted
+//! (`debug_assert!` where a release build can recover, and the fuzz harness builds with
+//! debug assertions), never limped past silently.
 //!
 //! # One message
 //! A `Send` read on the sender's home core goes to the log writer, which appends it to the
@@ -45,6 +61,7 @@ pub mod fuzzing;
 pub mod handlers;
 pub mod helper;
 pub mod integration;
+pub mod limits;
 pub mod logging;
 pub mod mailbox;
 pub mod metrics;

@@ -1,4 +1,8 @@
-//! How threads talk to a core: two bounded lock-free queues and one wake-up.
+//! How threads talk to a core: two bounded lock-free queues and one wake-up. What a
+//! request asks and what it produced live beside the request's owner
+//! ([`crate::storage::writer::WriteOp`] / `WriteOutcome`, [`crate::helper::HelperJob`] /
+//! `HelperOutcome`); this module holds the queues, the envelopes they carry, and the
+//! addressing ([`ReplyTo`]) that brings an outcome back to its connection.
 //!
 //! - `routed` carries work from other cores (an authenticated connection handed to its
 //!   user's home core). It sheds: a full queue refuses the push and the sender answers the
@@ -21,10 +25,11 @@ use std::time::Duration;
 use atomic_waker::AtomicWaker;
 use crossbeam_queue::ArrayQueue;
 use hotline_transport::Layer;
-use hotline_wire::{ErrorCode, ReadPosition, Receipt, SendAck, TypingNotice};
+use hotline_wire::{ErrorCode, ReadPosition, Receipt, TypingNotice};
 
+use crate::helper::HelperOutcome;
 use crate::storage::record::StoredMessage;
-use crate::storage::InboxPage;
+use crate::storage::writer::WriteOutcome;
 
 /// Most routed (core-to-core) items queued for one core.
 pub const ROUTED_QUEUE_ITEMS_MAX: usize = 4_096;
@@ -39,48 +44,35 @@ pub struct ConnRef {
     pub generation: u32,
 }
 
+/// Who waits for a request's outcome, which says what answering it does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requester {
+    /// A client's request (a read, a login, a logout, an admin command): its outcome is
+    /// answered to it.
+    Client,
+    /// A client's write (a `Send` or a conversation request) counted in its device's
+    /// `sends_in_flight`: its outcome, success or failure, is answered and frees the slot.
+    ClientCounted,
+    /// The engine's own request (a cursor write, a catch-up read), not a client's: its
+    /// outcome is never echoed to the client.
+    Engine,
+}
+
 /// Where the result of a request goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReplyTo {
     pub core: usize,
     pub conn: ConnRef,
+    /// The client's request id (`REQUEST_ID_NONE` for the engine's own requests).
     pub request_id: u64,
-    /// The engine's own request (a cursor write, a catch-up read), not a client's: its
-    /// outcome is never echoed to the client.
-    pub internal: bool,
-    /// A client's write (a `Send` or a conversation request) counted in its device's
-    /// `sends_in_flight`: its outcome, success or failure, frees the slot.
-    pub counted: bool,
+    pub requester: Requester,
 }
 
-/// What a write request produced.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WriteOutcome {
-    /// A message is durable (or was already: a deduplicated retry).
-    Sent(SendAck),
-    UserCreated {
-        user_id: u64,
-    },
-    DeviceCreated {
-        user_id: u64,
-        device_id: u64,
-        token: [u8; 32],
-        token_hash: [u8; 32],
-        inbox_head: u64,
-    },
-    TokenRevoked,
-    CursorStored {
-        user_id: u64,
-        device_id: u64,
-        seq: u64,
-    },
-    GroupCreated {
-        group_id: u64,
-    },
-    /// A request with nothing to return succeeded.
-    Done,
-    /// A `MarkRead` moved (or kept) the read position.
-    ReadPosition(ReadPosition),
+impl ReplyTo {
+    /// The engine's own request, not a client's: nothing is echoed to the client.
+    pub fn is_internal(&self) -> bool {
+        self.requester == Requester::Engine
+    }
 }
 
 /// A live notification for users homed on one core (never stored).
@@ -110,45 +102,6 @@ pub enum Notice {
     /// `device`'s token was revoked (logout, or an operator revoking, disabling or removing
     /// the user): close its live connections, so a revoked device stops at once.
     DeviceRevoked { user: u64, device: u64 },
-}
-
-/// Why an inbox read was made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReadPurpose {
-    /// A client's `Sync`: answer with a `SyncPage`.
-    Sync,
-    /// A device catching up from the log (after login, or after falling behind).
-    CatchUp,
-}
-
-/// What a helper job produced.
-#[derive(Debug)]
-pub enum HelperOutcome {
-    TokenLogin {
-        user_id: u64,
-        device_id: u64,
-        cursor: u64,
-        inbox_head: u64,
-        token_hash: [u8; 32],
-    },
-    InboxPage {
-        user_id: u64,
-        purpose: ReadPurpose,
-        page: InboxPage,
-        inbox_head: u64,
-    },
-    GroupMembers(hotline_wire::GroupMemberList),
-    /// A page of the caller's groups: (group id, name, role, persistence).
-    Groups {
-        groups: Vec<(u64, String, hotline_wire::GroupRole, hotline_wire::Persistence)>,
-        more: bool,
-    },
-    Conversations(hotline_wire::ConversationList),
-    /// The users among those asked for whose presence the caller may see, each with its
-    /// stored last-seen time (µs; 0 if never stored).
-    PresenceAllowed {
-        targets: Vec<(u64, u64)>,
-    },
 }
 
 /// A result delivered to a core.
@@ -416,23 +369,34 @@ mod tests {
 
     #[test]
     fn a_closed_mailbox_drops_completions_instead_of_waiting() {
-        let m = Mailbox::default();
+        // A regression would make `push_completion` wait forever for room: the pushes run
+        // on their own thread, and the test fails (instead of hanging) past a deadline.
+        let m = Arc::new(Mailbox::default());
         m.close();
-        for _ in 0..COMPLETION_QUEUE_ITEMS_MAX + 10 {
-            m.push_completion(Completion::Written {
-                reply: ReplyTo {
-                    core: 0,
-                    conn: ConnRef {
-                        index: 0,
-                        generation: 0,
+        let (done, finished) = std::sync::mpsc::channel();
+        let producer = Arc::clone(&m);
+        std::thread::spawn(move || {
+            for _ in 0..COMPLETION_QUEUE_ITEMS_MAX + 10 {
+                producer.push_completion(Completion::Written {
+                    reply: ReplyTo {
+                        core: 0,
+                        conn: ConnRef {
+                            index: 0,
+                            generation: 0,
+                        },
+                        request_id: 0,
+                        requester: Requester::Engine,
                     },
-                    request_id: 0,
-                    internal: true,
-                    counted: false,
-                },
-                outcome: Err(ErrorCode::Internal),
-            });
-        }
+                    outcome: Err(ErrorCode::Internal),
+                });
+            }
+            let _ = done.send(());
+        });
+        let deadline = Duration::from_secs(30);
+        assert!(
+            finished.recv_timeout(deadline).is_ok(),
+            "pushing to a closed mailbox still waited after {deadline:?}"
+        );
         assert_eq!(m.depth(), 0);
     }
 }

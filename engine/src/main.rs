@@ -1,5 +1,14 @@
-//! `hotline`: the server binary. `hotline serve` runs the engine; `hotline user add` creates
-//! an account in a stopped server's data directory.
+//! `hotline`: the server binary. Subcommands:
+//! - `serve`: run the engine until SIGINT or SIGTERM.
+//! - `user add`, `user provision`: create accounts in a stopped server's data directory.
+//! - `backup`, `restore`, `export`: copy the database out (through the running server's
+//!   admin socket, or directly when stopped), restore it into a new directory, write one
+//!   user's history as JSON lines.
+//! - `admin user-add | reset-password | revoke-tokens | disable | enable | user-remove |
+//!   groups | stats`: ask a running server over its admin socket.
+//! - `config print`: show the configuration `serve` would run with.
+//!
+//! `--data-dir` (`HOTLINE_DATA_DIR`) is declared once (`DataDir`) and shared by all of them.
 
 use std::io::{BufRead, Write};
 use std::net::SocketAddr;
@@ -11,10 +20,12 @@ use std::ffi::OsString;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use hotline_engine::abuse::AbuseLimits;
 use hotline_engine::config::{
-    Durability, Registration, ServeConfig, TransportConfig, CONNECTIONS_PER_CORE_MAX_DEFAULT, HELPER_THREADS_DEFAULT,
-    LOGIN_TIMEOUT_MS_DEFAULT, METRICS_LISTEN_DEFAULT, OUTBOUND_BYTES_MAX_DEFAULT, TLS_LISTEN_DEFAULT,
-    WS_LISTEN_DEFAULT,
+    Registration, ServeConfig, TransportConfig, METRICS_LISTEN_DEFAULT, TLS_LISTEN_DEFAULT, WS_LISTEN_DEFAULT,
 };
+use hotline_engine::limits::{
+    CONNECTIONS_PER_CORE_MAX_DEFAULT, HELPER_THREADS_DEFAULT, LOGIN_TIMEOUT_MS_DEFAULT, OUTBOUND_BYTES_MAX_DEFAULT,
+};
+use hotline_engine::storage::Durability;
 use hotline_wire::{
     FRAME_BYTES_MAX_DEFAULT, IDLE_TIMEOUT_MS_DEFAULT, PAYLOAD_BYTES_MAX_DEFAULT, SYNC_PAGE_MESSAGES_MAX_DEFAULT,
 };
@@ -44,6 +55,20 @@ struct Cli {
     command: Command,
 }
 
+/// `--data-dir`, declared once and flattened into every subcommand that takes it.
+#[derive(Args, Debug, Clone)]
+struct DataDir {
+    /// The data directory: the RocksDB message log (`serve` and `restore` create it if
+    /// missing) and, while the server runs, its admin socket.
+    #[arg(
+        id = "data_dir",
+        long = "data-dir",
+        env = "HOTLINE_DATA_DIR",
+        default_value = "./hotline-data"
+    )]
+    path: PathBuf,
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the server until SIGINT or SIGTERM.
@@ -57,18 +82,16 @@ enum Command {
         /// The new directory to write the backup into.
         #[arg(long)]
         to: PathBuf,
-        /// The server's data directory.
-        #[arg(long, env = "HOTLINE_DATA_DIR", default_value = "./hotline-data")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        data_dir: DataDir,
     },
     /// Restore a backup into a new (or empty) data directory; the server must be stopped.
     Restore {
         /// The backup directory (`hotline backup --to`).
         #[arg(long)]
         from: PathBuf,
-        /// The data directory to create.
-        #[arg(long, env = "HOTLINE_DATA_DIR", default_value = "./hotline-data")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        data_dir: DataDir,
     },
     /// Write one user's history (every conversation, sent and received) as JSON lines.
     Export {
@@ -78,9 +101,8 @@ enum Command {
         /// Where to write (default: stdout).
         #[arg(long)]
         out: Option<PathBuf>,
-        /// The server's data directory (its admin socket when running).
-        #[arg(long, env = "HOTLINE_DATA_DIR", default_value = "./hotline-data")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        data_dir: DataDir,
     },
     /// Ask a running server over its admin socket (DATA_DIR/admin.sock, mode 0600).
     #[command(subcommand)]
@@ -95,53 +117,52 @@ enum AdminCommand {
     /// Create an account on the running server; the password is the first line of stdin.
     UserAdd {
         name: String,
-        #[arg(long, env = "HOTLINE_DATA_DIR", default_value = "./hotline-data")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        data_dir: DataDir,
     },
     /// Replace a user's password (first line of stdin); existing tokens stay valid
     /// unless revoked too.
     ResetPassword {
         name: String,
-        #[arg(long, env = "HOTLINE_DATA_DIR", default_value = "./hotline-data")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        data_dir: DataDir,
     },
     /// Revoke every token of a user: each device must log in with the password again.
     RevokeTokens {
         name: String,
-        #[arg(long, env = "HOTLINE_DATA_DIR", default_value = "./hotline-data")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        data_dir: DataDir,
     },
     /// Disable an account: its password is refused and every token revoked (the
     /// password is kept for `enable`).
     Disable {
         name: String,
-        #[arg(long, env = "HOTLINE_DATA_DIR", default_value = "./hotline-data")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        data_dir: DataDir,
     },
     /// Enable a disabled account: its old password works again.
     Enable {
         name: String,
-        #[arg(long, env = "HOTLINE_DATA_DIR", default_value = "./hotline-data")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        data_dir: DataDir,
     },
     /// Remove an account: password deleted, every token revoked, nobody can log in as it
     /// again. The name stays reserved and its messages stay in other users' inboxes.
     UserRemove {
         name: String,
-        #[arg(long, env = "HOTLINE_DATA_DIR", default_value = "./hotline-data")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        data_dir: DataDir,
     },
     /// List a user's groups: `GROUP_ID ROLE NAME` per line.
     Groups {
         name: String,
-        #[arg(long, env = "HOTLINE_DATA_DIR", default_value = "./hotline-data")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        data_dir: DataDir,
     },
     /// Live counters: connections, logins, messages, queue depth, users.
     Stats {
-        /// The server's data directory.
-        #[arg(long, env = "HOTLINE_DATA_DIR", default_value = "./hotline-data")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        data_dir: DataDir,
     },
 }
 
@@ -166,9 +187,8 @@ enum UserCommand {
     Add {
         /// The username: 1 to 64 bytes of letters, digits, '_', '.' and '-'.
         name: String,
-        /// The server's data directory.
-        #[arg(long, default_value = "./hotline-data")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        data_dir: DataDir,
     },
     /// Bulk-create token-only accounts PREFIX0..PREFIX{COUNT-1} (no password, no argon2)
     /// and write `USER_ID USERNAME TOKEN_HEX` lines to --out; accounts already in --out
@@ -183,9 +203,8 @@ enum UserCommand {
         /// The accounts file to read and (re)write.
         #[arg(long)]
         out: PathBuf,
-        /// The server's data directory.
-        #[arg(long, default_value = "./hotline-data")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        data_dir: DataDir,
     },
 }
 
@@ -213,9 +232,8 @@ struct ServeArgs {
     /// is printed as `hotline listening on ADDR`).
     #[arg(long, env = "HOTLINE_LISTEN", default_value = "127.0.0.1:7700")]
     listen: SocketAddr,
-    /// Directory of the RocksDB message log (created if missing).
-    #[arg(long, env = "HOTLINE_DATA_DIR", default_value = "./hotline-data")]
-    data_dir: PathBuf,
+    #[command(flatten)]
+    data_dir: DataDir,
     /// Cores to run on, one pinned io_uring runtime each (default: every CPU).
     #[arg(long, env = "HOTLINE_CORES")]
     cores: Option<usize>,
@@ -251,7 +269,7 @@ struct ServeArgs {
     #[arg(long, env = "HOTLINE_HELPER_THREADS", default_value_t = HELPER_THREADS_DEFAULT)]
     helper_threads: usize,
     /// Most members of one group (adding one more answers GroupFull).
-    #[arg(long, env = "HOTLINE_GROUP_MEMBERS_MAX", default_value_t = hotline_engine::config::GROUP_MEMBERS_MAX_DEFAULT)]
+    #[arg(long, env = "HOTLINE_GROUP_MEMBERS_MAX", default_value_t = hotline_engine::limits::GROUP_MEMBERS_MAX_DEFAULT)]
     group_members_max: usize,
     /// PEM certificate (chain) for TLS; with --tls-key it turns on the TLS listener
     /// (--tls-listen). `scripts/self-signed-cert` makes a pair for local use.
@@ -296,7 +314,7 @@ struct ServeArgs {
     #[arg(long = "retention-conversation", env = "HOTLINE_RETENTION_CONVERSATIONS", value_delimiter = ',', value_parser = hotline_engine::config::parse_retention_override)]
     retention_conversations: Vec<((u8, u64, u64), f64)>,
     /// Time between two retention sweeps (each rewrites what has expired since the last).
-    #[arg(long, env = "HOTLINE_RETENTION_SWEEP_INTERVAL_MS", default_value_t = hotline_engine::config::RETENTION_SWEEP_INTERVAL_MS_DEFAULT)]
+    #[arg(long, env = "HOTLINE_RETENTION_SWEEP_INTERVAL_MS", default_value_t = hotline_engine::limits::RETENTION_SWEEP_INTERVAL_MS_DEFAULT)]
     retention_sweep_interval_ms: u64,
     /// Address of the integration HTTP API for services and bots, or `off`.
     #[arg(long, env = "HOTLINE_API_LISTEN", default_value = "off", value_parser = parse_listen_or_off)]
@@ -522,7 +540,7 @@ fn serve_config(a: ServeArgs) -> ServeConfig {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     ServeConfig {
         listen: a.listen,
-        data_dir: a.data_dir,
+        data_dir: a.data_dir.path,
         cores,
         durability: match a.durability {
             DurabilityArg::Sync => Durability::Sync,
@@ -628,85 +646,103 @@ fn run(command: Command) -> anyhow::Result<()> {
                 let _ = out.flush();
             })
         }
-        Command::Backup { to, data_dir } => {
-            let to = std::path::absolute(&to).with_context(|| format!("bad --to {}", to.display()))?;
-            let request = format!("backup {}", to.display());
-            let mut out = std::io::stdout().lock();
-            if hotline_engine::control::request(&data_dir, &request, &mut out)?.is_none() {
-                let storage = existing_database(&data_dir)?;
-                hotline_engine::admin::backup(&storage, &to)?;
-                writeln!(out, "backup written to {} (server stopped)", to.display())?;
-            }
-            Ok(())
-        }
-        Command::Restore { from, data_dir } => {
-            let r = hotline_engine::admin::restore(&from, &data_dir)?;
-            println!(
-                "restored {} files from {} into {} ({} users)",
-                r.files,
-                from.display(),
-                data_dir.display(),
-                r.users
-            );
-            Ok(())
-        }
-        Command::Export { user, out, data_dir } => {
-            let mut sink: Box<dyn Write> = match &out {
-                Some(path) => Box::new(std::io::BufWriter::new(
-                    std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
-                )),
-                None => Box::new(std::io::stdout().lock()),
-            };
-            if hotline_engine::control::request(&data_dir, &format!("export {user}"), &mut sink)?.is_none() {
-                let storage = existing_database(&data_dir)?;
-                hotline_engine::admin::export_user(&storage, &user, &mut sink)?;
-            }
-            Ok(())
-        }
-        Command::Admin(command) => {
-            let (request, data_dir) = match command {
-                AdminCommand::Stats { data_dir } => ("stats".to_owned(), data_dir),
-                AdminCommand::UserAdd { name, data_dir } => (format!("user-add {name} {}", read_password()?), data_dir),
-                AdminCommand::ResetPassword { name, data_dir } => {
-                    (format!("user-password {name} {}", read_password()?), data_dir)
-                }
-                AdminCommand::RevokeTokens { name, data_dir } => (format!("user-revoke {name}"), data_dir),
-                AdminCommand::Groups { name, data_dir } => (format!("user-groups {name}"), data_dir),
-                AdminCommand::Disable { name, data_dir } => (format!("user-disable {name}"), data_dir),
-                AdminCommand::Enable { name, data_dir } => (format!("user-enable {name}"), data_dir),
-                AdminCommand::UserRemove { name, data_dir } => (format!("user-remove {name}"), data_dir),
-            };
-            let mut out = std::io::stdout().lock();
-            if hotline_engine::control::request(&data_dir, &request, &mut out)?.is_none() {
-                bail!(
-                    "no server is running on {} (no {})",
-                    data_dir.display(),
-                    hotline_engine::control::socket_path(&data_dir).display()
-                );
-            }
-            Ok(())
-        }
-        Command::User(UserCommand::Add { name, data_dir }) => {
-            let password = read_password()?;
-            let user_id = hotline_engine::admin::add_user(&data_dir, &name, &password)?;
-            println!("{user_id}");
-            Ok(())
-        }
+        Command::Backup { to, data_dir } => backup(&to, &data_dir.path),
+        Command::Restore { from, data_dir } => restore(&from, &data_dir.path),
+        Command::Export { user, out, data_dir } => export(&user, out.as_deref(), &data_dir.path),
+        Command::Admin(command) => admin(command),
+        Command::User(UserCommand::Add { name, data_dir }) => add_user(&name, &data_dir.path),
         Command::User(UserCommand::Provision {
             prefix,
             count,
             out,
             data_dir,
-        }) => {
-            let p = hotline_engine::admin::provision(&data_dir, &prefix, count, &out)?;
-            println!(
-                "{} accounts in {}: {} created, {} reused",
-                count,
-                out.display(),
-                p.created,
-                p.reused
-            );
-            Ok(())
-        }
+        }) => provision(&prefix, count, &out, &data_dir.path),
     }
+}
+
+/// `hotline backup`: through the running server's admin socket, or directly when stopped.
+fn backup(to: &std::path::Path, data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let to = std::path::absolute(to).with_context(|| format!("bad --to {}", to.display()))?;
+    let request = format!("backup {}", to.display());
+    let mut out = std::io::stdout().lock();
+    if hotline_engine::control::request(data_dir, &request, &mut out)?.is_none() {
+        let storage = existing_database(data_dir)?;
+        hotline_engine::admin::backup(&storage, &to)?;
+        writeln!(out, "backup written to {} (server stopped)", to.display())?;
+    }
+    Ok(())
+}
+
+/// `hotline restore`: a backup into a new (or empty) data directory.
+fn restore(from: &std::path::Path, data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let r = hotline_engine::admin::restore(from, data_dir)?;
+    println!(
+        "restored {} files from {} into {} ({} users)",
+        r.files,
+        from.display(),
+        data_dir.display(),
+        r.users
+    );
+    Ok(())
+}
+
+/// `hotline export`: one user's history as JSON lines, to `out` or stdout.
+fn export(user: &str, out: Option<&std::path::Path>, data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let mut sink: Box<dyn Write> = match out {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
+        )),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    if hotline_engine::control::request(data_dir, &format!("export {user}"), &mut sink)?.is_none() {
+        let storage = existing_database(data_dir)?;
+        hotline_engine::admin::export_user(&storage, user, &mut sink)?;
+    }
+    Ok(())
+}
+
+/// `hotline admin ...`: one request to the running server's admin socket.
+fn admin(command: AdminCommand) -> anyhow::Result<()> {
+    let (request, data_dir) = match command {
+        AdminCommand::Stats { data_dir } => ("stats".to_owned(), data_dir.path),
+        AdminCommand::UserAdd { name, data_dir } => (format!("user-add {name} {}", read_password()?), data_dir.path),
+        AdminCommand::ResetPassword { name, data_dir } => {
+            (format!("user-password {name} {}", read_password()?), data_dir.path)
+        }
+        AdminCommand::RevokeTokens { name, data_dir } => (format!("user-revoke {name}"), data_dir.path),
+        AdminCommand::Groups { name, data_dir } => (format!("user-groups {name}"), data_dir.path),
+        AdminCommand::Disable { name, data_dir } => (format!("user-disable {name}"), data_dir.path),
+        AdminCommand::Enable { name, data_dir } => (format!("user-enable {name}"), data_dir.path),
+        AdminCommand::UserRemove { name, data_dir } => (format!("user-remove {name}"), data_dir.path),
+    };
+    let mut out = std::io::stdout().lock();
+    if hotline_engine::control::request(&data_dir, &request, &mut out)?.is_none() {
+        bail!(
+            "no server is running on {} (no {})",
+            data_dir.display(),
+            hotline_engine::control::socket_path(&data_dir).display()
+        );
+    }
+    Ok(())
+}
+
+/// `hotline user add`: an account in a stopped server's data directory.
+fn add_user(name: &str, data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let password = read_password()?;
+    let user_id = hotline_engine::admin::add_user(data_dir, name, &password)?;
+    println!("{user_id}");
+    Ok(())
+}
+
+/// `hotline user provision`: token-only accounts for load generation.
+fn provision(prefix: &str, count: usize, out: &std::path::Path, data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let p = hotline_engine::admin::provision(data_dir, prefix, count, out)?;
+    println!(
+        "{} accounts in {}: {} created, {} reused",
+        count,
+        out.display(),
+        p.created,
+        p.reused
+    );
+    Ok(())
 }

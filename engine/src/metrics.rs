@@ -20,7 +20,7 @@ use crate::core::Shared;
 use crate::storage::{Cf, Storage};
 
 /// Most cores a server runs (`ServeConfig::validate` enforces it); per-core slots.
-pub const CORES_MAX: usize = 256;
+pub use crate::limits::CORES_MAX;
 /// Buckets of a [`Histogram`]: upper bounds 1, 2, 4, … 2^(N-2), then +Inf.
 pub const HISTOGRAM_BUCKETS: usize = 28;
 /// Largest HTTP request head the endpoint reads.

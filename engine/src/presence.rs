@@ -24,6 +24,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use hotline_wire::{Message, Presence};
 
 use crate::core::Core;
+use crate::limits::PRESENCE_SUBSCRIBE_USERS_MAX;
 use crate::mailbox::{home_core, Notice, Routed};
 use crate::storage::writer::{WriteOp, WriteRequest};
 
@@ -33,11 +34,10 @@ pub const PRESENCE_COALESCE_MS: u64 = 1_000;
 pub const PRESENCE_SUBSCRIBERS_PER_USER_MAX: usize = 10_000;
 /// Most users one user may watch at once.
 pub const PRESENCE_TARGETS_PER_USER_MAX: usize = 1_024;
-/// Most users one `PresenceSubscribe` may name.
-pub const PRESENCE_SUBSCRIBE_USERS_MAX: usize = 256;
 /// Most presence entries a core keeps; past it, offline users nobody watches are forgotten.
 pub const PRESENCE_ENTRIES_MAX: usize = 1 << 20;
 
+/// One `PresenceSubscribe` never names more users than one user may watch.
 const _: () = assert!(PRESENCE_SUBSCRIBE_USERS_MAX <= PRESENCE_TARGETS_PER_USER_MAX);
 
 /// One user's presence as its home core knows it.

@@ -12,7 +12,7 @@
 use std::cell::RefCell;
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -25,7 +25,6 @@ use monoio::{FusionDriver, RuntimeBuilder};
 use crate::config::ServeConfig;
 use crate::core::{Core, Shared, Transports};
 use crate::mailbox::Mailbox;
-use crate::metrics::Metrics;
 use crate::storage::{writer, Storage};
 use crate::{conn, helper};
 
@@ -89,124 +88,24 @@ pub fn serve(config: ServeConfig, ready: impl FnOnce(&Bound)) -> anyhow::Result<
     )
     .context("cannot start the helper threads")?;
 
-    let tcp = bind_listeners(config.listen, config.cores)?;
-    let addr = tcp[0].local_addr()?;
-    let t = &config.transport;
-    let tls = match (t.tls_listen, &transports.tls) {
-        (Some(at), Some(_)) => Some(bind_listeners(at, config.cores).context("TLS listener (--tls-listen)")?),
-        _ => None,
-    };
-    let ws = match t.ws_listen {
-        Some(at) => Some(bind_listeners(at, config.cores).context("WebSocket listener (--ws-listen)")?),
-        None => None,
-    };
-    let control_listener = crate::control::bind(&config.data_dir).with_context(|| {
-        format!(
-            "cannot bind the admin socket {}",
-            crate::control::socket_path(&config.data_dir).display()
-        )
-    })?;
-    let metrics_listener = match config.metrics_listen {
-        Some(at) => Some(std::net::TcpListener::bind(at).with_context(|| {
-            format!("cannot bind the metrics endpoint (--metrics-listen {at}); `off` turns it off")
-        })?),
-        None => None,
-    };
-    let api_listener = match config.integration.api_listen {
-        Some(at) => Some(
-            std::net::TcpListener::bind(at)
-                .with_context(|| format!("cannot bind the integration API (--api-listen {at})"))?,
-        ),
-        None => None,
-    };
-    let bound = Bound {
-        api: api_listener.as_ref().map(|l| l.local_addr()).transpose()?,
-        metrics: metrics_listener.as_ref().map(|l| l.local_addr()).transpose()?,
-        tcp: addr,
-        tls: tls.as_ref().map(|l| l[0].local_addr()).transpose()?,
-        ws: ws.as_ref().map(|l| l[0].local_addr()).transpose()?,
-        ws_tls: t.ws_tls,
-        web: t.web,
-    };
-    let mut tls = tls.map(Vec::into_iter);
-    let mut ws = ws.map(Vec::into_iter);
-    let listeners: Vec<CoreListeners> = tcp
-        .into_iter()
-        .map(|tcp| CoreListeners {
-            tcp,
-            tls: tls.as_mut().and_then(Iterator::next),
-            ws: ws.as_mut().and_then(Iterator::next),
-        })
-        .collect();
-    let shared = Arc::new(Shared {
-        transports,
-        config: config.clone(),
+    let listeners = bind_all(&config, &transports)?;
+    let bound = listeners.bound;
+    let shared = Arc::new(Shared::new(
+        config.clone(),
         mailboxes,
-        writer: log_writer.clone(),
-        helpers: helpers.clone(),
-        shutdown: AtomicBool::new(false),
-        metrics: Metrics::default(),
-        connections: AtomicU64::new(0),
-        integration: Default::default(),
-        online_events: config
-            .integration
-            .webhook_online
-            .then(|| crossbeam_queue::ArrayQueue::new(crate::integration::ONLINE_EVENTS_MAX)),
-        limiter: Arc::new(crate::abuse::Limiter::new(config.abuse)),
-    });
-
-    let metrics_thread = match metrics_listener {
-        Some(l) => Some(
-            crate::metrics::spawn_endpoint(l, shared.clone(), storage.clone())
-                .context("cannot start the metrics thread")?,
-        ),
-        None => None,
-    };
-
-    let api_thread = match api_listener {
-        Some(l) => Some(
-            crate::integration::spawn_api(l, shared.clone(), storage.clone()).context("cannot start the API thread")?,
-        ),
-        None => None,
-    };
-    let webhook_thread = crate::integration::spawn_webhooks(shared.clone(), storage.clone())
-        .context("cannot start the webhook thread")?;
-    let retention_thread =
-        crate::retention::spawn(shared.clone(), storage.clone()).context("cannot start the retention thread")?;
-    let control_thread = crate::control::spawn(
-        control_listener,
-        config.data_dir.clone(),
-        shared.clone(),
-        storage.clone(),
-    )
-    .context("cannot start the admin thread")?;
+        log_writer.clone(),
+        helpers.clone(),
+        transports,
+    ));
+    let services = Services::start(listeners.services, &shared, &storage)?;
 
     let signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
         .context("cannot install signal handlers")?;
     let signal_handle = signals.handle();
-
-    let (started_tx, started_rx) = mpsc::channel();
-    let mut cores = Vec::with_capacity(config.cores);
-    for (id, listener) in listeners.into_iter().enumerate() {
-        let shared = shared.clone();
-        let started = started_tx.clone();
-        cores.push(
-            thread::Builder::new()
-                .name(format!("hotline-core-{id}"))
-                .spawn(move || run_core(id, shared, listener, started))
-                .context("cannot start a core thread")?,
-        );
-    }
-    drop(started_tx);
-    for _ in 0..config.cores {
-        match started_rx.recv() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => bail!("a core failed to start: {e}"),
-            Err(_) => bail!("a core thread died while starting"),
-        }
-    }
+    let cores = start_cores(&shared, listeners.cores)?;
     tracing::info!(
-        "serving on {addr} (tls {:?}, websocket {:?}) with {} cores, durability {:?}, data in {}",
+        "serving on {} (tls {:?}, websocket {:?}) with {} cores, durability {:?}, data in {}",
+        bound.tcp,
         bound.tls,
         bound.ws,
         config.cores,
@@ -230,16 +129,7 @@ pub fn serve(config: ServeConfig, ready: impl FnOnce(&Bound)) -> anyhow::Result<
             tracing::error!("a core thread panicked during shutdown");
         }
     }
-    if let Some(t) = metrics_thread {
-        let _ = t.join();
-    }
-    let _ = control_thread.join();
-    for t in [api_thread, webhook_thread].into_iter().flatten() {
-        let _ = t.join();
-    }
-    if let Some(t) = retention_thread {
-        let _ = t.join();
-    }
+    services.join();
     log_writer.stop();
     for t in writer_threads {
         let _ = t.join();
@@ -252,6 +142,148 @@ pub fn serve(config: ServeConfig, ready: impl FnOnce(&Bound)) -> anyhow::Result<
     tracing::info!("metrics at exit: {}", shared.metrics.abuse.summary());
     tracing::info!("shut down cleanly");
     Ok(())
+}
+
+/// Every socket `serve` listens on, bound before any thread that uses one starts.
+struct Listeners {
+    /// One set per core (`SO_REUSEPORT`).
+    cores: Vec<CoreListeners>,
+    services: ServiceListeners,
+    bound: Bound,
+}
+
+/// The listeners of the threads besides the cores.
+struct ServiceListeners {
+    control: std::os::unix::net::UnixListener,
+    metrics: Option<StdListener>,
+    api: Option<StdListener>,
+}
+
+/// Binds the per-core TCP, TLS and WebSocket listeners, the admin socket, the metrics
+/// endpoint and the integration API, naming the flag of whichever fails.
+fn bind_all(config: &ServeConfig, transports: &Transports) -> anyhow::Result<Listeners> {
+    let tcp = bind_listeners(config.listen, config.cores)?;
+    let addr = tcp[0].local_addr()?;
+    let t = &config.transport;
+    let tls = match (t.tls_listen, &transports.tls) {
+        (Some(at), Some(_)) => Some(bind_listeners(at, config.cores).context("TLS listener (--tls-listen)")?),
+        _ => None,
+    };
+    let ws = match t.ws_listen {
+        Some(at) => Some(bind_listeners(at, config.cores).context("WebSocket listener (--ws-listen)")?),
+        None => None,
+    };
+    let control = crate::control::bind(&config.data_dir).with_context(|| {
+        format!(
+            "cannot bind the admin socket {}",
+            crate::control::socket_path(&config.data_dir).display()
+        )
+    })?;
+    let metrics = match config.metrics_listen {
+        Some(at) => Some(StdListener::bind(at).with_context(|| {
+            format!("cannot bind the metrics endpoint (--metrics-listen {at}); `off` turns it off")
+        })?),
+        None => None,
+    };
+    let api = match config.integration.api_listen {
+        Some(at) => Some(
+            StdListener::bind(at).with_context(|| format!("cannot bind the integration API (--api-listen {at})"))?,
+        ),
+        None => None,
+    };
+    let bound = Bound {
+        api: api.as_ref().map(|l| l.local_addr()).transpose()?,
+        metrics: metrics.as_ref().map(|l| l.local_addr()).transpose()?,
+        tcp: addr,
+        tls: tls.as_ref().map(|l| l[0].local_addr()).transpose()?,
+        ws: ws.as_ref().map(|l| l[0].local_addr()).transpose()?,
+        ws_tls: t.ws_tls,
+        web: t.web,
+    };
+    let mut tls = tls.map(Vec::into_iter);
+    let mut ws = ws.map(Vec::into_iter);
+    let cores = tcp
+        .into_iter()
+        .map(|tcp| CoreListeners {
+            tcp,
+            tls: tls.as_mut().and_then(Iterator::next),
+            ws: ws.as_mut().and_then(Iterator::next),
+        })
+        .collect();
+    Ok(Listeners {
+        cores,
+        services: ServiceListeners { control, metrics, api },
+        bound,
+    })
+}
+
+/// The threads besides cores, writer and helpers: metrics, admin socket, integration
+/// API and webhooks, retention.
+struct Services {
+    threads: Vec<thread::JoinHandle<()>>,
+}
+
+impl Services {
+    fn start(listeners: ServiceListeners, shared: &Arc<Shared>, storage: &Arc<Storage>) -> anyhow::Result<Services> {
+        let mut threads = Vec::new();
+        if let Some(l) = listeners.metrics {
+            let t = crate::metrics::spawn_endpoint(l, shared.clone(), storage.clone())
+                .context("cannot start the metrics thread")?;
+            threads.push(t);
+        }
+        if let Some(l) = listeners.api {
+            let t = crate::integration::spawn_api(l, shared.clone(), storage.clone())
+                .context("cannot start the API thread")?;
+            threads.push(t);
+        }
+        let webhooks = crate::integration::spawn_webhooks(shared.clone(), storage.clone())
+            .context("cannot start the webhook thread")?;
+        let retention =
+            crate::retention::spawn(shared.clone(), storage.clone()).context("cannot start the retention thread")?;
+        let control = crate::control::spawn(
+            listeners.control,
+            shared.config.data_dir.clone(),
+            shared.clone(),
+            storage.clone(),
+        )
+        .context("cannot start the admin thread")?;
+        threads.extend(webhooks);
+        threads.extend(retention);
+        threads.push(control);
+        Ok(Services { threads })
+    }
+
+    /// Waits for every service thread (each stops on `shared.shutdown`).
+    fn join(self) {
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Starts one thread per core and waits until each is serving.
+fn start_cores(shared: &Arc<Shared>, listeners: Vec<CoreListeners>) -> anyhow::Result<Vec<thread::JoinHandle<()>>> {
+    let (started_tx, started_rx) = mpsc::channel();
+    let mut cores = Vec::with_capacity(listeners.len());
+    for (id, listener) in listeners.into_iter().enumerate() {
+        let shared = shared.clone();
+        let started = started_tx.clone();
+        cores.push(
+            thread::Builder::new()
+                .name(format!("hotline-core-{id}"))
+                .spawn(move || run_core(id, shared, listener, started))
+                .context("cannot start a core thread")?,
+        );
+    }
+    drop(started_tx);
+    for _ in 0..cores.len() {
+        match started_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => bail!("a core failed to start: {e}"),
+            Err(_) => bail!("a core thread died while starting"),
+        }
+    }
+    Ok(cores)
 }
 
 /// Refuses to start without a usable io_uring unless monoio's epoll driver can stand in;

@@ -6,10 +6,9 @@ use hotline_wire::{
 };
 
 use super::{logged_in_user, submit_read, submit_write};
-use crate::config::TYPING_INTERVAL_MS_MIN;
 use crate::core::{ConnState, Core};
 use crate::helper::HelperJob;
-use crate::presence::PRESENCE_SUBSCRIBE_USERS_MAX;
+use crate::limits::{PRESENCE_SUBSCRIBE_USERS_MAX, TYPING_INTERVAL_MS_MIN};
 use crate::storage::writer::WriteOp;
 
 /// Whether a conversation names something (a kind this server knows and a non-zero id).

@@ -7,9 +7,9 @@
 use hotline_wire::{ErrorCode, GroupAddMember, GroupCreate, GroupLeave, GroupMembers, MyGroups};
 
 use super::{logged_in_user, submit_read, submit_write};
-use crate::config::GROUP_NAME_BYTES_MAX;
 use crate::core::Core;
 use crate::helper::HelperJob;
+use crate::limits::GROUP_NAME_BYTES_MAX;
 use crate::storage::writer::WriteOp;
 
 pub fn create(core: &mut Core, idx: usize, request_id: u64, m: GroupCreate<'_>) {

@@ -89,10 +89,7 @@ fn logged_in_user(core: &mut Core, idx: usize, request_id: u64, what: &str) -> O
 /// at `SENDS_IN_FLIGHT_MAX` instead of filling the writer's queue for everyone.
 fn submit_write(core: &mut Core, idx: usize, request_id: u64, op: crate::storage::writer::WriteOp) {
     let request = crate::storage::writer::WriteRequest {
-        reply: Some(crate::mailbox::ReplyTo {
-            counted: true,
-            ..core.reply_to(idx, request_id)
-        }),
+        reply: Some(core.counted_reply(idx, request_id)),
         op,
     };
     if core.shared.writer.submit(request).is_err() {
@@ -108,7 +105,7 @@ fn submit_write(core: &mut Core, idx: usize, request_id: u64, op: crate::storage
 /// `SYNCS_IN_FLIGHT_MAX`), or answers `Overloaded`.
 fn submit_read(core: &mut Core, idx: usize, request_id: u64, job: crate::helper::HelperJob) {
     let Some(dev) = core.conns[idx].device() else { return };
-    if dev.syncs_in_flight >= crate::config::SYNCS_IN_FLIGHT_MAX {
+    if dev.syncs_in_flight >= crate::limits::SYNCS_IN_FLIGHT_MAX {
         return overloaded(core, idx, request_id, "too many reads in flight");
     }
     if core.shared.helpers.submit(job).is_err() {

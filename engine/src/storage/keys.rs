@@ -55,6 +55,26 @@ pub fn le_u64(v: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_le_bytes(v.get(at..at + 8)?.try_into().ok()?))
 }
 
+/// Three little-endian u64s as one stored value (a token's user, device and creation time;
+/// a dedup entry's message id, seq and timestamp; a message's sender, group, recipient).
+/// [`le_u64`] at 0, 8 and 16 reads them back.
+pub fn le_u64x3(a: u64, b: u64, c: u64) -> [u8; 24] {
+    let mut v = [0u8; 24];
+    v[..8].copy_from_slice(&a.to_le_bytes());
+    v[8..16].copy_from_slice(&b.to_le_bytes());
+    v[16..].copy_from_slice(&c.to_le_bytes());
+    v
+}
+
+/// A little-endian u64 followed by `rest` as one stored value (a user's or device's
+/// creation time and name).
+pub fn le_u64_then(a: u64, rest: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(8 + rest.len());
+    v.extend_from_slice(&a.to_le_bytes());
+    v.extend_from_slice(rest);
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,6 +87,12 @@ mod tests {
         assert_eq!(decoded, [(0, 9), (1, 2), (1, 300), (1, u64::MAX), (2, 1)]);
         assert_eq!(unpair(&[0; 15]), None);
         assert_eq!(unid(&id(77)), Some(77));
+        let v = le_u64x3(1, u64::MAX, 3);
+        assert_eq!(
+            [le_u64(&v, 0), le_u64(&v, 8), le_u64(&v, 16)],
+            [Some(1), Some(u64::MAX), Some(3)]
+        );
+        assert_eq!(le_u64_then(9, b"name")[8..], *b"name");
         let c = hotline_wire::Conversation::Group(5);
         assert_eq!(unconv(&conv(3, c)), Some((3, c)));
         assert!(

@@ -137,6 +137,49 @@ pub enum StorageError {
     Rocks(#[from] rocksdb::Error),
     #[error("corrupt database: {0}")]
     Corrupt(String),
+    /// A thread the storage needs (the log writer, its WAL syncer) could not be started.
+    #[error("cannot start the {thread} thread: {cause}")]
+    Spawn {
+        thread: &'static str,
+        cause: std::io::Error,
+    },
+}
+
+/// Why one request got no result: the client's mistake (answered with its code), or a
+/// storage failure (logged, answered `StorageUnavailable`; the request may be retried).
+/// The log writer refuses a write with it; the helper pool answers a read with it.
+#[derive(Debug)]
+pub enum Refusal {
+    Client(hotline_wire::ErrorCode),
+    Storage(StorageError),
+}
+
+impl From<StorageError> for Refusal {
+    fn from(e: StorageError) -> Self {
+        Refusal::Storage(e)
+    }
+}
+
+impl Refusal {
+    /// The code the requester is answered with; a storage failure is logged as `what` failing.
+    pub fn into_code(self, what: &str) -> hotline_wire::ErrorCode {
+        match self {
+            Refusal::Client(code) => code,
+            Refusal::Storage(e) => {
+                tracing::warn!("{what} failed: {e}");
+                hotline_wire::ErrorCode::StorageUnavailable
+            }
+        }
+    }
+}
+
+/// When a write counts as durable (`--durability`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Acknowledge after the group commit's fsync: nothing acknowledged is ever lost.
+    Sync,
+    /// Acknowledge after the WAL write; fsync every [`writer::ASYNC_WAL_SYNC_INTERVAL_MS`].
+    Async,
 }
 
 /// The open database. Shared (`Arc`) by the writer, the helper pool and admin commands.

@@ -30,7 +30,9 @@
 //!   inboxes grow one seq at a time. A group message reaches each core as one completion
 //!   listing that core's members, not one per member.
 
+mod accounts;
 mod conversations;
+mod messages;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -40,13 +42,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use crossbeam_queue::ArrayQueue;
-use hotline_wire::{Conversation, ErrorCode, GroupRole, MessageKind, Persistence, SendAck, SendFlags};
+use hotline_wire::{Conversation, ErrorCode, GroupRole, MessageKind, Persistence, ReadPosition, SendAck, SendFlags};
 use rocksdb::{WriteBatch, WriteOptions};
 
-use super::keys::{self, pair};
-use super::record::{RecordMeta, StoredMessage, PAYLOAD_SHARED, STORE_UNTIL_DELIVERED};
-use super::{Cf, ConvState, MessageOrigin, Storage, StorageError, META_MESSAGE_ID_HWM};
-use crate::mailbox::{Completion, Mailbox, Notice, ReplyTo, WriteOutcome};
+use super::{Cf, ConvState, Durability, MessageOrigin, Refusal, Storage, StorageError, META_MESSAGE_ID_HWM};
+use crate::limits::GROUP_MEMBERS_MAX_DEFAULT;
+use crate::mailbox::{Completion, Mailbox, Notice, ReplyTo};
 use conversations::{GroupState, ScanState};
 
 /// Most requests queued for the writer; a full queue makes submitters shed (`Overloaded`).
@@ -64,8 +65,6 @@ pub const ASYNC_WAL_SYNC_INTERVAL_MS: u64 = 10;
 /// failures since the last one), so a read-only disk under load does not flood the log.
 pub const STORAGE_ERROR_LOG_INTERVAL_MS: u64 = 10_000;
 
-/// Default most members of one group (`--group-members-max`).
-pub const GROUP_MEMBERS_MAX_DEFAULT: usize = 10_000;
 /// Most inbox entries one receipt or expiry scan reads (the rest waits for the next
 /// cursor move); bounds the writer's work per request.
 pub const SCAN_ENTRIES_MAX: usize = 4_096;
@@ -74,15 +73,6 @@ pub const SCAN_ENTRIES_MAX: usize = 4_096;
 pub const CACHE_ENTRIES_MAX: usize = 1 << 20;
 
 const _: () = assert!(BATCH_REQUESTS_MAX <= WRITE_QUEUE_REQUESTS_MAX);
-
-/// When a write counts as durable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Durability {
-    /// Acknowledge after the group commit's fsync: nothing acknowledged is ever lost.
-    Sync,
-    /// Acknowledge after the WAL write; fsync every [`ASYNC_WAL_SYNC_INTERVAL_MS`].
-    Async,
-}
 
 /// A mutation.
 #[derive(Debug)]
@@ -164,6 +154,36 @@ pub enum WriteOp {
         device_id: u64,
         seq: u64,
     },
+}
+
+/// What a write request produced (its refusal is an `ErrorCode` beside it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// A message is durable (or was already: a deduplicated retry).
+    Sent(SendAck),
+    UserCreated {
+        user_id: u64,
+    },
+    DeviceCreated {
+        user_id: u64,
+        device_id: u64,
+        token: [u8; 32],
+        token_hash: [u8; 32],
+        inbox_head: u64,
+    },
+    TokenRevoked,
+    CursorStored {
+        user_id: u64,
+        device_id: u64,
+        seq: u64,
+    },
+    GroupCreated {
+        group_id: u64,
+    },
+    /// A request with nothing to return succeeded.
+    Done,
+    /// A `MarkRead` moved (or kept) the read position.
+    ReadPosition(ReadPosition),
 }
 
 /// A mutation and where its outcome goes (`None`: nobody waits, e.g. admin commands).
@@ -263,7 +283,10 @@ pub fn spawn_with(
     let handle = thread::Builder::new()
         .name("hotline-writer".into())
         .spawn(move || state.run(&w))
-        .map_err(|e| StorageError::Corrupt(format!("cannot start the writer thread: {e}")))?;
+        .map_err(|cause| StorageError::Spawn {
+            thread: "log writer",
+            cause,
+        })?;
     let _ = writer.thread.set(handle.thread().clone());
     let mut handles = vec![handle];
     if durability == Durability::Async {
@@ -271,7 +294,10 @@ pub fn spawn_with(
         let syncer = thread::Builder::new()
             .name("hotline-walsync".into())
             .spawn(move || wal_syncer(&storage, &w))
-            .map_err(|e| StorageError::Corrupt(format!("cannot start the WAL syncer: {e}")))?;
+            .map_err(|cause| StorageError::Spawn {
+                thread: "WAL syncer",
+                cause,
+            })?;
         handles.push(syncer);
     }
     Ok((writer, handles))
@@ -384,18 +410,6 @@ struct WriterState {
     notices: Vec<Vec<Notice>>,
 }
 
-/// Why one request could not be applied (the rest of the batch goes on).
-enum Refusal {
-    Client(ErrorCode),
-    Storage(StorageError),
-}
-
-impl From<StorageError> for Refusal {
-    fn from(e: StorageError) -> Self {
-        Refusal::Storage(e)
-    }
-}
-
 impl WriterState {
     fn load(storage: Arc<Storage>, mailboxes: Arc<[Mailbox]>, durability: Durability) -> Result<Self, StorageError> {
         let next_user_id = storage.max_user_id()? + 1;
@@ -466,65 +480,19 @@ impl WriterState {
     /// Applies `requests` as one batch, commits it, and reports every outcome.
     fn commit(&mut self, requests: &mut Vec<WriteRequest>, handle: &LogWriter) {
         let started = Instant::now();
-        let mut batch = WriteBatch::default();
-        let timestamp_us = now_us();
-        self.batch_next_message_id = self.next_message_id.max(message_id_floor(timestamp_us));
-        self.batch_next_user_id = self.next_user_id;
-        self.batch_next_group_id = self.next_group_id;
-        let mut messages = 0u64;
         let count = requests.len() as u64;
-        for request in requests.drain(..) {
-            let reply = request.reply;
-            let is_message = matches!(request.op, WriteOp::Append { .. });
-            match self.apply(request, &mut batch, timestamp_us) {
-                Ok(()) => messages += u64::from(is_message),
-                Err(Refusal::Client(code)) => self.refuse(reply, code),
-                Err(Refusal::Storage(e)) => {
-                    tracing::warn!("storage read failed while applying a write: {e}");
-                    self.refuse(reply, ErrorCode::StorageUnavailable);
-                }
-            }
-        }
+        let mut batch = WriteBatch::default();
+        let mut messages = self.apply_all(requests, &mut batch);
         self.put_convs(&mut batch);
-        if !batch.is_empty() {
-            batch.put_cf(
-                self.storage.cf(Cf::Meta),
-                META_MESSAGE_ID_HWM,
-                (self.batch_next_message_id - 1).to_le_bytes(),
-            );
-        }
-        let mut opts = WriteOptions::default();
-        opts.set_sync(self.sync);
+        self.debug_assert_seqs_dense();
         let batch_was_empty = batch.is_empty();
-        let result = if batch_was_empty {
-            Ok(())
-        } else {
-            self.storage.db().write_opt(batch, &opts)
-        };
-        match result {
+        match self.write(batch) {
             Ok(()) => {
                 if !batch_was_empty {
                     self.commit_errors.succeeded("group commits");
                     handle.stats.failing_batches.store(0, Ordering::Relaxed);
                 }
-                for (user, counters) in self.batch_users.drain() {
-                    self.users.insert(user, counters);
-                }
-                self.next_user_id = self.batch_next_user_id;
-                self.next_message_id = self.batch_next_message_id;
-                self.next_group_id = self.batch_next_group_id;
-                self.groups.extend(self.batch_groups.drain());
-                self.convs.extend(self.batch_convs.drain());
-                self.settings.extend(self.batch_settings.drain());
-                for (core, completion) in self.out.drain(..) {
-                    self.mailboxes[core].push_completion(completion);
-                }
-                for (core, notices) in self.notices.iter_mut().enumerate() {
-                    if !notices.is_empty() {
-                        let notices = std::mem::take(notices);
-                        self.mailboxes[core].push_completion(Completion::Notices(notices));
-                    }
-                }
+                self.committed();
             }
             Err(e) => {
                 self.commit_errors.failed(|repeats| {
@@ -532,24 +500,7 @@ impl WriterState {
                 });
                 handle.stats.failed_batches.fetch_add(1, Ordering::Relaxed);
                 handle.stats.failing_batches.fetch_add(1, Ordering::Relaxed);
-                self.batch_users.clear();
-                self.batch_groups.clear();
-                self.batch_convs.clear();
-                self.batch_settings.clear();
-                self.scans.clear();
-                self.notices.iter_mut().for_each(Vec::clear);
-                // Nothing reached an inbox: only the requesters hear, and they may retry.
-                let requesters: Vec<ReplyTo> = self
-                    .out
-                    .drain(..)
-                    .filter_map(|(_, c)| match c {
-                        Completion::Written { reply, .. } => Some(reply),
-                        _ => None,
-                    })
-                    .collect();
-                for reply in requesters {
-                    self.refuse(Some(reply), ErrorCode::StorageUnavailable);
-                }
+                self.discarded();
                 messages = 0;
             }
         }
@@ -565,6 +516,139 @@ impl WriterState {
         stats.commit_micros_total.fetch_add(commit_us, Ordering::Relaxed);
         stats.commit_us.observe(commit_us);
         stats.batch_requests.observe(count);
+    }
+
+    /// Applies each request to `batch` (a refused one leaves no trace in it and is answered
+    /// at once; the rest of the batch goes on). Returns how many messages it holds.
+    fn apply_all(&mut self, requests: &mut Vec<WriteRequest>, batch: &mut WriteBatch) -> u64 {
+        let timestamp_us = now_us();
+        self.batch_next_message_id = self.next_message_id.max(message_id_floor(timestamp_us));
+        self.batch_next_user_id = self.next_user_id;
+        self.batch_next_group_id = self.next_group_id;
+        let mut messages = 0u64;
+        for request in requests.drain(..) {
+            let reply = request.reply;
+            let is_message = matches!(request.op, WriteOp::Append { .. });
+            match self.apply(request, batch, timestamp_us) {
+                Ok(()) => messages += u64::from(is_message),
+                Err(refusal) => {
+                    let code = refusal.into_code("a storage read while applying a write");
+                    self.refuse(reply, code);
+                }
+            }
+        }
+        messages
+    }
+
+    /// Writes the batch (with the message id high-water mark) in one RocksDB write, and
+    /// one fsync under `sync` durability; an empty batch writes nothing.
+    fn write(&self, mut batch: WriteBatch) -> Result<(), rocksdb::Error> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        batch.put_cf(
+            self.storage.cf(Cf::Meta),
+            META_MESSAGE_ID_HWM,
+            (self.batch_next_message_id - 1).to_le_bytes(),
+        );
+        let mut opts = WriteOptions::default();
+        opts.set_sync(self.sync);
+        self.storage.db().write_opt(batch, &opts)
+    }
+
+    /// The batch is durable: its overlays become the writer's state, and the cores hear,
+    /// in commit order.
+    fn committed(&mut self) {
+        for (user, counters) in self.batch_users.drain() {
+            self.users.insert(user, counters);
+        }
+        self.next_user_id = self.batch_next_user_id;
+        self.next_message_id = self.batch_next_message_id;
+        self.next_group_id = self.batch_next_group_id;
+        self.groups.extend(self.batch_groups.drain());
+        self.convs.extend(self.batch_convs.drain());
+        self.settings.extend(self.batch_settings.drain());
+        for (core, completion) in self.out.drain(..) {
+            self.mailboxes[core].push_completion(completion);
+        }
+        for (core, notices) in self.notices.iter_mut().enumerate() {
+            if !notices.is_empty() {
+                let notices = std::mem::take(notices);
+                self.mailboxes[core].push_completion(Completion::Notices(notices));
+            }
+        }
+    }
+
+    /// The batch failed: its overlays are dropped (so seqs stay dense) and only the
+    /// requesters hear, with `StorageUnavailable`; nothing reached an inbox, so they may retry.
+    fn discarded(&mut self) {
+        self.batch_users.clear();
+        self.batch_groups.clear();
+        self.batch_convs.clear();
+        self.batch_settings.clear();
+        self.scans.clear();
+        self.notices.iter_mut().for_each(Vec::clear);
+        let requesters: Vec<ReplyTo> = self
+            .out
+            .drain(..)
+            .filter_map(|(_, c)| match c {
+                Completion::Written { reply, .. } => Some(reply),
+                _ => None,
+            })
+            .collect();
+        for reply in requesters {
+            self.refuse(Some(reply), ErrorCode::StorageUnavailable);
+        }
+    }
+
+    /// Before a batch goes in: each user's seqs taken in it are dense, continuing the
+    /// committed head and ending at the batch's head, and each is announced once, in order
+    /// (paired with the core's check that a live device gets `sent_seq + 1`).
+    fn debug_assert_seqs_dense(&self) {
+        if !cfg!(debug_assertions) {
+            return;
+        }
+        let mut taken: HashMap<u64, Vec<u64>> = HashMap::new();
+        for (_, completion) in &self.out {
+            match completion {
+                Completion::Committed { user_id, seq, .. } => taken.entry(*user_id).or_default().push(*seq),
+                Completion::Fanout { entries, .. } => {
+                    for &(user_id, seq) in entries.iter().filter(|(_, seq)| *seq != 0) {
+                        taken.entry(user_id).or_default().push(seq);
+                    }
+                }
+                _ => {}
+            }
+        }
+        for (user, counters) in &self.batch_users {
+            if let Some(committed) = self.users.get(user) {
+                let announced = taken.get(user).map_or(0, Vec::len) as u64;
+                debug_assert_eq!(
+                    counters.inbox_head,
+                    committed.inbox_head + announced,
+                    "user {user}: every seq the batch took is announced"
+                );
+            }
+        }
+        for (user, seqs) in &taken {
+            debug_assert!(
+                seqs.windows(2).all(|w| w[1] == w[0] + 1),
+                "user {user}: seqs {seqs:?} in one batch are not dense"
+            );
+            let head = self.batch_users.get(user).map(|c| c.inbox_head);
+            debug_assert_eq!(
+                head,
+                seqs.last().copied(),
+                "user {user}: the batch's head is its last seq"
+            );
+            if let Some(committed) = self.users.get(user) {
+                debug_assert_eq!(
+                    seqs.first().copied(),
+                    Some(committed.inbox_head + 1),
+                    "user {user}: the batch continues the committed head"
+                );
+            }
+        }
     }
 
     fn refuse(&mut self, reply: Option<ReplyTo>, code: ErrorCode) {
@@ -617,9 +701,11 @@ impl WriterState {
         Ok(c.inbox_head)
     }
 
+    /// Applies one request to the batch: one function per operation, each answering its
+    /// requester through [`WriterState::emit_written`] or refusing with a [`Refusal`].
     fn apply(&mut self, request: WriteRequest, batch: &mut WriteBatch, timestamp_us: u64) -> Result<(), Refusal> {
         let reply = request.reply;
-        match request.op {
+        let outcome = match request.op {
             WriteOp::Append {
                 sender,
                 sender_device,
@@ -631,234 +717,41 @@ impl WriterState {
                 refers_to,
                 payload,
             } => {
-                let dedup_key = (sender, client_msg_id);
-                if let Some(ack) = self.batch_dedup.get(&dedup_key) {
-                    let ack = *ack;
-                    self.emit_written(reply, WriteOutcome::Sent(ack));
-                    return Ok(());
-                }
-                if let Some([message_id, inbox_seq, ts]) = self.storage.dedup(sender, client_msg_id)? {
-                    let ack = SendAck {
-                        client_msg_id,
-                        message_id,
-                        inbox_seq,
-                        timestamp_us: ts,
-                    };
-                    self.emit_written(reply, WriteOutcome::Sent(ack));
-                    return Ok(());
-                }
-                // Check everything before taking any seq, so a refusal leaves no trace.
-                let (recipients, persistence) = self.recipients(sender, to, group)?;
-                if kind == MessageKind::EDIT || kind == MessageKind::DELETE {
-                    self.check_own_message(sender, to, group, refers_to)?;
-                }
-                let message_id = self.batch_next_message_id;
-                self.batch_next_message_id += 1;
-                let message = Arc::new(StoredMessage {
-                    message_id,
+                let append = messages::Append {
                     sender,
                     sender_device,
-                    recipient: to,
-                    timestamp_us,
-                    flags,
-                    client_msg_id,
-                    payload,
+                    to,
                     group,
+                    client_msg_id,
+                    flags,
                     kind,
                     refers_to,
-                });
-                if persistence == Persistence::EPHEMERAL {
-                    self.push_ephemeral(&message, &recipients, reply);
-                    let ack = SendAck {
-                        client_msg_id,
-                        message_id,
-                        inbox_seq: 0,
-                        timestamp_us,
-                    };
-                    self.emit_written(reply, WriteOutcome::Sent(ack));
-                    return Ok(());
-                }
-                let mut storage_flags = if persistence == Persistence::UNTIL_DELIVERED {
-                    STORE_UNTIL_DELIVERED
-                } else {
-                    0
+                    payload,
                 };
-                if group != 0 && !message.payload.is_empty() {
-                    // One payload for every member's inbox (see README: fan-out on write).
-                    storage_flags |= PAYLOAD_SHARED;
-                    batch.put_cf(self.storage.cf(Cf::Payloads), keys::id(message_id), &message.payload);
-                }
-                let scan_worthy = storage_flags & STORE_UNTIL_DELIVERED != 0
-                    || flags.contains(SendFlags::DELIVERY_RECEIPT)
-                    || flags.contains(SendFlags::READ_RECEIPT);
-                // Direct: the recipient's copy first, then the sender's (one copy to oneself).
-                let mut entries = Vec::with_capacity(recipients.len());
-                for &owner in &recipients {
-                    let seq = self.next_seq(owner)?;
-                    let conversation = message.conversation_for(owner);
-                    let incoming = owner != sender && kind == MessageKind::NORMAL;
-                    let ordinal = self.conv_appended(owner, conversation, seq, incoming)?;
-                    self.record.clear();
-                    message.encode_record(owner, RecordMeta { ordinal, storage_flags }, &mut self.record);
-                    batch.put_cf(self.storage.cf(Cf::Inbox), pair(owner, seq), &self.record);
-                    entries.push((owner, seq));
-                    if scan_worthy {
-                        self.flagged_at(owner, seq);
-                    }
-                }
-                let sender_seq = entries
-                    .iter()
-                    .find(|(owner, _)| *owner == sender)
-                    .map_or(0, |(_, seq)| *seq);
-                if kind == MessageKind::NORMAL {
-                    let origin = MessageOrigin {
-                        sender,
-                        group,
-                        recipient: to,
-                    };
-                    let mut v = [0u8; 24];
-                    v[..8].copy_from_slice(&sender.to_le_bytes());
-                    v[8..16].copy_from_slice(&group.to_le_bytes());
-                    v[16..].copy_from_slice(&to.to_le_bytes());
-                    batch.put_cf(self.storage.cf(Cf::Messages), keys::id(message_id), v);
-                    self.batch_messages.insert(message_id, origin);
-                }
-                let ack = SendAck {
-                    client_msg_id,
-                    message_id,
-                    inbox_seq: sender_seq,
-                    timestamp_us,
-                };
-                let mut dedup_value = [0u8; 24];
-                dedup_value[..8].copy_from_slice(&message_id.to_le_bytes());
-                dedup_value[8..16].copy_from_slice(&sender_seq.to_le_bytes());
-                dedup_value[16..].copy_from_slice(&timestamp_us.to_le_bytes());
-                batch.put_cf(self.storage.cf(Cf::Dedup), pair(sender, client_msg_id), dedup_value);
-                self.batch_dedup.insert(dedup_key, ack);
-                self.push_committed(&message, &entries, reply);
-                self.emit_written(reply, WriteOutcome::Sent(ack));
-                Ok(())
+                self.append(append, reply, batch, timestamp_us)?
             }
             WriteOp::CreateUser { username, password_phc } => {
-                if self.batch_usernames.contains(&username) || self.storage.user_by_name(&username)?.is_some() {
-                    return Err(Refusal::Client(ErrorCode::UserExists));
-                }
-                let user_id = self.batch_next_user_id;
-                self.batch_next_user_id += 1;
-                let mut user = Vec::with_capacity(8 + username.len());
-                user.extend_from_slice(&timestamp_us.to_le_bytes());
-                user.extend_from_slice(username.as_bytes());
-                batch.put_cf(self.storage.cf(Cf::Users), keys::id(user_id), user);
-                batch.put_cf(
-                    self.storage.cf(Cf::Usernames),
-                    username.as_bytes(),
-                    user_id.to_le_bytes(),
-                );
-                batch.put_cf(
-                    self.storage.cf(Cf::Credentials),
-                    keys::id(user_id),
-                    password_phc.as_bytes(),
-                );
-                self.batch_users.insert(
-                    user_id,
-                    UserCounters {
-                        inbox_head: 0,
-                        device_last: Some(0),
-                    },
-                );
-                self.batch_usernames.insert(username);
-                self.emit_written(reply, WriteOutcome::UserCreated { user_id });
-                Ok(())
+                self.create_user(username, &password_phc, batch, timestamp_us)?
             }
             WriteOp::CreateDevice {
                 user_id,
                 device_name,
                 token,
-            } => {
-                let storage = self.storage.clone();
-                let c = self.counters(user_id)?.ok_or(Refusal::Client(ErrorCode::NoSuchUser))?;
-                let last = match c.device_last {
-                    Some(last) => last,
-                    None => storage.last_in_range(Cf::Devices, user_id)?,
-                };
-                let device_id = last + 1;
-                c.device_last = Some(device_id);
-                let inbox_head = c.inbox_head;
-                if let Some(scan) = self.scans.get_mut(&user_id) {
-                    scan.cursors.insert(device_id, 0);
-                }
-                let token_hash = crate::auth::token_hash(&token);
-                let mut device = Vec::with_capacity(8 + device_name.len());
-                device.extend_from_slice(&timestamp_us.to_le_bytes());
-                device.extend_from_slice(device_name.as_bytes());
-                batch.put_cf(storage.cf(Cf::Devices), pair(user_id, device_id), device);
-                let mut tok = [0u8; 24];
-                tok[..8].copy_from_slice(&user_id.to_le_bytes());
-                tok[8..16].copy_from_slice(&device_id.to_le_bytes());
-                tok[16..].copy_from_slice(&timestamp_us.to_le_bytes());
-                batch.put_cf(storage.cf(Cf::Tokens), token_hash, tok);
-                self.emit_written(
-                    reply,
-                    WriteOutcome::DeviceCreated {
-                        user_id,
-                        device_id,
-                        token,
-                        token_hash,
-                        inbox_head,
-                    },
-                );
-                Ok(())
-            }
-            WriteOp::RevokeToken { token_hash } => {
-                if let Some(record) = self.storage.token(&token_hash)? {
-                    self.device_revoked(record.user_id, record.device_id, batch)?;
-                    self.revoke_notice(record.user_id, record.device_id);
-                }
-                batch.delete_cf(self.storage.cf(Cf::Tokens), token_hash);
-                self.emit_written(reply, WriteOutcome::TokenRevoked);
-                Ok(())
-            }
-            WriteOp::SetPassword { user_id, password_phc } => {
-                batch.put_cf(
-                    self.storage.cf(Cf::Credentials),
-                    keys::id(user_id),
-                    password_phc.as_bytes(),
-                );
-                self.emit_written(reply, WriteOutcome::Done);
-                Ok(())
-            }
+            } => self.create_device(user_id, &device_name, token, batch, timestamp_us)?,
+            WriteOp::RevokeToken { token_hash } => self.revoke_token(token_hash, batch)?,
+            WriteOp::SetPassword { user_id, password_phc } => self.set_password(user_id, &password_phc, batch),
             WriteOp::SetCursor {
                 user_id,
                 device_id,
                 seq,
-            } => {
-                if !self.is_revoked(user_id, device_id)? {
-                    batch.put_cf(
-                        self.storage.cf(Cf::Cursors),
-                        pair(user_id, device_id),
-                        seq.to_le_bytes(),
-                    );
-                    self.cursor_moved(user_id, device_id, seq, batch)?;
-                }
-                self.emit_written(
-                    reply,
-                    WriteOutcome::CursorStored {
-                        user_id,
-                        device_id,
-                        seq,
-                    },
-                );
-                Ok(())
-            }
+            } => self.set_cursor(user_id, device_id, seq, batch)?,
             WriteOp::CreateGroup {
                 owner,
                 name,
                 persistence,
-            } => {
-                let group_id = self.create_group(owner, name, persistence, timestamp_us, batch)?;
-                self.emit_written(reply, WriteOutcome::GroupCreated { group_id });
-                Ok(())
-            }
+            } => WriteOutcome::GroupCreated {
+                group_id: self.create_group(owner, name, persistence, timestamp_us, batch)?,
+            },
             WriteOp::AddMember {
                 actor,
                 group,
@@ -866,13 +759,11 @@ impl WriterState {
                 role,
             } => {
                 self.add_member(actor, group, user, role, batch)?;
-                self.emit_written(reply, WriteOutcome::Done);
-                Ok(())
+                WriteOutcome::Done
             }
             WriteOp::RemoveMember { actor, group, user } => {
                 self.remove_member(actor, group, user, batch)?;
-                self.emit_written(reply, WriteOutcome::Done);
-                Ok(())
+                WriteOutcome::Done
             }
             WriteOp::SetPersistence {
                 actor,
@@ -880,29 +771,21 @@ impl WriterState {
                 persistence,
             } => {
                 self.set_persistence(actor, conversation, persistence, batch)?;
-                self.emit_written(reply, WriteOutcome::Done);
-                Ok(())
+                WriteOutcome::Done
             }
             WriteOp::MarkRead {
                 user,
                 conversation,
                 seq,
-            } => {
-                let position = self.mark_read(user, conversation, seq, reply, timestamp_us)?;
-                self.emit_written(reply, WriteOutcome::ReadPosition(position));
-                Ok(())
-            }
-            WriteOp::LastSeen { user, at_us } => {
-                batch.put_cf(self.storage.cf(Cf::LastSeen), keys::id(user), at_us.to_le_bytes());
-                self.emit_written(reply, WriteOutcome::Done);
-                Ok(())
-            }
+            } => WriteOutcome::ReadPosition(self.mark_read(user, conversation, seq, reply, timestamp_us)?),
+            WriteOp::LastSeen { user, at_us } => self.last_seen(user, at_us, batch),
             WriteOp::Typing { user, conversation } => {
                 self.typing(user, conversation)?;
-                self.emit_written(reply, WriteOutcome::Done);
-                Ok(())
+                WriteOutcome::Done
             }
-        }
+        };
+        self.emit_written(reply, outcome);
+        Ok(())
     }
 }
 
@@ -926,8 +809,7 @@ mod tests {
                 generation: 0,
             },
             request_id,
-            internal: false,
-            counted: false,
+            requester: crate::mailbox::Requester::Client,
         })
     }
 

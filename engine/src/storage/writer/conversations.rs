@@ -153,7 +153,7 @@ impl WriterState {
     }
 
     /// A conversation state, from this batch's changes, the cache or storage.
-    fn conv(&mut self, user: u64, conversation: Conversation) -> Result<Option<ConvState>, StorageError> {
+    pub(super) fn conv(&mut self, user: u64, conversation: Conversation) -> Result<Option<ConvState>, StorageError> {
         let key = (user, conversation);
         if let Some(c) = self.batch_convs.get(&key).or_else(|| self.convs.get(&key)) {
             return Ok(Some(*c));
