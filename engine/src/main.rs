@@ -177,7 +177,7 @@ enum ConfigCommand {
 enum LogFormat {
     /// `2026-01-01T00:00:00Z  INFO target: message`
     Text,
-    /// `{"ts":"…","level":"INFO","target":"…","message":"…",…}`
+    /// `{"ts_ms":1764077040123,"level":"INFO","target":"…","message":"…",…}`
     Json,
 }
 

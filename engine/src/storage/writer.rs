@@ -19,7 +19,8 @@
 //! group membership (a cache over the `groups`/`members` families), so the membership check
 //! of a group send and its fan-out into every member's inbox happen in one step, with no
 //! membership change in between: a member removed by an earlier request never gets a later
-//! message. Group messages are written *on write* into each member's inbox (see README).
+//! message. Group messages are written *on write* into each member's inbox (see
+//! docs/architecture.md, "Groups: fan-out on write").
 //!
 //! Invariants:
 //! - Counters (inbox heads, last device ids, next user id, next message id, next group id)
