@@ -2,13 +2,13 @@
 //! when read and written through [`crate::Encoder`], so no caller handles FlatBuffers offsets.
 //!
 //! # Layout
-//! - This file: the one table of bodies ([`messages!`]), from which [`Message`],
+//! - This file: the one table of bodies (`messages!`), from which [`Message`],
 //!   [`MessageType`], [`MESSAGE_NAMES`], each body's [`Sender`] and the read and write
-//!   dispatch are generated; and the [`Body`] trait each body type implements.
-//! - [`session`]: handshake, accounts, login, liveness and errors ([`ErrorCode`]).
-//! - [`messaging`]: sending, delivery, acknowledgement, sync and receipts.
-//! - [`groups`]: group membership and listings.
-//! - [`conversations`]: conversation references, read positions, typing, presence and
+//!   dispatch are generated; and the `Body` trait each body type implements.
+//! - `session`: handshake, accounts, login, liveness and errors ([`ErrorCode`]).
+//! - `messaging`: sending, delivery, acknowledgement, sync and receipts.
+//! - `groups`: group membership and listings.
+//! - `conversations`: conversation references, read positions, typing, presence and
 //!   persistence.
 //!
 //! The families mirror the engine's `handlers/`; each body type's read and write sit together,
