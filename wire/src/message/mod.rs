@@ -125,6 +125,9 @@ macro_rules! messages {
             }
         }
 
+        /// Number of frame body types ([`MessageType::index`] is below it).
+        pub const MESSAGE_TYPES: usize = [$(stringify!($name),)*].len();
+
         /// The schema's name of each body type, by [`MessageType::index`].
         pub const MESSAGE_NAMES: [&str; MESSAGE_TYPES] = [$(stringify!($name),)*];
 
@@ -235,9 +238,6 @@ messages! {
     Presence(Presence) => Server,
     SetPersistence(SetPersistence) => Client,
 }
-
-/// Number of frame body types ([`MessageType::index`] is below it).
-pub const MESSAGE_TYPES: usize = MessageType::SetPersistence.index() + 1;
 
 impl MessageType {
     /// A dense index of this body type, `0..MESSAGE_TYPES`, for per-type counters.
