@@ -890,19 +890,7 @@ impl Core {
                 if reply.is_internal() {
                     return;
                 }
-                let text = match code {
-                    ErrorCode::NoSuchUser => "no such user",
-                    ErrorCode::NoSuchGroup => "no such group",
-                    ErrorCode::NoSuchMessage => "no such message in this conversation",
-                    ErrorCode::Forbidden => "not allowed",
-                    ErrorCode::GroupFull => "the group is at its member limit",
-                    ErrorCode::InvalidRequest => "invalid request",
-                    ErrorCode::UserExists => "username is taken",
-                    ErrorCode::StorageUnavailable => "storage unavailable; nothing was stored",
-                    ErrorCode::Overloaded => "server overloaded; retry",
-                    _ => "request failed",
-                };
-                self.push_error(idx, request_id, code, text);
+                self.push_error(idx, request_id, code, code.text());
             }
         }
         // Answered, either way (a failed write is the client's to retry).
@@ -982,11 +970,10 @@ impl Core {
                     _ => {}
                 }
                 if !reply.is_internal() {
+                    // The helpers' one `Forbidden` is a group read by a non-member.
                     let text = match code {
-                        ErrorCode::InvalidCredentials => "invalid credentials",
-                        ErrorCode::NoSuchGroup => "no such group",
                         ErrorCode::Forbidden => "not a member of this group",
-                        _ => "request failed",
+                        code => code.text(),
                     };
                     self.push_error(idx, request_id, code, text);
                 }

@@ -14,9 +14,11 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use hotline_wire::{MESSAGE_NAMES, MESSAGE_TYPES};
+use hotline_wire::{MessageType, MESSAGE_TYPES};
 
 use crate::core::Shared;
+use crate::integration::IntegrationStats;
+use crate::storage::writer::WriterStats;
 use crate::storage::{Cf, Storage};
 
 /// Most cores a server runs (`ServeConfig::validate` enforces it); per-core slots.
@@ -30,26 +32,8 @@ const SCRAPE_READ_TIMEOUT_MS: u64 = 2_000;
 /// How often the endpoint thread checks for shutdown while idle.
 const ACCEPT_POLL_MS: u64 = 50;
 
-/// [`hotline_wire::Message::index`] of `Deliver`, for counting pre-encoded pushes.
-pub const DELIVER_INDEX: usize = name_index("Deliver");
-
-const fn name_index(name: &str) -> usize {
-    let mut i = 0;
-    while i < MESSAGE_TYPES {
-        let (a, b) = (MESSAGE_NAMES[i].as_bytes(), name.as_bytes());
-        if a.len() == b.len() {
-            let mut j = 0;
-            while j < a.len() && a[j] == b[j] {
-                j += 1;
-            }
-            if j == a.len() {
-                return i;
-            }
-        }
-        i += 1;
-    }
-    panic!("no such message type");
-}
+/// [`MessageType::index`] of `Deliver`, for counting pre-encoded pushes.
+pub const DELIVER_INDEX: usize = MessageType::Deliver.index();
 
 /// A histogram of `u64` observations in power-of-two buckets.
 #[derive(Debug)]
@@ -125,7 +109,7 @@ pub struct Metrics {
     pub presence_shed: AtomicU64,
     /// `Typing` frames dropped by the per-device rate limit.
     pub typing_rate_limited: AtomicU64,
-    /// Frames received, by body type ([`hotline_wire::Message::index`]).
+    /// Frames received, by body type ([`MessageType::index`]).
     pub frames_in_by_type: [AtomicU64; MESSAGE_TYPES],
     /// Frames queued to a connection, by body type.
     pub frames_out_by_type: [AtomicU64; MESSAGE_TYPES],
@@ -176,56 +160,89 @@ impl Default for Metrics {
     }
 }
 
+/// The whole exposition, read from the shared counters, the writer and RocksDB: one
+/// function per family of metrics, in this order.
+pub fn render(shared: &Shared, storage: &Storage) -> String {
+    let mut out = String::with_capacity(16 << 10);
+    render_connections(&mut out, shared);
+    render_frames(&mut out, &shared.metrics);
+    render_messages(&mut out, &shared.metrics);
+    render_commits(&mut out, &shared.writer.stats);
+    render_shedding(&mut out, &shared.metrics);
+    render_integration(&mut out, &shared.integration);
+    render_limits(&mut out, &shared.metrics);
+    render_queues(&mut out, shared);
+    render_rocksdb(&mut out, storage);
+    out
+}
+
+fn load(a: &AtomicU64) -> u64 {
+    a.load(Ordering::Relaxed)
+}
+
 fn counter(out: &mut String, name: &str, help: &str, value: u64) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
+}
+
+/// The head of a counter whose samples carry labels.
+fn counter_head(out: &mut String, name: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
 }
 
 fn gauge_head(out: &mut String, name: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
 }
 
-/// The whole exposition, read from the shared counters, the writer and RocksDB.
-pub fn render(shared: &Shared, storage: &Storage) -> String {
-    let m = &shared.metrics;
-    let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-    let mut out = String::with_capacity(16 << 10);
-    let cores = shared.config.cores.min(CORES_MAX);
-    gauge_head(&mut out, "hotline_connections", "Open connections, per core.");
-    for (core, c) in m.connections_by_core.iter().take(cores).enumerate() {
-        let _ = writeln!(out, "hotline_connections{{core=\"{core}\"}} {}", load(c));
+/// One gauge with a sample per running core.
+fn per_core_gauge(out: &mut String, name: &str, help: &str, slots: &[AtomicU64], cores: usize) {
+    gauge_head(out, name, help);
+    for (core, c) in slots.iter().take(cores).enumerate() {
+        let _ = writeln!(out, "{name}{{core=\"{core}\"}} {}", load(c));
     }
-    gauge_head(
-        &mut out,
+}
+
+/// Connections and what they hold queued, per core; refusals; logins.
+fn render_connections(out: &mut String, shared: &Shared) {
+    let m = &shared.metrics;
+    let cores = shared.config.cores.min(CORES_MAX);
+    per_core_gauge(
+        out,
+        "hotline_connections",
+        "Open connections, per core.",
+        &m.connections_by_core,
+        cores,
+    );
+    per_core_gauge(
+        out,
         "hotline_outbound_queued_bytes",
         "Bytes queued to connections and not yet written, per core (as of its last sweep).",
+        &m.outbound_queued_bytes_by_core,
+        cores,
     );
-    for (core, b) in m.outbound_queued_bytes_by_core.iter().take(cores).enumerate() {
-        let _ = writeln!(out, "hotline_outbound_queued_bytes{{core=\"{core}\"}} {}", load(b));
-    }
-    gauge_head(
-        &mut out,
+    per_core_gauge(
+        out,
         "hotline_outbound_queued_bytes_max",
         "The most bytes queued to one connection, per core (as of its last sweep).",
+        &m.outbound_queued_bytes_max_by_core,
+        cores,
     );
-    for (core, b) in m.outbound_queued_bytes_max_by_core.iter().take(cores).enumerate() {
-        let _ = writeln!(out, "hotline_outbound_queued_bytes_max{{core=\"{core}\"}} {}", load(b));
-    }
     counter(
-        &mut out,
+        out,
         "hotline_connections_refused_total",
         "Connections refused because a core was full.",
         load(&m.connections_refused),
     );
-    let _ = writeln!(
-        out,
-        "# HELP hotline_logins_total Logins and registrations, by result.\n# TYPE hotline_logins_total counter"
-    );
+    counter_head(out, "hotline_logins_total", "Logins and registrations, by result.");
     let _ = writeln!(out, "hotline_logins_total{{result=\"ok\"}} {}", load(&m.logins_ok));
     let _ = writeln!(
         out,
         "hotline_logins_total{{result=\"failed\"}} {}",
         load(&m.logins_failed)
     );
+}
+
+/// Frames in and out by body type (named by the wire's table), bytes, bad frames, errors.
+fn render_frames(out: &mut String, m: &Metrics) {
     for (name, dir, slots) in [
         ("hotline_frames_in_total", "received", &m.frames_in_by_type),
         (
@@ -234,170 +251,159 @@ pub fn render(shared: &Shared, storage: &Storage) -> String {
             &m.frames_out_by_type,
         ),
     ] {
-        let _ = writeln!(out, "# HELP {name} Frames {dir}, by body type.\n# TYPE {name} counter");
-        for (i, c) in slots.iter().enumerate() {
-            let _ = writeln!(out, "{name}{{type=\"{}\"}} {}", MESSAGE_NAMES[i], load(c));
+        counter_head(out, name, &format!("Frames {dir}, by body type."));
+        for (ty, c) in MessageType::ALL.into_iter().zip(slots) {
+            let _ = writeln!(out, "{name}{{type=\"{}\"}} {}", ty.name(), load(c));
         }
     }
     counter(
-        &mut out,
+        out,
         "hotline_bytes_in_total",
         "Bytes read from connections.",
         load(&m.bytes_in),
     );
     counter(
-        &mut out,
+        out,
         "hotline_frames_malformed_total",
         "Frames that failed to decode.",
         load(&m.frames_malformed),
     );
     counter(
-        &mut out,
+        out,
         "hotline_errors_sent_total",
         "Error frames sent.",
         load(&m.errors_sent),
     );
+}
+
+/// Messages accepted, delivered by path, and the delivery latency.
+fn render_messages(out: &mut String, m: &Metrics) {
     counter(
-        &mut out,
+        out,
         "hotline_messages_sent_total",
         "Messages accepted and acknowledged to their sender.",
         load(&m.messages_acked),
     );
-    let _ = writeln!(out, "# HELP hotline_messages_delivered_total Messages written to a device, by path.\n# TYPE hotline_messages_delivered_total counter");
-    let _ = writeln!(
-        out,
-        "hotline_messages_delivered_total{{path=\"live\"}} {}",
-        load(&m.delivered_live)
-    );
-    let _ = writeln!(
-        out,
-        "hotline_messages_delivered_total{{path=\"catch_up\"}} {}",
-        load(&m.delivered_catch_up)
-    );
+    let name = "hotline_messages_delivered_total";
+    counter_head(out, name, "Messages written to a device, by path.");
+    let _ = writeln!(out, "{name}{{path=\"live\"}} {}", load(&m.delivered_live));
+    let _ = writeln!(out, "{name}{{path=\"catch_up\"}} {}", load(&m.delivered_catch_up));
     m.delivery_latency_us.render(
-        &mut out,
+        out,
         "hotline_delivery_latency_seconds",
         "From a message's commit timestamp to its live push to a device.",
         1e6,
     );
-    let w = &shared.writer.stats;
+}
+
+/// The log writer's group commits and whether storage is healthy.
+fn render_commits(out: &mut String, w: &WriterStats) {
     w.commit_us.render(
-        &mut out,
+        out,
         "hotline_commit_fsync_latency_seconds",
         "One group commit: RocksDB write plus, under sync durability, its fsync.",
         1e6,
     );
     w.batch_requests.render(
-        &mut out,
+        out,
         "hotline_group_commit_batch_requests",
         "Requests per group commit.",
         1.0,
     );
+    counter(out, "hotline_group_commits_total", "Group commits.", load(&w.batches));
     counter(
-        &mut out,
-        "hotline_group_commits_total",
-        "Group commits.",
-        load(&w.batches),
-    );
-    counter(
-        &mut out,
+        out,
         "hotline_group_commits_failed_total",
         "Group commits that failed (nothing acknowledged).",
         load(&w.failed_batches),
     );
     gauge_head(
-        &mut out,
+        out,
         "hotline_storage_healthy",
         "1 while the log accepts writes, 0 from a failed group commit until one succeeds \
          (full disk, read-only file system, I/O errors: sends answer StorageUnavailable).",
     );
     let healthy = u8::from(load(&w.failing_batches) == 0);
     let _ = writeln!(out, "hotline_storage_healthy {healthy}");
+}
+
+/// Slow readers switched to catch-up, work shed at a bound, presence published.
+fn render_shedding(out: &mut String, m: &Metrics) {
     counter(
-        &mut out,
+        out,
         "hotline_lagging_devices_total",
         "Devices switched from live pushes to catch-up (slow readers).",
         load(&m.lagging_switches),
     );
-    let _ = writeln!(
-        out,
-        "# HELP hotline_shed_total Work refused or dropped at a bound, by reason.\n# TYPE hotline_shed_total counter"
-    );
-    let _ = writeln!(
-        out,
-        "hotline_shed_total{{reason=\"overloaded\"}} {}",
-        load(&m.shed_overloaded)
-    );
-    let _ = writeln!(
-        out,
-        "hotline_shed_total{{reason=\"presence\"}} {}",
-        load(&m.presence_shed)
-    );
-    let _ = writeln!(
-        out,
-        "hotline_shed_total{{reason=\"typing_rate\"}} {}",
-        load(&m.typing_rate_limited)
-    );
+    let name = "hotline_shed_total";
+    counter_head(out, name, "Work refused or dropped at a bound, by reason.");
+    let _ = writeln!(out, "{name}{{reason=\"overloaded\"}} {}", load(&m.shed_overloaded));
+    let _ = writeln!(out, "{name}{{reason=\"presence\"}} {}", load(&m.presence_shed));
+    let _ = writeln!(out, "{name}{{reason=\"typing_rate\"}} {}", load(&m.typing_rate_limited));
     counter(
-        &mut out,
+        out,
         "hotline_presence_published_total",
         "Presence states published (after coalescing).",
         load(&m.presence_published),
     );
-    let api = &shared.integration;
+}
+
+/// The integration API and its webhooks.
+fn render_integration(out: &mut String, api: &IntegrationStats) {
+    for (name, help, value) in [
+        (
+            "hotline_api_requests_total",
+            "Integration API requests.",
+            &api.api_requests,
+        ),
+        (
+            "hotline_api_messages_sent_total",
+            "Messages sent through the integration API.",
+            &api.api_messages_sent,
+        ),
+        (
+            "hotline_webhooks_delivered_total",
+            "Webhooks answered 2xx.",
+            &api.webhooks_delivered,
+        ),
+        (
+            "hotline_webhook_retries_total",
+            "Webhook POSTs retried.",
+            &api.webhook_retries,
+        ),
+        (
+            "hotline_webhooks_failed_total",
+            "Webhooks dropped after every retry failed.",
+            &api.webhooks_failed,
+        ),
+    ] {
+        counter(out, name, help, load(value));
+    }
+}
+
+/// Retention and the abuse limits.
+fn render_limits(out: &mut String, m: &Metrics) {
     counter(
-        &mut out,
-        "hotline_api_requests_total",
-        "Integration API requests.",
-        load(&api.api_requests),
-    );
-    counter(
-        &mut out,
-        "hotline_api_messages_sent_total",
-        "Messages sent through the integration API.",
-        load(&api.api_messages_sent),
-    );
-    counter(
-        &mut out,
-        "hotline_webhooks_delivered_total",
-        "Webhooks answered 2xx.",
-        load(&api.webhooks_delivered),
-    );
-    counter(
-        &mut out,
-        "hotline_webhook_retries_total",
-        "Webhook POSTs retried.",
-        load(&api.webhook_retries),
-    );
-    counter(
-        &mut out,
-        "hotline_webhooks_failed_total",
-        "Webhooks dropped after every retry failed.",
-        load(&api.webhooks_failed),
-    );
-    counter(
-        &mut out,
+        out,
         "hotline_retention_expired_total",
         "Inbox entries whose payload retention removed.",
         load(&m.retention_expired),
     );
-    let _ = writeln!(
-        out,
-        "# HELP hotline_rate_limited_total Requests refused by an abuse limit, by limit.\n# TYPE hotline_rate_limited_total counter"
-    );
+    let name = "hotline_rate_limited_total";
+    counter_head(out, name, "Requests refused by an abuse limit, by limit.");
     for limit in crate::abuse::Limit::ALL {
         let _ = writeln!(
             out,
-            "hotline_rate_limited_total{{limit=\"{}\"}} {}",
+            "{name}{{limit=\"{}\"}} {}",
             limit.name(),
             load(m.abuse.counter(limit))
         );
     }
-    gauge_head(
-        &mut out,
-        "hotline_queue_depth",
-        "Items waiting in a cross-thread queue.",
-    );
+}
+
+/// Items waiting in the cross-thread queues.
+fn render_queues(out: &mut String, shared: &Shared) {
+    gauge_head(out, "hotline_queue_depth", "Items waiting in a cross-thread queue.");
     let _ = writeln!(out, "hotline_queue_depth{{queue=\"writer\"}} {}", shared.writer.depth());
     for (core, mb) in shared.mailboxes.iter().enumerate() {
         let _ = writeln!(
@@ -406,9 +412,13 @@ pub fn render(shared: &Shared, storage: &Storage) -> String {
             mb.depth()
         );
     }
+}
+
+/// RocksDB properties per column family, read when scraped.
+fn render_rocksdb(out: &mut String, storage: &Storage) {
     let db = storage.db();
     gauge_head(
-        &mut out,
+        out,
         "hotline_rocksdb",
         "RocksDB properties (rocksdb.NAME), per column family.",
     );
@@ -427,7 +437,6 @@ pub fn render(shared: &Shared, storage: &Storage) -> String {
             }
         }
     }
-    out
 }
 
 /// Serves `GET /metrics` on `listener` on a thread of its own until `shared.shutdown`.

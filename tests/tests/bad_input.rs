@@ -9,7 +9,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use hotline_tests::{assert_dense, numbered, payload, payload_number, Client, Server, REPLY_WAIT_DEFAULT};
-use hotline_wire::{fb, Credentials, ErrorCode, Login, Message, Send, SendFlags, Sync};
+use hotline_wire::{
+    fb, Credentials, ErrorBody, ErrorCode, Login, Message, Presence, Send, SendAck, SendFlags, Sender, Sync,
+};
 
 /// A valid length prefix (32) followed by 32 bytes that are no FlatBuffer: the root offset
 /// alone (0xFFFF_FFFF) points far outside the frame.
@@ -440,4 +442,34 @@ fn a_client_that_never_reads_does_not_delay_other_deliveries() {
         assert_eq!(d.payload.len(), FLOOD_PAYLOAD_BYTES);
         assert_eq!(d.message_id, flood_acks[index].1.message_id, "flood message {n}");
     }
+}
+
+/// A body only servers send (the wire table's `Sender::Server`: a reply, a push, an
+/// `Error`, a body without fields) is InvalidRequest echoing the request id; the
+/// connection stays.
+#[test]
+fn a_body_only_servers_send_is_invalid_request_and_the_connection_survives() {
+    let server = Server::start();
+    let (mut client, _) = Client::new_user(server.addr(), "impostor");
+    let bodies = [
+        Message::SendAck(SendAck::default()),
+        Message::Done,
+        Message::Error(ErrorBody {
+            code: ErrorCode::Internal,
+            message: "from a client",
+            retry_after_ms: 0,
+        }),
+        Message::Presence(Presence::default()),
+    ];
+    for body in &bodies {
+        assert_eq!(body.message_type().sender(), Sender::Server, "{}", body.name());
+        let request_id = client.raw_request(body);
+        assert_eq!(
+            client.expect_error(REPLY_WAIT_DEFAULT),
+            (request_id, ErrorCode::InvalidRequest),
+            "{} from a client",
+            body.name()
+        );
+    }
+    client.ping();
 }

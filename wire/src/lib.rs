@@ -9,7 +9,9 @@
 //! - [`limits`]: the protocol version, reserved values and default limits (units in names).
 //! - [`frame`]: the length prefix, [`FrameDecoder`] (partial input, limits, verification,
 //!   typed [`FrameError`]s) and [`Encoder`] (a reused builder: no allocation per frame).
-//! - [`message`]: one plain Rust type per `Body` member, read from and written to frames.
+//! - [`message`]: one plain Rust type per `Body` member, read from and written to frames,
+//!   generated from one table of bodies; one file per family (session, messaging, groups,
+//!   conversations), each type's read and write beside it.
 //! - [`session`]: [`ClientSession`], the sans-IO client state machine every client shares.
 //! - [`fb`]: the code `flatc` generates from the schema (committed; `scripts/gen-wire`
 //!   regenerates it and `scripts/gen-wire --check` fails when it is stale).
@@ -39,8 +41,8 @@ pub use message::{
     Ack, AckOk, Conversation, ConversationList, Conversations, Credentials, Deliver, ErrorBody, ErrorCode, Frame,
     GroupAddMember, GroupCreate, GroupCreated, GroupInfo, GroupLeave, GroupList, GroupMember, GroupMemberList,
     GroupMembers, GroupRemoveMember, GroupRole, Hello, HelloOk, Login, LoginOk, MarkRead, Message, MessageKind,
-    MyGroups, Persistence, Ping, Pong, Presence, PresenceSubscribe, ReadPosition, Receipt, ReceiptKind, Register,
-    RegisterOk, Send, SendAck, SendFlags, SetPersistence, Sync, SyncPage, Typing, TypingNotice, MESSAGE_NAMES,
-    MESSAGE_TYPES,
+    MessageType, MyGroups, Persistence, Ping, Pong, Presence, PresenceSubscribe, ReadPosition, Receipt, ReceiptKind,
+    Register, RegisterOk, Send, SendAck, SendFlags, Sender, SetPersistence, Sync, SyncPage, Typing, TypingNotice,
+    MESSAGE_NAMES, MESSAGE_TYPES,
 };
 pub use session::{ClientSession, Event, SessionError, SessionState};

@@ -9,11 +9,12 @@ mod session;
 
 use std::sync::atomic::Ordering;
 
-use hotline_wire::{ErrorCode, Frame, Message};
+use hotline_wire::{ErrorCode, Frame, Message, MessageType, Sender};
 
 use crate::core::{ConnState, Core};
 
-/// Routes one decoded frame from connection `idx` to its handler.
+/// Routes one decoded frame from connection `idx` to its handler: one arm per body the
+/// wire table marks [`Sender::Client`] or [`Sender::Either`]; the rest are refused.
 pub fn dispatch(core: &mut Core, idx: usize, frame: Frame<'_>) {
     let request_id = frame.request_id;
     match frame.message {
@@ -37,28 +38,16 @@ pub fn dispatch(core: &mut Core, idx: usize, frame: Frame<'_>) {
         Message::SetPersistence(m) => conversations::set_persistence(core, idx, request_id, m),
         Message::Typing(m) => conversations::typing(core, idx, request_id, m),
         Message::PresenceSubscribe(m) => conversations::presence_subscribe(core, idx, request_id, m),
-        other @ (Message::HelloOk(_)
-        | Message::RegisterOk(_)
-        | Message::LoginOk(_)
-        | Message::LogoutOk
-        | Message::SendAck(_)
-        | Message::Deliver(_)
-        | Message::AckOk(_)
-        | Message::SyncPage(_)
-        | Message::Error(_)
-        | Message::GroupCreated(_)
-        | Message::GroupMemberList(_)
-        | Message::GroupList(_)
-        | Message::Done
-        | Message::Receipt(_)
-        | Message::ReadPosition(_)
-        | Message::ConversationList(_)
-        | Message::TypingNotice(_)
-        | Message::Presence(_)) => {
-            let text = format!("{} is sent by servers, not clients", other.name());
-            core.push_error(idx, request_id, ErrorCode::InvalidRequest, &text);
-        }
+        other => server_body(core, idx, request_id, other.message_type()),
     }
+}
+
+/// Refuses a body only servers send.
+fn server_body(core: &mut Core, idx: usize, request_id: u64, ty: MessageType) {
+    // A client body without an arm in `dispatch` is a bug, not the peer's mistake.
+    debug_assert_eq!(ty.sender(), Sender::Server, "{} has no handler", ty.name());
+    let text = format!("{} is sent by servers, not clients", ty.name());
+    core.push_error(idx, request_id, ErrorCode::InvalidRequest, &text);
 }
 
 /// Refuses a request that is not valid in the connection's state.
