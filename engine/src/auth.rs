@@ -7,11 +7,11 @@ use argon2::Argon2;
 use sha2::{Digest, Sha256};
 
 /// Bytes in a session token.
-pub const TOKEN_BYTES: usize = hotline_wire::TOKEN_BYTES;
+pub(crate) const TOKEN_BYTES: usize = hotline_wire::TOKEN_BYTES;
 
 /// Hashes a password into an argon2id PHC string (argon2's default parameters: 19 MiB,
 /// 2 passes, 1 lane, which OWASP recommends).
-pub fn hash_password(password: &str) -> Result<String, argon2::password_hash::Error> {
+pub(crate) fn hash_password(password: &str) -> Result<String, argon2::password_hash::Error> {
     let salt = SaltString::generate(&mut OsRng);
     Ok(hasher().hash_password(password.as_bytes(), &salt)?.to_string())
 }
@@ -49,7 +49,7 @@ fn dummy_phc() -> &'static str {
 }
 
 /// Whether `password` matches the stored PHC string (`None`: the user does not exist).
-pub fn verify_password(password: &str, phc: Option<&str>) -> bool {
+pub(crate) fn verify_password(password: &str, phc: Option<&str>) -> bool {
     // Token-only accounts (provisioned for load generation) store no password hash, and a
     // disabled account's is refused: both still pay for one hash, so timing tells nothing.
     let stored = match phc {
@@ -67,10 +67,10 @@ pub fn verify_password(password: &str, phc: Option<&str>) -> bool {
 
 /// Prefix of the stored credential of an account an admin disabled; the hash after it is
 /// kept, so enabling the account restores the same password.
-pub const DISABLED_PREFIX: &str = "!disabled!";
+pub(crate) const DISABLED_PREFIX: &str = "!disabled!";
 
 /// A new random session token.
-pub fn new_token() -> Result<[u8; TOKEN_BYTES], getrandom::Error> {
+pub(crate) fn new_token() -> Result<[u8; TOKEN_BYTES], getrandom::Error> {
     let mut t = [0u8; TOKEN_BYTES];
     getrandom::fill(&mut t)?;
     Ok(t)
@@ -78,13 +78,13 @@ pub fn new_token() -> Result<[u8; TOKEN_BYTES], getrandom::Error> {
 
 /// What the database stores for a token: tokens are 256 random bits, so a fast hash is
 /// enough (no dictionary to attack), and a stolen database yields no usable token.
-pub fn token_hash(token: &[u8]) -> [u8; 32] {
+pub(crate) fn token_hash(token: &[u8]) -> [u8; 32] {
     Sha256::digest(token).into()
 }
 
 /// Why a username is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum NameError {
+pub(crate) enum NameError {
     #[error("username must be 1 to {max} bytes, got {len}")]
     Length { len: usize, max: u32 },
     #[error("username may contain only ASCII letters, digits, '_', '.' and '-'")]
@@ -92,7 +92,7 @@ pub enum NameError {
 }
 
 /// Checks a username: 1..=`max` bytes of `[A-Za-z0-9_.-]`.
-pub fn check_username(name: &str, max: u32) -> Result<(), NameError> {
+pub(crate) fn check_username(name: &str, max: u32) -> Result<(), NameError> {
     if name.is_empty() || name.len() > max as usize {
         return Err(NameError::Length { len: name.len(), max });
     }

@@ -30,7 +30,7 @@ use crate::mailbox::{home_core, Adopt, Routed};
 
 /// Accepts connections until the listener fails for good or the core shuts down. With
 /// `transport` (a TLS or WebSocket listener) each connection gets its own layer.
-pub async fn accept_loop(core: CoreRef, listener: TcpListener, transport: Option<Arc<ServerSettings>>) {
+pub(crate) async fn accept_loop(core: CoreRef, listener: TcpListener, transport: Option<Arc<ServerSettings>>) {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -92,7 +92,7 @@ enum Wakeup {
 /// dropped, so re-creating them on every wake-up would pile up polls in the kernel, each
 /// holding the socket open. For the same reason the socket is `shutdown` before it is dropped:
 /// that completes any poll still pending, so the close really closes.
-pub async fn run(core: CoreRef, idx: usize, stream: TcpStream) {
+pub(crate) async fn run(core: CoreRef, idx: usize, stream: TcpStream) {
     let mut read_op = std::pin::pin!(stream.readable(false));
     // Created only while a send is blocked (rare), so an idle connection's task does not
     // carry a second readiness future: the task is one of the few per-connection costs.
@@ -215,7 +215,7 @@ fn read_ready(core: &mut Core, idx: usize) -> bool {
 }
 
 /// Handles `data` that arrived on connection `idx`, after any tail kept from before.
-pub fn process_bytes(core: &mut Core, idx: usize, data: &[u8]) {
+pub(crate) fn process_bytes(core: &mut Core, idx: usize, data: &[u8]) {
     let Some(conn) = core.conns.get_mut(idx) else { return };
     let mut buf = std::mem::take(&mut conn.inbound);
     if buf.is_empty() {
@@ -235,7 +235,7 @@ pub fn process_bytes(core: &mut Core, idx: usize, data: &[u8]) {
 }
 
 /// Handles frames kept while the connection was paused, once it accepts frames again.
-pub fn resume(core: &mut Core, idx: usize) {
+pub(crate) fn resume(core: &mut Core, idx: usize) {
     let Some(conn) = core.conns.get(idx) else { return };
     if conn.accepts_frames(core.shared.config.outbound_bytes_max) && !conn.inbound.is_empty() {
         process_bytes(core, idx, &[]);
@@ -306,7 +306,7 @@ fn malformed(core: &mut Core, idx: usize, e: &FrameError) {
 
 /// A login finished on the core that accepted the connection. If that core is the user's
 /// home, the device goes live right here; otherwise the task hands the socket over.
-pub fn login_succeeded(core: &mut Core, idx: usize, mut adopt: Adopt) {
+pub(crate) fn login_succeeded(core: &mut Core, idx: usize, mut adopt: Adopt) {
     let username = core.pending_usernames.remove(&idx);
     let ip = core.conns[idx].peer_ip;
     core.shared.limiter.login_finished(ip, username.as_deref(), true);
@@ -378,7 +378,7 @@ fn hand_off(core: &CoreRef, idx: usize) -> bool {
 }
 
 /// Takes over a connection handed over by another core: a logged-in device from now on.
-pub fn adopt(core: &mut Core, mut adopt: Adopt) {
+pub(crate) fn adopt(core: &mut Core, mut adopt: Adopt) {
     let Some(fd) = adopt.fd.take() else { return };
     let stream = match TcpStream::from_std(std::net::TcpStream::from(fd)) {
         Ok(s) => s,
@@ -400,7 +400,7 @@ pub fn adopt(core: &mut Core, mut adopt: Adopt) {
 }
 
 /// Makes the running task's future yield once to the scheduler.
-pub async fn yield_now() {
+pub(crate) async fn yield_now() {
     let mut yielded = false;
     poll_fn(|cx| {
         if yielded {

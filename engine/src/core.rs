@@ -44,7 +44,7 @@ use crate::metrics::Metrics;
 use crate::presence::PresenceBook;
 use crate::storage::record::{decode_record, StoredMessage};
 use crate::storage::writer::{LogWriter, WriteOp, WriteOutcome, WriteRequest};
-pub use crate::transport::Transports;
+pub(crate) use crate::transport::Transports;
 
 /// What every core shares (read-mostly; counters are atomics).
 #[derive(Debug)]
@@ -99,7 +99,7 @@ impl Shared {
 
 /// A connection's protocol state.
 #[derive(Debug)]
-pub enum ConnState {
+pub(crate) enum ConnState {
     /// Nothing valid yet: only `Hello` (and `Ping`) are accepted.
     Handshaking,
     /// `HelloOk` sent: `Register` and `Login` are accepted.
@@ -113,14 +113,14 @@ pub enum ConnState {
 
 /// How a logged-in device receives its inbox.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeliveryMode {
+pub(crate) enum DeliveryMode {
     Live,
     CatchingUp,
 }
 
 /// A logged-in device's delivery and cursor state (see the module docs).
 #[derive(Debug)]
-pub struct DeviceSession {
+pub(crate) struct DeviceSession {
     pub user_id: u64,
     pub device_id: u64,
     pub token_hash: [u8; 32],
@@ -151,7 +151,7 @@ const _: () = assert!(std::mem::size_of::<DeviceSession>() <= DEVICE_SESSION_BYT
 
 /// One connection's buffers and state. Its task holds the socket.
 #[derive(Debug)]
-pub struct Conn {
+pub(crate) struct Conn {
     pub generation: u32,
     pub fd: RawFd,
     pub state: ConnState,
@@ -187,7 +187,7 @@ pub struct Conn {
 }
 
 impl Conn {
-    pub fn new(generation: u32, fd: RawFd, state: ConnState, now_ms: u64) -> Conn {
+    pub(crate) fn new(generation: u32, fd: RawFd, state: ConnState, now_ms: u64) -> Conn {
         Conn {
             generation,
             fd,
@@ -213,7 +213,7 @@ impl Conn {
     }
 
     /// Bytes queued and not yet written (frames, and a layer's sealed bytes).
-    pub fn unsent(&self) -> usize {
+    pub(crate) fn unsent(&self) -> usize {
         self.outbound.len() - self.outbound_sent + self.layer.as_ref().map_or(0, |l| l.pending_bytes())
     }
 
@@ -221,7 +221,7 @@ impl Conn {
     /// `outbound_bytes_max` of output is unsent: a client that keeps sending requests
     /// without reading the replies is read no further until it does (TCP pushes back on
     /// it), so replies cannot pile up without bound.
-    pub fn accepts_frames(&self, outbound_bytes_max: usize) -> bool {
+    pub(crate) fn accepts_frames(&self, outbound_bytes_max: usize) -> bool {
         if self.closing || self.handoff.is_some() || self.unsent() > outbound_bytes_max {
             return false;
         }
@@ -233,7 +233,7 @@ impl Conn {
     }
 
     /// Asks the connection's task to look at its state again.
-    pub fn wake(&mut self) {
+    pub(crate) fn wake(&mut self) {
         self.woken = true;
         if let Some(w) = self.waker.take() {
             w.wake();
@@ -242,7 +242,7 @@ impl Conn {
 
     /// Puts this connection (slab index `idx`) once on `dirty`, the core's list of
     /// connections flushed at the end of each unit of work.
-    pub fn mark_dirty(&mut self, idx: usize, dirty: &mut Vec<usize>) {
+    pub(crate) fn mark_dirty(&mut self, idx: usize, dirty: &mut Vec<usize>) {
         if !self.dirty {
             self.dirty = true;
             dirty.push(idx);
@@ -250,14 +250,14 @@ impl Conn {
     }
 
     /// The reference a request for this connection (slab index `idx`) carries.
-    pub fn conn_ref(&self, idx: usize) -> ConnRef {
+    pub(crate) fn conn_ref(&self, idx: usize) -> ConnRef {
         ConnRef {
             index: idx as u32,
             generation: self.generation,
         }
     }
 
-    pub fn device(&mut self) -> Option<&mut DeviceSession> {
+    pub(crate) fn device(&mut self) -> Option<&mut DeviceSession> {
         match &mut self.state {
             ConnState::LoggedIn(d) => Some(d),
             _ => None,
@@ -267,7 +267,7 @@ impl Conn {
 
 /// A user homed on this core with at least one device online here.
 #[derive(Debug, Default)]
-pub struct UserLocal {
+pub(crate) struct UserLocal {
     /// The highest inbox seq this core knows to be committed.
     pub durable_head: u64,
     /// Slab indices of this user's connections.
@@ -278,7 +278,7 @@ pub struct UserLocal {
 
 /// The state of one core. Lives in an `Rc<RefCell<_>>` shared by the core's tasks; no
 /// borrow is ever held across an `.await`.
-pub struct Core {
+pub(crate) struct Core {
     pub id: usize,
     pub shared: Arc<Shared>,
     pub conns: Slab<Conn>,
@@ -318,10 +318,10 @@ impl std::fmt::Debug for Core {
     }
 }
 
-pub type CoreRef = Rc<RefCell<Core>>;
+pub(crate) type CoreRef = Rc<RefCell<Core>>;
 
 impl Core {
-    pub fn new(id: usize, shared: Arc<Shared>) -> Core {
+    pub(crate) fn new(id: usize, shared: Arc<Shared>) -> Core {
         let limits = shared.config.limits();
         Core {
             id,
@@ -346,12 +346,12 @@ impl Core {
     }
 
     /// Milliseconds since this core started (monotonic).
-    pub fn now_ms(&self) -> u64 {
+    pub(crate) fn now_ms(&self) -> u64 {
         self.started.elapsed().as_millis() as u64
     }
 
     /// Registers a connection and returns its slab index.
-    pub fn insert_conn(&mut self, fd: RawFd, state: ConnState) -> usize {
+    pub(crate) fn insert_conn(&mut self, fd: RawFd, state: ConnState) -> usize {
         let generation = self.generation_next;
         self.generation_next = self.generation_next.wrapping_add(1).max(1);
         let now = self.now_ms();
@@ -361,12 +361,12 @@ impl Core {
     }
 
     /// The reference a request made for connection `idx` carries.
-    pub fn conn_ref(&self, idx: usize) -> ConnRef {
+    pub(crate) fn conn_ref(&self, idx: usize) -> ConnRef {
         self.conns[idx].conn_ref(idx)
     }
 
     /// Where the outcome of a client's request on connection `idx` goes.
-    pub fn reply_to(&self, idx: usize, request_id: u64) -> ReplyTo {
+    pub(crate) fn reply_to(&self, idx: usize, request_id: u64) -> ReplyTo {
         ReplyTo {
             core: self.id,
             conn: self.conn_ref(idx),
@@ -377,7 +377,7 @@ impl Core {
 
     /// Where the outcome of a client's write on connection `idx` goes: it counts in the
     /// device's `sends_in_flight` until answered.
-    pub fn counted_reply(&self, idx: usize, request_id: u64) -> ReplyTo {
+    pub(crate) fn counted_reply(&self, idx: usize, request_id: u64) -> ReplyTo {
         ReplyTo {
             requester: Requester::ClientCounted,
             ..self.reply_to(idx, request_id)
@@ -385,7 +385,7 @@ impl Core {
     }
 
     /// Where the outcome of the engine's own request for connection `idx` goes.
-    pub fn internal_reply(&self, idx: usize) -> ReplyTo {
+    pub(crate) fn internal_reply(&self, idx: usize) -> ReplyTo {
         ReplyTo {
             requester: Requester::Engine,
             ..self.reply_to(idx, hotline_wire::REQUEST_ID_NONE)
@@ -402,7 +402,7 @@ impl Core {
     }
 
     /// Forgets a connection whose task has ended.
-    pub fn remove_conn(&mut self, idx: usize) {
+    pub(crate) fn remove_conn(&mut self, idx: usize) {
         if !self.conns.contains(idx) {
             return;
         }
@@ -438,14 +438,14 @@ impl Core {
     }
 
     /// Puts connection `idx` on the list flushed at the end of this unit of work.
-    pub fn mark_dirty(&mut self, idx: usize) {
+    pub(crate) fn mark_dirty(&mut self, idx: usize) {
         if let Some(conn) = self.conns.get_mut(idx) {
             conn.mark_dirty(idx, &mut self.dirty);
         }
     }
 
     /// Queues one frame to connection `idx`.
-    pub fn push(&mut self, idx: usize, request_id: u64, message: &Message<'_>) {
+    pub(crate) fn push(&mut self, idx: usize, request_id: u64, message: &Message<'_>) {
         let Some(conn) = self.conns.get_mut(idx) else { return };
         self.encoder.encode_into(request_id, message, &mut conn.outbound);
         self.shared.metrics.frames_out_by_type[message.index()].fetch_add(1, Ordering::Relaxed);
@@ -453,7 +453,7 @@ impl Core {
     }
 
     /// Queues a typed error.
-    pub fn push_error(&mut self, idx: usize, request_id: u64, code: ErrorCode, message: &str) {
+    pub(crate) fn push_error(&mut self, idx: usize, request_id: u64, code: ErrorCode, message: &str) {
         let retry_after_ms = if matches!(code, ErrorCode::Overloaded) {
             OVERLOADED_RETRY_AFTER_MS
         } else {
@@ -464,7 +464,7 @@ impl Core {
 
     /// Answers an abuse limit's refusal: `Error{RateLimited}` with its `retry_after_ms`,
     /// counted in that limit's metric.
-    pub fn refuse(&mut self, idx: usize, request_id: u64, refused: crate::abuse::Refused) {
+    pub(crate) fn refuse(&mut self, idx: usize, request_id: u64, refused: crate::abuse::Refused) {
         self.shared
             .metrics
             .abuse
@@ -475,7 +475,7 @@ impl Core {
     }
 
     /// [`Core::push_error`] with an explicit `retry_after_ms`.
-    pub fn push_error_retry(
+    pub(crate) fn push_error_retry(
         &mut self,
         idx: usize,
         request_id: u64,
@@ -506,13 +506,13 @@ impl Core {
     }
 
     /// Sends an error, then closes the connection once it is flushed.
-    pub fn close_with_error(&mut self, idx: usize, code: ErrorCode, message: &str) {
+    pub(crate) fn close_with_error(&mut self, idx: usize, code: ErrorCode, message: &str) {
         self.push_error(idx, 0, code, message);
         self.close(idx);
     }
 
     /// Closes connection `idx` once its queued frames are written (or after a grace period).
-    pub fn close(&mut self, idx: usize) {
+    pub(crate) fn close(&mut self, idx: usize) {
         let now = self.now_ms();
         if let Some(conn) = self.conns.get_mut(idx) {
             if !conn.closing {
@@ -525,7 +525,7 @@ impl Core {
 
     /// Writes every dirty connection's queued frames (one `send` each), after handing
     /// presence notices to their cores.
-    pub fn flush_dirty(&mut self) {
+    pub(crate) fn flush_dirty(&mut self) {
         self.flush_presence();
         while let Some(idx) = self.dirty.pop() {
             self.flush(idx);
@@ -533,7 +533,7 @@ impl Core {
     }
 
     /// Writes as much of connection `idx`'s queue as the socket takes right now.
-    pub fn flush(&mut self, idx: usize) {
+    pub(crate) fn flush(&mut self, idx: usize) {
         let Some(conn) = self.conns.get_mut(idx) else { return };
         conn.dirty = false;
         let mut failed = false;
@@ -620,14 +620,14 @@ impl Core {
 
     /// Says goodbye on connection `idx`'s layer (WebSocket `Close`, TLS `close_notify`),
     /// for the last flush before its socket closes.
-    pub fn close_layer(&mut self, idx: usize) {
+    pub(crate) fn close_layer(&mut self, idx: usize) {
         if let Some(layer) = self.conns.get_mut(idx).and_then(|conn| conn.layer.as_mut()) {
             layer.close();
         }
     }
 
     /// The task saw the socket writable again.
-    pub fn on_writable(&mut self, idx: usize) {
+    pub(crate) fn on_writable(&mut self, idx: usize) {
         if let Some(conn) = self.conns.get_mut(idx) {
             conn.write_blocked = false;
         }
@@ -636,7 +636,7 @@ impl Core {
 
     /// Handles everything queued in this core's mailbox, at most `budget` items.
     /// Returns how many it handled.
-    pub fn drain_mailbox(&mut self, budget: usize) -> usize {
+    pub(crate) fn drain_mailbox(&mut self, budget: usize) -> usize {
         let shared = self.shared.clone();
         let mailbox = &shared.mailboxes[self.id];
         let mut handled = 0;
@@ -765,7 +765,7 @@ impl Core {
     }
 
     /// Pushes `message` to every connection of `user` (if online here) but `except`.
-    pub fn push_to_user(&mut self, user: u64, message: &Message<'_>, except: Option<ConnRef>) {
+    pub(crate) fn push_to_user(&mut self, user: u64, message: &Message<'_>, except: Option<ConnRef>) {
         let Some(u) = self.users.get(&user) else { return };
         let frame = self.encoder.encode(0, message);
         let outbound_max = self.shared.config.outbound_bytes_max;
@@ -785,7 +785,7 @@ impl Core {
     }
 
     /// Live notifications from the writer or another core.
-    pub fn on_notices(&mut self, notices: Vec<Notice>) {
+    pub(crate) fn on_notices(&mut self, notices: Vec<Notice>) {
         for notice in notices {
             match notice {
                 Notice::Receipt { user, receipt } => self.push_to_user(user, &Message::Receipt(receipt), None),
@@ -878,7 +878,9 @@ impl Core {
             }
             Err(code) => {
                 match &mut self.conns[idx].state {
-                    ConnState::Authenticating { .. } => {
+                    ConnState::Authenticating { request_id: pending } => {
+                        // Reading is paused while authenticating: only its own reply comes.
+                        debug_assert_eq!(*pending, request_id, "a login's reply answers that login");
                         self.shared.metrics.logins_failed.fetch_add(1, Ordering::Relaxed);
                         self.login_failed(idx, code);
                         self.unpause(idx, ConnState::Ready);
@@ -959,7 +961,8 @@ impl Core {
             }
             Err(code) => {
                 match &mut self.conns[idx].state {
-                    ConnState::Authenticating { .. } => {
+                    ConnState::Authenticating { request_id: pending } => {
+                        debug_assert_eq!(*pending, request_id, "a login's reply answers that login");
                         self.pending_tokens.remove(&idx);
                         self.shared.metrics.logins_failed.fetch_add(1, Ordering::Relaxed);
                         self.login_failed(idx, code);
@@ -1033,7 +1036,7 @@ impl Core {
 
     /// Completes a login on this (the user's home) core: the device is registered, gets
     /// `LoginOk`, and starts catching up from its cursor.
-    pub fn activate_device(&mut self, idx: usize, adopt: &Adopt) {
+    pub(crate) fn activate_device(&mut self, idx: usize, adopt: &Adopt) {
         let user = self.users.entry(adopt.user_id).or_default();
         user.durable_head = user.durable_head.max(adopt.inbox_head);
         user.conns.push(idx);
@@ -1077,7 +1080,7 @@ impl Core {
     }
 
     /// Starts the next log read for a device that is catching up, if it has room.
-    pub fn pump_catch_up(&mut self, idx: usize) {
+    pub(crate) fn pump_catch_up(&mut self, idx: usize) {
         let outbound_max = self.shared.config.outbound_bytes_max;
         if !self.conns.contains(idx) {
             return;
@@ -1163,7 +1166,7 @@ impl Core {
 
     /// Records a device's ack. A confirmed ack (with a request id) is stored right away and
     /// answered with `AckOk` once durable; a plain one is stored by the next sweep.
-    pub fn ack(&mut self, idx: usize, request_id: u64, up_to_seq: u64) {
+    pub(crate) fn ack(&mut self, idx: usize, request_id: u64, up_to_seq: u64) {
         let conn = &mut self.conns[idx];
         let ConnState::LoggedIn(dev) = &mut conn.state else {
             return;
@@ -1193,7 +1196,7 @@ impl Core {
     }
 
     /// Submits the device's cursor if it moved past what is stored and no write is out.
-    pub fn write_cursor(&mut self, idx: usize) {
+    pub(crate) fn write_cursor(&mut self, idx: usize) {
         let reply = self.internal_reply(idx);
         let conn = &mut self.conns[idx];
         let ConnState::LoggedIn(dev) = &mut conn.state else {
@@ -1240,7 +1243,7 @@ impl Core {
     }
 
     /// Periodic duties: idle and login timeouts, pings, stalled catch-ups and cursor writes.
-    pub fn sweep(&mut self) {
+    pub(crate) fn sweep(&mut self) {
         let now = self.now_ms();
         let idle_ms = u64::from(self.shared.config.idle_timeout_ms);
         let login_ms = u64::from(self.shared.config.login_timeout_ms);

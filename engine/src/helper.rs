@@ -21,7 +21,7 @@ use crate::storage::writer::{LogWriter, WriteOp, WriteRequest};
 use crate::storage::{InboxPage, Refusal, Storage, StorageError};
 
 /// Most jobs queued for the pool.
-pub const HELPER_QUEUE_JOBS_MAX: usize = 4_096;
+pub(crate) const HELPER_QUEUE_JOBS_MAX: usize = 4_096;
 /// How long a helper keeps retrying a full writer queue before answering `Overloaded`.
 const WRITER_FULL_RETRY_MS: u64 = 1_000;
 
@@ -157,7 +157,7 @@ impl HelperPool {
 }
 
 /// Starts `threads` helpers.
-pub fn spawn(
+pub(crate) fn spawn(
     threads: usize,
     storage: Arc<Storage>,
     writer: Arc<LogWriter>,

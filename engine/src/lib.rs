@@ -50,24 +50,24 @@
 
 pub mod abuse;
 pub mod admin;
-pub mod auth;
+pub(crate) mod auth;
 pub mod config;
-pub mod conn;
+pub(crate) mod conn;
 pub mod control;
-pub mod core;
+pub(crate) mod core;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod handlers;
-pub mod helper;
+pub(crate) mod handlers;
+pub(crate) mod helper;
 pub mod integration;
 pub mod limits;
 pub mod logging;
 pub mod mailbox;
-pub mod metrics;
-pub mod presence;
-pub mod retention;
+pub(crate) mod metrics;
+pub(crate) mod presence;
+pub(crate) mod retention;
 pub mod server;
 pub mod storage;
-pub mod transport;
-pub mod web;
+pub(crate) mod transport;
+pub(crate) mod web;

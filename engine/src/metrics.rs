@@ -22,9 +22,9 @@ use crate::storage::writer::WriterStats;
 use crate::storage::{Cf, Storage};
 
 /// Most cores a server runs (`ServeConfig::validate` enforces it); per-core slots.
-pub use crate::limits::CORES_MAX;
+pub(crate) use crate::limits::CORES_MAX;
 /// Buckets of a [`Histogram`]: upper bounds 1, 2, 4, … 2^(N-2), then +Inf.
-pub const HISTOGRAM_BUCKETS: usize = 28;
+pub(crate) const HISTOGRAM_BUCKETS: usize = 28;
 /// Largest HTTP request head the endpoint reads.
 const REQUEST_HEAD_BYTES_MAX: usize = 8 << 10;
 /// How long a scrape client may take to send its request.
@@ -33,7 +33,7 @@ const SCRAPE_READ_TIMEOUT_MS: u64 = 2_000;
 const ACCEPT_POLL_MS: u64 = 50;
 
 /// [`MessageType::index`] of `Deliver`, for counting pre-encoded pushes.
-pub const DELIVER_INDEX: usize = MessageType::Deliver.index();
+pub(crate) const DELIVER_INDEX: usize = MessageType::Deliver.index();
 
 /// A histogram of `u64` observations in power-of-two buckets.
 #[derive(Debug)]
@@ -162,7 +162,7 @@ impl Default for Metrics {
 
 /// The whole exposition, read from the shared counters, the writer and RocksDB: one
 /// function per family of metrics, in this order.
-pub fn render(shared: &Shared, storage: &Storage) -> String {
+pub(crate) fn render(shared: &Shared, storage: &Storage) -> String {
     let mut out = String::with_capacity(16 << 10);
     render_connections(&mut out, shared);
     render_frames(&mut out, &shared.metrics);
@@ -440,7 +440,7 @@ fn render_rocksdb(out: &mut String, storage: &Storage) {
 }
 
 /// Serves `GET /metrics` on `listener` on a thread of its own until `shared.shutdown`.
-pub fn spawn_endpoint(
+pub(crate) fn spawn_endpoint(
     listener: TcpListener,
     shared: Arc<Shared>,
     storage: Arc<Storage>,

@@ -29,13 +29,13 @@ use crate::mailbox::{home_core, Notice, Routed};
 use crate::storage::writer::{WriteOp, WriteRequest};
 
 /// Shortest time between two presence publications of one user.
-pub const PRESENCE_COALESCE_MS: u64 = 1_000;
+pub(crate) const PRESENCE_COALESCE_MS: u64 = 1_000;
 /// Most subscribers one user's presence keeps; later subscriptions are refused (counted).
-pub const PRESENCE_SUBSCRIBERS_PER_USER_MAX: usize = 10_000;
+pub(crate) const PRESENCE_SUBSCRIBERS_PER_USER_MAX: usize = 10_000;
 /// Most users one user may watch at once.
-pub const PRESENCE_TARGETS_PER_USER_MAX: usize = 1_024;
+pub(crate) const PRESENCE_TARGETS_PER_USER_MAX: usize = 1_024;
 /// Most presence entries a core keeps; past it, offline users nobody watches are forgotten.
-pub const PRESENCE_ENTRIES_MAX: usize = 1 << 20;
+pub(crate) const PRESENCE_ENTRIES_MAX: usize = 1 << 20;
 
 /// One `PresenceSubscribe` never names more users than one user may watch.
 const _: () = assert!(PRESENCE_SUBSCRIBE_USERS_MAX <= PRESENCE_TARGETS_PER_USER_MAX);
@@ -57,7 +57,7 @@ struct Entry {
 
 /// A core's presence state and its outgoing presence notices.
 #[derive(Debug)]
-pub struct PresenceBook {
+pub(crate) struct PresenceBook {
     entries: HashMap<u64, Entry>,
     /// Users with a coalesced change waiting for its window to end.
     pending: Vec<u64>,
@@ -66,7 +66,7 @@ pub struct PresenceBook {
 }
 
 impl PresenceBook {
-    pub fn new(cores: usize) -> Self {
+    pub(crate) fn new(cores: usize) -> Self {
         PresenceBook {
             entries: HashMap::new(),
             pending: Vec::new(),
@@ -75,7 +75,7 @@ impl PresenceBook {
     }
 
     /// Forgets `subscriber`'s subscriptions to `targets`.
-    pub fn unsubscribe(&mut self, subscriber: u64, targets: &[u64]) {
+    pub(crate) fn unsubscribe(&mut self, subscriber: u64, targets: &[u64]) {
         for t in targets {
             if let Some(e) = self.entries.get_mut(t) {
                 e.subscribers.retain(|&s| s != subscriber);
@@ -105,7 +105,7 @@ impl Core {
     }
 
     /// The first device of `user` came online on this (its home) core.
-    pub fn user_online(&mut self, user: u64) {
+    pub(crate) fn user_online(&mut self, user: u64) {
         self.presence.entries.entry(user).or_default().online = true;
         if let Some(events) = &self.shared.online_events {
             if events.push(user).is_err() {
@@ -116,7 +116,7 @@ impl Core {
     }
 
     /// The last device of `user` went offline: publish it and drop its subscriptions.
-    pub fn user_offline(&mut self, user: u64, targets: Vec<u64>) {
+    pub(crate) fn user_offline(&mut self, user: u64, targets: Vec<u64>) {
         let e = self.presence.entries.entry(user).or_default();
         e.online = false;
         e.last_seen_us = now_us();
@@ -191,7 +191,7 @@ impl Core {
     }
 
     /// Publishes the changes whose coalescing window has ended (from the sweeper).
-    pub fn publish_pending_presence(&mut self) {
+    pub(crate) fn publish_pending_presence(&mut self) {
         let pending = std::mem::take(&mut self.presence.pending);
         for user in pending {
             if let Some(e) = self.presence.entries.get_mut(&user) {
@@ -203,7 +203,7 @@ impl Core {
 
     /// A subscriber on some core watches `targets` (homed here): remember it, and tell it
     /// their current state.
-    pub fn on_subscribe(&mut self, subscriber: u64, targets: Vec<(u64, u64)>) {
+    pub(crate) fn on_subscribe(&mut self, subscriber: u64, targets: Vec<(u64, u64)>) {
         let home = home_core(subscriber, self.shared.config.cores);
         let mut states = Vec::with_capacity(targets.len());
         for (t, stored_last_seen_us) in targets {
@@ -233,7 +233,7 @@ impl Core {
     }
 
     /// The helper checked which users the device's user may watch: subscribe to them.
-    pub fn on_presence_allowed(&mut self, idx: usize, request_id: u64, targets: Vec<(u64, u64)>) {
+    pub(crate) fn on_presence_allowed(&mut self, idx: usize, request_id: u64, targets: Vec<(u64, u64)>) {
         let Some(user_id) = self.conns[idx].device().map(|d| d.user_id) else {
             return;
         };
@@ -268,7 +268,7 @@ impl Core {
     /// Hands this unit of work's presence notices over: this core's own at once (a
     /// subscription answered here may produce one more round, hence the bounded loop),
     /// other cores' as one routed entry each.
-    pub fn flush_presence(&mut self) {
+    pub(crate) fn flush_presence(&mut self) {
         for _ in 0..3 {
             let local = std::mem::take(&mut self.presence.outgoing[self.id]);
             if local.is_empty() {

@@ -34,7 +34,7 @@ const SHUTDOWN_POLL_MS: u64 = 50;
 const DAY_US: f64 = 86_400e6;
 
 /// Starts the retention thread if any retention is configured.
-pub fn spawn(shared: Arc<Shared>, storage: Arc<Storage>) -> std::io::Result<Option<JoinHandle<()>>> {
+pub(crate) fn spawn(shared: Arc<Shared>, storage: Arc<Storage>) -> std::io::Result<Option<JoinHandle<()>>> {
     let retention = shared.config.retention.clone();
     if !retention.any() {
         return Ok(None);
@@ -71,14 +71,19 @@ fn now_us() -> u64 {
 
 /// Per-inbox progress between sweeps.
 #[derive(Debug, Default)]
-pub struct Sweeper {
+pub(crate) struct Sweeper {
     /// User → highest seq below which every entry is a stub.
     stubbed_through: HashMap<u64, u64>,
 }
 
 impl Sweeper {
     /// One pass over every inbox; returns how many entries it turned into stubs.
-    pub fn sweep(&mut self, storage: &Storage, retention: &RetentionConfig, now_us: u64) -> Result<u64, StorageError> {
+    pub(crate) fn sweep(
+        &mut self,
+        storage: &Storage,
+        retention: &RetentionConfig,
+        now_us: u64,
+    ) -> Result<u64, StorageError> {
         let Some(shortest) = retention.shortest_days() else {
             return Ok(0);
         };

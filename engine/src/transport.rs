@@ -71,7 +71,7 @@ impl Transports {
 
 /// Handles `data` read from connection `idx`, which has a layer: decodes it into frames
 /// and hands them to the same path plain TCP bytes take.
-pub fn ingest(core: &mut Core, idx: usize, data: &[u8]) {
+pub(crate) fn ingest(core: &mut Core, idx: usize, data: &[u8]) {
     let mut frames = std::mem::take(&mut core.layer_frames);
     frames.clear();
     let Some(layer) = core.conns.get_mut(idx).and_then(|c| c.layer.as_mut()) else {
@@ -106,7 +106,7 @@ pub fn ingest(core: &mut Core, idx: usize, data: &[u8]) {
 }
 
 /// Creates the layer for a connection accepted on a listener with `settings`.
-pub fn accept(settings: Option<&Arc<ServerSettings>>) -> Result<Option<Box<Layer>>, TransportError> {
+pub(crate) fn accept(settings: Option<&Arc<ServerSettings>>) -> Result<Option<Box<Layer>>, TransportError> {
     match settings {
         None => Ok(None),
         Some(s) => Ok(Layer::server(s)?.map(Box::new)),

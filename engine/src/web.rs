@@ -9,7 +9,7 @@ const INDEX_HTML: &[u8] = include_bytes!("../../web/index.html");
 const APP_JS: &[u8] = include_bytes!("../../web/dist/app.js");
 
 /// The file for a request path, if the page has one.
-pub fn file(path: &str) -> Option<StaticFile> {
+pub(crate) fn file(path: &str) -> Option<StaticFile> {
     match path {
         "/" | "/index.html" => Some(StaticFile {
             content_type: "text/html; charset=utf-8",

@@ -18,13 +18,13 @@ use serde::{Deserialize, Serialize};
 
 /// A growable set of small integers.
 #[derive(Debug, Clone, Default)]
-pub struct BitSet {
+pub(crate) struct BitSet {
     words: Vec<u64>,
 }
 
 impl BitSet {
     /// Adds `i`; returns whether it was already there.
-    pub fn insert(&mut self, i: u64) -> bool {
+    pub(crate) fn insert(&mut self, i: u64) -> bool {
         let (word, bit) = ((i / 64) as usize, i % 64);
         if word >= self.words.len() {
             self.words.resize(word + 1, 0);
@@ -35,7 +35,7 @@ impl BitSet {
     }
 
     /// Whether `i` is in the set.
-    pub fn contains(&self, i: u64) -> bool {
+    pub(crate) fn contains(&self, i: u64) -> bool {
         let (word, bit) = ((i / 64) as usize, i % 64);
         self.words.get(word).is_some_and(|w| w & (1 << bit) != 0)
     }
@@ -43,7 +43,7 @@ impl BitSet {
 
 /// What a delivery was, as far as the stream's books go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Delivery {
+pub(crate) enum Delivery {
     /// The first delivery of this seq, in order.
     First,
     /// The first delivery of this seq, but a higher seq came before it.
@@ -54,7 +54,7 @@ pub enum Delivery {
 
 /// The books of one (sender, recipient) stream.
 #[derive(Debug, Clone, Default)]
-pub struct StreamLedger {
+pub(crate) struct StreamLedger {
     /// The next seq the sender will use (so `0..sent` were sent).
     sent: u64,
     acked: BitSet,
@@ -66,29 +66,29 @@ pub struct StreamLedger {
 
 impl StreamLedger {
     /// Numbers the next message sent on this stream.
-    pub fn on_sent(&mut self) -> u64 {
+    pub(crate) fn on_sent(&mut self) -> u64 {
         let seq = self.sent;
         self.sent += 1;
         seq
     }
 
     /// Seqs `0..sent()` have been sent.
-    pub fn sent(&self) -> u64 {
+    pub(crate) fn sent(&self) -> u64 {
         self.sent
     }
 
     /// A `SendAck` for `seq`; false if it was acknowledged before.
-    pub fn on_acked(&mut self, seq: u64) -> bool {
+    pub(crate) fn on_acked(&mut self, seq: u64) -> bool {
         !self.acked.insert(seq)
     }
 
     /// An `Error` reply for the send of `seq`: the server refused it.
-    pub fn on_failed(&mut self, seq: u64) {
+    pub(crate) fn on_failed(&mut self, seq: u64) {
         self.failed.insert(seq);
     }
 
     /// `seq` arrived at the recipient.
-    pub fn on_delivered(&mut self, seq: u64) -> Delivery {
+    pub(crate) fn on_delivered(&mut self, seq: u64) -> Delivery {
         if self.delivered.insert(seq) {
             return Delivery::Duplicate;
         }
@@ -102,23 +102,23 @@ impl StreamLedger {
     }
 
     /// Whether `seq` has been acknowledged.
-    pub fn is_acked(&self, seq: u64) -> bool {
+    pub(crate) fn is_acked(&self, seq: u64) -> bool {
         self.acked.contains(seq)
     }
 
     /// Whether `seq` has been delivered.
-    pub fn is_delivered(&self, seq: u64) -> bool {
+    pub(crate) fn is_delivered(&self, seq: u64) -> bool {
         self.delivered.contains(seq)
     }
 
     #[cfg(test)]
     /// Whether every seq in `from..sent()` is settled: acknowledged and delivered, or failed.
-    pub fn settled(&self, from: u64) -> bool {
+    pub(crate) fn settled(&self, from: u64) -> bool {
         (from..self.sent).all(|s| self.failed.contains(s) || (self.acked.contains(s) && self.delivered.contains(s)))
     }
 
     /// Closes the books on seqs `from..sent()`: (lost, unacked).
-    pub fn close(&self, from: u64) -> (u64, u64) {
+    pub(crate) fn close(&self, from: u64) -> (u64, u64) {
         let mut lost = 0;
         let mut unacked = 0;
         for s in from..self.sent {
@@ -136,7 +136,7 @@ impl StreamLedger {
 
 /// Counts over many streams (and, summed, over workers).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Tally {
+pub(crate) struct Tally {
     /// `Send` requests written.
     pub sent: u64,
     /// `SendAck`s received.
@@ -153,7 +153,7 @@ pub struct Tally {
 
 impl Tally {
     /// Adds `other` into `self`.
-    pub fn add(&mut self, other: &Tally) {
+    pub(crate) fn add(&mut self, other: &Tally) {
         self.sent += other.sent;
         self.acked += other.acked;
         self.failed += other.failed;
@@ -165,7 +165,7 @@ impl Tally {
     }
 
     /// Counts one delivery outcome.
-    pub fn count_delivery(&mut self, d: Delivery) {
+    pub(crate) fn count_delivery(&mut self, d: Delivery) {
         match d {
             Delivery::First => self.delivered += 1,
             Delivery::OutOfOrder => {

@@ -9,13 +9,13 @@ use hotline_wire::TOKEN_BYTES;
 
 /// One account: a user with one device, logged in by token.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Account {
+pub(crate) struct Account {
     pub user_id: u64,
     pub token: [u8; TOKEN_BYTES],
 }
 
 /// Parses one line; `None` if it is not `USER_ID USERNAME TOKEN_HEX`.
-pub fn parse_line(line: &str) -> Option<Account> {
+pub(crate) fn parse_line(line: &str) -> Option<Account> {
     let mut parts = line.split_whitespace();
     let user_id = parts.next()?.parse().ok()?;
     let _username = parts.next()?;
@@ -31,7 +31,7 @@ pub fn parse_line(line: &str) -> Option<Account> {
 }
 
 /// Reads accounts `first .. first + count` of `path` (line numbers, 0-based).
-pub fn load(path: &Path, first: usize, count: usize) -> anyhow::Result<Vec<Account>> {
+pub(crate) fn load(path: &Path, first: usize, count: usize) -> anyhow::Result<Vec<Account>> {
     let text = std::fs::read_to_string(path).with_context(|| {
         format!(
             "cannot read the accounts file {} (make it with `hotline user provision`)",
@@ -61,7 +61,7 @@ pub fn load(path: &Path, first: usize, count: usize) -> anyhow::Result<Vec<Accou
 }
 
 /// How many account lines `path` holds.
-pub fn count(path: &Path) -> anyhow::Result<usize> {
+pub(crate) fn count(path: &Path) -> anyhow::Result<usize> {
     let text = std::fs::read_to_string(path).with_context(|| {
         format!(
             "cannot read the accounts file {} (make it with `hotline user provision`)",

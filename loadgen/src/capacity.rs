@@ -17,14 +17,14 @@ use crate::coordinator::{run_nonce, Fleet, LoadArgs, StepOutcome};
 use crate::report::Report;
 
 /// Extra runs of a step the hypervisor stole too much from.
-pub const STEAL_RETRIES_MAX: u32 = 2;
+pub(crate) const STEAL_RETRIES_MAX: u32 = 2;
 
 /// A step holds only if first deliveries in the window reach this share of the offered rate.
-pub const KEEP_UP_RATIO: f64 = 0.97;
+pub(crate) const KEEP_UP_RATIO: f64 = 0.97;
 
 /// Options of `capacity` beyond those of `run`.
 #[derive(clap::Args, Debug, Clone)]
-pub struct CapacityArgs {
+pub(crate) struct CapacityArgs {
     #[command(flatten)]
     pub load: LoadArgs,
     /// The latency objective: p99 delivery latency at most this, in ms.
@@ -57,7 +57,7 @@ pub struct CapacityArgs {
 
 /// One capacity step, as recorded.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CapacityStep {
+pub(crate) struct CapacityStep {
     pub rate: f64,
     pub offered_msgs_per_s: f64,
     pub throughput_msgs_per_s: f64,
@@ -88,7 +88,7 @@ pub struct CapacityStep {
 
 /// One connection-sweep point.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ConnectionsStep {
+pub(crate) struct ConnectionsStep {
     pub connections: usize,
     pub connected: u64,
     pub failed: u64,
@@ -103,7 +103,7 @@ pub struct ConnectionsStep {
 
 /// What `capacity` found.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CapacitySummary {
+pub(crate) struct CapacitySummary {
     pub slo_ms: f64,
     pub steps: Vec<CapacityStep>,
     /// The highest rate that held, if any did.
@@ -121,14 +121,14 @@ pub struct CapacitySummary {
 /// The JSON of `capacity`: the full report of the best step (or the first, if none held),
 /// plus the sweep.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CapacityReport {
+pub(crate) struct CapacityReport {
     #[serde(flatten)]
     pub best: Report,
     pub capacity: CapacitySummary,
 }
 
 /// Why a step did not hold, or `None` if it did.
-pub fn verdict(step: &StepOutcome, slo_ms: f64) -> Option<String> {
+pub(crate) fn verdict(step: &StepOutcome, slo_ms: f64) -> Option<String> {
     let t = &step.tally;
     let p99_us = step.latency.percentiles().p99;
     if t.lost > 0 || t.duplicated > 0 {
@@ -191,7 +191,7 @@ fn record(step: &StepOutcome, slo_ms: f64) -> CapacityStep {
 }
 
 /// Runs the sweep; returns the report and whether anything was lost or duplicated.
-pub fn capacity(args: &CapacityArgs) -> anyhow::Result<CapacityReport> {
+pub(crate) fn capacity(args: &CapacityArgs) -> anyhow::Result<CapacityReport> {
     anyhow::ensure!(args.slo_ms > 0.0, "--slo-ms must be > 0");
     anyhow::ensure!(args.rate_factor > 1.0, "--rate-factor must be > 1");
     anyhow::ensure!(args.rate_start > 0.0, "--rate-start must be > 0");

@@ -13,13 +13,13 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 /// Nanoseconds in a second.
-pub const NS_PER_S: u64 = 1_000_000_000;
+pub(crate) const NS_PER_S: u64 = 1_000_000_000;
 
 /// Nanoseconds in a millisecond.
-pub const NS_PER_MS: u64 = 1_000_000;
+pub(crate) const NS_PER_MS: u64 = 1_000_000;
 
 /// `CLOCK_MONOTONIC` now, in nanoseconds.
-pub fn now_ns() -> u64 {
+pub(crate) fn now_ns() -> u64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists on Linux.
     let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
@@ -28,7 +28,7 @@ pub fn now_ns() -> u64 {
 }
 
 /// Milliseconds since the Unix epoch (wall clock), for run nonces and reports.
-pub fn unix_ms() -> u64 {
+pub(crate) fn unix_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
@@ -36,14 +36,14 @@ pub fn unix_ms() -> u64 {
 
 /// Asks the kernel to fire this thread's timers within 1 µs of their deadline (the default
 /// slack is 50 µs, which would show up in every latency measured from a scheduled time).
-pub fn tighten_timer_slack() {
+pub(crate) fn tighten_timer_slack() {
     // SAFETY: PR_SET_TIMERSLACK takes an integer argument and touches no memory.
     unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1_000 as libc::c_ulong, 0, 0, 0) };
 }
 
 /// A non-blocking `timerfd` on `CLOCK_MONOTONIC`, armed at absolute deadlines.
 #[derive(Debug)]
-pub struct Timer {
+pub(crate) struct Timer {
     fd: OwnedFd,
     /// The deadline it is armed for, if it has not fired (been [`Timer::clear`]ed) since.
     armed_ns: Option<u64>,
@@ -51,7 +51,7 @@ pub struct Timer {
 
 impl Timer {
     /// A disarmed timer.
-    pub fn new() -> io::Result<Timer> {
+    pub(crate) fn new() -> io::Result<Timer> {
         // SAFETY: timerfd_create has no memory effects; the result is checked below.
         let fd = unsafe { libc::timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_NONBLOCK | libc::TFD_CLOEXEC) };
         if fd < 0 {
@@ -63,7 +63,7 @@ impl Timer {
     }
 
     /// Arms the timer for `deadline_ns` unless it is already armed for that time or earlier.
-    pub fn arm_at(&mut self, deadline_ns: u64) -> io::Result<()> {
+    pub(crate) fn arm_at(&mut self, deadline_ns: u64) -> io::Result<()> {
         if self.armed_ns.is_some_and(|armed| armed <= deadline_ns) {
             return Ok(());
         }
@@ -93,7 +93,7 @@ impl Timer {
     }
 
     /// Consumes a expiry after the descriptor turned readable; the timer is then disarmed.
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         let mut expirations = [0u8; 8];
         // SAFETY: reads at most 8 bytes into an 8-byte buffer. EAGAIN (nothing expired) is fine.
         unsafe { libc::read(self.fd.as_raw_fd(), expirations.as_mut_ptr().cast(), expirations.len()) };

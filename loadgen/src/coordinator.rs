@@ -32,27 +32,27 @@ use crate::sys;
 use crate::worker::CONNECTIONS_PER_WORKER_MAX;
 
 /// How long connections sit idle after the last login before the server's memory is read.
-pub const IDLE_SETTLE_MS: u64 = 1_000;
+pub(crate) const IDLE_SETTLE_MS: u64 = 1_000;
 
 /// How far ahead of "now" a step's start is set, so every worker has the command in time.
-pub const STEP_LEAD_MS: u64 = 200;
+pub(crate) const STEP_LEAD_MS: u64 = 200;
 
 /// How long the connect phase may take beyond `connections / connect-rate`.
-pub const CONNECT_SLACK_S: u64 = 60;
+pub(crate) const CONNECT_SLACK_S: u64 = 60;
 
 /// How long a step may overrun its warmup + duration + drain before the run gives up.
-pub const STEP_SLACK_S: u64 = 30;
+pub(crate) const STEP_SLACK_S: u64 = 30;
 
 /// How long workers may take to quit.
-pub const QUIT_WAIT_S: u64 = 15;
+pub(crate) const QUIT_WAIT_S: u64 = 15;
 
 /// Connections per loopback source address when none are given (under the ~28,000 ports
 /// of the default ephemeral range).
-pub const CONNECTIONS_PER_SOURCE_ADDR: usize = 20_000;
+pub(crate) const CONNECTIONS_PER_SOURCE_ADDR: usize = 20_000;
 
 /// The options `run` and `capacity` share.
 #[derive(Args, Debug, Clone)]
-pub struct LoadArgs {
+pub(crate) struct LoadArgs {
     /// The server, HOST:PORT.
     #[arg(long)]
     pub target: SocketAddr,
@@ -141,7 +141,7 @@ pub struct LoadArgs {
 
 impl LoadArgs {
     /// Checks what can be checked before anything starts; returns the worker count.
-    pub fn validate(&self) -> anyhow::Result<usize> {
+    pub(crate) fn validate(&self) -> anyhow::Result<usize> {
         if self.connections == 0 {
             bail!("--connections must be at least 1");
         }
@@ -224,7 +224,7 @@ impl LoadArgs {
     }
 
     /// The source addresses to bind to.
-    pub fn source_addrs(&self) -> anyhow::Result<Vec<IpAddr>> {
+    pub(crate) fn source_addrs(&self) -> anyhow::Result<Vec<IpAddr>> {
         match &self.source_addrs {
             Some(text) => parse_source_addrs(text),
             None => {
@@ -242,7 +242,7 @@ impl LoadArgs {
     }
 
     /// The tags as (key, value) pairs.
-    pub fn tag_pairs(&self) -> anyhow::Result<Vec<(String, String)>> {
+    pub(crate) fn tag_pairs(&self) -> anyhow::Result<Vec<(String, String)>> {
         let mut pairs = vec![("transport".to_owned(), self.transport.to_string())];
         if self.target_kind != TargetKind::Hotline {
             pairs.push(("target_kind".to_owned(), self.target_kind.to_string()));
@@ -258,7 +258,7 @@ impl LoadArgs {
 }
 
 /// Parses `A-B` (inclusive IPv4 range) or `A,B,C`.
-pub fn parse_source_addrs(text: &str) -> anyhow::Result<Vec<IpAddr>> {
+pub(crate) fn parse_source_addrs(text: &str) -> anyhow::Result<Vec<IpAddr>> {
     if let Some((a, b)) = text.split_once('-') {
         let a: Ipv4Addr = a
             .trim()
@@ -285,7 +285,7 @@ pub fn parse_source_addrs(text: &str) -> anyhow::Result<Vec<IpAddr>> {
 
 /// What the connect phase measured.
 #[derive(Debug)]
-pub struct Connected {
+pub(crate) struct Connected {
     pub connected: u64,
     pub failed: u64,
     pub backlog: u64,
@@ -300,7 +300,7 @@ pub struct Connected {
 
 /// What one step measured, merged over all workers.
 #[derive(Debug, Clone, Default)]
-pub struct StepOutcome {
+pub(crate) struct StepOutcome {
     pub rate: f64,
     pub tally: Tally,
     pub window_delivered: u64,
@@ -332,19 +332,19 @@ pub struct StepOutcome {
 
 impl StepOutcome {
     /// First deliveries per second inside the measured window.
-    pub fn throughput(&self) -> f64 {
+    pub(crate) fn throughput(&self) -> f64 {
         self.window_delivered as f64 / self.duration_s
     }
 
     /// Errors of every kind: error frames, lost connections, sends that could not be made.
-    pub fn errors_total(&self) -> u64 {
+    pub(crate) fn errors_total(&self) -> u64 {
         self.errors + self.skipped
     }
 }
 
 /// The worker processes of one run.
 #[derive(Debug)]
-pub struct Fleet {
+pub(crate) struct Fleet {
     children: Vec<Child>,
     stdins: Vec<ChildStdin>,
     rx: mpsc::Receiver<(usize, Option<WorkerMsg>)>,
@@ -357,7 +357,8 @@ pub struct Fleet {
 
 impl Fleet {
     /// Spawns the workers and waits until every connection is logged in (or failed).
-    pub fn start(args: &LoadArgs, workers: usize, run_nonce: u32) -> anyhow::Result<(Fleet, Connected)> {
+    #[allow(clippy::too_many_lines, reason = "still to split: spawning, then the login wait")]
+    pub(crate) fn start(args: &LoadArgs, workers: usize, run_nonce: u32) -> anyhow::Result<(Fleet, Connected)> {
         let source_addrs = args.source_addrs()?;
         let server_rss_before = args.server_pid.and_then(sys::rss_bytes);
         let tcp_mem_before = sys::kernel_tcp_mem_bytes();
@@ -473,7 +474,7 @@ impl Fleet {
     }
 
     /// Runs one step at `rate` in every worker and merges the reports.
-    pub fn step(&mut self, args: &LoadArgs, rate: f64) -> anyhow::Result<StepOutcome> {
+    pub(crate) fn step(&mut self, args: &LoadArgs, rate: f64) -> anyhow::Result<StepOutcome> {
         let t0_ns = now_ns() + STEP_LEAD_MS * NS_PER_MS;
         let plan = StepPlan {
             rate,
@@ -570,7 +571,7 @@ impl Fleet {
     }
 
     /// Has every worker acknowledge what it received, disconnect and exit.
-    pub fn quit(mut self) -> anyhow::Result<()> {
+    pub(crate) fn quit(mut self) -> anyhow::Result<()> {
         for stdin in &mut self.stdins {
             let _ = writeln!(stdin, "{}", serde_json::to_string(&Command::Quit)?);
         }
@@ -690,7 +691,7 @@ fn merge_step(out: &mut StepOutcome, r: &StepReport) -> anyhow::Result<()> {
 
 /// A run's nonce: the low 32 bits of the Unix time in ms (unique per run unless two runs
 /// start within the same millisecond, 49 days apart).
-pub fn run_nonce() -> u32 {
+pub(crate) fn run_nonce() -> u32 {
     (unix_ms() & 0xffff_ffff) as u32
 }
 

@@ -11,19 +11,19 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 /// Largest latency a histogram tells apart: one hour, in µs.
-pub const LATENCY_US_MAX: u64 = 3_600 * 1_000_000;
+pub(crate) const LATENCY_US_MAX: u64 = 3_600 * 1_000_000;
 
 /// Significant decimal digits kept (0.1 % relative error).
-pub const SIGNIFICANT_DIGITS: u8 = 3;
+pub(crate) const SIGNIFICANT_DIGITS: u8 = 3;
 
 /// Percentiles of the latency curve written to the JSON report (and plotted).
-pub const CURVE_PERCENTILES: [f64; 17] = [
+pub(crate) const CURVE_PERCENTILES: [f64; 17] = [
     0.0, 10.0, 25.0, 50.0, 75.0, 90.0, 95.0, 99.0, 99.5, 99.9, 99.95, 99.99, 99.995, 99.999, 99.9995, 99.9999, 100.0,
 ];
 
 /// One latency histogram, in microseconds.
 #[derive(Debug, Clone)]
-pub struct LatencyHist {
+pub(crate) struct LatencyHist {
     hist: Histogram<u64>,
 }
 
@@ -35,7 +35,7 @@ impl Default for LatencyHist {
 
 /// The summary a report prints: percentiles and the maximum, in µs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct Percentiles {
+pub(crate) struct Percentiles {
     pub count: u64,
     pub p50: u64,
     pub p90: u64,
@@ -47,42 +47,42 @@ pub struct Percentiles {
 
 impl LatencyHist {
     /// An empty histogram.
-    pub fn new() -> LatencyHist {
+    pub(crate) fn new() -> LatencyHist {
         let hist = Histogram::new_with_bounds(1, LATENCY_US_MAX, SIGNIFICANT_DIGITS)
             .expect("constant bounds are valid (1 <= low, high >= 2 * low, 3 digits)");
         LatencyHist { hist }
     }
 
     /// Records a latency of `ns` nanoseconds (rounded to µs, at least 1).
-    pub fn record_ns(&mut self, ns: u64) {
+    pub(crate) fn record_ns(&mut self, ns: u64) {
         self.record_us(ns.div_ceil(1_000));
     }
 
     /// Records a latency of `us` microseconds, saturating at the maximum.
-    pub fn record_us(&mut self, us: u64) {
+    pub(crate) fn record_us(&mut self, us: u64) {
         self.hist.saturating_record(us.clamp(1, LATENCY_US_MAX));
     }
 
     /// Values recorded.
     #[cfg(test)]
-    pub fn len(&self) -> u64 {
+    pub(crate) fn len(&self) -> u64 {
         self.hist.len()
     }
 
     /// Whether nothing was recorded.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.hist.is_empty()
     }
 
     /// Adds every value of `other`.
-    pub fn merge(&mut self, other: &LatencyHist) {
+    pub(crate) fn merge(&mut self, other: &LatencyHist) {
         self.hist
             .add(&other.hist)
             .expect("histograms with the same bounds always add");
     }
 
     /// The V2 serialization, in base64 (one line of text).
-    pub fn to_base64(&self) -> String {
+    pub(crate) fn to_base64(&self) -> String {
         let mut bytes = Vec::new();
         V2Serializer::new()
             .serialize(&self.hist, &mut bytes)
@@ -91,7 +91,7 @@ impl LatencyHist {
     }
 
     /// Reads what [`LatencyHist::to_base64`] wrote.
-    pub fn from_base64(text: &str) -> anyhow::Result<LatencyHist> {
+    pub(crate) fn from_base64(text: &str) -> anyhow::Result<LatencyHist> {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(text.trim())
             .context("histogram: bad base64")?;
@@ -107,7 +107,7 @@ impl LatencyHist {
     }
 
     /// p50, p90, p99, p99.9 and the maximum.
-    pub fn percentiles(&self) -> Percentiles {
+    pub(crate) fn percentiles(&self) -> Percentiles {
         if self.hist.is_empty() {
             return Percentiles::default();
         }
@@ -124,7 +124,7 @@ impl LatencyHist {
     }
 
     /// `(percentile, µs)` at each of [`CURVE_PERCENTILES`].
-    pub fn curve(&self) -> Vec<(f64, u64)> {
+    pub(crate) fn curve(&self) -> Vec<(f64, u64)> {
         if self.hist.is_empty() {
             return Vec::new();
         }

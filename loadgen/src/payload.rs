@@ -11,11 +11,11 @@
 //! sender and run.
 
 /// Bytes of the header at the front of every payload; `--payload` must be at least this.
-pub const PAYLOAD_HEADER_BYTES: usize = 24;
+pub(crate) const PAYLOAD_HEADER_BYTES: usize = 24;
 
 /// The header of a load-generator payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PayloadHeader {
+pub(crate) struct PayloadHeader {
     pub run_nonce: u64,
     pub scheduled_ns: u64,
     pub seq: u64,
@@ -23,14 +23,14 @@ pub struct PayloadHeader {
 
 impl PayloadHeader {
     /// Writes the header into the first [`PAYLOAD_HEADER_BYTES`] of `buf`.
-    pub fn write(&self, buf: &mut [u8]) {
+    pub(crate) fn write(&self, buf: &mut [u8]) {
         buf[0..8].copy_from_slice(&self.run_nonce.to_le_bytes());
         buf[8..16].copy_from_slice(&self.scheduled_ns.to_le_bytes());
         buf[16..24].copy_from_slice(&self.seq.to_le_bytes());
     }
 
     /// Reads a header, or `None` if the payload is too short to hold one.
-    pub fn read(buf: &[u8]) -> Option<PayloadHeader> {
+    pub(crate) fn read(buf: &[u8]) -> Option<PayloadHeader> {
         let word = |i: usize| -> Option<u64> { Some(u64::from_le_bytes(buf.get(i..i + 8)?.try_into().ok()?)) };
         Some(PayloadHeader {
             run_nonce: word(0)?,
@@ -41,7 +41,7 @@ impl PayloadHeader {
 }
 
 /// The client message id of a sender's `counter`-th send in the run `run_nonce`.
-pub fn client_msg_id(run_nonce: u32, counter: u32) -> u64 {
+pub(crate) fn client_msg_id(run_nonce: u32, counter: u32) -> u64 {
     (u64::from(run_nonce) << 32) | u64::from(counter)
 }
 

@@ -20,11 +20,11 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 /// Most fan-out recipients per group.
-pub const FANOUT_K_MAX: u32 = 10_000;
+pub(crate) const FANOUT_K_MAX: u32 = 10_000;
 
 /// The traffic pattern.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Pattern {
+pub(crate) enum Pattern {
     /// Account 2i sends to 2i+1 and 2i+1 to 2i.
     Pairs,
     /// Groups of K+1: the first sends each message to the K others.
@@ -35,7 +35,7 @@ pub enum Pattern {
 
 impl Pattern {
     /// Accounts per unit.
-    pub fn unit_accounts(self) -> usize {
+    pub(crate) fn unit_accounts(self) -> usize {
         match self {
             Pattern::Pairs => 2,
             Pattern::Fanout { k } | Pattern::Group { k } => k as usize + 1,
@@ -43,7 +43,7 @@ impl Pattern {
     }
 
     /// Senders per unit.
-    pub fn unit_senders(self) -> usize {
+    pub(crate) fn unit_senders(self) -> usize {
         match self {
             Pattern::Pairs => 2,
             Pattern::Fanout { .. } | Pattern::Group { .. } => 1,
@@ -51,7 +51,7 @@ impl Pattern {
     }
 
     /// Deliveries one scheduled send event makes (`--rate` counts deliveries).
-    pub fn deliveries_per_event(self) -> u32 {
+    pub(crate) fn deliveries_per_event(self) -> u32 {
         match self {
             Pattern::Pairs => 1,
             Pattern::Fanout { k } | Pattern::Group { k } => k,
@@ -59,12 +59,12 @@ impl Pattern {
     }
 
     /// Whether the unit's sender sends to a server-side group (set up before the run).
-    pub fn uses_groups(self) -> bool {
+    pub(crate) fn uses_groups(self) -> bool {
         matches!(self, Pattern::Group { .. })
     }
 
     /// For the account at `offset` within its unit: the offsets it sends to.
-    pub fn targets(self, offset: usize) -> Range<usize> {
+    pub(crate) fn targets(self, offset: usize) -> Range<usize> {
         match (self, offset) {
             (Pattern::Pairs, 0) => 1..2,
             (Pattern::Pairs, _) => 0..1,
@@ -110,7 +110,7 @@ impl FromStr for Pattern {
 
 /// The accounts (line ranges of the accounts file) each worker holds: whole units, as even
 /// as possible; the last worker also holds the leftover idle accounts.
-pub fn split(connections: usize, pattern: Pattern, workers: usize) -> Vec<Range<usize>> {
+pub(crate) fn split(connections: usize, pattern: Pattern, workers: usize) -> Vec<Range<usize>> {
     let unit = pattern.unit_accounts();
     let units = connections / unit;
     let workers = workers.max(1);
@@ -128,7 +128,7 @@ pub fn split(connections: usize, pattern: Pattern, workers: usize) -> Vec<Range<
 }
 
 /// Senders in the whole run.
-pub fn senders_total(connections: usize, pattern: Pattern) -> usize {
+pub(crate) fn senders_total(connections: usize, pattern: Pattern) -> usize {
     connections / pattern.unit_accounts() * pattern.unit_senders()
 }
 

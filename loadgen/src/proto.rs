@@ -18,7 +18,7 @@ use crate::plan::Pattern;
 
 /// Everything a worker needs before it connects (its first stdin line).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct WorkerConfig {
+pub(crate) struct WorkerConfig {
     /// This worker's number, from 0.
     pub worker: usize,
     pub workers: usize,
@@ -54,7 +54,7 @@ pub struct WorkerConfig {
 /// How a load-generator connection reaches the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
-pub enum TransportKind {
+pub(crate) enum TransportKind {
     /// Length-prefixed frames on TCP (`--listen`).
     Tcp,
     /// The same inside TLS (`--tls-listen`).
@@ -76,7 +76,7 @@ impl std::fmt::Display for TransportKind {
 /// One measured step: send from `t0_ns` to `t0_ns + warmup_ns + duration_ns`, measure the
 /// last `duration_ns` of it, then wait up to `drain_ns` for the books to settle.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
-pub struct StepPlan {
+pub(crate) struct StepPlan {
     /// `Send` requests per second over the whole run (all workers).
     pub rate: f64,
     pub t0_ns: u64,
@@ -87,7 +87,7 @@ pub struct StepPlan {
 
 /// Coordinator → worker, after the config line.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub enum Command {
+pub(crate) enum Command {
     Step(StepPlan),
     /// Acknowledge everything delivered (confirmed), disconnect, exit.
     Quit,
@@ -95,7 +95,7 @@ pub enum Command {
 
 /// A worker's connect phase, once every connection is logged in (or failed).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ReadyReport {
+pub(crate) struct ReadyReport {
     pub connected: u64,
     pub failed: u64,
     /// Messages from earlier runs delivered after login, and ignored.
@@ -107,7 +107,7 @@ pub struct ReadyReport {
 
 /// Running counts (this step), for the progress line.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
-pub struct Progress {
+pub(crate) struct Progress {
     pub connected: u64,
     pub failed: u64,
     pub sent: u64,
@@ -118,7 +118,7 @@ pub struct Progress {
 
 /// What one worker measured in one step.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct StepReport {
+pub(crate) struct StepReport {
     pub tally: Tally,
     /// First deliveries that arrived inside the measured window.
     pub window_delivered: u64,
@@ -154,7 +154,7 @@ pub struct StepReport {
 
 /// Worker → coordinator.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub enum WorkerMsg {
+pub(crate) enum WorkerMsg {
     Progress(Progress),
     Ready(ReadyReport),
     StepDone(Box<StepReport>),
@@ -167,7 +167,7 @@ pub enum WorkerMsg {
 }
 
 /// Writes one message as a line on stdout (the pipe to the coordinator).
-pub fn emit(msg: &WorkerMsg) {
+pub(crate) fn emit(msg: &WorkerMsg) {
     let mut line = serde_json::to_string(msg).expect("worker messages always serialize");
     line.push('\n');
     let mut out = std::io::stdout().lock();

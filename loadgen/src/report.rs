@@ -14,11 +14,11 @@ use crate::hist::Percentiles;
 use crate::sys::{self, Machine};
 
 /// Percentiles as the report prints them (the histogram's own summary, in µs).
-pub type LatencyUs = Percentiles;
+pub(crate) type LatencyUs = Percentiles;
 
 /// One run (or one capacity step), as written to `--json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Report {
+pub(crate) struct Report {
     pub label: Option<String>,
     pub tags: BTreeMap<String, String>,
     pub command: String,
@@ -101,7 +101,12 @@ pub struct Report {
 
 impl Report {
     /// Builds the report of one step.
-    pub fn new(args: &LoadArgs, workers: usize, connected: &Connected, step: &StepOutcome) -> anyhow::Result<Report> {
+    pub(crate) fn new(
+        args: &LoadArgs,
+        workers: usize,
+        connected: &Connected,
+        step: &StepOutcome,
+    ) -> anyhow::Result<Report> {
         let (commit, commit_dirty) = sys::commit();
         let per_connection = match (connected.server_rss_before, connected.server_rss_idle) {
             (Some(before), Some(idle)) if connected.connected > 0 => {
@@ -178,12 +183,12 @@ impl Report {
     }
 
     /// Whether the books show a correctness failure (the exit status says so).
-    pub fn incorrect(&self) -> bool {
+    pub(crate) fn incorrect(&self) -> bool {
         self.lost > 0 || self.duplicated > 0
     }
 
     /// A few lines for a person.
-    pub fn summary(&self) -> String {
+    pub(crate) fn summary(&self) -> String {
         let mut s = String::new();
         let lat = |l: &LatencyUs| {
             format!(

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 /// The machine a result was measured on.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Machine {
+pub(crate) struct Machine {
     pub cores: usize,
     pub memory_bytes: u64,
     pub kernel: String,
@@ -18,7 +18,7 @@ pub struct Machine {
 
 impl Machine {
     /// Reads this machine's facts.
-    pub fn this() -> Machine {
+    pub(crate) fn this() -> Machine {
         let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
         let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
         let memory_bytes = kib_field(&meminfo, "MemTotal:").map_or(0, |k| k * 1024);
@@ -42,7 +42,7 @@ impl Machine {
 
 /// `git rev-parse HEAD` of the working directory, or "unknown"; and whether the tree has
 /// uncommitted changes to tracked files.
-pub fn commit() -> (String, bool) {
+pub(crate) fn commit() -> (String, bool) {
     let head = Command::new("git")
         .args(["rev-parse", "HEAD"])
         .output()
@@ -70,13 +70,13 @@ fn kib_field(text: &str, name: &str) -> Option<u64> {
 }
 
 /// Resident memory of process `pid` (`VmRSS`), bytes.
-pub fn rss_bytes(pid: u32) -> Option<u64> {
+pub(crate) fn rss_bytes(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     kib_field(&status, "VmRSS:").map(|k| k * 1024)
 }
 
 /// User + system CPU time of process `pid` (all threads), ns.
-pub fn process_cpu_ns(pid: u32) -> Option<u64> {
+pub(crate) fn process_cpu_ns(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name (which may hold spaces) start after the last ')'.
     let rest = &stat[stat.rfind(')')? + 1..];
@@ -90,7 +90,7 @@ pub fn process_cpu_ns(pid: u32) -> Option<u64> {
 
 /// Memory the kernel holds for TCP sockets: the `TCP: ... mem PAGES` of `/proc/net/sockstat`
 /// times the page size, bytes.
-pub fn kernel_tcp_mem_bytes() -> Option<u64> {
+pub(crate) fn kernel_tcp_mem_bytes() -> Option<u64> {
     let text = std::fs::read_to_string(Path::new("/proc/net/sockstat")).ok()?;
     let line = text.lines().find(|l| l.starts_with("TCP:"))?;
     let mut words = line.split_whitespace();
@@ -106,7 +106,7 @@ pub fn kernel_tcp_mem_bytes() -> Option<u64> {
 
 /// Whole-machine CPU time from the first line of `/proc/stat`, in clock ticks:
 /// (busy = user + nice + system + irq + softirq, steal, total).
-pub fn machine_cpu_ticks() -> Option<(u64, u64, u64)> {
+pub(crate) fn machine_cpu_ticks() -> Option<(u64, u64, u64)> {
     let text = std::fs::read_to_string("/proc/stat").ok()?;
     let line = text.lines().next()?.strip_prefix("cpu ")?;
     let v: Vec<u64> = line.split_whitespace().filter_map(|w| w.parse().ok()).collect();
@@ -117,7 +117,7 @@ pub fn machine_cpu_ticks() -> Option<(u64, u64, u64)> {
 }
 
 /// The command line that started this process, quoted where a shell would need it.
-pub fn command_line() -> String {
+pub(crate) fn command_line() -> String {
     std::env::args()
         .map(|a| {
             if !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=,@+%".contains(c)) {

@@ -52,42 +52,42 @@ use crate::proto::{
 
 /// Most connections one worker holds: the open-file limit here is 20,000 per process, and
 /// the worker needs a few descriptors of its own.
-pub const CONNECTIONS_PER_WORKER_MAX: usize = 15_000;
+pub(crate) const CONNECTIONS_PER_WORKER_MAX: usize = 15_000;
 
 /// Most connections with a connect or login unfinished at once, per worker.
-pub const CONNECTS_IN_FLIGHT_MAX: usize = 1_000;
+pub(crate) const CONNECTS_IN_FLIGHT_MAX: usize = 1_000;
 
 /// How long a connection may take from connect to `LoginOk`.
-pub const CONNECT_TIMEOUT_MS: u64 = 15_000;
+pub(crate) const CONNECT_TIMEOUT_MS: u64 = 15_000;
 
 /// How long logged-in connections may take to receive the backlog of earlier runs.
-pub const BACKLOG_WAIT_MS: u64 = 30_000;
+pub(crate) const BACKLOG_WAIT_MS: u64 = 30_000;
 
 /// Unsent bytes a connection may hold; a scheduled send beyond it is skipped and counted.
-pub const OUTBOUND_BYTES_MAX: usize = 1 << 20;
+pub(crate) const OUTBOUND_BYTES_MAX: usize = 1 << 20;
 
 /// Most scheduled send events one loop iteration makes before servicing sockets again.
-pub const SEND_EVENTS_PER_TICK_MAX: u64 = 4_096;
+pub(crate) const SEND_EVENTS_PER_TICK_MAX: u64 = 4_096;
 
 /// Shortest interval between two wake-ups of the send timer: a scheduled send goes out at
 /// most this late because of it (and its latency, measured from the schedule, shows it).
-pub const TIMER_TICK_NS: u64 = 200_000;
+pub(crate) const TIMER_TICK_NS: u64 = 200_000;
 
 /// Bytes read from a socket per `read` call (one buffer shared by all connections).
-pub const READ_CHUNK_BYTES: usize = 64 << 10;
+pub(crate) const READ_CHUNK_BYTES: usize = 64 << 10;
 
 /// How often the connect phase walks all connections (timeouts, backlog caught up).
-pub const SWEEP_INTERVAL_MS: u64 = 50;
+pub(crate) const SWEEP_INTERVAL_MS: u64 = 50;
 
 /// How often the worker reports progress.
-pub const PROGRESS_INTERVAL_MS: u64 = 500;
+pub(crate) const PROGRESS_INTERVAL_MS: u64 = 500;
 
 /// Longest a step's books stay open after sending stops, however steadily acknowledgements
 /// and deliveries still trickle in (see `--drain`).
-pub const DRAIN_MAX_S: u64 = 60;
+pub(crate) const DRAIN_MAX_S: u64 = 60;
 
 /// How long Quit waits for the final acks to be confirmed.
-pub const QUIT_ACK_WAIT_MS: u64 = 5_000;
+pub(crate) const QUIT_ACK_WAIT_MS: u64 = 5_000;
 
 /// Socket readiness events taken per `poll`.
 const EVENTS_PER_POLL: usize = 1_024;
@@ -403,7 +403,7 @@ impl std::fmt::Debug for Worker {
 }
 
 /// `hotline-loadgen worker`: reads its config from stdin and runs until told to quit.
-pub fn main() -> anyhow::Result<()> {
+pub(crate) fn main() -> anyhow::Result<()> {
     let mut first = String::new();
     io::stdin()
         .read_line(&mut first)
@@ -447,6 +447,7 @@ pub fn main() -> anyhow::Result<()> {
 }
 
 impl Worker {
+    #[allow(clippy::too_many_lines, reason = "still to split: socket set-up, then the schedule")]
     fn new(cfg: WorkerConfig, poll: Poll, commands: mpsc::Receiver<Command>) -> anyhow::Result<Worker> {
         let n = cfg.accounts.len();
         anyhow::ensure!(
@@ -1493,7 +1494,7 @@ fn set_bind_address_no_port(socket: &Socket) {
 }
 
 /// This process's user + system CPU time, ns.
-pub fn cpu_ns() -> u64 {
+pub(crate) fn cpu_ns() -> u64 {
     let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
     // SAFETY: getrusage writes one rusage into the buffer we own.
     let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) };

@@ -278,6 +278,10 @@ impl Server {
     /// Starts the binary on this server's data directory: after [`Server::kill9`],
     /// [`Server::terminate`], or on a server made with [`ServerOptions::stopped`]. The
     /// port is new each time.
+    #[allow(
+        clippy::too_many_lines,
+        reason = "one start-up sequence of the real binary, read top to bottom"
+    )]
     pub fn restart(&mut self) {
         assert!(
             self.child.is_none(),

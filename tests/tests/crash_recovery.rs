@@ -83,6 +83,7 @@ impl SenderLog {
 }
 
 #[test]
+#[allow(clippy::too_many_lines, reason = "an end-to-end scenario, read top to bottom")]
 fn acknowledged_messages_and_cursors_survive_repeated_kill_9() {
     let cycles = env_u64("HOTLINE_CRASH_CYCLES").map_or(CYCLES_DEFAULT, |n| n as u32);
     let seed = env_u64("HOTLINE_CRASH_SEED").unwrap_or_else(|| {

@@ -36,6 +36,7 @@ fn by_payload(inbox: &[OwnedDeliver]) -> HashMap<&[u8], &OwnedDeliver> {
 }
 
 #[test]
+#[allow(clippy::too_many_lines, reason = "an end-to-end scenario, read top to bottom")]
 fn every_acknowledged_message_survives_kill_9_exactly_once() {
     let mut server = Server::options().durability(Durability::Sync).cores(2).start();
     let addr = server.addr();

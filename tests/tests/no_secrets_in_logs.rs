@@ -221,6 +221,7 @@ fn base64_matches_rfc_4648_vectors() {
 }
 
 #[test]
+#[allow(clippy::too_many_lines, reason = "an end-to-end scenario, read top to bottom")]
 fn no_secret_reaches_the_log_at_trace() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let mut server = TracedServer::start(dir.path(), failing_webhook());

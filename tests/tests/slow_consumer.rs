@@ -219,6 +219,7 @@ fn read_in_background(mut slow: Client, n: mpsc::Receiver<usize>) -> thread::Joi
 }
 
 #[test]
+#[allow(clippy::too_many_lines, reason = "an end-to-end scenario, read top to bottom")]
 fn a_stalled_device_costs_1000_others_nothing_and_catches_up_in_order() {
     let started = Instant::now();
     // Async durability: this is about delivery, and fsync stalls on a shared disk are noise.

@@ -24,8 +24,10 @@ pub mod session;
 #[allow(
     clippy::all,
     clippy::unwrap_used,
+    clippy::too_many_lines,
     missing_debug_implementations,
-    unsafe_op_in_unsafe_fn
+    unsafe_op_in_unsafe_fn,
+    unreachable_pub
 )]
 #[allow(mismatched_lifetime_syntaxes, unused_imports, non_camel_case_types, non_snake_case)]
 mod generated {

@@ -16,7 +16,7 @@ fn names_something(c: Conversation) -> bool {
     matches!(c, Conversation::Direct(id) | Conversation::Group(id) if id != 0)
 }
 
-pub fn mark_read(core: &mut Core, idx: usize, request_id: u64, m: MarkRead) {
+pub(super) fn mark_read(core: &mut Core, idx: usize, request_id: u64, m: MarkRead) {
     let Some(user) = logged_in_user(core, idx, request_id, "MarkRead") else {
         return;
     };
@@ -32,7 +32,7 @@ pub fn mark_read(core: &mut Core, idx: usize, request_id: u64, m: MarkRead) {
     submit_write(core, idx, request_id, op);
 }
 
-pub fn list(core: &mut Core, idx: usize, request_id: u64, m: Conversations) {
+pub(super) fn list(core: &mut Core, idx: usize, request_id: u64, m: Conversations) {
     let Some(user_id) = logged_in_user(core, idx, request_id, "Conversations") else {
         return;
     };
@@ -45,7 +45,7 @@ pub fn list(core: &mut Core, idx: usize, request_id: u64, m: Conversations) {
     submit_read(core, idx, request_id, job);
 }
 
-pub fn set_persistence(core: &mut Core, idx: usize, request_id: u64, m: SetPersistence) {
+pub(super) fn set_persistence(core: &mut Core, idx: usize, request_id: u64, m: SetPersistence) {
     let Some(actor) = logged_in_user(core, idx, request_id, "SetPersistence") else {
         return;
     };
@@ -64,7 +64,7 @@ pub fn set_persistence(core: &mut Core, idx: usize, request_id: u64, m: SetPersi
 /// Typing is rate-limited per device: at most one per [`TYPING_INTERVAL_MS_MIN`] is passed
 /// on; the rest are dropped (counted), and answered `RateLimited` only if they asked for a
 /// reply (a request id).
-pub fn typing(core: &mut Core, idx: usize, request_id: u64, m: Typing) {
+pub(super) fn typing(core: &mut Core, idx: usize, request_id: u64, m: Typing) {
     let Some(user) = logged_in_user(core, idx, request_id, "Typing") else {
         return;
     };
@@ -94,7 +94,7 @@ pub fn typing(core: &mut Core, idx: usize, request_id: u64, m: Typing) {
     submit_write(core, idx, request_id, op);
 }
 
-pub fn presence_subscribe(core: &mut Core, idx: usize, request_id: u64, m: PresenceSubscribe) {
+pub(super) fn presence_subscribe(core: &mut Core, idx: usize, request_id: u64, m: PresenceSubscribe) {
     let Some(user_id) = logged_in_user(core, idx, request_id, "PresenceSubscribe") else {
         return;
     };

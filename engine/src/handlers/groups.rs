@@ -12,7 +12,7 @@ use crate::helper::HelperJob;
 use crate::limits::GROUP_NAME_BYTES_MAX;
 use crate::storage::writer::WriteOp;
 
-pub fn create(core: &mut Core, idx: usize, request_id: u64, m: GroupCreate<'_>) {
+pub(super) fn create(core: &mut Core, idx: usize, request_id: u64, m: GroupCreate<'_>) {
     let Some(owner) = logged_in_user(core, idx, request_id, "GroupCreate") else {
         return;
     };
@@ -31,7 +31,7 @@ pub fn create(core: &mut Core, idx: usize, request_id: u64, m: GroupCreate<'_>) 
     submit_write(core, idx, request_id, op);
 }
 
-pub fn add_member(core: &mut Core, idx: usize, request_id: u64, m: GroupAddMember) {
+pub(super) fn add_member(core: &mut Core, idx: usize, request_id: u64, m: GroupAddMember) {
     let Some(actor) = logged_in_user(core, idx, request_id, "GroupAddMember") else {
         return;
     };
@@ -48,7 +48,7 @@ pub fn add_member(core: &mut Core, idx: usize, request_id: u64, m: GroupAddMembe
     submit_write(core, idx, request_id, op);
 }
 
-pub fn remove_member(core: &mut Core, idx: usize, request_id: u64, group_id: u64, user_id: u64) {
+pub(super) fn remove_member(core: &mut Core, idx: usize, request_id: u64, group_id: u64, user_id: u64) {
     let Some(actor) = logged_in_user(core, idx, request_id, "GroupRemoveMember") else {
         return;
     };
@@ -64,14 +64,14 @@ pub fn remove_member(core: &mut Core, idx: usize, request_id: u64, group_id: u64
     submit_write(core, idx, request_id, op);
 }
 
-pub fn leave(core: &mut Core, idx: usize, request_id: u64, m: GroupLeave) {
+pub(super) fn leave(core: &mut Core, idx: usize, request_id: u64, m: GroupLeave) {
     let Some(actor) = logged_in_user(core, idx, request_id, "GroupLeave") else {
         return;
     };
     remove_member(core, idx, request_id, m.group_id, actor);
 }
 
-pub fn members(core: &mut Core, idx: usize, request_id: u64, m: GroupMembers) {
+pub(super) fn members(core: &mut Core, idx: usize, request_id: u64, m: GroupMembers) {
     let Some(user_id) = logged_in_user(core, idx, request_id, "GroupMembers") else {
         return;
     };
@@ -85,7 +85,7 @@ pub fn members(core: &mut Core, idx: usize, request_id: u64, m: GroupMembers) {
     submit_read(core, idx, request_id, job);
 }
 
-pub fn my_groups(core: &mut Core, idx: usize, request_id: u64, m: MyGroups) {
+pub(super) fn my_groups(core: &mut Core, idx: usize, request_id: u64, m: MyGroups) {
     let Some(user_id) = logged_in_user(core, idx, request_id, "MyGroups") else {
         return;
     };

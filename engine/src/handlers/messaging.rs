@@ -8,7 +8,7 @@ use crate::core::{ConnState, Core};
 use crate::helper::{HelperJob, ReadPurpose};
 use crate::storage::writer::WriteOp;
 
-pub fn send(core: &mut Core, idx: usize, request_id: u64, m: Send<'_>) {
+pub(super) fn send(core: &mut Core, idx: usize, request_id: u64, m: Send<'_>) {
     let payload_max = core.limits.payload_bytes_max;
     let ConnState::LoggedIn(dev) = &core.conns[idx].state else {
         return invalid_state(core, idx, request_id, "Send");
@@ -52,14 +52,14 @@ pub fn send(core: &mut Core, idx: usize, request_id: u64, m: Send<'_>) {
     submit_write(core, idx, request_id, op);
 }
 
-pub fn ack(core: &mut Core, idx: usize, request_id: u64, m: Ack) {
+pub(super) fn ack(core: &mut Core, idx: usize, request_id: u64, m: Ack) {
     if !matches!(core.conns[idx].state, ConnState::LoggedIn(_)) {
         return invalid_state(core, idx, request_id, "Ack");
     }
     core.ack(idx, request_id, m.up_to_seq);
 }
 
-pub fn sync(core: &mut Core, idx: usize, request_id: u64, m: Sync) {
+pub(super) fn sync(core: &mut Core, idx: usize, request_id: u64, m: Sync) {
     let Some(user_id) = logged_in_user(core, idx, request_id, "Sync") else {
         return;
     };

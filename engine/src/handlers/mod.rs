@@ -15,7 +15,7 @@ use crate::core::{ConnState, Core};
 
 /// Routes one decoded frame from connection `idx` to its handler: one arm per body the
 /// wire table marks [`Sender::Client`] or [`Sender::Either`]; the rest are refused.
-pub fn dispatch(core: &mut Core, idx: usize, frame: Frame<'_>) {
+pub(crate) fn dispatch(core: &mut Core, idx: usize, frame: Frame<'_>) {
     let request_id = frame.request_id;
     match frame.message {
         Message::Hello(m) => session::hello(core, idx, request_id, m),

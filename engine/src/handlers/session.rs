@@ -15,7 +15,7 @@ use crate::storage::writer::{WriteOp, WriteRequest};
 /// Names this server in `HelloOk`.
 const SERVER_NAME: &str = concat!("hotline/", env!("CARGO_PKG_VERSION"));
 
-pub fn hello(core: &mut Core, idx: usize, request_id: u64, m: Hello<'_>) {
+pub(super) fn hello(core: &mut Core, idx: usize, request_id: u64, m: Hello<'_>) {
     if !matches!(core.conns[idx].state, ConnState::Handshaking) {
         return invalid_state(core, idx, request_id, "Hello");
     }
@@ -37,7 +37,7 @@ pub fn hello(core: &mut Core, idx: usize, request_id: u64, m: Hello<'_>) {
     core.push(idx, request_id, &Message::HelloOk(reply));
 }
 
-pub fn register(core: &mut Core, idx: usize, request_id: u64, m: Register<'_>) {
+pub(super) fn register(core: &mut Core, idx: usize, request_id: u64, m: Register<'_>) {
     if !matches!(core.conns[idx].state, ConnState::Ready) {
         return invalid_state(core, idx, request_id, "Register");
     }
@@ -67,7 +67,7 @@ pub fn register(core: &mut Core, idx: usize, request_id: u64, m: Register<'_>) {
     core.conns[idx].state = ConnState::Authenticating { request_id };
 }
 
-pub fn login(core: &mut Core, idx: usize, request_id: u64, m: Login<'_>) {
+pub(super) fn login(core: &mut Core, idx: usize, request_id: u64, m: Login<'_>) {
     if !matches!(core.conns[idx].state, ConnState::Ready) {
         return invalid_state(core, idx, request_id, "Login");
     }
@@ -119,7 +119,7 @@ pub fn login(core: &mut Core, idx: usize, request_id: u64, m: Login<'_>) {
     core.conns[idx].state = ConnState::Authenticating { request_id };
 }
 
-pub fn logout(core: &mut Core, idx: usize, request_id: u64) {
+pub(super) fn logout(core: &mut Core, idx: usize, request_id: u64) {
     let ConnState::LoggedIn(dev) = &core.conns[idx].state else {
         return invalid_state(core, idx, request_id, "Logout");
     };
@@ -138,7 +138,7 @@ pub fn logout(core: &mut Core, idx: usize, request_id: u64) {
 /// Answers a `Ping` in any state after `Hello`. Before it, a `Ping` is refused like every
 /// other request: the handshake comes first, so a peer that never sends `Hello` cannot keep
 /// a connection busy (or probe a server) with anything but the one frame that starts it.
-pub fn ping(core: &mut Core, idx: usize, request_id: u64, p: Ping) {
+pub(super) fn ping(core: &mut Core, idx: usize, request_id: u64, p: Ping) {
     if matches!(core.conns[idx].state, ConnState::Handshaking) {
         return invalid_state(core, idx, request_id, "Ping");
     }

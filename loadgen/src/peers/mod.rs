@@ -19,10 +19,10 @@
 //! message stanzas have none: a send counts as acknowledged when it is queued, so a
 //! message that never arrives counts as lost.
 
-pub mod mqtt;
-pub mod nats;
-pub mod xml;
-pub mod xmpp;
+pub(crate) mod mqtt;
+pub(crate) mod nats;
+pub(crate) mod xml;
+pub(crate) mod xmpp;
 
 use std::fmt;
 
@@ -31,18 +31,18 @@ use serde::{Deserialize, Serialize};
 use crate::payload::{PayloadHeader, PAYLOAD_HEADER_BYTES};
 
 /// Bytes at the front of a peer payload: the load generator's header, then the sender.
-pub const PEER_HEADER_BYTES: usize = PAYLOAD_HEADER_BYTES + 8;
+pub(crate) const PEER_HEADER_BYTES: usize = PAYLOAD_HEADER_BYTES + 8;
 
 /// Longest protocol line or stanza a driver buffers before calling the peer broken.
-pub const INBOUND_PENDING_BYTES_MAX: usize = 4 << 20;
+pub(crate) const INBOUND_PENDING_BYTES_MAX: usize = 4 << 20;
 
 /// The XMPP domain the peers scripts configure (`bench/peers/ejabberd.yml`).
-pub const XMPP_DOMAIN: &str = "localhost";
+pub(crate) const XMPP_DOMAIN: &str = "localhost";
 
 /// What the load generator talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
-pub enum TargetKind {
+pub(crate) enum TargetKind {
     /// A Hotline server (the default).
     Hotline,
     /// A core NATS server (nats-server).
@@ -66,7 +66,7 @@ impl fmt::Display for TargetKind {
 
 /// What a peer connection reported.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PeerEvent {
+pub(crate) enum PeerEvent {
     /// Logged in and subscribed: messages sent to this user now reach this connection.
     Ready,
     /// A message arrived; `sender` and `header` come from its payload (`None`: not ours).
@@ -79,7 +79,7 @@ pub enum PeerEvent {
 
 /// The peer broke its protocol (or we did not understand it): the connection is closed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PeerError(pub String);
+pub(crate) struct PeerError(pub String);
 
 impl fmt::Display for PeerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -88,7 +88,7 @@ impl fmt::Display for PeerError {
 }
 
 /// One connection to a peer, without I/O.
-pub trait PeerSession: fmt::Debug + Send {
+pub(crate) trait PeerSession: fmt::Debug + Send {
     /// Bytes to write to the socket.
     fn outbound(&self) -> &[u8];
     /// `n` bytes of [`PeerSession::outbound`] were written.
@@ -108,7 +108,7 @@ pub trait PeerSession: fmt::Debug + Send {
 }
 
 /// A session for user `user` of a `kind` peer (`None` for Hotline, which has its own).
-pub fn session(kind: TargetKind, user: u64) -> Option<Box<dyn PeerSession>> {
+pub(crate) fn session(kind: TargetKind, user: u64) -> Option<Box<dyn PeerSession>> {
     match kind {
         TargetKind::Hotline => None,
         TargetKind::Nats => Some(Box::new(nats::NatsSession::new(user))),
@@ -118,12 +118,12 @@ pub fn session(kind: TargetKind, user: u64) -> Option<Box<dyn PeerSession>> {
 }
 
 /// Writes the sender into a peer payload (after the header the worker wrote).
-pub fn write_sender(payload: &mut [u8], sender: u64) {
+pub(crate) fn write_sender(payload: &mut [u8], sender: u64) {
     payload[PAYLOAD_HEADER_BYTES..PEER_HEADER_BYTES].copy_from_slice(&sender.to_le_bytes());
 }
 
 /// A delivered payload's sender and header.
-pub fn read_delivery(payload: &[u8]) -> PeerEvent {
+pub(crate) fn read_delivery(payload: &[u8]) -> PeerEvent {
     let sender = payload
         .get(PAYLOAD_HEADER_BYTES..PEER_HEADER_BYTES)
         .and_then(|b| b.try_into().ok())
@@ -137,14 +137,14 @@ pub fn read_delivery(payload: &[u8]) -> PeerEvent {
 /// Bytes received and not yet parsed, with a read cursor so parsing does not shift the
 /// buffer per message; the consumed front is dropped when the rest is parsed or it grows.
 #[derive(Debug, Default)]
-pub struct InBuf {
+pub(crate) struct InBuf {
     bytes: Vec<u8>,
     start: usize,
 }
 
 impl InBuf {
     /// Appends received bytes.
-    pub fn extend(&mut self, more: &[u8]) {
+    pub(crate) fn extend(&mut self, more: &[u8]) {
         if self.start > 0 && (self.start == self.bytes.len() || self.start >= 64 << 10) {
             self.bytes.drain(..self.start);
             self.start = 0;
@@ -153,19 +153,19 @@ impl InBuf {
     }
 
     /// The unparsed bytes.
-    pub fn pending(&self) -> &[u8] {
+    pub(crate) fn pending(&self) -> &[u8] {
         &self.bytes[self.start..]
     }
 
     /// `n` bytes of [`InBuf::pending`] were parsed.
-    pub fn consume(&mut self, n: usize) {
+    pub(crate) fn consume(&mut self, n: usize) {
         self.start += n;
         debug_assert!(self.start <= self.bytes.len());
     }
 
     /// Fails once a peer has sent more than [`INBOUND_PENDING_BYTES_MAX`] without completing
     /// what the parser waits for.
-    pub fn check_bound(&self) -> Result<(), PeerError> {
+    pub(crate) fn check_bound(&self) -> Result<(), PeerError> {
         let pending = self.bytes.len() - self.start;
         if pending > INBOUND_PENDING_BYTES_MAX {
             return Err(PeerError(format!(
@@ -178,17 +178,17 @@ impl InBuf {
 
 /// Bytes queued for the socket, consumed from the front.
 #[derive(Debug, Default)]
-pub struct OutBuf {
+pub(crate) struct OutBuf {
     bytes: Vec<u8>,
     start: usize,
 }
 
 impl OutBuf {
-    pub fn as_slice(&self) -> &[u8] {
+    pub(crate) fn as_slice(&self) -> &[u8] {
         &self.bytes[self.start..]
     }
 
-    pub fn consume(&mut self, n: usize) {
+    pub(crate) fn consume(&mut self, n: usize) {
         self.start += n;
         if self.start == self.bytes.len() {
             self.bytes.clear();
@@ -196,12 +196,12 @@ impl OutBuf {
         }
     }
 
-    pub fn push(&mut self, more: &[u8]) {
+    pub(crate) fn push(&mut self, more: &[u8]) {
         self.bytes.extend_from_slice(more);
     }
 
     /// The buffer to append to (for `write!`).
-    pub fn vec(&mut self) -> &mut Vec<u8> {
+    pub(crate) fn vec(&mut self) -> &mut Vec<u8> {
         &mut self.bytes
     }
 }

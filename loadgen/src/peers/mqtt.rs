@@ -17,10 +17,10 @@ use super::{read_delivery, InBuf, OutBuf, PeerError, PeerEvent, PeerSession};
 
 /// Largest packet the session accepts (Mosquitto's default `message_size_limit` is 256 MB;
 /// the load generator's messages are small).
-pub const PACKET_BYTES_MAX: usize = 1 << 20;
+pub(crate) const PACKET_BYTES_MAX: usize = 1 << 20;
 
 /// Most sends awaiting `PUBACK`: under the 65,535 packet ids.
-pub const OUTSTANDING_MAX: usize = 60_000;
+pub(crate) const OUTSTANDING_MAX: usize = 60_000;
 
 const _: () = assert!(
     OUTSTANDING_MAX < u16::MAX as usize,
@@ -40,7 +40,7 @@ const PINGRESP: u8 = 13;
 
 /// One client connection's protocol state.
 #[derive(Debug)]
-pub struct MqttSession {
+pub(crate) struct MqttSession {
     inbuf: InBuf,
     outbuf: OutBuf,
     next_request: u64,
@@ -50,7 +50,7 @@ pub struct MqttSession {
 
 impl MqttSession {
     /// A session for user `user`, with its `CONNECT` and `SUBSCRIBE` queued.
-    pub fn new(user: u64) -> MqttSession {
+    pub(crate) fn new(user: u64) -> MqttSession {
         let mut outbuf = OutBuf::default();
         let client_id = format!("lg{user}");
         let mut body = Vec::new();
@@ -173,7 +173,7 @@ fn put_packet(out: &mut Vec<u8>, header: u8, body: &[u8]) {
 }
 
 /// The remaining-length varint: 7 bits a byte, least significant first, at most 4 bytes.
-pub fn put_remaining_length(out: &mut Vec<u8>, mut len: usize) {
+pub(crate) fn put_remaining_length(out: &mut Vec<u8>, mut len: usize) {
     assert!(len < 1 << 28, "MQTT packets are under 256 MB");
     loop {
         let byte = (len % 128) as u8;

@@ -15,14 +15,14 @@ use std::io::Write;
 use super::{read_delivery, InBuf, OutBuf, PeerError, PeerEvent, PeerSession};
 
 /// Longest control line (`INFO` is the long one, a few hundred bytes).
-pub const LINE_BYTES_MAX: usize = 64 << 10;
+pub(crate) const LINE_BYTES_MAX: usize = 64 << 10;
 
 /// The subscription id every connection uses for its one subscription.
 const SID: &str = "1";
 
 /// One client connection's protocol state.
 #[derive(Debug)]
-pub struct NatsSession {
+pub(crate) struct NatsSession {
     inbuf: InBuf,
     outbuf: OutBuf,
     /// The initial `PONG` (which makes the connection ready) has arrived.
@@ -31,7 +31,7 @@ pub struct NatsSession {
 
 impl NatsSession {
     /// A session for user `user`, with its login and subscription queued.
-    pub fn new(user: u64) -> NatsSession {
+    pub(crate) fn new(user: u64) -> NatsSession {
         let mut outbuf = OutBuf::default();
         let _ = write!(
             outbuf.vec(),

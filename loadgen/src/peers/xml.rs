@@ -14,11 +14,11 @@
 use super::{InBuf, PeerError};
 
 /// Deepest nesting inside a stanza.
-pub const DEPTH_MAX: usize = 64;
+pub(crate) const DEPTH_MAX: usize = 64;
 
 /// An element: its name, attributes, child elements and text (all text pieces joined).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Element {
+pub(crate) struct Element {
     pub name: String,
     pub attrs: Vec<(String, String)>,
     pub children: Vec<Element>,
@@ -27,19 +27,19 @@ pub struct Element {
 
 impl Element {
     /// The value of attribute `name`.
-    pub fn attr(&self, name: &str) -> Option<&str> {
+    pub(crate) fn attr(&self, name: &str) -> Option<&str> {
         self.attrs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
     /// The first child named `name`.
-    pub fn child(&self, name: &str) -> Option<&Element> {
+    pub(crate) fn child(&self, name: &str) -> Option<&Element> {
         self.children.iter().find(|c| c.name == name)
     }
 }
 
 /// What the stream said.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StreamItem {
+pub(crate) enum StreamItem {
     /// `<stream:stream ...>` (its attributes; no children).
     Open(Element),
     /// A whole top-level element inside the stream.
@@ -59,7 +59,7 @@ enum Token {
 
 /// The reader of one XMPP stream (restartable, as XMPP restarts streams after SASL).
 #[derive(Debug, Default)]
-pub struct XmlStream {
+pub(crate) struct XmlStream {
     inbuf: InBuf,
     open: Vec<Element>,
     in_stream: bool,
@@ -67,18 +67,18 @@ pub struct XmlStream {
 
 impl XmlStream {
     /// Bytes read from the socket.
-    pub fn push(&mut self, bytes: &[u8]) {
+    pub(crate) fn push(&mut self, bytes: &[u8]) {
         self.inbuf.extend(bytes);
     }
 
     /// Forgets the current stream: the next thing read is a new stream header.
-    pub fn restart(&mut self) {
+    pub(crate) fn restart(&mut self) {
         self.open.clear();
         self.in_stream = false;
     }
 
     /// The next complete item, if the bytes so far hold one.
-    pub fn next_item(&mut self) -> Result<Option<StreamItem>, PeerError> {
+    pub(crate) fn next_item(&mut self) -> Result<Option<StreamItem>, PeerError> {
         loop {
             let Some((token, used)) = tokenize(self.inbuf.pending())? else {
                 self.inbuf.check_bound()?;
@@ -217,7 +217,7 @@ fn parse_tag(inner: &[u8]) -> Result<Element, PeerError> {
 }
 
 /// Text with `&lt;`, `&gt;`, `&amp;`, `&quot;`, `&apos;`, `&#N;` and `&#xN;` resolved.
-pub fn unescape(raw: &[u8]) -> Result<String, PeerError> {
+pub(crate) fn unescape(raw: &[u8]) -> Result<String, PeerError> {
     let text = std::str::from_utf8(raw).map_err(|_| PeerError("XML text that is not UTF-8".to_owned()))?;
     if !text.contains('&') {
         return Ok(text.to_owned());
@@ -256,7 +256,7 @@ pub fn unescape(raw: &[u8]) -> Result<String, PeerError> {
 }
 
 /// `text` with `<`, `>`, `&`, `'` and `"` escaped, for attribute values and text.
-pub fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

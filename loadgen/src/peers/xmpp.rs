@@ -37,7 +37,7 @@ enum Stage {
 
 /// One client connection's protocol state.
 #[derive(Debug)]
-pub struct XmppSession {
+pub(crate) struct XmppSession {
     user: u64,
     domain: String,
     stage: Stage,
@@ -49,7 +49,7 @@ pub struct XmppSession {
 
 impl XmppSession {
     /// A session for `lg<user>@domain`, with its stream header queued.
-    pub fn new(user: u64, domain: &str) -> XmppSession {
+    pub(crate) fn new(user: u64, domain: &str) -> XmppSession {
         let mut s = XmppSession {
             user,
             domain: domain.to_owned(),

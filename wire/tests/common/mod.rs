@@ -3,10 +3,10 @@
 
 use hotline_wire::*;
 
-pub const PAYLOAD: &[u8] = b"opaque \x00\x01\xff payload";
-pub const TOKEN: [u8; TOKEN_BYTES] = [7; TOKEN_BYTES];
+pub(crate) const PAYLOAD: &[u8] = b"opaque \x00\x01\xff payload";
+pub(crate) const TOKEN: [u8; TOKEN_BYTES] = [7; TOKEN_BYTES];
 
-pub fn deliver(seq: u64, payload: &[u8]) -> Deliver<'_> {
+pub(crate) fn deliver(seq: u64, payload: &[u8]) -> Deliver<'_> {
     Deliver {
         message_id: 1_000 + seq,
         conversation: Conversation::Direct(42),
@@ -23,7 +23,8 @@ pub fn deliver(seq: u64, payload: &[u8]) -> Deliver<'_> {
 }
 
 /// One message of every body type (and the interesting variants of some).
-pub fn every_message() -> Vec<Message<'static>> {
+#[allow(clippy::too_many_lines, reason = "test data: one literal per body type")]
+pub(crate) fn every_message() -> Vec<Message<'static>> {
     vec![
         Message::Hello(Hello {
             version_min: 1,

@@ -23,7 +23,7 @@ use crate::storage::{Cf, ConvState, StorageError, UserScan, CURSOR_REVOKED, USER
 
 /// A group as the writer knows it: the authority for every membership check.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GroupState {
+pub(super) struct GroupState {
     pub name: String,
     pub persistence: Persistence,
     pub created_us: u64,
@@ -55,7 +55,7 @@ struct ReceiptDue {
 
 /// One user's device cursors and scan positions, as the writer tracks them.
 #[derive(Debug, Clone, Default)]
-pub struct ScanState {
+pub(super) struct ScanState {
     /// Every device with its stored cursor (0: never acked).
     pub cursors: HashMap<u64, u64>,
     pub scan: UserScan,
