@@ -270,6 +270,11 @@ impl Conn {
 pub(crate) struct UserLocal {
     /// The highest inbox seq this core knows to be committed.
     pub durable_head: u64,
+    /// `durable_head` is exact: a read of the log requested after this entry was made has
+    /// answered. Until then it is the login's read, and a commit whose completion reached
+    /// this core while the user had no device here (so was dropped) may lie above it: no
+    /// device of the user turns `Live` on it alone.
+    pub head_confirmed: bool,
     /// Slab indices of this user's connections.
     pub conns: Vec<usize>,
     /// Users whose presence this user subscribed to (dropped when its last device leaves).
@@ -930,6 +935,7 @@ impl Core {
             }) => {
                 if let Some(user) = self.users.get_mut(&user_id) {
                     user.durable_head = user.durable_head.max(inbox_head);
+                    user.head_confirmed = true;
                 }
                 match purpose {
                     ReadPurpose::Sync => {
@@ -1094,8 +1100,11 @@ impl Core {
         if dev.mode != DeliveryMode::CatchingUp || dev.read_in_flight || conn.closing {
             return;
         }
-        let head = self.users.get(&dev.user_id).map_or(0, |u| u.durable_head);
-        if dev.sent_seq >= head {
+        let (head, head_confirmed) = self
+            .users
+            .get(&dev.user_id)
+            .map_or((0, false), |u| (u.durable_head, u.head_confirmed));
+        if head_confirmed && dev.sent_seq >= head {
             dev.mode = DeliveryMode::Live;
             return;
         }
