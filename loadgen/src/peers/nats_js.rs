@@ -40,6 +40,10 @@ pub const OUTSTANDING_MAX: usize = 60_000;
 /// (the session acknowledges after every read, so a few are pending at most).
 pub const CONSUMER_ACK_PENDING_MAX: u32 = 10_000;
 
+/// The stream's `max_consumers`: one consumer per user, and nats-server 2.15 otherwise
+/// limits a stream to 1,000 consumers (`default_max_consumers`; 0 or -1 mean that default).
+pub const STREAM_CONSUMERS_MAX: u32 = 1_000_000;
+
 /// The stream's duplicate window (nats-server's default), ns.
 pub const DUPLICATE_WINDOW_NS: u64 = 120_000_000_000;
 
@@ -124,7 +128,7 @@ impl NatsJsSession {
             headers: Vec::new(),
         };
         let config = format!(
-            "{{\"name\":\"{STREAM}\",\"subjects\":[\"lg.>\"],\"storage\":\"file\",\"retention\":\"limits\",\"num_replicas\":1,\"duplicate_window\":{DUPLICATE_WINDOW_NS}}}"
+            "{{\"name\":\"{STREAM}\",\"subjects\":[\"lg.>\"],\"storage\":\"file\",\"retention\":\"limits\",\"num_replicas\":1,\"max_consumers\":{STREAM_CONSUMERS_MAX},\"duplicate_window\":{DUPLICATE_WINDOW_NS}}}"
         );
         session.request(&format!("$JS.API.STREAM.CREATE.{STREAM}"), REPLY_STREAM, &config);
         session
@@ -372,6 +376,10 @@ mod tests {
             out.contains("\r\nSUB lgd.3 1\r\nSUB _INBOX.lg3.* 2\r\nPUB $JS.API.STREAM.CREATE.LG _INBOX.lg3.stream ")
         );
         assert!(out.contains("\"storage\":\"file\""), "{out}");
+        assert!(
+            out.contains("\"max_consumers\":1000000"),
+            "one consumer per user, past 2.15's default 1,000: {out}"
+        );
         reply(&mut s, 3, "stream", "{\"config\":{\"name\":\"LG\"}}");
         assert_eq!(s.next_event(), Ok(None));
         let out = take_out(&mut s);
