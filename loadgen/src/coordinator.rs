@@ -61,7 +61,9 @@ pub(crate) struct LoadArgs {
     #[arg(long)]
     pub accounts: Option<PathBuf>,
     /// What --target is: hotline, or an established server to compare with: nats (core
-    /// NATS), mqtt (MQTT 3.1.1 at QoS 1, e.g. Mosquitto) or xmpp (an XMPP server's client
+    /// NATS), nats-js (NATS JetStream: a file-stored stream, publishes acknowledged once
+    /// stored, a durable push consumer per user), mqtt (MQTT 3.1.1 at QoS 1, e.g.
+    /// Mosquitto) or xmpp (an XMPP server's client
     /// port, e.g. ejabberd, users lgN@localhost with password lgN registered). The same
     /// open-loop scenario and books; scripts/compare-peers runs them side by side.
     #[arg(long, value_enum, default_value_t = TargetKind::Hotline)]
@@ -88,6 +90,11 @@ pub(crate) struct LoadArgs {
     /// Seconds of sending before the measured window.
     #[arg(long, default_value_t = 2.0)]
     pub warmup: f64,
+    /// Also report the delivery latency of the sends scheduled in the first SECONDS of the
+    /// measured window (latency_first_us) apart from the rest (latency_rest_us): with
+    /// --warmup 0 against a fresh server, the cold start next to the warm run.
+    #[arg(long, value_name = "SECONDS")]
+    pub split_s: Option<f64>,
     /// After sending stops, the books close when every acknowledged message has arrived,
     /// or when nothing new arrived for this many seconds (at most 60 s after the window):
     /// an acknowledged message still missing then counts as lost.
@@ -106,6 +113,11 @@ pub(crate) struct LoadArgs {
     /// Write the JSON report here.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Append `start UNIX_NS` to this file when the measured window of a step opens and
+    /// `end UNIX_NS` when it closes, so a tool can sample the server over exactly the
+    /// window (scripts/hotpath runs `perf stat` from start to end).
+    #[arg(long, value_name = "FILE")]
+    pub mark_window: Option<PathBuf>,
     /// Worker processes (default: one per 15,000 connections).
     #[arg(long)]
     pub workers: Option<usize>,
@@ -157,6 +169,14 @@ impl LoadArgs {
         if self.duration <= 0.0 || self.warmup < 0.0 || self.drain < 0.0 {
             bail!("--duration must be > 0, --warmup and --drain >= 0");
         }
+        if let Some(split) = self.split_s {
+            if !(split > 0.0 && split < self.duration) {
+                bail!(
+                    "--split-s {split} must lie inside the measured window (0 < SECONDS < --duration {})",
+                    self.duration
+                );
+            }
+        }
         if self.connect_rate <= 0.0 {
             bail!("--connect-rate must be > 0");
         }
@@ -205,7 +225,7 @@ impl LoadArgs {
         Ok(workers)
     }
 
-    /// What a peer target (`--target-kind nats|mqtt|xmpp`) cannot do.
+    /// What a peer target (`--target-kind nats|nats-js|mqtt|xmpp`) cannot do.
     fn validate_peer(&self) -> anyhow::Result<()> {
         let kind = self.target_kind;
         if self.pattern.uses_groups() {
@@ -317,6 +337,8 @@ pub(crate) struct StepOutcome {
     pub latency: LatencyHist,
     pub ack_latency: LatencyHist,
     pub send_lag: LatencyHist,
+    /// With `--split-s`: delivery latency before and after the split point.
+    pub latency_split: Option<(LatencyHist, LatencyHist)>,
     pub duration_s: f64,
     /// Worker CPU during the window, as a percentage of one core.
     pub loadgen_cpu_percent: f64,
@@ -482,6 +504,7 @@ impl Fleet {
             warmup_ns: (args.warmup * NS_PER_S as f64) as u64,
             duration_ns: (args.duration * NS_PER_S as f64) as u64,
             drain_ns: (args.drain * NS_PER_S as f64) as u64,
+            split_ns: args.split_s.map(|s| (s * NS_PER_S as f64) as u64),
         };
         for stdin in &mut self.stdins {
             writeln!(stdin, "{}", serde_json::to_string(&Command::Step(plan))?).context("a worker is gone")?;
@@ -495,6 +518,8 @@ impl Fleet {
         let mut cpu_end = None;
         let mut machine_start = None;
         let mut machine_end = None;
+        // --mark-window: 1 once the start is written, 2 once the end is.
+        let mut marked = 0;
         let mut out = StepOutcome {
             rate,
             duration_s: args.duration,
@@ -518,6 +543,14 @@ impl Fleet {
             }
             if machine_end.is_none() && now >= window_end {
                 machine_end = sys::machine_cpu_ticks();
+            }
+            if marked < 1 && now >= window_start {
+                mark_window(args, "start")?;
+                marked = 1;
+            }
+            if marked < 2 && now >= window_end {
+                mark_window(args, "end")?;
+                marked = 2;
             }
             let phase = if now < window_start {
                 "warmup"
@@ -555,6 +588,9 @@ impl Fleet {
         }
         if machine_end.is_none() {
             machine_end = sys::machine_cpu_ticks();
+        }
+        if marked < 2 {
+            mark_window(args, "end")?;
         }
         if let (Some((b0, s0, t0)), Some((b1, s1, t1))) = (machine_start, machine_end) {
             let total = t1.saturating_sub(t0).max(1) as f64;
@@ -670,6 +706,20 @@ fn merge_codes(into: &mut Vec<(String, u64)>, from: &[(String, u64)]) {
     }
 }
 
+/// Appends `what UNIX_NS` to `--mark-window`'s file, if given.
+fn mark_window(args: &LoadArgs, what: &str) -> anyhow::Result<()> {
+    let Some(path) = &args.mark_window else { return Ok(()) };
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("cannot open --mark-window {}", path.display()))?;
+    let unix_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    writeln!(file, "{what} {unix_ns}").with_context(|| format!("cannot write --mark-window {}", path.display()))
+}
+
 fn merge_step(out: &mut StepOutcome, r: &StepReport) -> anyhow::Result<()> {
     out.tally.add(&r.tally);
     out.window_delivered += r.window_delivered;
@@ -686,6 +736,11 @@ fn merge_step(out: &mut StepOutcome, r: &StepReport) -> anyhow::Result<()> {
     out.latency.merge(&LatencyHist::from_base64(&r.latency)?);
     out.ack_latency.merge(&LatencyHist::from_base64(&r.ack_latency)?);
     out.send_lag.merge(&LatencyHist::from_base64(&r.send_lag)?);
+    if let Some((first, rest)) = &r.latency_split {
+        let (out_first, out_rest) = out.latency_split.get_or_insert_with(Default::default);
+        out_first.merge(&LatencyHist::from_base64(first)?);
+        out_rest.merge(&LatencyHist::from_base64(rest)?);
+    }
     Ok(())
 }
 

@@ -57,7 +57,8 @@ use crate::report::Report;
         one scheduled time, so messages/s = rate/K and deliveries/s = rate. group:K: the same units, \
         but the first creates a server-side group of the K others before the run and sends each \
         message once to it (the server's group fan-out); again deliveries/s = rate.\n\n\
-        --target-kind nats|mqtt|xmpp runs the same scenario against core NATS, an MQTT broker at QoS 1 \
+        --target-kind nats|nats-js|mqtt|xmpp runs the same scenario against core NATS, NATS JetStream \
+        (file storage, acknowledged publishes), an MQTT broker at QoS 1 \
         or an XMPP server (connection i is user i; no --accounts): see scripts/compare-peers.\n\n\
         Exit status: 0, or 1 if any acknowledged message was lost or any was delivered twice; 2 on \
         a setup or runtime failure."

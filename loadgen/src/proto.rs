@@ -83,6 +83,10 @@ pub(crate) struct StepPlan {
     pub warmup_ns: u64,
     pub duration_ns: u64,
     pub drain_ns: u64,
+    /// `--split-s`: sends scheduled in the first `split_ns` of the window are also measured
+    /// apart from the rest.
+    #[serde(default)]
+    pub split_ns: Option<u64>,
 }
 
 /// Coordinator → worker, after the config line.
@@ -150,6 +154,10 @@ pub(crate) struct StepReport {
     /// How late sends went out behind their schedule (the load generator's own lateness,
     /// included in both latencies above), µs, for sends scheduled in the window.
     pub send_lag: String,
+    /// With a split (`--split-s`): the delivery latency of sends scheduled before the split
+    /// point of the window, and of those after it.
+    #[serde(default)]
+    pub latency_split: Option<(String, String)>,
 }
 
 /// Worker → coordinator.

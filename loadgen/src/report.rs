@@ -70,6 +70,15 @@ pub(crate) struct Report {
     /// Largest lag of a send behind its schedule (loadgen could not keep up if large), µs.
     pub send_lag_max_us: u64,
     pub latency_us: LatencyUs,
+    /// `--split-s`: the seconds at the front of the window measured apart (else absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split_s: Option<f64>,
+    /// With `--split-s`: delivery latency of sends scheduled in the window's first
+    /// `split_s` seconds, and of the rest of the window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_first_us: Option<LatencyUs>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_rest_us: Option<LatencyUs>,
     /// `[percentile, µs]` points of the delivery latency distribution.
     pub latency_curve_us: Vec<(f64, u64)>,
     pub ack_latency_us: LatencyUs,
@@ -162,6 +171,9 @@ impl Report {
             throughput_msgs_per_s: round1(step.throughput()),
             send_lag_max_us: step.send_lag_max_ns / 1_000,
             latency_us: step.latency.percentiles(),
+            split_s: args.split_s,
+            latency_first_us: step.latency_split.as_ref().map(|(first, _)| first.percentiles()),
+            latency_rest_us: step.latency_split.as_ref().map(|(_, rest)| rest.percentiles()),
             latency_curve_us: step.latency.curve(),
             ack_latency_us: step.ack_latency.percentiles(),
             send_lag_us: step.send_lag.percentiles(),
@@ -234,6 +246,10 @@ impl Report {
             self.throughput_msgs_per_s, self.duration, self.offered_msgs_per_s, self.send_lag_max_us
         );
         let _ = writeln!(s, "  delivery:   {}", lat(&self.latency_us));
+        if let (Some(split), Some(first), Some(rest)) = (self.split_s, &self.latency_first_us, &self.latency_rest_us) {
+            let _ = writeln!(s, "    first {split} s: {}", lat(first));
+            let _ = writeln!(s, "    the rest:  {}", lat(rest));
+        }
         let _ = writeln!(s, "  send ack:   {}", lat(&self.ack_latency_us));
         let _ = writeln!(s, "  send lag:   {} (loadgen lateness)", lat(&self.send_lag_us));
         let _ = writeln!(

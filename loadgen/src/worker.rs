@@ -1,6 +1,6 @@
 //! A worker process: one thread, one `mio` event loop over non-blocking sockets, one
 //! [`ClientSession`] per connection (one account = one device = one connection), or with
-//! `--target-kind nats|mqtt|xmpp` one [`PeerSession`] per connection instead (see `peers`):
+//! `--target-kind nats|nats-js|mqtt|xmpp` one [`PeerSession`] per connection instead (see `peers`):
 //! the same schedule, sockets and books; a peer's login is its own handshake, and it has no
 //! inbox positions, groups or Hotline acks.
 //!
@@ -250,6 +250,8 @@ struct StepState {
     schedule: Option<Schedule>,
     window_start_ns: u64,
     window_end_ns: u64,
+    /// `--split-s`: sends scheduled before this instant are "first", the rest "rest".
+    split_at_ns: Option<u64>,
     drain_deadline_ns: u64,
     cpu_at_window_start_ns: Option<u64>,
     cpu_window_ns: Option<u64>,
@@ -352,6 +354,9 @@ struct StepCounts {
     latency: LatencyHist,
     ack_latency: LatencyHist,
     send_lag: LatencyHist,
+    /// With `--split-s`: delivery latency of sends scheduled before the split, and after.
+    latency_first: LatencyHist,
+    latency_rest: LatencyHist,
 }
 
 /// The worker's whole state.
@@ -831,6 +836,7 @@ impl Worker {
             schedule,
             window_start_ns,
             window_end_ns,
+            split_at_ns: plan.split_ns.map(|split| window_start_ns + split),
             drain_deadline_ns: window_end_ns + plan.drain_ns,
             cpu_at_window_start_ns: None,
             cpu_window_ns: None,
@@ -1103,6 +1109,9 @@ impl Worker {
             latency: c.latency.to_base64(),
             ack_latency: c.ack_latency.to_base64(),
             send_lag: c.send_lag.to_base64(),
+            latency_split: step
+                .split_at_ns
+                .map(|_| (c.latency_first.to_base64(), c.latency_rest.to_base64())),
         })));
     }
 
@@ -1331,7 +1340,13 @@ impl Worker {
         }
         if let Phase::Running(step) = &self.phase {
             if h.scheduled_ns >= step.window_start_ns && h.scheduled_ns < step.window_end_ns {
-                self.counts.latency.record_ns(now.saturating_sub(h.scheduled_ns));
+                let latency_ns = now.saturating_sub(h.scheduled_ns);
+                self.counts.latency.record_ns(latency_ns);
+                match step.split_at_ns {
+                    Some(split) if h.scheduled_ns < split => self.counts.latency_first.record_ns(latency_ns),
+                    Some(_) => self.counts.latency_rest.record_ns(latency_ns),
+                    None => {}
+                }
             }
             if now >= step.window_start_ns && now < step.window_end_ns {
                 self.counts.window_delivered += 1;

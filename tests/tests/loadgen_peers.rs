@@ -1,7 +1,8 @@
 //! The load generator's peer drivers against the real servers they compare Hotline with
-//! (`--target-kind nats|mqtt`): a second of pairs traffic, and the books must balance.
+//! (`--target-kind nats|nats-js|mqtt`): a second of pairs traffic, and the books must balance.
 //! Each needs its server installed (`nats-server`, `mosquitto`: Debian's packages, which
-//! `scripts/ensure-test-deps` installs as root), so both are `#[ignore]`d; `make test` runs
+//! `scripts/ensure-test-deps` installs as root; JetStream's fsync-always needs nats-server
+//! >= 2.10, which `scripts/ensure-nats` installs), so all are `#[ignore]`d; `make test` runs
 //! them with `--ignored` as root, and run where the server is missing they fail saying why.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -57,8 +58,8 @@ fn wait_listening(addr: SocketAddr, peer: &mut Peer) {
     }
 }
 
-/// Runs pairs traffic against `addr` and checks the books.
-fn run_loadgen(kind: &str, addr: SocketAddr) {
+/// Runs pairs traffic against `addr` and checks the books; returns the report.
+fn run_loadgen(kind: &str, addr: SocketAddr) -> hotline_tests::LoadgenReport {
     let loadgen = loadgen_bin();
     let dir = tempfile::tempdir().expect("a temporary directory");
     let json = dir.path().join("report.json");
@@ -76,6 +77,7 @@ fn run_loadgen(kind: &str, addr: SocketAddr) {
     assert_eq!(n("delivered"), n("sent"), "every message arrived: {summary}");
     assert_eq!((n("lost"), n("duplicated"), n("errors")), (0, 0, 0), "{summary}");
     assert_eq!(report["tags"]["target_kind"], kind);
+    run
 }
 
 #[test]
@@ -94,6 +96,78 @@ fn loadgen_books_balance_against_core_nats() {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     wait_listening(addr, &mut peer);
     run_loadgen("nats", addr);
+}
+
+/// A nats-server with JetStream's `sync_interval` (>= 2.10): `$HOTLINE_NATS_SERVER`, else
+/// the one scripts/ensure-nats installs, else `nats-server` on `PATH` if it is new enough.
+/// Panics with the fix when there is none.
+fn nats_server_with_jetstream_sync() -> PathBuf {
+    let venv =
+        std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache/hotline/nats-venv/bin/nats-server"));
+    let candidates = std::env::var_os("HOTLINE_NATS_SERVER")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain(venv)
+        .chain([PathBuf::from("nats-server")]);
+    for bin in candidates {
+        let Ok(out) = Command::new(&bin).arg("--version").output() else {
+            continue;
+        };
+        // "nats-server: v2.15.1"
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let version: Vec<u32> = text
+            .trim()
+            .trim_start_matches("nats-server: v")
+            .split('.')
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        if version.len() >= 2 && (version[0], version[1]) >= (2, 10) {
+            return bin;
+        }
+    }
+    panic!("no nats-server >= 2.10 (JetStream's sync_interval): run scripts/ensure-nats, or set HOTLINE_NATS_SERVER");
+}
+
+/// JetStream as compare-peers runs it (file storage, fsync on every write, acknowledged
+/// publishes, a durable consumer per user): every publish gets its PubAck, every message
+/// arrives once, and the stream is on disk.
+#[test]
+#[ignore = "needs nats-server >= 2.10 (scripts/ensure-nats installs it); run with --include-ignored"]
+fn loadgen_books_balance_against_nats_jetstream_with_every_message_fsynced() {
+    let bin = nats_server_with_jetstream_sync();
+    let port = free_port();
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let store = dir.path().join("store");
+    let config = dir.path().join("nats-js.conf");
+    std::fs::write(
+        &config,
+        format!(
+            "listen: 127.0.0.1:{port}\njetstream {{\n  store_dir: {:?}\n  sync_interval: always\n}}\n",
+            store
+        ),
+    )
+    .expect("write the config");
+    let mut peer = Peer(
+        Command::new(bin)
+            .arg("-c")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start nats-server"),
+    );
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    wait_listening(addr, &mut peer);
+    let run = run_loadgen("nats-js", addr);
+    assert_eq!(
+        run.n("acked"),
+        run.n("sent"),
+        "every publish got its PubAck: {}",
+        run.stdout
+    );
+    assert_eq!(run.n("unacked"), 0, "{}", run.stdout);
+    let stream = store.join("jetstream/$G/streams/LG");
+    assert!(stream.is_dir(), "the stream is file-stored at {}", stream.display());
 }
 
 #[test]

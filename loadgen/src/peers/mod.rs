@@ -1,26 +1,30 @@
 //! Drivers for established servers, so Hotline can be compared with them by the same tool,
-//! the same scenario and the same books (`--target-kind nats|mqtt|xmpp`).
+//! the same scenario and the same books (`--target-kind nats|nats-js|mqtt|xmpp`).
 //!
 //! # Layout
 //! - [`PeerSession`]: what the worker needs of a connection to a peer: bytes to write,
 //!   bytes read, events out, and `send`. Sans-I/O like `hotline_wire::ClientSession`: the
 //!   worker's `mio` loop owns the socket.
-//! - [`nats`]: core NATS (text protocol); [`mqtt`]: MQTT 3.1.1 at QoS 1 (Mosquitto);
+//! - [`nats`]: core NATS (text protocol); [`nats_js`]: NATS JetStream over it (file
+//!   storage, acknowledged publishes, a durable push consumer per user); [`mqtt`]: MQTT
+//!   3.1.1 at QoS 1 (Mosquitto);
 //!   [`xmpp`]: XMPP client streams (ejabberd), with [`xml`] its streaming tokenizer.
 //!
-//! Naming: the connection at accounts line `i` is user `i`: NATS subject `lg.i`, MQTT client
+//! Naming: the connection at accounts line `i` is user `i`: NATS subject `lg.i` (JetStream:
+//! in stream `LG`, consumer `lgi`), MQTT client
 //! id `lgi` subscribed to topic `lg/i`, XMPP `lgi@localhost` with password `lgi`.
 //!
 //! A peer payload is the load generator's payload (see `payload`) with the sender's user
 //! number in bytes 24..32, since not every protocol says who sent a message (MQTT does not).
 //! XMPP carries it hex-encoded in `<body>`.
 //!
-//! Acknowledgement: MQTT QoS 1 `PUBACK` acknowledges a send. Core NATS and plain XMPP
+//! Acknowledgement: MQTT QoS 1 `PUBACK` and JetStream's PubAck acknowledge a send. Core NATS and plain XMPP
 //! message stanzas have none: a send counts as acknowledged when it is queued, so a
 //! message that never arrives counts as lost.
 
 pub(crate) mod mqtt;
 pub(crate) mod nats;
+pub(crate) mod nats_js;
 pub(crate) mod xml;
 pub(crate) mod xmpp;
 
@@ -47,6 +51,9 @@ pub(crate) enum TargetKind {
     Hotline,
     /// A core NATS server (nats-server).
     Nats,
+    /// NATS JetStream (nats-server -js): a file-stored stream, acknowledged publishes.
+    #[serde(rename = "nats-js")]
+    NatsJs,
     /// An MQTT 3.1.1 broker at QoS 1 (Mosquitto).
     Mqtt,
     /// An XMPP server's client port (ejabberd), users `lgN@localhost` / password `lgN`.
@@ -58,6 +65,7 @@ impl fmt::Display for TargetKind {
         f.write_str(match self {
             TargetKind::Hotline => "hotline",
             TargetKind::Nats => "nats",
+            TargetKind::NatsJs => "nats-js",
             TargetKind::Mqtt => "mqtt",
             TargetKind::Xmpp => "xmpp",
         })
@@ -112,6 +120,7 @@ pub(crate) fn session(kind: TargetKind, user: u64) -> Option<Box<dyn PeerSession
     match kind {
         TargetKind::Hotline => None,
         TargetKind::Nats => Some(Box::new(nats::NatsSession::new(user))),
+        TargetKind::NatsJs => Some(Box::new(nats_js::NatsJsSession::new(user))),
         TargetKind::Mqtt => Some(Box::new(mqtt::MqttSession::new(user))),
         TargetKind::Xmpp => Some(Box::new(xmpp::XmppSession::new(user, XMPP_DOMAIN))),
     }

@@ -11,6 +11,7 @@
 //! `\r\n` after it are in, so a payload split over reads waits for the rest.
 
 use std::io::Write;
+use std::ops::Range;
 
 use super::{read_delivery, InBuf, OutBuf, PeerError, PeerEvent, PeerSession};
 
@@ -68,7 +69,7 @@ impl PeerSession for NatsSession {
                 Parsed::Item(item, used) => (item, used),
             };
             let event = match item {
-                Item::Msg(len) => Some(read_delivery(&self.inbuf.pending()[used - 2 - len..used - 2])),
+                Item::Msg(msg) => Some(read_delivery(&self.inbuf.pending()[msg.payload])),
                 Item::Ping => {
                     self.outbuf.push(b"PONG\r\n");
                     None
@@ -98,25 +99,59 @@ impl PeerSession for NatsSession {
 
 /// One protocol item from the server.
 #[derive(Debug, PartialEq, Eq)]
-enum Item {
+pub(super) enum Item {
     Ping,
     Pong,
     Err(String),
-    /// A `MSG`: its payload is the given number of bytes before the item's final `\r\n`.
-    Msg(usize),
+    /// A `MSG` or `HMSG`.
+    Msg(Msg),
     /// `INFO`, `+OK`.
     Ignored,
 }
 
+/// Where a `MSG` (or `HMSG`) lies in the parsed buffer.
 #[derive(Debug, PartialEq, Eq)]
-enum Parsed {
+pub(super) struct Msg {
+    /// The control line, without its `\r\n`.
+    pub line: Range<usize>,
+    /// The header block (`NATS/1.0 ...\r\n...\r\n\r\n`; empty for a `MSG`).
+    pub headers: Range<usize>,
+    /// The payload, after the headers.
+    pub payload: Range<usize>,
+}
+
+/// The fields of a `MSG` or `HMSG` control line.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct MsgLine<'a> {
+    pub subject: &'a str,
+    pub sid: &'a str,
+    pub reply: Option<&'a str>,
+}
+
+impl Msg {
+    /// The subject, subscription id and reply subject of this message in `buf`.
+    pub(super) fn fields<'a>(&self, buf: &'a [u8]) -> MsgLine<'a> {
+        // parse() checked that the line is UTF-8 with 4 to 6 words.
+        let text = std::str::from_utf8(&buf[self.line.clone()]).unwrap_or_default();
+        let (words, n) = msg_words(text);
+        let sizes = if words[0] == "HMSG" { 2 } else { 1 };
+        MsgLine {
+            subject: words[1],
+            sid: words[2],
+            reply: (n == 4 + sizes).then_some(words[3]),
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Parsed {
     Incomplete,
     /// An item and the bytes it took.
     Item(Item, usize),
 }
 
 /// Parses the first item of `buf`.
-fn parse(buf: &[u8]) -> Result<Parsed, PeerError> {
+pub(super) fn parse(buf: &[u8]) -> Result<Parsed, PeerError> {
     let Some(eol) = buf.windows(2).position(|w| w == b"\r\n") else {
         if buf.len() > LINE_BYTES_MAX {
             return Err(PeerError(format!("a NATS line longer than {LINE_BYTES_MAX} bytes")));
@@ -132,23 +167,7 @@ fn parse(buf: &[u8]) -> Result<Parsed, PeerError> {
         b"PONG" => Item::Pong,
         b"INFO" | b"+OK" => Item::Ignored,
         b"-ERR" => Item::Err(String::from_utf8_lossy(&line[word_end..]).trim().to_owned()),
-        b"MSG" => {
-            // MSG <subject> <sid> [reply-to] <#bytes>
-            let text = std::str::from_utf8(line).map_err(|_| PeerError("a MSG line is not UTF-8".to_owned()))?;
-            let len: usize = text
-                .split_ascii_whitespace()
-                .last()
-                .and_then(|n| n.parse().ok())
-                .ok_or_else(|| PeerError(format!("a MSG line without a size: {text:?}")))?;
-            let total = after + len + 2;
-            if buf.len() < total {
-                return Ok(Parsed::Incomplete);
-            }
-            if &buf[after + len..total] != b"\r\n" {
-                return Err(PeerError("a MSG payload not followed by CRLF".to_owned()));
-            }
-            return Ok(Parsed::Item(Item::Msg(len), total));
-        }
+        b"MSG" | b"HMSG" => return parse_msg(buf, eol, op == b"HMSG"),
         other => {
             return Err(PeerError(format!(
                 "unknown NATS operation {:?}",
@@ -157,6 +176,56 @@ fn parse(buf: &[u8]) -> Result<Parsed, PeerError> {
         }
     };
     Ok(Parsed::Item(item, after))
+}
+
+/// `MSG <subject> <sid> [reply-to] <#bytes>` or
+/// `HMSG <subject> <sid> [reply-to] <#header bytes> <#total bytes>`, its control line
+/// ending at `eol`.
+fn parse_msg(buf: &[u8], eol: usize, with_headers: bool) -> Result<Parsed, PeerError> {
+    let text = std::str::from_utf8(&buf[..eol]).map_err(|_| PeerError("a MSG line is not UTF-8".to_owned()))?;
+    let (words, n) = msg_words(text);
+    let sizes = if with_headers { 2 } else { 1 };
+    if n != 3 + sizes && n != 4 + sizes {
+        return Err(PeerError(format!("a MSG line with {n} words: {text:?}")));
+    }
+    let number = |word: &str| -> Result<usize, PeerError> {
+        word.parse()
+            .map_err(|_| PeerError(format!("a MSG line with a bad size: {text:?}")))
+    };
+    let total = number(words[n - 1])?;
+    let headers = if with_headers { number(words[n - 2])? } else { 0 };
+    if headers > total {
+        return Err(PeerError(format!("a HMSG with more header bytes than bytes: {text:?}")));
+    }
+    let start = eol + 2;
+    let end = start + total + 2;
+    if buf.len() < end {
+        return Ok(Parsed::Incomplete);
+    }
+    if &buf[start + total..end] != b"\r\n" {
+        return Err(PeerError("a MSG payload not followed by CRLF".to_owned()));
+    }
+    let msg = Msg {
+        line: 0..eol,
+        headers: start..start + headers,
+        payload: start + headers..start + total,
+    };
+    Ok(Parsed::Item(Item::Msg(msg), end))
+}
+
+/// The words of a `MSG`/`HMSG` line (at most 6) and how many there were (7: more than 6),
+/// without allocating.
+fn msg_words(text: &str) -> ([&str; 6], usize) {
+    let mut words = [""; 6];
+    let mut n = 0;
+    for word in text.split_ascii_whitespace() {
+        if n == words.len() {
+            return (words, n + 1);
+        }
+        words[n] = word;
+        n += 1;
+    }
+    (words, n)
 }
 
 #[cfg(test)]
