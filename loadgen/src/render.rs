@@ -114,11 +114,31 @@ fn tag<'a>(r: &'a Report, key: &str) -> &'a str {
     r.tags.get(key).map_or("", String::as_str)
 }
 
-#[allow(clippy::too_many_lines, reason = "still to split: one table of report columns")]
 fn section(entries: &[Entry], plots: &[PathBuf]) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "{BEGIN_MARKER}");
     let _ = writeln!(s, "## Load generator: end-to-end scenarios\n");
+    intro(&mut s);
+    scenario_table(&mut s, entries);
+    for e in entries {
+        if let Some(c) = &e.capacity {
+            capacity_sweep(&mut s, label(e), c);
+        }
+    }
+    let _ = writeln!(s);
+    for p in plots {
+        if let Some(name) = p.file_name() {
+            let name = name.to_string_lossy();
+            let _ = writeln!(s, "![{name}]({name})\n");
+        }
+    }
+    machines(&mut s, entries);
+    let _ = write!(s, "{END_MARKER}");
+    s
+}
+
+/// How the numbers were measured and what each column means.
+fn intro(s: &mut String) {
     let _ = writeln!(
         s,
         "Measured with `make bench` (`scripts/bench`): server and load generator on the same box, \
@@ -131,6 +151,10 @@ fn section(entries: &[Entry], plots: &[PathBuf]) -> String {
          the measured window. *Loadgen lag* is how late the load generator itself sent behind its schedule \
          (CPU contention on the shared box); it is part of every latency. Exact commands are in each JSON file.\n"
     );
+}
+
+/// One row per results file.
+fn scenario_table(s: &mut String, entries: &[Entry]) {
     let _ = writeln!(
         s,
         "| scenario | durability | conns | pattern | offered/s | delivered/s | p50 µs | p99 µs | p99.9 µs | max µs | ack p99 µs | loadgen lag p99 µs | lost | dup | errors | server RSS/conn | kernel TCP mem | server CPU | loadgen CPU | commit |"
@@ -167,84 +191,92 @@ fn section(entries: &[Entry], plots: &[PathBuf]) -> String {
             if r.commit_dirty { "+dirty" } else { "" },
         );
     }
-    for e in entries {
-        let Some(c) = &e.capacity else { continue };
-        let cap = &c.capacity;
+}
+
+/// A capacity sweep's heading, its rate steps and, if it swept connections, those.
+fn capacity_sweep(s: &mut String, label: &str, c: &CapacityReport) {
+    let cap = &c.capacity;
+    let _ = writeln!(
+        s,
+        "\n### Capacity sweep `{}` (SLO: p99 ≤ {} ms)\n\nHighest rate that held: **{}**{}.\n",
+        label,
+        cap.slo_ms,
+        cap.best_rate
+            .map_or_else(|| "none".to_owned(), |r| format!("{r:.0} deliveries/s")),
+        match (&cap.broke_at_rate, &cap.broke_because) {
+            (Some(r), Some(why)) => format!("; broke at {r:.0}/s: {why}"),
+            (None, Some(why)) => format!("; stopped: {why}"),
+            _ => String::new(),
+        }
+    );
+    rate_steps(s, c);
+    if !cap.connection_sweep.is_empty() {
+        connection_steps(s, c);
+    }
+}
+
+/// One row per offered rate, lowest first.
+fn rate_steps(s: &mut String, c: &CapacityReport) {
+    let _ = writeln!(
+        s,
+        "| offered/s | delivered/s | p50 µs | p99 µs | p99.9 µs | max µs | ack p99 µs | loadgen lag p99 µs | errors | lost | server CPU | loadgen CPU | steal | verdict |"
+    );
+    let _ = writeln!(s, "|{}", "---|".repeat(14));
+    let mut steps = c.capacity.steps.clone();
+    steps.sort_by(|a, b| a.rate.total_cmp(&b.rate));
+    for st in &steps {
         let _ = writeln!(
             s,
-            "\n### Capacity sweep `{}` (SLO: p99 ≤ {} ms)\n\nHighest rate that held: **{}**{}.\n",
-            label(e),
-            cap.slo_ms,
-            cap.best_rate
-                .map_or_else(|| "none".to_owned(), |r| format!("{r:.0} deliveries/s")),
-            match (&cap.broke_at_rate, &cap.broke_because) {
-                (Some(r), Some(why)) => format!("; broke at {r:.0}/s: {why}"),
-                (None, Some(why)) => format!("; stopped: {why}"),
-                _ => String::new(),
+            "| {:.0} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0}% | {} | {} |",
+            st.offered_msgs_per_s,
+            st.throughput_msgs_per_s,
+            st.p50_us,
+            st.p99_us,
+            st.p999_us,
+            st.max_us,
+            st.ack_p99_us,
+            st.send_lag_p99_us,
+            st.errors,
+            st.lost,
+            st.server_cpu_percent
+                .map_or_else(|| "–".to_owned(), |c| format!("{c:.0}%")),
+            st.loadgen_cpu_percent,
+            st.machine_steal_percent
+                .map_or_else(|| "–".to_owned(), |c| format!("{c:.1}%")),
+            if st.held {
+                "held".to_owned()
+            } else if st.error_codes.is_empty() {
+                st.verdict.clone()
+            } else {
+                let codes: Vec<String> = st.error_codes.iter().map(|(c, n)| format!("{c}: {n}")).collect();
+                format!("{} ({})", st.verdict, codes.join(", "))
             }
         );
+    }
+}
+
+/// One row per connection count the sweep tried.
+fn connection_steps(s: &mut String, c: &CapacityReport) {
+    let _ = writeln!(
+        s,
+        "\n| connections | connected | errors | server RSS/conn | verdict |\n|---|---|---|---|---|"
+    );
+    for c in &c.capacity.connection_sweep {
         let _ = writeln!(
             s,
-            "| offered/s | delivered/s | p50 µs | p99 µs | p99.9 µs | max µs | ack p99 µs | loadgen lag p99 µs | errors | lost | server CPU | loadgen CPU | steal | verdict |"
+            "| {} | {} | {} | {} | {} |",
+            c.connections,
+            c.connected,
+            c.errors,
+            c.server_rss_bytes_per_connection
+                .map_or_else(|| "–".to_owned(), |b| format!("{b:.0} B")),
+            if c.held { "held" } else { c.verdict.as_str() }
         );
-        let _ = writeln!(s, "|{}", "---|".repeat(14));
-        let mut steps = cap.steps.clone();
-        steps.sort_by(|a, b| a.rate.total_cmp(&b.rate));
-        for st in &steps {
-            let _ = writeln!(
-                s,
-                "| {:.0} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0}% | {} | {} |",
-                st.offered_msgs_per_s,
-                st.throughput_msgs_per_s,
-                st.p50_us,
-                st.p99_us,
-                st.p999_us,
-                st.max_us,
-                st.ack_p99_us,
-                st.send_lag_p99_us,
-                st.errors,
-                st.lost,
-                st.server_cpu_percent
-                    .map_or_else(|| "–".to_owned(), |c| format!("{c:.0}%")),
-                st.loadgen_cpu_percent,
-                st.machine_steal_percent
-                    .map_or_else(|| "–".to_owned(), |c| format!("{c:.1}%")),
-                if st.held {
-                    "held".to_owned()
-                } else if st.error_codes.is_empty() {
-                    st.verdict.clone()
-                } else {
-                    let codes: Vec<String> = st.error_codes.iter().map(|(c, n)| format!("{c}: {n}")).collect();
-                    format!("{} ({})", st.verdict, codes.join(", "))
-                }
-            );
-        }
-        if !cap.connection_sweep.is_empty() {
-            let _ = writeln!(
-                s,
-                "\n| connections | connected | errors | server RSS/conn | verdict |\n|---|---|---|---|---|"
-            );
-            for c in &cap.connection_sweep {
-                let _ = writeln!(
-                    s,
-                    "| {} | {} | {} | {} | {} |",
-                    c.connections,
-                    c.connected,
-                    c.errors,
-                    c.server_rss_bytes_per_connection
-                        .map_or_else(|| "–".to_owned(), |b| format!("{b:.0} B")),
-                    if c.held { "held" } else { c.verdict.as_str() }
-                );
-            }
-        }
     }
-    let _ = writeln!(s);
-    for p in plots {
-        if let Some(name) = p.file_name() {
-            let name = name.to_string_lossy();
-            let _ = writeln!(s, "![{name}]({name})\n");
-        }
-    }
+}
+
+/// One line per distinct machine the reports were measured on.
+fn machines(s: &mut String, entries: &[Entry]) {
     let machines: BTreeMap<String, String> = entries
         .iter()
         .map(|e| {
@@ -263,8 +295,6 @@ fn section(entries: &[Entry], plots: &[PathBuf]) -> String {
     for (m, cpu) in machines {
         let _ = writeln!(s, "Machine: {m} ({cpu}).");
     }
-    let _ = write!(s, "{END_MARKER}");
-    s
 }
 
 /// `-log10(1 - p/100)`: 90 % → 1, 99 % → 2, ... capped at [`NINES_MAX`].

@@ -26,9 +26,9 @@ use crate::frame::{Decoded, Encoder, FrameDecoder, FrameError};
 use crate::limits::{Limits, PROTOCOL_VERSION, PROTOCOL_VERSION_MIN, REQUEST_ID_NONE};
 use crate::message::{
     Ack, Conversation, ConversationList, Conversations, Credentials, Deliver, ErrorBody, ErrorCode, GroupAddMember,
-    GroupCreate, GroupLeave, GroupList, GroupMemberList, GroupMembers, GroupRemoveMember, GroupRole, Hello, Login,
-    MarkRead, Message, MyGroups, Persistence, Ping, Pong, Presence, PresenceSubscribe, ReadPosition, Receipt, Register,
-    Send, SendAck, SendFlags, SetPersistence, Sync, SyncPage, Typing, TypingNotice,
+    GroupCreate, GroupLeave, GroupList, GroupMemberList, GroupMembers, GroupRemoveMember, GroupRole, Hello, HelloOk,
+    Login, LoginOk, MarkRead, Message, MyGroups, Persistence, Ping, Pong, Presence, PresenceSubscribe, ReadPosition,
+    Receipt, Register, Send, SendAck, SendFlags, SetPersistence, Sync, SyncPage, Typing, TypingNotice,
 };
 
 /// Where the session is in the protocol.
@@ -462,7 +462,6 @@ impl ClientSession {
     }
 
     /// Decodes the next complete frame received, if any, into an event.
-    #[allow(clippy::too_many_lines, reason = "still to split: one arm per event kind")]
     pub fn next_event(&mut self) -> Result<Option<Event<'_>>, SessionError> {
         loop {
             let buf = &self.inbound[self.inbound_read..];
@@ -471,136 +470,187 @@ impl ClientSession {
                 Decoded::Frame { frame, consumed } => (frame, consumed),
             };
             self.inbound_read += consumed;
-            let request_id = frame.request_id;
-            let unexpected = |body: &'static str, state| Err(SessionError::Unexpected { body, state });
-            let event = match frame.message {
-                Message::HelloOk(ok) => {
-                    match self.state {
-                        SessionState::Handshaking => self.state = SessionState::Ready,
-                        // A Login pipelined behind the Hello: stay Authenticating.
-                        SessionState::Authenticating { .. } => {}
-                        state => return unexpected("HelloOk", state),
-                    }
-                    self.limits = ok.limits;
-                    self.decoder = FrameDecoder::new(ok.limits.frame_bytes_max, ok.limits.sync_page_messages_max);
-                    Event::HelloOk {
-                        version: ok.version,
-                        server_name: ok.server_name,
-                        limits: ok.limits,
-                    }
-                }
-                Message::RegisterOk(ok) => Event::Registered {
-                    request_id,
-                    user_id: ok.user_id,
-                },
-                Message::LoginOk(ok) => {
-                    if self.state != (SessionState::Authenticating { request_id }) {
-                        return unexpected("LoginOk", self.state);
-                    }
-                    self.state = SessionState::LoggedIn {
-                        user_id: ok.user_id,
-                        device_id: ok.device_id,
-                    };
-                    // Everything up to the cursor is already stored on this device.
-                    self.delivered_seq = ok.device_cursor;
-                    self.acked_seq = ok.device_cursor;
-                    Event::LoggedIn {
-                        request_id,
-                        user_id: ok.user_id,
-                        device_id: ok.device_id,
-                        token: ok.token,
-                        inbox_seq: ok.inbox_seq,
-                        device_cursor: ok.device_cursor,
-                    }
-                }
-                Message::LogoutOk => {
-                    self.state = SessionState::Closed;
-                    Event::LoggedOut { request_id }
-                }
-                Message::SendAck(ack) => {
-                    advance_delivered(&mut self.delivered_seq, ack.inbox_seq);
-                    Event::SendAck { request_id, ack }
-                }
-                Message::Deliver(d) => {
-                    if !self.logged_in() {
-                        return unexpected("Deliver", self.state);
-                    }
-                    advance_delivered(&mut self.delivered_seq, d.inbox_seq);
-                    Event::Deliver(d)
-                }
-                Message::AckOk(ok) => Event::AckOk {
-                    request_id,
-                    device_cursor: ok.device_cursor,
-                },
-                Message::SyncPage(page) => {
-                    for m in &page.messages {
-                        advance_delivered(&mut self.delivered_seq, m.inbox_seq);
-                    }
-                    Event::SyncPage { request_id, page }
-                }
-                Message::Ping(p) => {
-                    // Field-level borrows: the inbound buffer stays borrowed by `frame`.
-                    let pong = Message::Pong(Pong { nonce: p.nonce });
-                    self.encoder.encode_into(request_id, &pong, &mut self.outbound);
-                    continue;
-                }
-                Message::Pong(p) => Event::Pong {
-                    request_id,
-                    nonce: p.nonce,
-                },
-                Message::Error(error) => {
-                    match self.state {
-                        SessionState::Authenticating { request_id: login } if login == request_id => {
-                            self.state = SessionState::Ready;
-                        }
-                        SessionState::Handshaking if error.code == ErrorCode::UnsupportedVersion => {
-                            self.state = SessionState::Closed;
-                        }
-                        _ => {}
-                    }
-                    Event::Error { request_id, error }
-                }
-                Message::GroupCreated(ok) => Event::GroupCreated {
-                    request_id,
-                    group_id: ok.group_id,
-                },
-                Message::Done => Event::Done { request_id },
-                Message::GroupMemberList(list) => Event::GroupMemberList { request_id, list },
-                Message::GroupList(list) => Event::GroupList { request_id, list },
-                Message::Receipt(r) => Event::Receipt(r),
-                Message::ReadPosition(position) => Event::ReadPosition { request_id, position },
-                Message::ConversationList(list) => Event::ConversationList { request_id, list },
-                Message::TypingNotice(t) => Event::TypingNotice(t),
-                Message::Presence(p) => Event::Presence(p),
-                other @ (Message::Hello(_)
-                | Message::Register(_)
-                | Message::Login(_)
-                | Message::Logout
-                | Message::Send(_)
-                | Message::Ack(_)
-                | Message::Sync(_)
-                | Message::GroupCreate(_)
-                | Message::GroupAddMember(_)
-                | Message::GroupRemoveMember(_)
-                | Message::GroupLeave(_)
-                | Message::GroupMembers(_)
-                | Message::MyGroups(_)
-                | Message::MarkRead(_)
-                | Message::Conversations(_)
-                | Message::Typing(_)
-                | Message::PresenceSubscribe(_)
-                | Message::SetPersistence(_)) => return unexpected(other.name(), self.state),
+            // Field-level borrows: the inbound buffer stays borrowed by `frame`.
+            let mut protocol = Protocol {
+                state: &mut self.state,
+                limits: &mut self.limits,
+                decoder: &mut self.decoder,
+                encoder: &mut self.encoder,
+                outbound: &mut self.outbound,
+                delivered_seq: &mut self.delivered_seq,
+                acked_seq: &mut self.acked_seq,
             };
-            return Ok(Some(event));
+            if let Some(event) = protocol.event(frame.request_id, frame.message)? {
+                return Ok(Some(event));
+            }
         }
     }
 }
 
-/// Moves the delivered position to `seq` only if it is exactly the next entry (a free
-/// function so `next_event` can call it while the inbound buffer is borrowed).
-fn advance_delivered(delivered_seq: &mut u64, seq: u64) {
-    if seq == *delivered_seq + 1 {
-        *delivered_seq = seq;
+/// The session's fields a server frame acts on, borrowed apart from the inbound buffer that
+/// the frame (and so the event handed out) borrows: `next_event` cannot call `&mut self`
+/// methods while it holds the frame.
+struct Protocol<'s> {
+    state: &'s mut SessionState,
+    limits: &'s mut Limits,
+    decoder: &'s mut FrameDecoder,
+    encoder: &'s mut Encoder,
+    outbound: &'s mut Vec<u8>,
+    delivered_seq: &'s mut u64,
+    acked_seq: &'s mut u64,
+}
+
+impl Protocol<'_> {
+    /// Applies one server frame; `None` for a frame answered inside the session (`Ping`).
+    fn event<'a>(&mut self, request_id: u64, message: Message<'a>) -> Result<Option<Event<'a>>, SessionError> {
+        let event = match message {
+            Message::HelloOk(ok) => self.hello_ok(ok)?,
+            Message::RegisterOk(ok) => Event::Registered {
+                request_id,
+                user_id: ok.user_id,
+            },
+            Message::LoginOk(ok) => self.login_ok(request_id, ok)?,
+            Message::LogoutOk => {
+                *self.state = SessionState::Closed;
+                Event::LoggedOut { request_id }
+            }
+            Message::SendAck(ack) => {
+                self.advance_delivered(ack.inbox_seq);
+                Event::SendAck { request_id, ack }
+            }
+            Message::Deliver(d) => self.deliver(d)?,
+            Message::AckOk(ok) => Event::AckOk {
+                request_id,
+                device_cursor: ok.device_cursor,
+            },
+            Message::SyncPage(page) => self.sync_page(request_id, page),
+            Message::Ping(p) => {
+                self.encoder
+                    .encode_into(request_id, &Message::Pong(Pong { nonce: p.nonce }), self.outbound);
+                return Ok(None);
+            }
+            Message::Pong(p) => Event::Pong {
+                request_id,
+                nonce: p.nonce,
+            },
+            Message::Error(error) => self.error(request_id, error),
+            Message::GroupCreated(ok) => Event::GroupCreated {
+                request_id,
+                group_id: ok.group_id,
+            },
+            Message::Done => Event::Done { request_id },
+            Message::GroupMemberList(list) => Event::GroupMemberList { request_id, list },
+            Message::GroupList(list) => Event::GroupList { request_id, list },
+            Message::Receipt(r) => Event::Receipt(r),
+            Message::ReadPosition(position) => Event::ReadPosition { request_id, position },
+            Message::ConversationList(list) => Event::ConversationList { request_id, list },
+            Message::TypingNotice(t) => Event::TypingNotice(t),
+            Message::Presence(p) => Event::Presence(p),
+            other @ (Message::Hello(_)
+            | Message::Register(_)
+            | Message::Login(_)
+            | Message::Logout
+            | Message::Send(_)
+            | Message::Ack(_)
+            | Message::Sync(_)
+            | Message::GroupCreate(_)
+            | Message::GroupAddMember(_)
+            | Message::GroupRemoveMember(_)
+            | Message::GroupLeave(_)
+            | Message::GroupMembers(_)
+            | Message::MyGroups(_)
+            | Message::MarkRead(_)
+            | Message::Conversations(_)
+            | Message::Typing(_)
+            | Message::PresenceSubscribe(_)
+            | Message::SetPersistence(_)) => return Err(self.unexpected(other.name())),
+        };
+        Ok(Some(event))
+    }
+
+    /// The server sent `body` where the current state does not allow it.
+    fn unexpected(&self, body: &'static str) -> SessionError {
+        SessionError::Unexpected {
+            body,
+            state: *self.state,
+        }
+    }
+
+    /// The handshake finished: adopt the server's limits, the decoder's included.
+    fn hello_ok<'a>(&mut self, ok: HelloOk<'a>) -> Result<Event<'a>, SessionError> {
+        match *self.state {
+            SessionState::Handshaking => *self.state = SessionState::Ready,
+            // A Login pipelined behind the Hello: stay Authenticating.
+            SessionState::Authenticating { .. } => {}
+            _ => return Err(self.unexpected("HelloOk")),
+        }
+        *self.limits = ok.limits;
+        *self.decoder = FrameDecoder::new(ok.limits.frame_bytes_max, ok.limits.sync_page_messages_max);
+        Ok(Event::HelloOk {
+            version: ok.version,
+            server_name: ok.server_name,
+            limits: ok.limits,
+        })
+    }
+
+    /// The login `request_id` succeeded: the session is logged in from the device cursor on.
+    fn login_ok<'a>(&mut self, request_id: u64, ok: LoginOk<'a>) -> Result<Event<'a>, SessionError> {
+        if *self.state != (SessionState::Authenticating { request_id }) {
+            return Err(self.unexpected("LoginOk"));
+        }
+        *self.state = SessionState::LoggedIn {
+            user_id: ok.user_id,
+            device_id: ok.device_id,
+        };
+        // Everything up to the cursor is already stored on this device.
+        *self.delivered_seq = ok.device_cursor;
+        *self.acked_seq = ok.device_cursor;
+        Ok(Event::LoggedIn {
+            request_id,
+            user_id: ok.user_id,
+            device_id: ok.device_id,
+            token: ok.token,
+            inbox_seq: ok.inbox_seq,
+            device_cursor: ok.device_cursor,
+        })
+    }
+
+    /// A pushed message; only a logged-in session has an inbox to push from.
+    fn deliver<'a>(&mut self, d: Deliver<'a>) -> Result<Event<'a>, SessionError> {
+        if !matches!(*self.state, SessionState::LoggedIn { .. }) {
+            return Err(self.unexpected("Deliver"));
+        }
+        self.advance_delivered(d.inbox_seq);
+        Ok(Event::Deliver(d))
+    }
+
+    /// A page of history; its entries advance the delivered position in order.
+    fn sync_page<'a>(&mut self, request_id: u64, page: SyncPage<'a>) -> Event<'a> {
+        for m in &page.messages {
+            self.advance_delivered(m.inbox_seq);
+        }
+        Event::SyncPage { request_id, page }
+    }
+
+    /// A failed login returns the session to `Ready`; a refused version closes it.
+    fn error<'a>(&mut self, request_id: u64, error: ErrorBody<'a>) -> Event<'a> {
+        match *self.state {
+            SessionState::Authenticating { request_id: login } if login == request_id => {
+                *self.state = SessionState::Ready;
+            }
+            SessionState::Handshaking if error.code == ErrorCode::UnsupportedVersion => {
+                *self.state = SessionState::Closed;
+            }
+            _ => {}
+        }
+        Event::Error { request_id, error }
+    }
+
+    /// Moves the delivered position to `seq` only if it is exactly the next entry.
+    fn advance_delivered(&mut self, seq: u64) {
+        if seq == *self.delivered_seq + 1 {
+            *self.delivered_seq = seq;
+        }
     }
 }
 
