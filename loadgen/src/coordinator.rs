@@ -377,6 +377,77 @@ pub(crate) struct Fleet {
     last_plain_line: Instant,
 }
 
+/// What a step samples at the edges of its measured window: the server's and the
+/// machine's CPU counters, and the `--mark-window` lines.
+#[derive(Debug, Default)]
+struct WindowProbe {
+    cpu_start: Option<(u64, u64)>,
+    cpu_end: Option<(u64, u64)>,
+    machine_start: Option<(u64, u64, u64)>,
+    machine_end: Option<(u64, u64, u64)>,
+    /// --mark-window: 1 once the start is written, 2 once the end is.
+    marked: u8,
+}
+
+impl WindowProbe {
+    /// Takes each sample once `now` has passed its edge of the window.
+    fn sample(
+        &mut self,
+        args: &LoadArgs,
+        server_pid: Option<u32>,
+        now: u64,
+        window_start: u64,
+        window_end: u64,
+    ) -> anyhow::Result<()> {
+        if let Some(pid) = server_pid {
+            if self.cpu_start.is_none() && now >= window_start {
+                self.cpu_start = sys::process_cpu_ns(pid).map(|c| (c, now));
+            }
+            if self.cpu_end.is_none() && now >= window_end {
+                self.cpu_end = sys::process_cpu_ns(pid).map(|c| (c, now));
+            }
+        }
+        if self.machine_start.is_none() && now >= window_start {
+            self.machine_start = sys::machine_cpu_ticks();
+        }
+        if self.machine_end.is_none() && now >= window_end {
+            self.machine_end = sys::machine_cpu_ticks();
+        }
+        if self.marked < 1 && now >= window_start {
+            mark_window(args, "start")?;
+            self.marked = 1;
+        }
+        if self.marked < 2 && now >= window_end {
+            mark_window(args, "end")?;
+            self.marked = 2;
+        }
+        Ok(())
+    }
+
+    /// Takes the end samples still missing (the books settled the moment the window
+    /// closed) and writes the CPU shares into `out`.
+    fn finish(mut self, args: &LoadArgs, server_pid: Option<u32>, out: &mut StepOutcome) -> anyhow::Result<()> {
+        if let (Some(pid), None) = (server_pid, self.cpu_end) {
+            self.cpu_end = sys::process_cpu_ns(pid).map(|c| (c, now_ns()));
+        }
+        if self.machine_end.is_none() {
+            self.machine_end = sys::machine_cpu_ticks();
+        }
+        if self.marked < 2 {
+            mark_window(args, "end")?;
+        }
+        if let (Some((b0, s0, t0)), Some((b1, s1, t1))) = (self.machine_start, self.machine_end) {
+            let total = t1.saturating_sub(t0).max(1) as f64;
+            out.machine_busy_percent = Some(b1.saturating_sub(b0) as f64 / total * 100.0);
+            out.machine_steal_percent = Some(s1.saturating_sub(s0) as f64 / total * 100.0);
+        }
+        if let (Some((a, ta)), Some((b, tb))) = (self.cpu_start, self.cpu_end) {
+            out.server_cpu_percent = Some(b.saturating_sub(a) as f64 / (tb - ta).max(1) as f64 * 100.0);
+        }
+        Ok(())
+    }
+}
+
 impl Fleet {
     /// Spawns the workers and waits until every connection is logged in (or failed).
     #[allow(clippy::too_many_lines, reason = "still to split: spawning, then the login wait")]
@@ -514,12 +585,7 @@ impl Fleet {
         let deadline = Instant::now()
             + Duration::from_nanos(window_end - now_ns())
             + Duration::from_secs(crate::worker::DRAIN_MAX_S + STEP_SLACK_S);
-        let mut cpu_start = None;
-        let mut cpu_end = None;
-        let mut machine_start = None;
-        let mut machine_end = None;
-        // --mark-window: 1 once the start is written, 2 once the end is.
-        let mut marked = 0;
+        let mut probe = WindowProbe::default();
         let mut out = StepOutcome {
             rate,
             duration_s: args.duration,
@@ -530,28 +596,7 @@ impl Fleet {
         let mut cpu_window_ns = 0;
         while done < self.children.len() {
             let now = now_ns();
-            if let Some(pid) = self.server_pid {
-                if cpu_start.is_none() && now >= window_start {
-                    cpu_start = sys::process_cpu_ns(pid).map(|c| (c, now));
-                }
-                if cpu_end.is_none() && now >= window_end {
-                    cpu_end = sys::process_cpu_ns(pid).map(|c| (c, now));
-                }
-            }
-            if machine_start.is_none() && now >= window_start {
-                machine_start = sys::machine_cpu_ticks();
-            }
-            if machine_end.is_none() && now >= window_end {
-                machine_end = sys::machine_cpu_ticks();
-            }
-            if marked < 1 && now >= window_start {
-                mark_window(args, "start")?;
-                marked = 1;
-            }
-            if marked < 2 && now >= window_end {
-                mark_window(args, "end")?;
-                marked = 2;
-            }
+            probe.sample(args, self.server_pid, now, window_start, window_end)?;
             let phase = if now < window_start {
                 "warmup"
             } else if now < window_end {
@@ -582,25 +627,8 @@ impl Fleet {
                 (w, other) => self.unexpected(w, other.unwrap_or(WorkerMsg::Fatal("exited".to_owned())))?,
             }
         }
-        if let (Some(pid), None) = (self.server_pid, cpu_end) {
-            // The books settled the moment the window closed: sample now.
-            cpu_end = sys::process_cpu_ns(pid).map(|c| (c, now_ns()));
-        }
-        if machine_end.is_none() {
-            machine_end = sys::machine_cpu_ticks();
-        }
-        if marked < 2 {
-            mark_window(args, "end")?;
-        }
-        if let (Some((b0, s0, t0)), Some((b1, s1, t1))) = (machine_start, machine_end) {
-            let total = t1.saturating_sub(t0).max(1) as f64;
-            out.machine_busy_percent = Some(b1.saturating_sub(b0) as f64 / total * 100.0);
-            out.machine_steal_percent = Some(s1.saturating_sub(s0) as f64 / total * 100.0);
-        }
+        probe.finish(args, self.server_pid, &mut out)?;
         out.loadgen_cpu_percent = cpu_window_ns as f64 / plan.duration_ns as f64 * 100.0;
-        if let (Some((a, ta)), Some((b, tb))) = (cpu_start, cpu_end) {
-            out.server_cpu_percent = Some(b.saturating_sub(a) as f64 / (tb - ta).max(1) as f64 * 100.0);
-        }
         out.server_rss_after = self.server_pid.and_then(sys::rss_bytes);
         out.tcp_mem_after = sys::kernel_tcp_mem_bytes();
         Ok(out)

@@ -2,7 +2,7 @@
 //! (`--target-kind nats|nats-js|mqtt`): a second of pairs traffic, and the books must balance.
 //! Each needs its server installed (`nats-server`, `mosquitto`: Debian's packages, which
 //! `scripts/ensure-test-deps` installs as root; JetStream's fsync-always needs nats-server
-//! >= 2.10, which `scripts/ensure-nats` installs), so all are `#[ignore]`d; `make test` runs
+//! 2.10 or newer, which `scripts/ensure-nats` installs), so all are `#[ignore]`d; `make test` runs
 //! them with `--ignored` as root, and run where the server is missing they fail saying why.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -31,24 +31,24 @@ use super::{read_delivery, InBuf, OutBuf, PeerError, PeerEvent, PeerSession};
 use crate::payload::PayloadHeader;
 
 /// The stream every message goes through.
-pub const STREAM: &str = "LG";
+pub(crate) const STREAM: &str = "LG";
 
 /// Most publishes awaiting their PubAck on one connection.
-pub const OUTSTANDING_MAX: usize = 60_000;
+pub(crate) const OUTSTANDING_MAX: usize = 60_000;
 
 /// The consumer's `max_ack_pending`: deliveries unacknowledged before the server pauses it
 /// (the session acknowledges after every read, so a few are pending at most).
-pub const CONSUMER_ACK_PENDING_MAX: u32 = 10_000;
+pub(crate) const CONSUMER_ACK_PENDING_MAX: u32 = 10_000;
 
 /// The stream's `max_consumers`: one consumer per user, and nats-server 2.15 otherwise
 /// limits a stream to 1,000 consumers (`default_max_consumers`; 0 or -1 mean that default).
-pub const STREAM_CONSUMERS_MAX: u32 = 1_000_000;
+pub(crate) const STREAM_CONSUMERS_MAX: u32 = 1_000_000;
 
 /// The stream's duplicate window (nats-server's default), ns.
-pub const DUPLICATE_WINDOW_NS: u64 = 120_000_000_000;
+pub(crate) const DUPLICATE_WINDOW_NS: u64 = 120_000_000_000;
 
 /// How long the server waits for a delivery's ack before redelivering it, ns.
-pub const ACK_WAIT_NS: u64 = 30_000_000_000;
+pub(crate) const ACK_WAIT_NS: u64 = 30_000_000_000;
 
 /// The subscription id of the consumer's deliveries.
 const SID_DELIVER: &str = "1";
@@ -94,7 +94,7 @@ enum Phase {
 
 /// One client connection's protocol state.
 #[derive(Debug)]
-pub struct NatsJsSession {
+pub(crate) struct NatsJsSession {
     user: u64,
     inbuf: InBuf,
     outbuf: OutBuf,
@@ -110,7 +110,7 @@ pub struct NatsJsSession {
 
 impl NatsJsSession {
     /// A session for user `user`, with its login, subscriptions and stream request queued.
-    pub fn new(user: u64) -> NatsJsSession {
+    pub(crate) fn new(user: u64) -> NatsJsSession {
         let mut outbuf = OutBuf::default();
         let _ = write!(
             outbuf.vec(),
