@@ -58,6 +58,20 @@ fn wait_listening(addr: SocketAddr, peer: &mut Peer) {
     }
 }
 
+/// Starts `command` (a peer server listening on 127.0.0.1:`port`, output discarded) and
+/// waits until it accepts connections; the peer is killed when the guard drops.
+fn start_peer(command: &mut Command, port: u16, what: &str) -> (Peer, SocketAddr) {
+    let child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {what}: {e}"));
+    let mut peer = Peer(child);
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    wait_listening(addr, &mut peer);
+    (peer, addr)
+}
+
 /// Runs pairs traffic against `addr` and checks the books; returns the report.
 fn run_loadgen(kind: &str, addr: SocketAddr) -> hotline_tests::LoadgenReport {
     let loadgen = loadgen_bin();
@@ -85,16 +99,9 @@ fn run_loadgen(kind: &str, addr: SocketAddr) -> hotline_tests::LoadgenReport {
 fn loadgen_books_balance_against_core_nats() {
     let bin = installed("nats-server");
     let port = free_port();
-    let mut peer = Peer(
-        Command::new(bin)
-            .args(["-a", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start nats-server"),
-    );
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    wait_listening(addr, &mut peer);
+    let mut command = Command::new(bin);
+    command.args(["-a", "127.0.0.1", "-p", &port.to_string()]);
+    let (_peer, addr) = start_peer(&mut command, port, "nats-server");
     run_loadgen("nats", addr);
 }
 
@@ -147,17 +154,9 @@ fn loadgen_books_balance_against_nats_jetstream_with_every_message_fsynced() {
         ),
     )
     .expect("write the config");
-    let mut peer = Peer(
-        Command::new(bin)
-            .arg("-c")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start nats-server"),
-    );
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    wait_listening(addr, &mut peer);
+    let mut command = Command::new(bin);
+    command.arg("-c").arg(&config);
+    let (_peer, addr) = start_peer(&mut command, port, "nats-server");
     let run = run_loadgen("nats-js", addr);
     assert_eq!(
         run.n("acked"),
@@ -182,16 +181,8 @@ fn loadgen_books_balance_against_mosquitto_at_qos_1() {
         format!("listener {port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\nmax_inflight_messages 1000\n"),
     )
     .expect("write the config");
-    let mut peer = Peer(
-        Command::new(bin)
-            .arg("-c")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start mosquitto"),
-    );
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    wait_listening(addr, &mut peer);
+    let mut command = Command::new(bin);
+    command.arg("-c").arg(&config);
+    let (_peer, addr) = start_peer(&mut command, port, "mosquitto");
     run_loadgen("mqtt", addr);
 }
