@@ -72,6 +72,35 @@ fn stalled(addr: SocketAddr) -> TcpStream {
     stream
 }
 
+/// Fills the API with stalled clients and returns them: a first wave takes every worker
+/// (each keeps its stalled client until the request deadline), then, once the workers had
+/// time to take theirs, a second wave fills the queue. Only refusals in the second wave
+/// prove the bound is reached with nothing free: refusals in one wave opened at once could
+/// come while a worker on a busy machine had not yet taken its client from the queue.
+fn fill_the_api(addr: SocketAddr) -> Vec<TcpStream> {
+    let mut held: Vec<TcpStream> = (0..STALLED_OVER_THE_BOUND).map(|_| stalled(addr)).collect();
+    std::thread::sleep(Duration::from_millis(1_000));
+    let second: Vec<TcpStream> = (0..STALLED_OVER_THE_BOUND).map(|_| stalled(addr)).collect();
+    for stream in &second {
+        stream.set_nonblocking(true).expect("a nonblocking client");
+    }
+    let deadline = Instant::now() + PROMPT;
+    let refused = |stream: &TcpStream| {
+        let mut start = [0u8; 12];
+        matches!(stream.peek(&mut start), Ok(n) if start[..n].starts_with(b"HTTP/1.1 503"))
+    };
+    while !second.iter().any(refused) {
+        assert!(
+            Instant::now() < deadline,
+            "the API held {} stalled clients and refused none",
+            2 * STALLED_OVER_THE_BOUND
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    held.extend(second);
+    held
+}
+
 /// Regression: a POST whose `client_msg_id` was used before waited 10 s and answered
 /// `503 the message was not written within 10000 ms` (the API waited for a new inbox
 /// entry, which a deduplicated retry never makes), holding every other request behind it.
@@ -170,9 +199,7 @@ fn over_its_bound_the_api_answers_503_with_retry_after_at_once() {
     let server = api_server();
     let _svc = Client::new_user(server.addr(), "svc");
     let _bob = Client::new_user(server.addr(), "bob");
-    let stalls: Vec<TcpStream> = (0..STALLED_OVER_THE_BOUND)
-        .map(|_| stalled(server.api_addr()))
-        .collect();
+    let stalls = fill_the_api(server.api_addr());
 
     let (status, head, body, took) = api(server.api_addr(), "GET", "/v1/conversations/bob", "");
     assert_eq!(status, 503, "{head}\n{body}");
