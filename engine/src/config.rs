@@ -46,7 +46,7 @@ pub struct ServeConfig {
     /// How long messages keep their payload.
     pub retention: RetentionConfig,
     /// The integration API and webhooks.
-    pub integration: crate::integration::IntegrationConfig,
+    pub integration: crate::integration::settings::IntegrationConfig,
 }
 
 /// A conversation as retention names it: `(kind, a, b)`, direct `(0, lower user id,
@@ -302,7 +302,7 @@ impl ServeConfig {
     fn validate_integration(&self) -> Result<(), ConfigError> {
         let i = &self.integration;
         if let Some(url) = &i.webhook_url {
-            if crate::integration::parse_http_url(url).is_err() {
+            if crate::integration::settings::parse_http_url(url).is_err() {
                 return invalid("webhook_url", url.clone(), "an http://HOST:PORT/PATH URL");
             }
             if i.webhook_secret.len() < 16 {
@@ -394,7 +394,7 @@ pub(crate) fn test_config() -> ServeConfig {
             sweep_interval_ms: RETENTION_SWEEP_INTERVAL_MS_DEFAULT,
             ..RetentionConfig::default()
         },
-        integration: crate::integration::IntegrationConfig::default(),
+        integration: crate::integration::settings::IntegrationConfig::default(),
         abuse: crate::abuse::AbuseLimits::default(),
     }
 }

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
-use hotline_transport::ServerSettings;
+use hotline_transport::{ServerSettings, TransportError};
 use hotline_wire::{frame_body_len, Decoded, ErrorCode, FrameError, FRAME_HEADER_BYTES};
 use monoio::net::{TcpListener, TcpStream};
 
@@ -203,7 +203,7 @@ fn read_ready(core: &mut Core, idx: usize) -> bool {
         total += n;
         core.shared.metrics.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
         if core.conns[idx].layer.is_some() {
-            crate::transport::ingest(core, idx, &scratch[..n]);
+            ingest_layer(core, idx, &scratch[..n]);
         } else {
             process_bytes(core, idx, &scratch[..n]);
         }
@@ -412,4 +412,40 @@ pub(crate) async fn yield_now() {
         }
     })
     .await
+}
+
+/// Handles `data` read from connection `idx`, which has a layer: decodes it into frames
+/// and hands them to the same path plain TCP bytes take.
+pub(crate) fn ingest_layer(core: &mut Core, idx: usize, data: &[u8]) {
+    let mut frames = std::mem::take(&mut core.layer_frames);
+    frames.clear();
+    let Some(layer) = core.conns.get_mut(idx).and_then(|c| c.layer.as_mut()) else {
+        return;
+    };
+    let result = layer.ingest(data, &mut frames);
+    let finished = layer.is_finished();
+    let has_wire = layer.pending_bytes() > 0;
+    if !frames.is_empty() {
+        process_bytes(core, idx, &frames);
+    }
+    match result {
+        Ok(()) => {}
+        Err(e @ TransportError::FrameTooLarge { .. }) => {
+            core.shared.metrics.frames_malformed.fetch_add(1, Ordering::Relaxed);
+            core.close_with_error(idx, ErrorCode::FrameTooLarge, &e.to_string());
+        }
+        Err(e) => {
+            tracing::debug!("core {}: connection {idx}: {e}", core.id);
+            core.close(idx);
+        }
+    }
+    if finished {
+        core.close(idx);
+    }
+    if has_wire {
+        core.mark_dirty(idx);
+    }
+    if frames.capacity() <= hotline_transport::SCRATCH_RETAIN_BYTES {
+        core.layer_frames = frames;
+    }
 }

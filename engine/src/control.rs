@@ -31,7 +31,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::core::Shared;
+use crate::shared::Shared;
 use crate::storage::Storage;
 
 /// The socket's file name inside the data directory.

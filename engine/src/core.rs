@@ -24,7 +24,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::os::fd::RawFd;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::Waker;
 use std::time::Instant;
@@ -33,69 +33,16 @@ use hotline_transport::Layer;
 use hotline_wire::{AckOk, Encoder, ErrorBody, ErrorCode, FrameDecoder, Limits, LoginOk, Message, Ping, SyncPage};
 use slab::Slab;
 
-use crate::config::ServeConfig;
-use crate::helper::{HelperJob, HelperOutcome, HelperPool, ReadPurpose};
+use crate::helper::{HelperJob, HelperOutcome, ReadPurpose};
 use crate::limits::{
     ACK_WAITERS_MAX, CATCH_UP_PAGE_MESSAGES_MAX, CLOSE_LINGER_MS, DEVICE_SESSION_BYTES_MAX, OUTBOUND_RETAIN_BYTES,
     OVERLOADED_RETRY_AFTER_MS, READ_SCRATCH_BYTES, SENDS_IN_FLIGHT_MAX,
 };
-use crate::mailbox::{Adopt, Completion, ConnRef, LoginResult, Mailbox, Notice, ReplyTo, Requester};
-use crate::metrics::Metrics;
+use crate::mailbox::{Adopt, Completion, ConnRef, LoginResult, Notice, ReplyTo, Requester};
 use crate::presence::PresenceBook;
+pub(crate) use crate::shared::Shared;
 use crate::storage::record::{decode_record, StoredMessage};
-use crate::storage::writer::{LogWriter, WriteOp, WriteOutcome, WriteRequest};
-pub(crate) use crate::transport::Transports;
-
-/// What every core shares (read-mostly; counters are atomics).
-#[derive(Debug)]
-pub struct Shared {
-    pub config: ServeConfig,
-    pub mailboxes: Arc<[Mailbox]>,
-    pub writer: Arc<LogWriter>,
-    pub helpers: Arc<HelperPool>,
-    pub shutdown: AtomicBool,
-    pub metrics: Metrics,
-    /// Connections currently open, all cores together.
-    pub connections: AtomicU64,
-    /// What the TLS and WebSocket listeners speak.
-    pub transports: Transports,
-    /// Counters of the integration API and webhooks.
-    pub integration: crate::integration::IntegrationStats,
-    /// Users whose first device came online, for the webhook thread (`None`: no
-    /// `--webhook-online`). Bounded; a full queue drops the event and counts it.
-    pub online_events: Option<crossbeam_queue::ArrayQueue<u64>>,
-    /// Abuse limits, shared by every core.
-    pub limiter: Arc<crate::abuse::Limiter>,
-}
-
-impl Shared {
-    /// The shared state of a server running `config` over the given writer, helpers and
-    /// mailboxes (one per core); counters start at zero.
-    pub fn new(
-        config: ServeConfig,
-        mailboxes: Arc<[Mailbox]>,
-        writer: Arc<LogWriter>,
-        helpers: Arc<HelperPool>,
-        transports: Transports,
-    ) -> Shared {
-        Shared {
-            online_events: config
-                .integration
-                .webhook_online
-                .then(|| crossbeam_queue::ArrayQueue::new(crate::integration::ONLINE_EVENTS_MAX)),
-            limiter: Arc::new(crate::abuse::Limiter::new(config.abuse)),
-            config,
-            mailboxes,
-            writer,
-            helpers,
-            shutdown: AtomicBool::new(false),
-            metrics: Metrics::default(),
-            connections: AtomicU64::new(0),
-            transports,
-            integration: Default::default(),
-        }
-    }
-}
+use crate::storage::writer::{WriteOp, WriteOutcome, WriteRequest};
 
 /// A connection's protocol state.
 #[derive(Debug)]

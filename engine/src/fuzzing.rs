@@ -42,11 +42,13 @@ use hotline_wire::{
 use hotline_transport::{Layer, WsClientOptions};
 
 use crate::config::ServeConfig;
-use crate::core::{ConnState, Core, Shared, Transports};
+use crate::core::{ConnState, Core};
 use crate::helper::{self, HelperPool};
 use crate::mailbox::Mailbox;
+use crate::shared::Shared;
 use crate::storage::writer::{self, LogWriter};
 use crate::storage::{Durability, Storage};
+use crate::transport::Transports;
 
 /// The operation byte that opens a WebSocket connection (every other byte `b` is
 /// operation `b % 28`; 255 would be 3).
@@ -797,7 +799,7 @@ impl Harness {
         let closing = conn.closing;
         let frames_before = self.core.shared.metrics.frames_in.load(Ordering::Relaxed);
         if conn.layer.is_some() {
-            crate::transport::ingest(&mut self.core, idx, bytes);
+            crate::conn::ingest_layer(&mut self.core, idx, bytes);
         } else {
             crate::conn::process_bytes(&mut self.core, idx, bytes);
         }

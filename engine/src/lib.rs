@@ -3,7 +3,7 @@
 //! # Layout
 //! - [`server`]: start-up checks, listeners, the thread layout, graceful shutdown.
 //! - [`core`]: one pinned monoio runtime per core: connections, online users, delivery,
-//!   catch-up from the log, backpressure.
+//!   catch-up from the log, backpressure. [`shared`]: what every thread shares.
 //! - [`conn`]: connection tasks: accept, readiness-driven reads into a per-core buffer,
 //!   framing, handing a logged-in connection to its user's home core.
 //! - [`handlers`]: one file per family of protocol operations, one `match` dispatching.
@@ -26,8 +26,8 @@
 //!   admin-only Unix socket (backup, export, stats).
 //! - [`integration`]: the HTTP API for services and bots, and outgoing webhooks (own threads).
 //! - [`admin`]: offline commands (`hotline user add`, backup, restore, export).
-//!   [`metrics`]: counters and the Prometheus endpoint (its own thread). [`logging`]: JSON
-//!   log lines.
+//!   [`metrics`]: counters and the Prometheus endpoint (its own thread), over
+//!   [`histogram`]. [`logging`]: JSON log lines.
 //! - [`abuse`]: abuse limits (login attempts, message rates, connections and registrations
 //!   per IP), shared by every core.
 //!
@@ -60,6 +60,7 @@ pub(crate) mod core;
 pub mod fuzzing;
 pub(crate) mod handlers;
 pub(crate) mod helper;
+pub(crate) mod histogram;
 pub mod integration;
 pub mod limits;
 pub mod logging;
@@ -68,6 +69,7 @@ pub(crate) mod metrics;
 pub(crate) mod presence;
 pub(crate) mod retention;
 pub mod server;
+pub(crate) mod shared;
 pub mod storage;
 pub(crate) mod transport;
 pub(crate) mod web;

@@ -71,6 +71,9 @@ pub const GROUP_NAME_BYTES_MAX: usize = 128;
 pub const TYPING_INTERVAL_MS_MIN: u64 = 1_000;
 /// Most users one `PresenceSubscribe` names.
 pub const PRESENCE_SUBSCRIBE_USERS_MAX: usize = 256;
+/// Most "came online" events (`--webhook-online`) the cores queue for the webhook thread;
+/// a full queue drops the event and counts it as a failed webhook.
+pub const ONLINE_EVENTS_MAX: usize = 4_096;
 
 // Retention.
 

@@ -16,15 +16,13 @@ use std::time::Duration;
 
 use hotline_wire::{MessageType, MESSAGE_TYPES};
 
-use crate::core::Shared;
-use crate::integration::IntegrationStats;
+use crate::histogram::Histogram;
+use crate::shared::Shared;
 use crate::storage::writer::WriterStats;
 use crate::storage::{Cf, Storage};
 
 /// Most cores a server runs (`ServeConfig::validate` enforces it); per-core slots.
 pub(crate) use crate::limits::CORES_MAX;
-/// Buckets of a [`Histogram`]: upper bounds 1, 2, 4, … 2^(N-2), then +Inf.
-pub(crate) const HISTOGRAM_BUCKETS: usize = 28;
 /// Largest HTTP request head the endpoint reads.
 const REQUEST_HEAD_BYTES_MAX: usize = 8 << 10;
 /// How long a scrape client may take to send its request.
@@ -34,55 +32,6 @@ const ACCEPT_POLL_MS: u64 = 50;
 
 /// [`MessageType::index`] of `Deliver`, for counting pre-encoded pushes.
 pub(crate) const DELIVER_INDEX: usize = MessageType::Deliver.index();
-
-/// A histogram of `u64` observations in power-of-two buckets.
-#[derive(Debug)]
-pub struct Histogram {
-    buckets: [AtomicU64; HISTOGRAM_BUCKETS],
-    sum: AtomicU64,
-}
-
-impl Default for Histogram {
-    fn default() -> Self {
-        Histogram {
-            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
-            sum: AtomicU64::new(0),
-        }
-    }
-}
-
-impl Histogram {
-    /// Records one observation.
-    pub fn observe(&self, value: u64) {
-        // Bucket i holds values <= 2^i; the last one everything larger.
-        let i = (64 - value.saturating_sub(1).leading_zeros()) as usize;
-        self.buckets[i.min(HISTOGRAM_BUCKETS - 1)].fetch_add(1, Ordering::Relaxed);
-        self.sum.fetch_add(value, Ordering::Relaxed);
-    }
-
-    /// Observations so far.
-    pub fn count(&self) -> u64 {
-        self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).sum()
-    }
-
-    /// Writes the histogram in Prometheus text format; `scale` divides bucket bounds and
-    /// the sum (1e6 turns microseconds into seconds).
-    fn render(&self, out: &mut String, name: &str, help: &str, scale: f64) {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
-        let mut cumulative = 0;
-        for (i, b) in self.buckets.iter().enumerate() {
-            cumulative += b.load(Ordering::Relaxed);
-            if i + 1 == HISTOGRAM_BUCKETS {
-                let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
-            } else {
-                let le = (1u64 << i) as f64 / scale;
-                let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {cumulative}");
-            }
-        }
-        let sum = self.sum.load(Ordering::Relaxed) as f64 / scale;
-        let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {cumulative}");
-    }
-}
 
 /// Counters; every field counts events since start unless it says otherwise.
 #[derive(Debug)]
@@ -512,26 +461,14 @@ fn respond(stream: &mut TcpStream, status: &str, content_type: &str, body: &str)
     stream.flush()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn histogram_buckets_are_powers_of_two_and_cumulative() {
-        let h = Histogram::default();
-        for v in [0, 1, 2, 3, 4, 5, 1 << 40] {
-            h.observe(v);
-        }
-        assert_eq!(h.count(), 7);
-        let mut out = String::new();
-        h.render(&mut out, "x", "help", 1.0);
-        assert!(out.contains("x_bucket{le=\"1\"} 2\n"), "{out}");
-        assert!(out.contains("x_bucket{le=\"2\"} 3\n"), "{out}");
-        assert!(out.contains("x_bucket{le=\"4\"} 5\n"), "{out}");
-        assert!(out.contains("x_bucket{le=\"8\"} 6\n"), "{out}");
-        assert!(out.contains("x_bucket{le=\"+Inf\"} 7\n"), "{out}");
-        assert!(out.contains("x_count 7\n"), "{out}");
-    }
+/// Counters of the integration threads (API requests, webhooks).
+#[derive(Debug, Default)]
+pub struct IntegrationStats {
+    pub api_requests: AtomicU64,
+    pub api_messages_sent: AtomicU64,
+    pub webhooks_delivered: AtomicU64,
+    pub webhook_retries: AtomicU64,
+    pub webhooks_failed: AtomicU64,
 }
 
 /// Requests refused by an abuse limit ([`crate::abuse`]), per limit.

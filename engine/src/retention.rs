@@ -22,7 +22,7 @@ use hotline_wire::{Conversation, MessageKind};
 use rocksdb::WriteBatch;
 
 use crate::config::RetentionConfig;
-use crate::core::Shared;
+use crate::shared::Shared;
 use crate::storage::record::{decode_record, expired_record};
 use crate::storage::{keys, Cf, Storage, StorageError};
 

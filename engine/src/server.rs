@@ -23,9 +23,11 @@ use monoio::net::TcpListener;
 use monoio::{FusionDriver, RuntimeBuilder};
 
 use crate::config::ServeConfig;
-use crate::core::{Core, Shared, Transports};
+use crate::core::Core;
 use crate::mailbox::Mailbox;
+use crate::shared::Shared;
 use crate::storage::{writer, Storage};
+use crate::transport::Transports;
 use crate::{conn, helper};
 
 /// Listen backlog per core.

@@ -20,15 +20,12 @@
 //! like any read (`READ_BYTES_PER_WAKE_MAX`). A burst of new TLS clients therefore costs
 //! the accepting cores CPU time; `results/transports/` measures it.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use anyhow::Context;
 use hotline_transport::{tls, Layer, ServerSettings, TransportError, WsServerSettings};
-use hotline_wire::ErrorCode;
 
 use crate::config::ServeConfig;
-use crate::core::Core;
 
 /// What each listener besides plain TCP speaks, shared by its connections.
 #[derive(Debug, Default)]
@@ -66,42 +63,6 @@ impl Transports {
             })
         });
         Ok(Transports { tls, ws })
-    }
-}
-
-/// Handles `data` read from connection `idx`, which has a layer: decodes it into frames
-/// and hands them to the same path plain TCP bytes take.
-pub(crate) fn ingest(core: &mut Core, idx: usize, data: &[u8]) {
-    let mut frames = std::mem::take(&mut core.layer_frames);
-    frames.clear();
-    let Some(layer) = core.conns.get_mut(idx).and_then(|c| c.layer.as_mut()) else {
-        return;
-    };
-    let result = layer.ingest(data, &mut frames);
-    let finished = layer.is_finished();
-    let has_wire = layer.pending_bytes() > 0;
-    if !frames.is_empty() {
-        crate::conn::process_bytes(core, idx, &frames);
-    }
-    match result {
-        Ok(()) => {}
-        Err(e @ TransportError::FrameTooLarge { .. }) => {
-            core.shared.metrics.frames_malformed.fetch_add(1, Ordering::Relaxed);
-            core.close_with_error(idx, ErrorCode::FrameTooLarge, &e.to_string());
-        }
-        Err(e) => {
-            tracing::debug!("core {}: connection {idx}: {e}", core.id);
-            core.close(idx);
-        }
-    }
-    if finished {
-        core.close(idx);
-    }
-    if has_wire {
-        core.mark_dirty(idx);
-    }
-    if frames.capacity() <= hotline_transport::SCRATCH_RETAIN_BYTES {
-        core.layer_frames = frames;
     }
 }
 

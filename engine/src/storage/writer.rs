@@ -206,9 +206,9 @@ pub struct WriterStats {
     /// refusing writes now (full disk, read-only file system, I/O errors).
     pub failing_batches: AtomicU64,
     /// Microseconds per group commit (write, plus fsync under sync durability).
-    pub commit_us: crate::metrics::Histogram,
+    pub commit_us: crate::histogram::Histogram,
     /// Requests per group commit.
-    pub batch_requests: crate::metrics::Histogram,
+    pub batch_requests: crate::histogram::Histogram,
 }
 
 /// The submitting side of the writer. Cheap to share (`Arc`).

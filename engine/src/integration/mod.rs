@@ -29,8 +29,8 @@
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::net::{TcpListener, TcpStream, ToSocketAddrs};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -41,10 +41,14 @@ use hotline_wire::{Conversation, MessageKind, SendFlags};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::core::Shared;
+use crate::shared::Shared;
 use crate::storage::record::decode_record;
 use crate::storage::writer::{WriteOp, WriteRequest};
 use crate::storage::Storage;
+
+pub(crate) mod settings;
+use settings::url_host;
+pub use settings::{parse_api_token, parse_http_url, IntegrationConfig};
 
 /// Largest request head.
 const HEAD_BYTES_MAX: usize = 8 << 10;
@@ -74,50 +78,6 @@ const WEBHOOK_TIMEOUT_MS: u64 = 5_000;
 /// How often idle threads check for shutdown.
 const POLL_MS: u64 = 50;
 
-/// What the integration threads need from the configuration. Its `Debug` leaves the
-/// secrets out (API tokens, the webhook secret and URL path), so no log can show them.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct IntegrationConfig {
-    pub api_listen: Option<SocketAddr>,
-    /// `(token, service username)`.
-    pub api_tokens: Vec<(String, String)>,
-    /// `http://host:port/path`.
-    pub webhook_url: Option<String>,
-    pub webhook_secret: String,
-    /// Bot usernames whose incoming messages are posted.
-    pub webhook_users: Vec<String>,
-    pub webhook_retries_max: u32,
-    /// Also POST `{"event":"online",...}` when a user's first device comes online.
-    pub webhook_online: bool,
-}
-
-impl std::fmt::Debug for IntegrationConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let services: Vec<&str> = self.api_tokens.iter().map(|(_, user)| user.as_str()).collect();
-        f.debug_struct("IntegrationConfig")
-            .field("api_listen", &self.api_listen)
-            .field("api_token_users", &services)
-            .field("webhook_host", &self.webhook_url.as_deref().map(url_host))
-            .field("webhook_secret_set", &!self.webhook_secret.is_empty())
-            .field("webhook_users", &self.webhook_users)
-            .field("webhook_retries_max", &self.webhook_retries_max)
-            .field("webhook_online", &self.webhook_online)
-            .finish()
-    }
-}
-
-/// Most "came online" events waiting for the webhook thread.
-pub const ONLINE_EVENTS_MAX: usize = 4_096;
-
-/// Parses `USERNAME:TOKEN`.
-pub fn parse_api_token(s: &str) -> Result<(String, String), String> {
-    match s.split_once(':') {
-        Some((user, token)) if !user.is_empty() && token.len() >= 16 => Ok((token.to_owned(), user.to_owned())),
-        // The value is not echoed: even a rejected token may be a real one mistyped.
-        _ => Err("expected USERNAME:TOKEN with a token of at least 16 characters".into()),
-    }
-}
-
 /// HMAC-SHA256 (RFC 2104).
 pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
     const BLOCK: usize = 64;
@@ -138,16 +98,6 @@ pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Counters of the integration threads.
-#[derive(Debug, Default)]
-pub struct IntegrationStats {
-    pub api_requests: AtomicU64,
-    pub api_messages_sent: AtomicU64,
-    pub webhooks_delivered: AtomicU64,
-    pub webhook_retries: AtomicU64,
-    pub webhooks_failed: AtomicU64,
 }
 
 /// A message kind as exported: `normal`, `edit`, `delete`, `expired`, or its number.
@@ -608,27 +558,6 @@ fn post_with_retries(shared: &Shared, url: &str, config: &IntegrationConfig, bod
     stats.webhooks_failed.fetch_add(1, Ordering::Relaxed);
 }
 
-/// The `host:port` of a webhook URL, the part of it a log may show.
-fn url_host(url: &str) -> &str {
-    let rest = url.strip_prefix("http://").unwrap_or(url);
-    let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
-    // Userinfo (`user:password@`) is a secret too.
-    authority.rsplit_once('@').map_or(authority, |(_, host)| host)
-}
-
-/// Splits `http://host:port/path`.
-pub fn parse_http_url(url: &str) -> Result<(String, String), String> {
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| format!("{url:?}: only http:// URLs (put TLS in front with a local proxy)"))?;
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    if authority.is_empty() {
-        return Err(format!("{url:?}: no host"));
-    }
-    let path = if path.is_empty() { "/" } else { path };
-    Ok((authority.to_owned(), path.to_owned()))
-}
-
 fn post(url: &str, signature: &str, body: &str) -> Result<(), String> {
     let (authority, path) = parse_http_url(url)?;
     let with_port = if authority.contains(':') {
@@ -669,37 +598,5 @@ mod tests {
             hex(&mac),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
-    }
-
-    #[test]
-    fn urls_and_tokens_parse() {
-        assert_eq!(
-            parse_http_url("http://127.0.0.1:9/hook"),
-            Ok(("127.0.0.1:9".into(), "/hook".into()))
-        );
-        assert_eq!(parse_http_url("http://h"), Ok(("h".into(), "/".into())));
-        assert!(parse_http_url("https://h/").is_err());
-        assert_eq!(
-            parse_api_token("bot:0123456789abcdef"),
-            Ok(("0123456789abcdef".into(), "bot".into()))
-        );
-        assert!(parse_api_token("bot:short").is_err());
-    }
-
-    #[test]
-    fn neither_debug_nor_a_webhook_log_line_shows_a_secret() {
-        assert_eq!(url_host("http://127.0.0.1:9/hooks/T0K3N"), "127.0.0.1:9");
-        assert_eq!(url_host("http://user:pa55@h:80/x"), "h:80");
-        let config = IntegrationConfig {
-            api_tokens: vec![("api-secret-0123456789".into(), "svc".into())],
-            webhook_url: Some("http://user:pa55@h:80/hooks/T0K3N".into()),
-            webhook_secret: "webhook-secret-0123456789".into(),
-            ..IntegrationConfig::default()
-        };
-        let shown = format!("{config:?}");
-        for secret in ["api-secret-0123456789", "pa55", "T0K3N", "webhook-secret-0123456789"] {
-            assert!(!shown.contains(secret), "{secret} in {shown}");
-        }
-        assert!(shown.contains("svc") && shown.contains("h:80"), "{shown}");
     }
 }
