@@ -13,7 +13,7 @@ rm -rf $W/data; cp -a $W/pristine $W/data; sync
 start; rm -f $W/mk; lg; kill $PID; wait $PID
 start; rm -f $W/mk; lg & LG=$!
 while ! grep -q start $W/mk 2>/dev/null; do sleep 0.02; done
-timeout -s INT 3 perf trace -s -p $PID -o $W/rt.txt 2>/dev/null
+perf record -q -F 999 -g -t $(ls /proc/$PID/task | while read t; do [[ $(cat /proc/$PID/task/$t/comm) == hotline-writer ]] && echo $t; done) -o $W/rp.data -- sleep 3 2>/dev/null
 wait $LG; kill $PID; wait $PID
 grep -E '^ *(first|the rest|send ack)' $W/rs.txt
-grep -E "^ [a-z].*\\(|^ +(fdatasync|pread64|openat|futex|io_uring_enter|write|read|sendto|recvfrom|epoll|mmap|munmap|madvise|fsync|fadvise64|newfstatat|pwrite64) " $W/rt.txt | head -80
+perf report -i $W/rp.data --stdio --children --sort symbol -g none 2>/dev/null | grep -E "hotline_engine|read_inbox|rocksdb::DBIter|Get|fdatasync" | head -30
