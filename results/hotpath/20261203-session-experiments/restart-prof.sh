@@ -10,10 +10,10 @@ start() {
 lg() { $BIN/hotline-loadgen run --target $ADDR --accounts $W/accounts.txt --connections 2000 --connect-rate 2000 --rate 10000 --pattern pairs --payload 100 \
     --warmup 0 --duration 10 --drain 3 --split-s 3 --server-pid $PID --mark-window $W/mk "$@" > $W/rs.txt 2>&1; }
 rm -rf $W/data; cp -a $W/pristine $W/data; sync
-start; rm -f $W/mk; lg; kill $PID; wait $PID
+if [[ ${FRESH:-0} == 0 ]]; then start; rm -f $W/mk; lg; kill $PID; wait $PID; fi
 start; rm -f $W/mk; lg & LG=$!
 while ! grep -q start $W/mk 2>/dev/null; do sleep 0.02; done
-perf record -q -F 999 -g -t $(ls /proc/$PID/task | while read t; do [[ $(cat /proc/$PID/task/$t/comm) == hotline-writer ]] && echo $t; done) -o $W/rp.data -- sleep 3 2>/dev/null
+perf record -q -e sched:sched_switch -g -t $(ls /proc/$PID/task | while read t; do [[ $(cat /proc/$PID/task/$t/comm) == hotline-writer ]] && echo $t; done) -o $W/rp.data -- sleep 3 2>/dev/null
 wait $LG; kill $PID; wait $PID
 grep -E '^ *(first|the rest|send ack)' $W/rs.txt
-perf report -i $W/rp.data --stdio --children --sort symbol -g none 2>/dev/null | grep -E "hotline_engine|read_inbox|rocksdb::DBIter|Get|fdatasync" | head -30
+perf report -i $W/rp.data --stdio --no-children --sort symbol -G 2>/dev/null | grep -v "^$" | head -120
