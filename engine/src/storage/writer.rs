@@ -910,6 +910,41 @@ mod tests {
     }
 
     #[test]
+    fn scan_positions_follow_cursors_past_unflagged_entries_and_survive_a_restart() {
+        // A restart rescans each user's inbox from its stored scan positions (flags are
+        // not stored). Left behind while cursors passed entries that asked for nothing,
+        // every user's first cursor move after a restart read its history since then
+        // inside the writer's commit (`results/hotpath.md`, the cold start after a restart).
+        let dir = tempfile::tempdir().unwrap();
+        let h = Harness::open(dir.path());
+        let (a, b) = (h.user("a"), h.user("b"));
+        let cursor = |seq| WriteOp::SetCursor {
+            user_id: b,
+            device_id: 1,
+            seq,
+        };
+        // The first cursor move loads b's scan state; the later ones pass entries sent
+        // after it, which asked for nothing, so they take the path that reads nothing.
+        assert!(h.send(a, b, 1).0.is_ok());
+        assert!(h.write(cursor(1)).0.is_ok());
+        for id in 2..=10 {
+            assert!(h.send(a, b, id).0.is_ok());
+            let seq = *h.seqs(b).last().unwrap();
+            assert!(h.write(cursor(seq)).0.is_ok());
+        }
+        let head = *h.seqs(b).last().unwrap();
+        let moved = crate::storage::UserScan {
+            receipts_seq: head,
+            expired_seq: head,
+        };
+        assert_eq!(h.storage.user_scan(b).unwrap(), moved);
+        h.close();
+        let h = Harness::open(dir.path());
+        assert_eq!(h.storage.user_scan(b).unwrap(), moved, "the positions are durable");
+        h.close();
+    }
+
+    #[test]
     fn a_retry_is_deduplicated_even_after_a_restart() {
         let dir = tempfile::tempdir().unwrap();
         let h = Harness::open(dir.path());
