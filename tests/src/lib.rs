@@ -35,7 +35,7 @@ pub use owned::{
 };
 pub use payload::{numbered, payload, payload_number};
 pub use server::{
-    hotline_bin, http_get, test_certificate, Durability, Registration, Server, ServerOptions, ABUSE_LIMIT_FLAGS,
-    API_LINE_PREFIX, LISTENING_LINE_PREFIX, METRICS_LINE_PREFIX, SERVER_EXIT_WAIT, SERVER_START_WAIT, TLS_LINE_PREFIX,
-    WS_LINE_PREFIXES,
+    api_request, hotline_bin, http_get, test_certificate, ApiResponse, Durability, Registration, Server, ServerOptions,
+    ABUSE_LIMIT_FLAGS, API_LINE_PREFIX, LISTENING_LINE_PREFIX, METRICS_LINE_PREFIX, SERVER_EXIT_WAIT,
+    SERVER_START_WAIT, TLS_LINE_PREFIX, WS_LINE_PREFIXES,
 };

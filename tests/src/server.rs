@@ -619,6 +619,63 @@ fn tail_of_file(path: &Path) -> String {
     }
 }
 
+/// How long an integration-API request may take before the test fails.
+const API_REPLY_WAIT: Duration = Duration::from_secs(30);
+
+/// One integration-API answer, read whole.
+#[derive(Debug)]
+pub struct ApiResponse {
+    pub status: u16,
+    /// The status line and headers.
+    pub head: String,
+    /// The JSON body (`Null` if it is not JSON).
+    pub body: serde_json::Value,
+    /// From connect to the end of the answer.
+    pub took: Duration,
+}
+
+/// One request to the integration API at `addr` as the service with `token` (one request
+/// per connection, as the API serves them); panics if no whole answer comes in time.
+pub fn api_request(addr: SocketAddr, method: &str, path: &str, token: &str, body: &str) -> ApiResponse {
+    let started = Instant::now();
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect to the API");
+    stream.set_read_timeout(Some(API_REPLY_WAIT)).expect("a read timeout");
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("send the request");
+    let (status, head, body) = read_http_response(&mut stream);
+    ApiResponse {
+        status,
+        head,
+        body,
+        took: started.elapsed(),
+    }
+}
+
+/// Reads a whole HTTP answer from `stream` (the server closes after it): status, head and
+/// JSON body (`Null` if it is not JSON).
+fn read_http_response(stream: &mut std::net::TcpStream) -> (u16, String, serde_json::Value) {
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).expect("read the response");
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("not a whole response: {response:?}"));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {head:?}"));
+    (
+        status,
+        head.to_owned(),
+        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
 /// A minimal HTTP/1.1 GET over loopback, bounded in time: the body of a 200 answer, or an
 /// error naming the status.
 pub fn http_get(addr: SocketAddr, path: &str) -> Result<String, String> {

@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use hotline_tests::{Client, Server};
+use hotline_tests::{api_request, Client, Server};
 
 const TOKEN: &str = "svc-token-0123456789";
 /// The server's `integration::REQUEST_READ_TIMEOUT_MS`: the whole request must arrive in it.
@@ -27,40 +27,10 @@ fn api_server() -> Server {
         .start()
 }
 
-/// One response, read whole: (status, head, JSON body, time from connect to the end).
+/// One request as the service: (status, head, JSON body, time from connect to the end).
 fn api(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String, serde_json::Value, Duration) {
-    let started = Instant::now();
-    let mut stream = TcpStream::connect(addr).expect("connect to the API");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("a read timeout");
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .expect("send the request");
-    let (status, head, body) = read_response(&mut stream);
-    (status, head, body, started.elapsed())
-}
-
-fn read_response(stream: &mut TcpStream) -> (u16, String, serde_json::Value) {
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).expect("read the response");
-    let response = String::from_utf8_lossy(&response).into_owned();
-    let (head, body) = response
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("not a whole response: {response:?}"));
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status in {head:?}"));
-    (
-        status,
-        head.to_owned(),
-        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
-    )
+    let r = api_request(addr, method, path, TOKEN, body);
+    (r.status, r.head, r.body, r.took)
 }
 
 /// A client that sends the start of a request and then nothing.

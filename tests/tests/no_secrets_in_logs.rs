@@ -10,12 +10,12 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hotline_tests::{hotline_bin, test_certificate, wait_with_deadline, Client, Transport};
+use hotline_tests::{api_request, hotline_bin, test_certificate, wait_with_deadline, Client, Transport};
 
 const PASSWORD: &str = "wire-password-Zq7x";
 const ADMIN_PASSWORD: &str = "admin-password-Kp3v";
@@ -160,21 +160,7 @@ fn failing_webhook() -> SocketAddr {
 
 /// One API request with `token`; the status.
 fn api(addr: SocketAddr, method: &str, path: &str, token: &str, body: &str) -> u16 {
-    let mut stream = TcpStream::connect(addr).expect("connect to the API");
-    stream.set_read_timeout(Some(COMMAND_WAIT)).expect("a read timeout");
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .expect("send the request");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read the response");
-    response
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status in {response:?}"))
+    api_request(addr, method, path, token, body).status
 }
 
 fn hex(bytes: &[u8]) -> String {

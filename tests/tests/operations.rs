@@ -562,22 +562,8 @@ fn hmac_sha256_hex(key: &[u8], message: &[u8]) -> String {
 
 /// An HTTP request to the integration API: (status, JSON body).
 fn api(server: &Server, method: &str, path: &str, token: &str, body: &str) -> (u16, serde_json::Value) {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(server.api_addr()).expect("connect to the API");
-    stream
-        .set_read_timeout(Some(std::time::Duration::from_secs(15)))
-        .expect("timeout");
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .expect("send the request");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read the response");
-    let (head, body) = response.split_once("\r\n\r\n").expect("a whole response");
-    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("a status");
-    (status, serde_json::from_str(body).unwrap_or(serde_json::Value::Null))
+    let r = hotline_tests::api_request(server.api_addr(), method, path, token, body);
+    (r.status, r.body)
 }
 
 /// A service sends as its user and reads a conversation page through the API; users
