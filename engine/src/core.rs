@@ -40,7 +40,7 @@ use crate::limits::{
 };
 use crate::mailbox::{Adopt, Completion, ConnRef, LoginResult, Notice, ReplyTo, Requester};
 use crate::presence::PresenceBook;
-pub(crate) use crate::shared::Shared;
+use crate::shared::Shared;
 use crate::storage::record::{decode_record, StoredMessage};
 use crate::storage::writer::{WriteOp, WriteOutcome, WriteRequest};
 
