@@ -5,6 +5,11 @@
 //!   under `sync` durability (one fsync per batch) and `async` (WAL write only). Each
 //!   iteration submits exactly `batch` appends and waits for all their acks, so every
 //!   commit carries `batch` messages; criterion reports messages per second.
+//! - `append_pairs`: the same, but each batch's messages go between [`PAIRS_USERS`] users
+//!   in pairs, in a scattered order, as the server's pairs traffic does: every message
+//!   lands in a different part of the inbox, dedup and conversation families, which is
+//!   what the memtable inserts and lookups cost in a real group commit (two users alone
+//!   append at the end of one key range).
 
 use std::sync::Arc;
 use std::thread;
@@ -66,11 +71,18 @@ fn handoff(c: &mut Criterion) {
     group.finish();
 }
 
+/// Users in the `append_pairs` benchmark (half as many pairs), as in `scripts/hotpath`.
+const PAIRS_USERS: usize = 2_000;
+
 struct Log {
     _dir: tempfile::TempDir,
     writer: Arc<writer::LogWriter>,
     mailboxes: Arc<[Mailbox]>,
     users: (u64, u64),
+    /// Every user of `append_pairs`, in creation order (pair k: users 2k and 2k + 1).
+    population: Vec<u64>,
+    /// Where the next `append_pairs` batch starts in its scattered walk over the pairs.
+    cursor: usize,
     next_id: u64,
 }
 
@@ -85,6 +97,8 @@ impl Log {
             writer,
             mailboxes,
             users: (0, 0),
+            population: Vec::new(),
+            cursor: 0,
             next_id: 1,
         };
         let a = log.create_user("alice");
@@ -121,13 +135,50 @@ impl Log {
         }
     }
 
+    /// Creates the `append_pairs` population (once).
+    fn populate(&mut self) {
+        while self.population.len() < PAIRS_USERS {
+            let name = format!("pair-user-{}", self.population.len());
+            let id = self.create_user(&name);
+            self.population.push(id);
+        }
+    }
+
     /// Submits `batch` appends at once and waits for every ack.
     fn append_batch(&mut self, batch: u64, payload: &Bytes) {
-        for _ in 0..batch {
+        let (a, b) = self.users;
+        self.append_each(batch, payload, |_| (a, b));
+    }
+
+    /// Submits `batch` appends between the population's pairs, each from a different pair
+    /// in a scattered order (a stride coprime with the number of pairs, so every pair
+    /// comes round equally often), alternating direction, and waits for every ack.
+    fn append_pairs_batch(&mut self, batch: u64, payload: &Bytes) {
+        const STRIDE: usize = 617;
+        let pairs = self.population.len() / 2;
+        let start = self.cursor;
+        self.cursor += batch as usize;
+        let population = std::mem::take(&mut self.population);
+        self.append_each(batch, payload, |i| {
+            let n = start + i as usize;
+            let pair = (n * STRIDE) % pairs;
+            let (x, y) = (population[2 * pair], population[2 * pair + 1]);
+            if (n / pairs) % 2 == 0 {
+                (x, y)
+            } else {
+                (y, x)
+            }
+        });
+        self.population = population;
+    }
+
+    fn append_each(&mut self, batch: u64, payload: &Bytes, route: impl Fn(u64) -> (u64, u64)) {
+        for i in 0..batch {
+            let (sender, to) = route(i);
             let op = WriteOp::Append {
-                sender: self.users.0,
+                sender,
                 sender_device: 1,
-                to: self.users.1,
+                to,
                 group: 0,
                 client_msg_id: self.next_id,
                 flags: SendFlags::NONE,
@@ -176,5 +227,24 @@ fn append(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, handoff, append);
+fn append_pairs(c: &mut Criterion) {
+    let payload = Bytes::from(vec![0x5Au8; 100]);
+    for (name, durability) in [("sync", Durability::Sync), ("async", Durability::Async)] {
+        let mut group = c.benchmark_group(format!("engine/append_pairs_{name}"));
+        group.sample_size(10);
+        group.measurement_time(Duration::from_secs(5));
+        let mut log = Log::open(durability);
+        log.populate();
+        for batch in [16u64, 128, 1_024] {
+            group.throughput(Throughput::Elements(batch));
+            group.bench_with_input(BenchmarkId::new("batch", batch), &batch, |b, &batch| {
+                b.iter(|| log.append_pairs_batch(batch, &payload))
+            });
+        }
+        group.finish();
+        log.writer.stop();
+    }
+}
+
+criterion_group!(benches, handoff, append, append_pairs);
 criterion_main!(benches);

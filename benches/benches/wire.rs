@@ -35,6 +35,7 @@ fn deliver(payload: &[u8]) -> Message<'_> {
         client_msg_id: 0x1234_5678,
         kind: hotline_wire::MessageKind::NORMAL,
         refers_to: 0,
+        durable_seq: 999_999,
     })
 }
 

@@ -26,6 +26,8 @@ pub struct ServeConfig {
     pub data_dir: PathBuf,
     pub cores: usize,
     pub durability: Durability,
+    /// Under `sync`: deliveries go out before their fsync, with the durable watermark.
+    pub early_delivery: bool,
     pub registration: Registration,
     pub idle_timeout_ms: u32,
     pub login_timeout_ms: u32,
@@ -378,6 +380,7 @@ pub(crate) fn test_config() -> ServeConfig {
         data_dir: PathBuf::from("unused"),
         cores: 1,
         durability: Durability::Sync,
+        early_delivery: true,
         registration: Registration::Open,
         idle_timeout_ms: 60_000,
         login_timeout_ms: LOGIN_TIMEOUT_MS_DEFAULT,

@@ -21,7 +21,7 @@
 //! runs on this one thread, so the switch cannot race a commit.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::os::fd::RawFd;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
@@ -30,13 +30,15 @@ use std::task::Waker;
 use std::time::Instant;
 
 use hotline_transport::Layer;
-use hotline_wire::{AckOk, Encoder, ErrorBody, ErrorCode, FrameDecoder, Limits, LoginOk, Message, Ping, SyncPage};
+use hotline_wire::{
+    AckOk, Deliver, Durable, Encoder, ErrorBody, ErrorCode, FrameDecoder, Limits, LoginOk, Message, Ping, SyncPage,
+};
 use slab::Slab;
 
 use crate::helper::{HelperJob, HelperOutcome, ReadPurpose};
 use crate::limits::{
-    ACK_WAITERS_MAX, CATCH_UP_PAGE_MESSAGES_MAX, CLOSE_LINGER_MS, DEVICE_SESSION_BYTES_MAX, OUTBOUND_RETAIN_BYTES,
-    OVERLOADED_RETRY_AFTER_MS, READ_SCRATCH_BYTES, SENDS_IN_FLIGHT_MAX,
+    ACK_WAITERS_MAX, CATCH_UP_PAGE_MESSAGES_MAX, CLOSE_LINGER_MS, DEVICE_SESSION_BYTES_MAX, DURABLE_ANNOUNCE_DELAY_MS,
+    OUTBOUND_RETAIN_BYTES, OVERLOADED_RETRY_AFTER_MS, READ_SCRATCH_BYTES, SENDS_IN_FLIGHT_MAX,
 };
 use crate::mailbox::{Adopt, Completion, ConnRef, LoginResult, Notice, ReplyTo, Requester};
 use crate::presence::PresenceBook;
@@ -215,9 +217,20 @@ impl Conn {
 /// A user homed on this core with at least one device online here.
 #[derive(Debug, Default)]
 pub(crate) struct UserLocal {
-    /// The highest inbox seq this core knows to be committed.
+    /// The highest inbox seq this core knows to be committed (written; under early
+    /// delivery perhaps not yet fsynced).
+    pub committed_head: u64,
+    /// The highest inbox seq this core knows to be durable (`<= committed_head`).
     pub durable_head: u64,
-    /// `durable_head` is exact: a read of the log requested after this entry was made has
+    /// The highest `durable_head` this core has told the user's live devices (in a
+    /// `Deliver` or a `Durable` push).
+    pub durable_announced: u64,
+    /// The user is in the core's `announce` queue.
+    pub announce_queued: bool,
+    /// A `Deliver` went to the user's devices since its `announce` entry was (re)queued:
+    /// traffic flows, and the next `Deliver` will carry the watermark.
+    pub delivered_since_queued: bool,
+    /// `committed_head` is exact: a read of the log requested after this entry was made has
     /// answered. Until then it is the login's read, and a commit whose completion reached
     /// this core while the user had no device here (so was dropped) may lie above it: no
     /// device of the user turns `Live` on it alone.
@@ -258,6 +271,15 @@ pub(crate) struct Core {
     pub presence: PresenceBook,
     /// Scratch for the frames a TLS/WebSocket layer decoded from one read.
     pub layer_frames: Vec<u8>,
+    /// Entries delivered before their fsync, `(commit, user, seq)` in commit order: each
+    /// becomes its user's `durable_head` once the writer's watermark has synced `commit`
+    /// (early delivery; see [`Core::advance_durable`]). Holds at most what the writer's
+    /// unsynced commits delivered to this core's online users.
+    pub tentative: VecDeque<(u64, u64, u64)>,
+    /// Users whose devices got a tentative entry, `(due ms, user)` in due order, at most one
+    /// entry per user: when due and no later `Deliver` has told them the watermark yet,
+    /// they get a `Durable` push ([`Core::announce_durable`]).
+    pub announce: VecDeque<(u64, u64)>,
 }
 
 impl std::fmt::Debug for Core {
@@ -294,6 +316,8 @@ impl Core {
             draining: false,
             presence: PresenceBook::new(shared.config.cores),
             layer_frames: Vec::new(),
+            tentative: VecDeque::new(),
+            announce: VecDeque::new(),
         }
     }
 
@@ -591,6 +615,8 @@ impl Core {
     pub(crate) fn drain_mailbox(&mut self, budget: usize) -> usize {
         let shared = self.shared.clone();
         let mailbox = &shared.mailboxes[self.id];
+        self.advance_durable();
+        self.announce_durable();
         let mut handled = 0;
         while handled < budget {
             if let Some(c) = mailbox.pop_completion() {
@@ -609,6 +635,56 @@ impl Core {
         handled
     }
 
+    /// Moves each user's `durable_head` past the entries whose commit the writer has synced
+    /// since. Runs whenever the core handles its mailbox (the replies of a synced commit
+    /// wake it) and at each sweep; the devices hear of it in their next `Deliver`, or from
+    /// a `Durable` push once their traffic pauses ([`Core::announce_durable`]).
+    pub(crate) fn advance_durable(&mut self) {
+        let synced = self.shared.writer.watermark.synced();
+        while let Some(&(commit, user_id, seq)) = self.tentative.front() {
+            if commit > synced {
+                break;
+            }
+            self.tentative.pop_front();
+            if let Some(user) = self.users.get_mut(&user_id) {
+                user.durable_head = user.durable_head.max(seq);
+            }
+        }
+    }
+
+    /// Tells the devices of a user that got a tentative entry, once its traffic has paused
+    /// for [`DURABLE_ANNOUNCE_DELAY_MS`], how far its inbox is durable, with one `Durable`
+    /// push. While `Deliver`s keep coming each carries the watermark (one entry behind), so
+    /// a busy user costs no extra frame; the delay also spreads the pushes of a busy core
+    /// over time instead of bursting them. Bounded: one queue entry per online user.
+    pub(crate) fn announce_durable(&mut self) {
+        let now = self.now_ms();
+        while let Some(&(due, user_id)) = self.announce.front() {
+            if due > now {
+                break;
+            }
+            self.announce.pop_front();
+            let Some(user) = self.users.get_mut(&user_id) else {
+                continue;
+            };
+            let paused = !std::mem::take(&mut user.delivered_since_queued);
+            if paused && user.durable_head > user.durable_announced {
+                user.durable_announced = user.durable_head;
+                let inbox_seq = user.durable_head;
+                self.push_to_user(user_id, &Message::Durable(Durable { inbox_seq }), None);
+            }
+            let Some(user) = self.users.get_mut(&user_id) else {
+                continue;
+            };
+            if user.durable_announced < user.committed_head {
+                // Traffic goes on, or an fsync is still out: look again later.
+                self.announce.push_back((now + DURABLE_ANNOUNCE_DELAY_MS, user_id));
+            } else {
+                user.announce_queued = false;
+            }
+        }
+    }
+
     fn on_completion(&mut self, completion: Completion) {
         match completion {
             Completion::Committed {
@@ -616,17 +692,19 @@ impl Core {
                 seq,
                 message,
                 origin,
-            } => self.on_committed(user_id, seq, &message, origin),
+                commit,
+            } => self.on_committed(user_id, seq, &message, origin, commit),
             Completion::Fanout {
                 message,
                 entries,
                 origin,
+                commit,
             } => {
                 for (user_id, seq) in entries {
                     if seq == 0 {
                         self.on_ephemeral(user_id, &message, origin);
                     } else {
-                        self.on_committed(user_id, seq, &message, origin);
+                        self.on_committed(user_id, seq, &message, origin, commit);
                     }
                 }
             }
@@ -647,13 +725,24 @@ impl Core {
     }
 
     /// A message reached `user_id`'s inbox at `seq`: push it to that user's live devices.
-    fn on_committed(&mut self, user_id: u64, seq: u64, message: &StoredMessage, origin: Option<ReplyTo>) {
+    /// `commit`: the group commit that wrote it (see `Completion::Committed`).
+    fn on_committed(&mut self, user_id: u64, seq: u64, message: &StoredMessage, origin: Option<ReplyTo>, commit: u64) {
         let Some(user) = self.users.get_mut(&user_id) else {
             return;
         };
-        user.durable_head = user.durable_head.max(seq);
+        user.committed_head = user.committed_head.max(seq);
+        if commit == 0 || commit <= self.shared.writer.watermark.synced() {
+            user.durable_head = user.durable_head.max(seq);
+        } else {
+            self.tentative.push_back((commit, user_id, seq));
+        }
+        let durable_seq = user.durable_head;
         let origin = origin.filter(|o| o.core == self.id).map(|o| o.conn);
-        let frame = self.encoder.encode(0, &Message::Deliver(message.deliver(user_id, seq)));
+        let deliver = Deliver {
+            durable_seq,
+            ..message.deliver(user_id, seq)
+        };
+        let frame = self.encoder.encode(0, &Message::Deliver(deliver));
         let outbound_max = self.shared.config.outbound_bytes_max;
         let mut lagging = 0;
         let mut delivered = 0;
@@ -694,6 +783,16 @@ impl Core {
             dev.sent_seq = seq;
             delivered += 1;
             conn.mark_dirty(idx, &mut self.dirty);
+        }
+        if delivered > 0 {
+            user.durable_announced = user.durable_announced.max(durable_seq);
+            user.delivered_since_queued = true;
+            if durable_seq < seq && !user.announce_queued {
+                user.announce_queued = true;
+                user.delivered_since_queued = false;
+                let due = self.started.elapsed().as_millis() as u64 + DURABLE_ANNOUNCE_DELAY_MS;
+                self.announce.push_back((due, user_id));
+            }
         }
         let metrics = &self.shared.metrics;
         metrics.lagging_switches.fetch_add(lagging, Ordering::Relaxed);
@@ -881,6 +980,8 @@ impl Core {
                 inbox_head,
             }) => {
                 if let Some(user) = self.users.get_mut(&user_id) {
+                    // A helper's read is durable (it waited for the fsync).
+                    user.committed_head = user.committed_head.max(inbox_head);
                     user.durable_head = user.durable_head.max(inbox_head);
                     user.head_confirmed = true;
                 }
@@ -892,7 +993,10 @@ impl Core {
                         let mut messages = Vec::with_capacity(page.entries.len());
                         for (seq, record) in &page.entries {
                             match decode_record(*seq, record) {
-                                Ok(d) => messages.push(d),
+                                Ok(d) => messages.push(Deliver {
+                                    durable_seq: inbox_head,
+                                    ..d
+                                }),
                                 Err(e) => tracing::error!("user {user_id} inbox seq {seq}: {e}"),
                             }
                         }
@@ -991,10 +1095,13 @@ impl Core {
     /// `LoginOk`, and starts catching up from its cursor.
     pub(crate) fn activate_device(&mut self, idx: usize, adopt: &Adopt) {
         let user = self.users.entry(adopt.user_id).or_default();
+        // A login's head was read durable (a helper waited for the fsync, or the writer
+        // answered after it).
+        user.committed_head = user.committed_head.max(adopt.inbox_head);
         user.durable_head = user.durable_head.max(adopt.inbox_head);
         user.conns.push(idx);
         let first_device = user.conns.len() == 1;
-        let inbox_seq = user.durable_head;
+        let inbox_seq = user.committed_head;
         if first_device {
             self.user_online(adopt.user_id);
         }
@@ -1027,6 +1134,7 @@ impl Core {
                 token: &adopt.token,
                 inbox_seq,
                 device_cursor: adopt.cursor,
+                epoch: self.shared.writer.epoch,
             }),
         );
         self.pump_catch_up(idx);
@@ -1050,7 +1158,7 @@ impl Core {
         let (head, head_confirmed) = self
             .users
             .get(&dev.user_id)
-            .map_or((0, false), |u| (u.durable_head, u.head_confirmed));
+            .map_or((0, false), |u| (u.committed_head, u.head_confirmed));
         if head_confirmed && dev.sent_seq >= head {
             dev.mode = DeliveryMode::Live;
             return;
@@ -1081,6 +1189,10 @@ impl Core {
         };
         dev.read_in_flight = false;
         let user_id = dev.user_id;
+        let durable_seq = self
+            .users
+            .get(&user_id)
+            .map_or(inbox_head, |u| u.durable_head.max(inbox_head));
         let mut queued = 0u64;
         for (seq, record) in &page.entries {
             if *seq <= dev.sent_seq {
@@ -1098,7 +1210,10 @@ impl Core {
                 break;
             }
             match decode_record(*seq, record) {
-                Ok(d) => self.encoder.encode_into(0, &Message::Deliver(d), &mut conn.outbound),
+                Ok(d) => {
+                    let d = Deliver { durable_seq, ..d };
+                    self.encoder.encode_into(0, &Message::Deliver(d), &mut conn.outbound);
+                }
                 Err(e) => {
                     tracing::error!("user {user_id} inbox seq {seq}: {e}; skipping it");
                 }
@@ -1109,7 +1224,7 @@ impl Core {
         let head = self
             .users
             .get(&user_id)
-            .map_or(inbox_head, |u| u.durable_head.max(inbox_head));
+            .map_or(inbox_head, |u| u.committed_head.max(inbox_head));
         if !page.more && dev.sent_seq >= head {
             dev.mode = DeliveryMode::Live;
         }
@@ -1127,7 +1242,7 @@ impl Core {
         let ConnState::LoggedIn(dev) = &mut conn.state else {
             return;
         };
-        let head = self.users.get(&dev.user_id).map_or(0, |u| u.durable_head);
+        let head = self.users.get(&dev.user_id).map_or(0, |u| u.committed_head);
         if up_to_seq > head {
             let text = "Ack beyond the inbox head";
             return self.push_error(idx, request_id, ErrorCode::InvalidRequest, text);
@@ -1246,6 +1361,8 @@ impl Core {
         metrics.outbound_queued_bytes_by_core[self.id].store(queued_bytes, Ordering::Relaxed);
         metrics.outbound_queued_bytes_max_by_core[self.id].store(queued_bytes_max, Ordering::Relaxed);
         self.publish_pending_presence();
+        self.advance_durable();
+        self.announce_durable();
         self.flush_dirty();
     }
 }

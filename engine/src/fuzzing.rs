@@ -131,8 +131,11 @@ fn engine() -> &'static Engine {
         let (writer, _) = writer::spawn_with(
             storage.clone(),
             mailboxes.clone(),
-            config.durability,
-            config.group_members_max,
+            writer::WriterSettings {
+                durability: config.durability,
+                early_delivery: config.early_delivery,
+                group_members_max: config.group_members_max,
+            },
         )
         .expect("cannot start the log writer");
         let (helpers, _) = helper::spawn(config.helper_threads, storage, writer.clone(), mailboxes.clone())

@@ -24,6 +24,10 @@ use crate::storage::{InboxPage, Refusal, Storage, StorageError};
 pub(crate) const HELPER_QUEUE_JOBS_MAX: usize = 4_096;
 /// How long a helper keeps retrying a full writer queue before answering `Overloaded`.
 const WRITER_FULL_RETRY_MS: u64 = 1_000;
+/// How long a read waits for the group commits it may have seen to be fsynced (one fsync
+/// normally, well under a millisecond to a few); past it the log is failing and the read
+/// answers `StorageUnavailable`.
+const READ_SYNC_WAIT_MS: u64 = 10_000;
 
 /// A unit of slow work.
 #[derive(Debug)]
@@ -357,13 +361,30 @@ impl Worker {
             .storage
             .token(&token_hash)?
             .ok_or(Refusal::Client(ErrorCode::InvalidCredentials))?;
-        Ok(HelperOutcome::TokenLogin {
+        let outcome = HelperOutcome::TokenLogin {
             user_id: record.user_id,
             device_id: record.device_id,
             cursor: self.storage.cursor(record.user_id, record.device_id)?,
             inbox_head: self.storage.inbox_head(record.user_id)?,
             token_hash,
-        })
+        };
+        self.durable_reads()?;
+        Ok(outcome)
+    }
+
+    /// Waits until whatever the reads before it saw is durable: under early delivery they
+    /// may have seen a group commit not yet fsynced, and what a helper answers (an inbox
+    /// head, a page of history) must never vanish.
+    fn durable_reads(&self) -> Result<(), Refusal> {
+        if self
+            .writer
+            .watermark
+            .wait_synced(Duration::from_millis(READ_SYNC_WAIT_MS))
+        {
+            Ok(())
+        } else {
+            Err(Refusal::Client(ErrorCode::StorageUnavailable))
+        }
     }
 
     /// A page of `user_id`'s inbox after `after_seq`, with the inbox head.
@@ -376,11 +397,13 @@ impl Worker {
         purpose: ReadPurpose,
     ) -> Result<HelperOutcome, Refusal> {
         let page = self.storage.read_inbox(user_id, after_seq, limit, bytes_max)?;
+        let inbox_head = self.storage.inbox_head(user_id)?;
+        self.durable_reads()?;
         Ok(HelperOutcome::InboxPage {
             user_id,
             purpose,
             page,
-            inbox_head: self.storage.inbox_head(user_id)?,
+            inbox_head,
         })
     }
 

@@ -35,6 +35,10 @@ pub const OUTBOUND_RETAIN_BYTES: usize = 16 << 10;
 pub const MALFORMED_FRAMES_MAX: u32 = 16;
 /// How long (ms) a closing connection may take to flush before it is cut.
 pub const CLOSE_LINGER_MS: u64 = 1_000;
+/// How long (ms) a user's traffic must pause after a tentative delivery before its devices
+/// get a `Durable` push (early delivery); while traffic flows each `Deliver` carries the
+/// watermark. Bounds how stale a device's acknowledgeable position gets.
+pub const DURABLE_ANNOUNCE_DELAY_MS: u64 = 1_000;
 /// Default time (ms) a connection has to log in.
 pub const LOGIN_TIMEOUT_MS_DEFAULT: u32 = 10_000;
 

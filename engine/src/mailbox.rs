@@ -109,11 +109,14 @@ pub enum Notice {
 pub enum Completion {
     /// A message was appended to `user_id`'s inbox at `seq`; sent to the user's home core,
     /// in seq order. `origin` names the sending connection for the sender's own copy.
+    /// `commit`: the group commit that wrote it, durable once the writer's watermark has
+    /// synced it (early delivery); 0 when it was durable before it was pushed.
     Committed {
         user_id: u64,
         seq: u64,
         message: Arc<StoredMessage>,
         origin: Option<ReplyTo>,
+        commit: u64,
     },
     /// A message reached the inboxes of several users homed on this core, each at its seq
     /// (one completion per core per group message, not one per member); seq 0 means an
@@ -123,6 +126,8 @@ pub enum Completion {
         message: Arc<StoredMessage>,
         entries: Vec<(u64, u64)>,
         origin: Option<ReplyTo>,
+        /// As for `Committed`.
+        commit: u64,
     },
     /// Live notifications (receipts, read positions, typing) from one group commit.
     Notices(Vec<Notice>),

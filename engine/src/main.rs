@@ -218,6 +218,12 @@ enum DurabilityArg {
     Async,
 }
 
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum OnOff {
+    On,
+    Off,
+}
+
 #[derive(ValueEnum, Debug, Clone, Copy)]
 enum RegistrationArg {
     /// Anyone may create an account with a Register frame.
@@ -240,6 +246,11 @@ struct ServeArgs {
     /// When a message counts as durable and is acknowledged.
     #[arg(long, env = "HOTLINE_DURABILITY", value_enum, default_value = "sync")]
     durability: DurabilityArg,
+    /// Under sync durability, push a message to online recipients before its fsync (each
+    /// `Deliver` carries the durable watermark; the sender's `SendAck` still waits for the
+    /// fsync). `off`: deliver only durable messages, for clients that ignore the watermark.
+    #[arg(long, env = "HOTLINE_EARLY_DELIVERY", value_enum, default_value = "on")]
+    early_delivery: OnOff,
     /// Whether clients may create accounts themselves.
     #[arg(long, env = "HOTLINE_REGISTRATION", value_enum, default_value = "open")]
     registration: RegistrationArg,
@@ -546,6 +557,7 @@ fn serve_config(a: ServeArgs) -> ServeConfig {
             DurabilityArg::Sync => Durability::Sync,
             DurabilityArg::Async => Durability::Async,
         },
+        early_delivery: a.early_delivery == OnOff::On,
         registration: match a.registration {
             RegistrationArg::Open => Registration::Open,
             RegistrationArg::Closed => Registration::Closed,

@@ -79,8 +79,11 @@ pub fn serve(config: ServeConfig, ready: impl FnOnce(&Bound)) -> anyhow::Result<
     let (log_writer, writer_threads) = writer::spawn_with(
         storage.clone(),
         mailboxes.clone(),
-        config.durability,
-        config.group_members_max,
+        writer::WriterSettings {
+            durability: config.durability,
+            early_delivery: config.early_delivery,
+            group_members_max: config.group_members_max,
+        },
     )?;
     let (helpers, helper_threads) = helper::spawn(
         config.helper_threads,

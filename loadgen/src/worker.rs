@@ -1125,8 +1125,13 @@ impl Worker {
             if conn.state != ConnState::Ready || conn.session.delivered_seq() == 0 {
                 continue;
             }
-            let seq = conn.session.delivered_seq();
-            if conn.session.hotline().is_some_and(|s| s.ack_confirmed(seq).is_ok()) {
+            // Only what the server said is durable (early delivery): a tentative entry left
+            // unacknowledged is the next run's backlog, which its login filters out.
+            let Some(session) = conn.session.hotline() else {
+                continue;
+            };
+            let seq = session.ackable_seq();
+            if seq > 0 && session.ack_confirmed(seq).is_ok() {
                 awaiting += 1;
                 queue_flush(&mut self.flush_list, conn, i as u32);
             }

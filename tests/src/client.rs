@@ -517,6 +517,14 @@ impl Client {
         self.done_reply(request_id, "SetPersistence")
     }
 
+    /// Reads until the session's durable watermark reaches `seq` (from a `Deliver`, a
+    /// `Durable` push or a `SendAck`), at most `timeout`; returns the watermark.
+    pub fn wait_durable(&mut self, seq: u64, timeout: Duration) -> u64 {
+        let deadline = Instant::now() + timeout;
+        while self.session.durable_seq() < seq && self.pump(deadline) {}
+        self.session.durable_seq()
+    }
+
     /// The next `Receipt` within `timeout`.
     pub fn next_receipt(&mut self, timeout: Duration) -> Option<Receipt> {
         match self.try_take(timeout, |e| matches!(e, OwnedEvent::Receipt(_))) {
@@ -972,6 +980,7 @@ impl Client {
                     token,
                     inbox_seq,
                     device_cursor,
+                    epoch,
                 } => OwnedEvent::LoggedIn {
                     request_id,
                     logged_in: LoggedIn {
@@ -980,8 +989,12 @@ impl Client {
                         token: token.to_vec(),
                         inbox_seq,
                         device_cursor,
+                        epoch,
                     },
                 },
+                // The session keeps the durable watermark (`Client::wait_durable`); the
+                // push itself is bookkeeping no test expects in the queue.
+                Event::Durable { .. } => continue,
                 Event::LoggedOut { request_id } => OwnedEvent::LoggedOut { request_id },
                 Event::SendAck { request_id, ack } => OwnedEvent::SendAck { request_id, ack },
                 Event::Deliver(d) => OwnedEvent::Deliver(OwnedDeliver::from(&d)),

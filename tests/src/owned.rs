@@ -26,6 +26,8 @@ pub struct LoggedIn {
     pub inbox_seq: u64,
     /// The device's stored cursor: everything after it is delivered next.
     pub device_cursor: u64,
+    /// The server's epoch (bumped at every start).
+    pub epoch: u64,
 }
 
 /// What `HelloOk` announced.

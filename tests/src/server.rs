@@ -103,6 +103,7 @@ pub struct ServerOptions {
     idle_timeout_ms: Option<u32>,
     tls: bool,
     args_extra: Vec<String>,
+    env_extra: Vec<(String, String)>,
 }
 
 impl Default for ServerOptions {
@@ -114,6 +115,7 @@ impl Default for ServerOptions {
             idle_timeout_ms: None,
             tls: false,
             args_extra: Vec::new(),
+            env_extra: Vec::new(),
         }
     }
 }
@@ -152,6 +154,12 @@ impl ServerOptions {
     /// One more argument, appended after all the others.
     pub fn arg(mut self, arg: impl Into<String>) -> Self {
         self.args_extra.push(arg.into());
+        self
+    }
+
+    /// One more environment variable for the server process.
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env_extra.push((key.into(), value.into()));
         self
     }
 
@@ -336,6 +344,7 @@ impl Server {
         }
         command
             .args(&options.args_extra)
+            .envs(options.env_extra.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(stderr));

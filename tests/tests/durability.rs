@@ -236,3 +236,66 @@ fn users_added_offline_log_in_with_their_password() {
     let delivered = dave.expect_deliver();
     assert_eq!((delivered.message_id, delivered.sender), (ack.message_id, carol_id));
 }
+
+/// Early delivery (the default under `sync`): a recipient learns how far its inbox is
+/// durable from each `Deliver` (or, once traffic stops, from the sweep's `Durable` push), so
+/// it can acknowledge everything; each start is a new epoch; and with `--early-delivery
+/// off` every delivery is durable when it arrives.
+#[test]
+fn the_durable_watermark_reaches_every_delivery_and_every_start_is_a_new_epoch() {
+    const MESSAGES: u64 = 20;
+    let wait = Duration::from_secs(10);
+    let mut server = Server::options()
+        .durability(Durability::Sync)
+        // A sweep every 500 ms: the watermark's last push comes within a second.
+        .idle_timeout_ms(2_000)
+        .start();
+    let addr = server.addr();
+    let (mut alice, a) = Client::new_user(addr, "alice");
+    let (mut bob, b) = Client::new_user(addr, "bob");
+    assert!(
+        a.epoch >= 1 && b.epoch == a.epoch,
+        "one epoch per run: {} {}",
+        a.epoch,
+        b.epoch
+    );
+    for n in 1..=MESSAGES {
+        alice.send(b.user_id, n, &payload("early", n, 0)).expect("send");
+    }
+    let got = bob.expect_delivers(MESSAGES as usize);
+    assert_dense(&got, 1, "bob's live deliveries");
+    assert_eq!(bob.delivered_seq(), MESSAGES);
+    assert!(bob.session().durable_seq() <= MESSAGES);
+    assert_eq!(
+        bob.wait_durable(MESSAGES, wait),
+        MESSAGES,
+        "every sent message was acknowledged, so bob hears it is durable"
+    );
+    assert_eq!(bob.session().ackable_seq(), MESSAGES);
+    assert_eq!(bob.ack_confirmed(MESSAGES), MESSAGES);
+    drop((alice, bob));
+
+    let _ = server.terminate();
+    server.restart();
+    let (_, again) = Client::resume(server.addr(), &b.token);
+    assert_eq!(again.epoch, a.epoch + 1, "a restart is a new epoch");
+    assert_eq!(again.device_cursor, MESSAGES);
+    drop(server);
+
+    let server = Server::options()
+        .durability(Durability::Sync)
+        .arg("--early-delivery=off")
+        .start();
+    let addr = server.addr();
+    let (mut alice, _) = Client::new_user(addr, "alice");
+    let (mut bob, b) = Client::new_user(addr, "bob");
+    for n in 1..=MESSAGES {
+        alice.send(b.user_id, n, &payload("late", n, 0)).expect("send");
+        let d = bob.expect_deliver();
+        assert_eq!(
+            bob.session().durable_seq(),
+            d.inbox_seq,
+            "without early delivery a Deliver is durable when it arrives"
+        );
+    }
+}

@@ -18,7 +18,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hotline_tests::{
-    assert_dense, assert_each_acked_once, hotline_bin, wait_with_deadline, Client, Durability, Server,
+    assert_dense, assert_each_acked_once, hotline_bin, is_root, run_tool, wait_with_deadline, Client, Durability,
+    Server,
 };
 use hotline_wire::ErrorCode;
 
@@ -57,27 +58,10 @@ struct LoopFs {
     mount_point: PathBuf,
 }
 
-fn run(program: &str, args: &[&str]) -> Result<String, String> {
-    let output = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run {program}: {e}"))?;
-    if !output.status.success() {
-        return Err(format!(
-            "{program} {args:?} failed ({}): {}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr).trim()
-        ));
-    }
-    Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
-}
-
 impl LoopFs {
     /// Makes the file system and mounts it over `mount_point` (which must exist).
     fn create(mount_point: &Path) -> Result<LoopFs, String> {
-        // SAFETY: geteuid has no preconditions and touches no memory.
-        if unsafe { libc::geteuid() } != 0 {
+        if !is_root() {
             return Err("not root: cannot set up a loop device".into());
         }
         if !Path::new("/dev/loop-control").exists() {
@@ -89,8 +73,8 @@ impl LoopFs {
         file.set_len(u64::from(IMAGE_MB) << 20)
             .map_err(|e| format!("size the image: {e}"))?;
         let image = image.to_str().ok_or("a temporary path that is not UTF-8")?;
-        run("mkfs.ext4", &["-q", image])?;
-        let device = run("losetup", &["-f", "--show", image])?;
+        run_tool("mkfs.ext4", &["-q", image])?;
+        let device = run_tool("losetup", &["-f", "--show", image])?;
         let fs = LoopFs {
             _image_dir: image_dir,
             device,
@@ -103,11 +87,12 @@ impl LoopFs {
     fn mount(&self, options: &[&str]) -> Result<(), String> {
         let mut args = options.to_vec();
         args.extend([self.device.as_str(), self.mount_point.to_str().ok_or("mount point")?]);
-        run("mount", &args).map(drop)
+        run_tool("mount", &args).map(drop)
     }
 
     fn umount(&self) {
-        run("umount", &[self.mount_point.to_str().expect("UTF-8 mount point")]).expect("umount the loop file system");
+        run_tool("umount", &[self.mount_point.to_str().expect("UTF-8 mount point")])
+            .expect("umount the loop file system");
     }
 
     /// The sysfs file that makes ext4 report an error, if this kernel has it.

@@ -1113,8 +1113,19 @@ var Deliver = class _Deliver {
     const offset = this.bb.__offset(this.bb_pos, 24);
     return offset ? this.bb.readUint64(this.bb_pos + offset) : BigInt("0");
   }
+  /**
+   * The receiving user's durable watermark: every entry of its inbox up to this seq is
+   * durable (fsynced under `sync` durability). An entry above it was delivered before its
+   * fsync (early delivery) and is tentative until a later `Deliver`, `Durable` or
+   * `SendAck` covers it: advance the stored cursor (and `Ack`) only up to the watermark.
+   * 0 from servers that predate it.
+   */
+  durableSeq() {
+    const offset = this.bb.__offset(this.bb_pos, 26);
+    return offset ? this.bb.readUint64(this.bb_pos + offset) : BigInt("0");
+  }
   static startDeliver(builder) {
-    builder.startObject(11);
+    builder.startObject(12);
   }
   static addMessageId(builder, messageId) {
     builder.addFieldInt64(0, messageId, BigInt("0"));
@@ -1159,9 +1170,51 @@ var Deliver = class _Deliver {
   static addRefersTo(builder, refersTo) {
     builder.addFieldInt64(10, refersTo, BigInt("0"));
   }
+  static addDurableSeq(builder, durableSeq) {
+    builder.addFieldInt64(11, durableSeq, BigInt("0"));
+  }
   static endDeliver(builder) {
     const offset = builder.endObject();
     return offset;
+  }
+};
+
+// src/generated/hotline/wire/fb/durable.ts
+var Durable = class _Durable {
+  constructor() {
+    this.bb = null;
+    this.bb_pos = 0;
+  }
+  __init(i, bb) {
+    this.bb_pos = i;
+    this.bb = bb;
+    return this;
+  }
+  static getRootAsDurable(bb, obj) {
+    return (obj || new _Durable()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+  }
+  static getSizePrefixedRootAsDurable(bb, obj) {
+    bb.setPosition(bb.position() + SIZE_PREFIX_LENGTH);
+    return (obj || new _Durable()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+  }
+  inboxSeq() {
+    const offset = this.bb.__offset(this.bb_pos, 4);
+    return offset ? this.bb.readUint64(this.bb_pos + offset) : BigInt("0");
+  }
+  static startDurable(builder) {
+    builder.startObject(1);
+  }
+  static addInboxSeq(builder, inboxSeq) {
+    builder.addFieldInt64(0, inboxSeq, BigInt("0"));
+  }
+  static endDurable(builder) {
+    const offset = builder.endObject();
+    return offset;
+  }
+  static createDurable(builder, inboxSeq) {
+    _Durable.startDurable(builder);
+    _Durable.addInboxSeq(builder, inboxSeq);
+    return _Durable.endDurable(builder);
   }
 };
 
@@ -1576,8 +1629,18 @@ var LoginOk = class _LoginOk {
     const offset = this.bb.__offset(this.bb_pos, 12);
     return offset ? this.bb.readUint64(this.bb_pos + offset) : BigInt("0");
   }
+  /**
+   * The server's epoch: stored, and bumped at every start of the server. Entries a device
+   * received above its durable watermark (see `Deliver.durable_seq`) are tentative: after a
+   * login that answers another epoch than the one they came under, the device drops them
+   * and takes what the server sends again from its cursor.
+   */
+  epoch() {
+    const offset = this.bb.__offset(this.bb_pos, 14);
+    return offset ? this.bb.readUint64(this.bb_pos + offset) : BigInt("0");
+  }
   static startLoginOk(builder) {
-    builder.startObject(5);
+    builder.startObject(6);
   }
   static addUserId(builder, userId) {
     builder.addFieldInt64(0, userId, BigInt("0"));
@@ -1604,17 +1667,21 @@ var LoginOk = class _LoginOk {
   static addDeviceCursor(builder, deviceCursor) {
     builder.addFieldInt64(4, deviceCursor, BigInt("0"));
   }
+  static addEpoch(builder, epoch) {
+    builder.addFieldInt64(5, epoch, BigInt("0"));
+  }
   static endLoginOk(builder) {
     const offset = builder.endObject();
     return offset;
   }
-  static createLoginOk(builder, userId, deviceId, tokenOffset, inboxSeq, deviceCursor) {
+  static createLoginOk(builder, userId, deviceId, tokenOffset, inboxSeq, deviceCursor, epoch) {
     _LoginOk.startLoginOk(builder);
     _LoginOk.addUserId(builder, userId);
     _LoginOk.addDeviceId(builder, deviceId);
     _LoginOk.addToken(builder, tokenOffset);
     _LoginOk.addInboxSeq(builder, inboxSeq);
     _LoginOk.addDeviceCursor(builder, deviceCursor);
+    _LoginOk.addEpoch(builder, epoch);
     return _LoginOk.endLoginOk(builder);
   }
 };
@@ -2257,6 +2324,13 @@ var HotlineSession = class _HotlineSession {
     /** Called when another device of this user moved a read position (a `ReadPosition` push). */
     this.onReadPosition = () => {
     };
+    /** Called when the durable watermark moved (a `Durable` push). */
+    this.onDurable = () => {
+    };
+    /** Every inbox entry up to this seq is durable; the ones above are tentative. */
+    this.durableSeq = 0n;
+    /** The server announced an epoch: it delivers early, and `durableSeq` is what it said. */
+    this.earlyDelivery = false;
     /** Called once when the connection ends (with the server's last error, if any). */
     this.onClose = () => {
     };
@@ -2324,12 +2398,15 @@ var HotlineSession = class _HotlineSession {
   async loginWith(build) {
     const reply = await this.request((b) => [5 /* Login */, build(b)]);
     const ok = reply.body(new LoginOk());
+    this.earlyDelivery = ok.epoch() !== 0n;
+    this.durableSeq = this.earlyDelivery ? ok.deviceCursor() : ok.inboxSeq();
     return {
       userId: ok.userId(),
       deviceId: ok.deviceId(),
       token: ok.tokenArray()?.slice() ?? new Uint8Array(),
       inboxSeq: ok.inboxSeq(),
-      deviceCursor: ok.deviceCursor()
+      deviceCursor: ok.deviceCursor(),
+      epoch: ok.epoch()
     };
   }
   /** Sends an opaque payload to a user; resolves once it is durable. */
@@ -2340,6 +2417,7 @@ var HotlineSession = class _HotlineSession {
       return [9 /* Send */, Send.createSend(b, clientMsgId, to, p, 0, 0n, 0 /* Normal */, 0n)];
     });
     const ack = reply.body(new SendAck());
+    this.learnDurable(ack.inboxSeq());
     return {
       clientMsgId: ack.clientMsgId(),
       messageId: ack.messageId(),
@@ -2357,6 +2435,14 @@ var HotlineSession = class _HotlineSession {
       this.write(REQUEST_ID_NONE, build);
     }
   }
+  /** How far a device holding everything up to `heldSeq` may acknowledge: only what is
+   * also durable (`durableSeq`). */
+  ackable(heldSeq) {
+    return heldSeq < this.durableSeq ? heldSeq : this.durableSeq;
+  }
+  learnDurable(seq) {
+    if (seq > this.durableSeq) this.durableSeq = seq;
+  }
   /** One page of this user's inbox after `afterSeq`. */
   async sync(afterSeq, limit) {
     const reply = await this.request((b) => [13 /* Sync */, Sync.createSync(b, afterSeq, limit)]);
@@ -2366,6 +2452,7 @@ var HotlineSession = class _HotlineSession {
       const d = page.messages(i);
       if (d) messages.push(toMessage(d));
     }
+    this.learnDurable(page.inboxSeq());
     return { messages, inboxSeq: page.inboxSeq(), more: page.more() };
   }
   /** Marks `conversation` read up to its inbox entry `upToSeq`; every device of this user
@@ -2427,7 +2514,15 @@ var HotlineSession = class _HotlineSession {
     const requestId = frame.requestId();
     const type = frame.bodyType();
     if (type === 11 /* Deliver */) {
-      this.onDeliver(toMessage(frame.body(new Deliver())));
+      const m = toMessage(frame.body(new Deliver()));
+      this.learnDurable(this.earlyDelivery ? m.durableSeq : m.inboxSeq);
+      this.onDeliver(m);
+      return;
+    }
+    if (type === 39 /* Durable */) {
+      const seq = frame.body(new Durable()).inboxSeq();
+      this.learnDurable(seq);
+      this.onDurable(seq);
       return;
     }
     if (type === 31 /* ReadPosition */ && requestId === REQUEST_ID_NONE) {
@@ -2477,7 +2572,8 @@ function toMessage(d) {
     inboxSeq: d.inboxSeq(),
     timestampUs: d.timestampUs(),
     payload: d.payloadArray()?.slice() ?? new Uint8Array(),
-    clientMsgId: d.clientMsgId()
+    clientMsgId: d.clientMsgId(),
+    durableSeq: d.durableSeq()
   };
 }
 function toReadState(r) {
@@ -2622,12 +2718,13 @@ function openConversation(peer) {
 function ackHeld() {
   let max = ackedSeq;
   for (const c of conversations.values()) {
-    const seq = lastSeq(c);
-    if (seq > max) max = seq;
+    const seq2 = lastSeq(c);
+    if (seq2 > max) max = seq2;
   }
-  if (session && max > ackedSeq) {
-    ackedSeq = max;
-    void session.ack(max).catch(() => {
+  const seq = session ? session.ackable(max) : 0n;
+  if (session && seq > ackedSeq) {
+    ackedSeq = seq;
+    void session.ack(seq).catch(() => {
     });
   }
 }
@@ -2643,6 +2740,7 @@ async function start(login, username) {
     learnRead(r);
     render();
   };
+  s.onDurable = () => ackHeld();
   s.onClose = (why) => {
     if (session === s) {
       session = null;

@@ -174,16 +174,18 @@ function openConversation(peer: bigint): void {
   $("text").focus();
 }
 
-/** Acknowledges the highest inbox seq held, so the server's cursor follows this device. */
+/** Acknowledges the highest inbox seq held that the server said is durable, so the
+ * server's cursor follows this device (never over an entry delivered before its fsync). */
 function ackHeld(): void {
   let max = ackedSeq;
   for (const c of conversations.values()) {
     const seq = lastSeq(c);
     if (seq > max) max = seq;
   }
-  if (session && max > ackedSeq) {
-    ackedSeq = max;
-    void session.ack(max).catch(() => {});
+  const seq = session ? session.ackable(max) : 0n;
+  if (session && seq > ackedSeq) {
+    ackedSeq = seq;
+    void session.ack(seq).catch(() => {});
   }
 }
 
@@ -199,6 +201,7 @@ async function start(login: (s: HotlineSession) => Promise<{ userId: bigint; tok
     learnRead(r);
     render();
   };
+  s.onDurable = () => ackHeld();
   s.onClose = (why) => {
     if (session === s) {
       session = null;

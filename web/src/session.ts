@@ -6,6 +6,13 @@
 // rejects it with a HotlineError. Server pushes (Deliver) go to `onDeliver`; a server Ping
 // is answered automatically.
 //
+// Early delivery: a message may arrive before the server fsynced it. `durableSeq` is the
+// inbox seq up to which the server has said everything is durable (from each Deliver's
+// watermark, `Durable` pushes, SendAcks and history pages); acknowledge only up to it
+// (`ackable`). An app that keeps messages across sessions drops those it got above
+// `durableSeq` when a later login answers another `epoch`: the server restarted and sends
+// again whatever survived.
+//
 // Use:
 //   const s = await HotlineSession.connect("ws://127.0.0.1:7701/");
 //   await s.register("alice", "secret");              // if registration is open
@@ -20,6 +27,7 @@ import {
   Body,
   ConversationKind,
   Deliver,
+  Durable,
   Error as ErrorBody,
   ErrorCode,
   Frame,
@@ -72,6 +80,8 @@ export interface LoggedIn {
   token: Uint8Array;
   inboxSeq: bigint;
   deviceCursor: bigint;
+  /** The server's epoch, bumped at every start (see the header). */
+  epoch: bigint;
 }
 
 /** One inbox entry: a live push, catch-up after login, or a history page entry. */
@@ -85,6 +95,8 @@ export interface Message {
   timestampUs: bigint;
   payload: Uint8Array;
   clientMsgId: bigint;
+  /** The receiving user's durable watermark when this was sent. */
+  durableSeq: bigint;
 }
 
 export interface Acked {
@@ -128,6 +140,12 @@ export class HotlineSession {
   onDeliver: (m: Message) => void = () => {};
   /** Called when another device of this user moved a read position (a `ReadPosition` push). */
   onReadPosition: (r: ReadState) => void = () => {};
+  /** Called when the durable watermark moved (a `Durable` push). */
+  onDurable: (inboxSeq: bigint) => void = () => {};
+  /** Every inbox entry up to this seq is durable; the ones above are tentative. */
+  durableSeq = 0n;
+  /** The server announced an epoch: it delivers early, and `durableSeq` is what it said. */
+  private earlyDelivery = false;
   /** Called once when the connection ends (with the server's last error, if any). */
   onClose: (why: string) => void = () => {};
   /** The server's limits from HelloOk. */
@@ -202,12 +220,16 @@ export class HotlineSession {
   private async loginWith(build: (b: flatbuffers.Builder) => flatbuffers.Offset): Promise<LoggedIn> {
     const reply = await this.request((b) => [Body.Login, build(b)]);
     const ok = reply.body(new LoginOk()) as LoginOk;
+    this.earlyDelivery = ok.epoch() !== 0n;
+    // The device's cursor covers only durable entries; an older server's are all durable.
+    this.durableSeq = this.earlyDelivery ? ok.deviceCursor() : ok.inboxSeq();
     return {
       userId: ok.userId(),
       deviceId: ok.deviceId(),
       token: ok.tokenArray()?.slice() ?? new Uint8Array(),
       inboxSeq: ok.inboxSeq(),
       deviceCursor: ok.deviceCursor(),
+      epoch: ok.epoch(),
     };
   }
 
@@ -219,6 +241,8 @@ export class HotlineSession {
       return [Body.Send, Send.createSend(b, clientMsgId, to, p, 0 as SendFlags, 0n, MessageKind.Normal, 0n)];
     });
     const ack = reply.body(new SendAck()) as SendAck;
+    // Acknowledged after the fsync of the own copy, and of everything before it.
+    this.learnDurable(ack.inboxSeq());
     return {
       clientMsgId: ack.clientMsgId(),
       messageId: ack.messageId(),
@@ -238,6 +262,16 @@ export class HotlineSession {
     }
   }
 
+  /** How far a device holding everything up to `heldSeq` may acknowledge: only what is
+   * also durable (`durableSeq`). */
+  ackable(heldSeq: bigint): bigint {
+    return heldSeq < this.durableSeq ? heldSeq : this.durableSeq;
+  }
+
+  private learnDurable(seq: bigint): void {
+    if (seq > this.durableSeq) this.durableSeq = seq;
+  }
+
   /** One page of this user's inbox after `afterSeq`. */
   async sync(afterSeq: bigint, limit: number): Promise<Page> {
     const reply = await this.request((b) => [Body.Sync, Sync.createSync(b, afterSeq, limit)]);
@@ -247,6 +281,8 @@ export class HotlineSession {
       const d = page.messages(i);
       if (d) messages.push(toMessage(d));
     }
+    // The server reads only durable entries.
+    this.learnDurable(page.inboxSeq());
     return { messages, inboxSeq: page.inboxSeq(), more: page.more() };
   }
 
@@ -315,7 +351,15 @@ export class HotlineSession {
     const requestId = frame.requestId();
     const type = frame.bodyType();
     if (type === Body.Deliver) {
-      this.onDeliver(toMessage(frame.body(new Deliver()) as Deliver));
+      const m = toMessage(frame.body(new Deliver()) as Deliver);
+      this.learnDurable(this.earlyDelivery ? m.durableSeq : m.inboxSeq);
+      this.onDeliver(m);
+      return;
+    }
+    if (type === Body.Durable) {
+      const seq = (frame.body(new Durable()) as Durable).inboxSeq();
+      this.learnDurable(seq);
+      this.onDurable(seq);
       return;
     }
     if (type === Body.ReadPosition && requestId === REQUEST_ID_NONE) {
@@ -368,6 +412,7 @@ function toMessage(d: Deliver): Message {
     timestampUs: d.timestampUs(),
     payload: d.payloadArray()?.slice() ?? new Uint8Array(),
     clientMsgId: d.clientMsgId(),
+    durableSeq: d.durableSeq(),
   };
 }
 

@@ -40,8 +40,8 @@ pub use generated::hotline::wire::fb;
 pub use frame::{frame_body_len, Decoded, Encoder, FrameDecoder, FrameError};
 pub use limits::*;
 pub use message::{
-    Ack, AckOk, Conversation, ConversationList, Conversations, Credentials, Deliver, ErrorBody, ErrorCode, Frame,
-    GroupAddMember, GroupCreate, GroupCreated, GroupInfo, GroupLeave, GroupList, GroupMember, GroupMemberList,
+    Ack, AckOk, Conversation, ConversationList, Conversations, Credentials, Deliver, Durable, ErrorBody, ErrorCode,
+    Frame, GroupAddMember, GroupCreate, GroupCreated, GroupInfo, GroupLeave, GroupList, GroupMember, GroupMemberList,
     GroupMembers, GroupRemoveMember, GroupRole, Hello, HelloOk, Login, LoginOk, MarkRead, Message, MessageKind,
     MessageType, MyGroups, Persistence, Ping, Pong, Presence, PresenceSubscribe, ReadPosition, Receipt, ReceiptKind,
     Register, RegisterOk, Send, SendAck, SendFlags, Sender, SetPersistence, Sync, SyncPage, Typing, TypingNotice,

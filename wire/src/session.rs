@@ -21,6 +21,17 @@
 //! copy, which the server acknowledges instead of echoing) moves it only when its seq is
 //! exactly the next one. So [`ClientSession::ack_delivered`] never acknowledges past a gap,
 //! whatever order history pages and live pushes arrive in.
+//!
+//! Durable watermark (early delivery): under `sync` durability the server pushes a message
+//! to online recipients before its fsync and acknowledges the sender after it. The session
+//! tracks `durable_seq`, the inbox seq up to which the server has said every entry is
+//! durable (`LoginOk.inbox_seq`, `Deliver.durable_seq`, `Durable`, a `SendAck`'s own copy,
+//! a `SyncPage`'s head: reads are durable); entries above it are *tentative*.
+//! [`ClientSession::ack_delivered`] acknowledges only up to `min(delivered_seq, durable_seq)`
+//! ([`ClientSession::ackable_seq`]), so the stored cursor never covers a tentative entry.
+//! An application that keeps messages stores tentative ones as such and, when a later
+//! login answers another [`Event::LoggedIn`] `epoch` than the one they arrived under, drops
+//! them: the server restarted and sends again, from the cursor, whatever survived.
 
 use crate::frame::{Decoded, Encoder, FrameDecoder, FrameError};
 use crate::limits::{Limits, PROTOCOL_VERSION, PROTOCOL_VERSION_MIN, REQUEST_ID_NONE};
@@ -67,6 +78,8 @@ pub enum Event<'a> {
         token: &'a [u8],
         inbox_seq: u64,
         device_cursor: u64,
+        /// The server's epoch (see the module docs).
+        epoch: u64,
     },
     /// A `Logout` succeeded; the session is now `Closed`.
     LoggedOut { request_id: u64 },
@@ -76,6 +89,10 @@ pub enum Event<'a> {
     Deliver(Deliver<'a>),
     /// An `Ack` with a request id is durable.
     AckOk { request_id: u64, device_cursor: u64 },
+    /// The durable watermark moved: every inbox entry up to `inbox_seq` is durable (pushed
+    /// by the server, or implied by a `Deliver`, `SendAck` or `SyncPage`; reported only by
+    /// the push, the others carry it themselves).
+    Durable { inbox_seq: u64 },
     /// A page of history.
     SyncPage { request_id: u64, page: SyncPage<'a> },
     /// Reply to [`ClientSession::ping`].
@@ -135,6 +152,10 @@ pub struct ClientSession {
     request_id_next: u64,
     delivered_seq: u64,
     acked_seq: u64,
+    durable_seq: u64,
+    /// The server delivers early (it announced an epoch): `durable_seq` is what it said;
+    /// otherwise (an older server) every delivered entry is durable.
+    early_delivery: bool,
 }
 
 impl ClientSession {
@@ -153,6 +174,8 @@ impl ClientSession {
             request_id_next: 1,
             delivered_seq: 0,
             acked_seq: 0,
+            durable_seq: 0,
+            early_delivery: false,
         }
     }
 
@@ -169,6 +192,21 @@ impl ClientSession {
     /// The inbox seq up to which every entry has been handed out (see the module docs).
     pub fn delivered_seq(&self) -> u64 {
         self.delivered_seq
+    }
+
+    /// The inbox seq up to which the server has said every entry is durable (see the
+    /// module docs); entries above it are tentative.
+    pub fn durable_seq(&self) -> u64 {
+        if self.early_delivery {
+            self.durable_seq
+        } else {
+            self.delivered_seq
+        }
+    }
+
+    /// How far this device may acknowledge: everything handed out and durable.
+    pub fn ackable_seq(&self) -> u64 {
+        self.delivered_seq.min(self.durable_seq())
     }
 
     /// Frames waiting to be written to the transport.
@@ -431,11 +469,12 @@ impl ClientSession {
         Ok(id)
     }
 
-    /// Acknowledges everything delivered so far, if anything is new since the last ack.
-    /// Returns whether a frame was queued.
+    /// Acknowledges everything delivered and durable so far ([`ClientSession::ackable_seq`]),
+    /// if anything is new since the last ack. Returns whether a frame was queued.
     pub fn ack_delivered(&mut self) -> Result<bool, SessionError> {
-        if self.delivered_seq > self.acked_seq {
-            self.ack(self.delivered_seq)?;
+        let ackable = self.ackable_seq();
+        if ackable > self.acked_seq {
+            self.ack(ackable)?;
             Ok(true)
         } else {
             Ok(false)
@@ -479,6 +518,8 @@ impl ClientSession {
                 outbound: &mut self.outbound,
                 delivered_seq: &mut self.delivered_seq,
                 acked_seq: &mut self.acked_seq,
+                durable_seq: &mut self.durable_seq,
+                early_delivery: &mut self.early_delivery,
             };
             if let Some(event) = protocol.event(frame.request_id, frame.message)? {
                 return Ok(Some(event));
@@ -498,6 +539,8 @@ struct Protocol<'s> {
     outbound: &'s mut Vec<u8>,
     delivered_seq: &'s mut u64,
     acked_seq: &'s mut u64,
+    durable_seq: &'s mut u64,
+    early_delivery: &'s mut bool,
 }
 
 impl Protocol<'_> {
@@ -516,9 +559,19 @@ impl Protocol<'_> {
             }
             Message::SendAck(ack) => {
                 self.advance_delivered(ack.inbox_seq);
+                // Acknowledged after the fsync that made the own copy durable, and every
+                // entry before it with it.
+                self.advance_durable(ack.inbox_seq);
                 Event::SendAck { request_id, ack }
             }
             Message::Deliver(d) => self.deliver(d)?,
+            Message::Durable(d) => {
+                if !matches!(*self.state, SessionState::LoggedIn { .. }) {
+                    return Err(self.unexpected("Durable"));
+                }
+                self.advance_durable(d.inbox_seq);
+                Event::Durable { inbox_seq: d.inbox_seq }
+            }
             Message::AckOk(ok) => Event::AckOk {
                 request_id,
                 device_cursor: ok.device_cursor,
@@ -605,6 +658,9 @@ impl Protocol<'_> {
         // Everything up to the cursor is already stored on this device.
         *self.delivered_seq = ok.device_cursor;
         *self.acked_seq = ok.device_cursor;
+        // A login reads a durable inbox head.
+        *self.early_delivery = ok.epoch != 0;
+        *self.durable_seq = ok.inbox_seq.max(ok.device_cursor);
         Ok(Event::LoggedIn {
             request_id,
             user_id: ok.user_id,
@@ -612,6 +668,7 @@ impl Protocol<'_> {
             token: ok.token,
             inbox_seq: ok.inbox_seq,
             device_cursor: ok.device_cursor,
+            epoch: ok.epoch,
         })
     }
 
@@ -621,6 +678,7 @@ impl Protocol<'_> {
             return Err(self.unexpected("Deliver"));
         }
         self.advance_delivered(d.inbox_seq);
+        self.advance_durable(d.durable_seq);
         Ok(Event::Deliver(d))
     }
 
@@ -629,6 +687,8 @@ impl Protocol<'_> {
         for m in &page.messages {
             self.advance_delivered(m.inbox_seq);
         }
+        // The server reads only durable entries.
+        self.advance_durable(page.inbox_seq);
         Event::SyncPage { request_id, page }
     }
 
@@ -644,6 +704,11 @@ impl Protocol<'_> {
             _ => {}
         }
         Event::Error { request_id, error }
+    }
+
+    /// Raises the durable watermark (it never moves back within a session).
+    fn advance_durable(&mut self, seq: u64) {
+        *self.durable_seq = (*self.durable_seq).max(seq);
     }
 
     /// Moves the delivered position to `seq` only if it is exactly the next entry.
@@ -684,6 +749,12 @@ mod tests {
     const TOKEN: [u8; TOKEN_BYTES] = [9; TOKEN_BYTES];
 
     fn logged_in() -> ClientSession {
+        logged_in_at(10, 0)
+    }
+
+    /// A session logged in as user 5 with cursor 4, the inbox head at `inbox_seq`, under
+    /// `epoch` (0: a server that predates early delivery).
+    fn logged_in_at(inbox_seq: u64, epoch: u64) -> ClientSession {
         let mut s = ClientSession::new("unit");
         s.hello().expect("hello");
         let login = s.login_password("alice", "pw", "phone").expect("pipelined login");
@@ -701,8 +772,9 @@ mod tests {
             user_id: 5,
             device_id: 2,
             token: &TOKEN,
-            inbox_seq: 10,
+            inbox_seq,
             device_cursor: 4,
+            epoch,
         };
         server(&mut s, login, &Message::LoginOk(ok));
         let event = s.next_event().expect("decodes").expect("event");
@@ -818,6 +890,7 @@ mod tests {
                 client_msg_id: seq,
                 kind: crate::MessageKind::NORMAL,
                 refers_to: 0,
+                durable_seq: 0,
             };
             server(&mut s, REQUEST_ID_NONE, &Message::Deliver(d));
         }
@@ -835,6 +908,10 @@ mod tests {
     }
 
     fn push_deliver(s: &mut ClientSession, seq: u64) {
+        push_deliver_durable(s, seq, 0);
+    }
+
+    fn push_deliver_durable(s: &mut ClientSession, seq: u64, durable_seq: u64) {
         let d = Deliver {
             message_id: seq,
             conversation: Conversation::Direct(9),
@@ -847,9 +924,52 @@ mod tests {
             client_msg_id: seq,
             kind: crate::MessageKind::NORMAL,
             refers_to: 0,
+            durable_seq,
         };
         server(s, REQUEST_ID_NONE, &Message::Deliver(d));
         while s.next_event().expect("decodes").is_some() {}
+    }
+
+    #[test]
+    fn acks_stop_at_the_durable_watermark_under_early_delivery() {
+        let mut s = logged_in_at(4, 7);
+        assert_eq!(s.durable_seq(), 4, "a login reads a durable head");
+        push_deliver_durable(&mut s, 5, 4);
+        push_deliver_durable(&mut s, 6, 5);
+        push_deliver_durable(&mut s, 7, 5);
+        assert_eq!((s.delivered_seq(), s.durable_seq(), s.ackable_seq()), (7, 5, 5));
+        assert!(s.ack_delivered().expect("ack"));
+        assert_eq!(sent_frames(&mut s), [(0, "Ack(Ack { up_to_seq: 5 })".to_owned())]);
+        assert!(!s.ack_delivered().expect("ack"), "6 and 7 are tentative");
+        server(
+            &mut s,
+            REQUEST_ID_NONE,
+            &Message::Durable(crate::Durable { inbox_seq: 7 }),
+        );
+        assert_eq!(s.next_event().expect("decodes"), Some(Event::Durable { inbox_seq: 7 }));
+        assert!(s.ack_delivered().expect("ack"));
+        assert_eq!(sent_frames(&mut s), [(0, "Ack(Ack { up_to_seq: 7 })".to_owned())]);
+        // A SendAck is sent after the fsync of the sender's own copy: it and all before it
+        // are durable.
+        let ack = SendAck {
+            client_msg_id: 1,
+            message_id: 1,
+            inbox_seq: 8,
+            timestamp_us: 0,
+        };
+        server(&mut s, 3, &Message::SendAck(ack));
+        while s.next_event().expect("decodes").is_some() {}
+        assert_eq!((s.delivered_seq(), s.durable_seq()), (8, 8));
+        push_deliver_durable(&mut s, 9, 2);
+        assert_eq!(s.durable_seq(), 8, "the watermark never moves back");
+    }
+
+    #[test]
+    fn a_server_without_an_epoch_has_everything_durable() {
+        let mut s = logged_in_at(4, 0);
+        push_deliver(&mut s, 5);
+        push_deliver(&mut s, 6);
+        assert_eq!(s.ackable_seq(), 6);
     }
 
     #[test]
@@ -950,6 +1070,7 @@ mod tests {
             token: &TOKEN,
             inbox_seq: 0,
             device_cursor: 0,
+            epoch: 0,
         };
         server(&mut s, login, &Message::LoginOk(ok));
         let _ = s.next_event();
@@ -987,6 +1108,7 @@ mod tests {
             token: &TOKEN,
             inbox_seq: 0,
             device_cursor: 0,
+            epoch: 0,
         };
         server(&mut fresh, 1, &Message::LoginOk(ok));
         assert!(matches!(

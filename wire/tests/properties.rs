@@ -19,7 +19,7 @@ struct Raw {
 
 fn raw() -> impl Strategy<Value = Raw> {
     (
-        0u8..30,
+        0u8..31,
         any::<u64>(),
         any::<[u64; 5]>(),
         any::<[u16; 2]>(),
@@ -66,6 +66,7 @@ fn deliver<'a>(r: &'a Raw, seq: u64, kind: u8, payload: &'a [u8]) -> Deliver<'a>
         client_msg_id: r.n[1] ^ r.n[2],
         kind: hotline_wire::MessageKind(r.flags >> 4),
         refers_to: r.n[3] ^ seq,
+        durable_seq: r.n[4] ^ seq,
     }
 }
 
@@ -114,6 +115,7 @@ fn build(r: &Raw) -> Message<'_> {
             token: &r.bytes,
             inbox_seq: c,
             device_cursor: d,
+            epoch: e,
         }),
         6 => Message::Logout,
         7 => Message::LogoutOk,
@@ -220,6 +222,7 @@ fn build(r: &Raw) -> Message<'_> {
             online: r.more,
             last_seen_us: b,
         }),
+        29 => Message::Durable(hotline_wire::Durable { inbox_seq: a }),
         _ => Message::Error(ErrorBody {
             code: ErrorCode::from_wire(r.v[0] % ErrorCode::ALL.len() as u16),
             message: s0,

@@ -13,7 +13,7 @@
 //! | `inbox` | (user id, seq) | message record ([`record`]) |
 //! | `cursors` | (user id, device id) | delivered seq (LE u64) |
 //! | `dedup` | (sender id, client msg id) | message id, sender seq, timestamp µs (LE u64s) |
-//! | `meta` | name | value (LE u64) |
+//! | `meta` | name (`message_id_hwm`, `epoch`) | value (LE u64) |
 //! | `groups` | group id | created µs (LE u64), persistence (u8), name |
 //! | `members` | (group id, user id) | role (u8) |
 //! | `memberships` | (user id, group id) | role (u8): the same facts, for "my groups" |
@@ -33,6 +33,7 @@
 
 pub mod keys;
 pub mod record;
+pub mod watermark;
 pub mod writer;
 
 use std::path::Path;
@@ -119,6 +120,8 @@ pub const CURSOR_REVOKED: u64 = u64::MAX;
 
 /// `meta` key of the highest message id ever handed out.
 pub const META_MESSAGE_ID_HWM: &[u8] = b"message_id_hwm";
+/// `meta` key of the server's epoch, bumped at every start (see [`Storage::bump_epoch`]).
+pub const META_EPOCH: &[u8] = b"epoch";
 
 /// Shared block cache for all families.
 const BLOCK_CACHE_BYTES: usize = 64 << 20;
@@ -514,6 +517,19 @@ impl Storage {
     /// A stored `u64` from the `meta` family.
     pub fn meta_u64(&self, key: &[u8]) -> Result<Option<u64>, StorageError> {
         Ok(self.get(Cf::Meta, key)?.and_then(|v| keys::le_u64(&v, 0)))
+    }
+
+    /// Stores and returns the next epoch (the first start gets 1), fsynced before it
+    /// returns: a client that saw entries delivered early under one epoch knows from a
+    /// login under another that the server restarted and may have lost what was not yet
+    /// durable. Called once at start-up, before the log writer runs.
+    pub fn bump_epoch(&self) -> Result<u64, StorageError> {
+        let epoch = self.meta_u64(META_EPOCH)?.unwrap_or(0) + 1;
+        let mut opts = rocksdb::WriteOptions::default();
+        opts.set_sync(true);
+        self.db
+            .put_cf_opt(self.cf(Cf::Meta), META_EPOCH, epoch.to_le_bytes(), &opts)?;
+        Ok(epoch)
     }
 
     /// The highest user id in use (0 if none).

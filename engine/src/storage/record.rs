@@ -92,6 +92,7 @@ impl StoredMessage {
             client_msg_id: self.client_msg_id,
             kind: self.kind,
             refers_to: self.refers_to,
+            durable_seq: 0,
         }
     }
 
@@ -216,6 +217,8 @@ pub fn decode_record(seq: u64, v: &[u8]) -> Result<Deliver<'_>, RecordError> {
         kind,
         refers_to,
         payload: &v[header..],
+        // A record says nothing of durability: the core fills it in.
+        durable_seq: 0,
     })
 }
 

@@ -30,6 +30,17 @@
 //! - Completions for one user are pushed in seq order, so each home core sees its users'
 //!   inboxes grow one seq at a time. A group message reaches each core as one completion
 //!   listing that core's members, not one per member.
+//!
+//! Early delivery (under `sync` durability, unless `--early-delivery off`): a group commit
+//! is written without its fsync, its deliveries (`Committed`, `Fanout`) are pushed at once,
+//! tagged with the commit's number, then the WAL is fsynced and only then go the replies
+//! (`SendAck` and every other `Written`), the notices, and the sender's own copy (for its
+//! other devices; it rides with the `SendAck`, so the sender's core wakes once). A core knows a delivery is durable
+//! once [`Watermark::synced`] reaches its tag, and says so to the device
+//! (`Deliver.durable_seq`, `Durable`). The next commit starts only after this one synced,
+//! so every commit before the one being applied is durable (a dedup hit answers a durable
+//! message). A failed fsync leaves entries visible that may not be durable: the writer
+//! refuses every later request (`StorageUnavailable`) until a restart recovers the log.
 
 mod accounts;
 mod conversations;
@@ -46,6 +57,7 @@ use crossbeam_queue::ArrayQueue;
 use hotline_wire::{Conversation, ErrorCode, GroupRole, MessageKind, Persistence, ReadPosition, SendAck, SendFlags};
 use rocksdb::{WriteBatch, WriteOptions};
 
+use super::watermark::Watermark;
 use super::{Cf, ConvState, Durability, MessageOrigin, Refusal, Storage, StorageError, META_MESSAGE_ID_HWM};
 use crate::limits::GROUP_MEMBERS_MAX_DEFAULT;
 use crate::mailbox::{Completion, Mailbox, Notice, ReplyTo};
@@ -62,6 +74,13 @@ pub const BATCH_PAYLOAD_BYTES_MAX: usize = 8 << 20;
 const RECORD_COST_BYTES_MIN: usize = 128;
 /// Under `async` durability, how often the WAL is fsynced in the background.
 pub const ASYNC_WAL_SYNC_INTERVAL_MS: u64 = 10;
+/// Fault injection for the power-loss test (`tests/tests/power_loss.rs`): the path of a
+/// file that, while it exists, holds each early-delivery fsync (deliveries go out, the
+/// fsync waits), so the test can cut the power between them. Read once at start; unset in
+/// production, where it costs one branch per group commit.
+pub const FAULT_HOLD_FSYNC_ENV: &str = "HOTLINE_FAULT_HOLD_FSYNC";
+/// Longest an injected hold lasts, so a test that forgets its file cannot wedge a server.
+const FAULT_HOLD_FSYNC_MS_MAX: u64 = 60_000;
 /// While writes keep failing, at most one error line per this interval (with the count of
 /// failures since the last one), so a read-only disk under load does not flood the log.
 pub const STORAGE_ERROR_LOG_INTERVAL_MS: u64 = 10_000;
@@ -219,6 +238,12 @@ pub struct LogWriter {
     stop: AtomicBool,
     thread: std::sync::OnceLock<Thread>,
     pub stats: WriterStats,
+    /// Which group commits are written and which synced.
+    pub watermark: Watermark,
+    /// This run's epoch ([`Storage::bump_epoch`]), told to every device at login.
+    pub epoch: u64,
+    /// Deliveries go out before their fsync (see the module docs).
+    pub early_delivery: bool,
 }
 
 impl LogWriter {
@@ -255,31 +280,57 @@ struct UserCounters {
     device_last: Option<u64>,
 }
 
+/// How the writer runs.
+#[derive(Debug, Clone, Copy)]
+pub struct WriterSettings {
+    pub durability: Durability,
+    /// Under `sync`: push deliveries before the fsync (see the module docs).
+    pub early_delivery: bool,
+    pub group_members_max: usize,
+}
+
+impl WriterSettings {
+    /// The defaults for `durability`: early delivery on, the default group size limit.
+    pub fn new(durability: Durability) -> Self {
+        Self {
+            durability,
+            early_delivery: true,
+            group_members_max: GROUP_MEMBERS_MAX_DEFAULT,
+        }
+    }
+}
+
 /// Starts the writer thread (and, under `async` durability, its WAL syncer).
 pub fn spawn(
     storage: Arc<Storage>,
     mailboxes: Arc<[Mailbox]>,
     durability: Durability,
 ) -> Result<(Arc<LogWriter>, Vec<JoinHandle<()>>), StorageError> {
-    spawn_with(storage, mailboxes, durability, GROUP_MEMBERS_MAX_DEFAULT)
+    spawn_with(storage, mailboxes, WriterSettings::new(durability))
 }
 
-/// [`spawn`] with a group size limit other than the default.
+/// [`spawn`] with settings other than the defaults. Bumps the stored epoch first.
 pub fn spawn_with(
     storage: Arc<Storage>,
     mailboxes: Arc<[Mailbox]>,
-    durability: Durability,
-    group_members_max: usize,
+    settings: WriterSettings,
 ) -> Result<(Arc<LogWriter>, Vec<JoinHandle<()>>), StorageError> {
+    let durability = settings.durability;
+    let early_delivery = settings.early_delivery && durability == Durability::Sync;
+    let epoch = storage.bump_epoch()?;
     let writer = Arc::new(LogWriter {
         queue: ArrayQueue::new(WRITE_QUEUE_REQUESTS_MAX),
         sleeping: AtomicBool::new(false),
         stop: AtomicBool::new(false),
         thread: std::sync::OnceLock::new(),
         stats: WriterStats::default(),
+        watermark: Watermark::default(),
+        epoch,
+        early_delivery,
     });
     let mut state = WriterState::load(storage.clone(), mailboxes, durability)?;
-    state.group_members_max = group_members_max;
+    state.group_members_max = settings.group_members_max;
+    state.early_delivery = early_delivery;
     let w = writer.clone();
     let handle = thread::Builder::new()
         .name("hotline-writer".into())
@@ -378,6 +429,17 @@ struct WriterState {
     mailboxes: Arc<[Mailbox]>,
     cores: usize,
     sync: bool,
+    /// Deliveries are pushed before the fsync (sync durability only).
+    early_delivery: bool,
+    /// The number of the last group commit (see [`Watermark`]).
+    commits: u64,
+    /// What this batch's deliveries are tagged with: its commit number under early
+    /// delivery (durable once synced), 0 otherwise (durable when pushed).
+    batch_tag: u64,
+    /// An fsync failed after its batch was visible: every later request is refused.
+    sync_failed: bool,
+    /// [`FAULT_HOLD_FSYNC_ENV`]'s file, if set.
+    hold_fsync: Option<std::path::PathBuf>,
     /// Rate-limits the log lines of failing commits.
     commit_errors: ErrorLog,
     users: HashMap<u64, UserCounters>,
@@ -390,6 +452,11 @@ struct WriterState {
     batch_next_user_id: u64,
     batch_next_message_id: u64,
     out: Vec<(usize, Completion)>,
+    /// This batch's replies (`Written`) and notices, and the deliveries that wait with
+    /// them, held by [`Self::committed`] until [`Self::answer`].
+    replies: Vec<(usize, Completion)>,
+    /// Users with a delivery among `replies` in this batch (reused between batches).
+    deferred_users: HashSet<u64>,
     record: Vec<u8>,
     group_members_max: usize,
     next_group_id: u64,
@@ -423,6 +490,11 @@ impl WriterState {
             mailboxes,
             cores,
             sync: durability == Durability::Sync,
+            early_delivery: false,
+            commits: 0,
+            batch_tag: 0,
+            sync_failed: false,
+            hold_fsync: std::env::var_os(FAULT_HOLD_FSYNC_ENV).map(Into::into),
             commit_errors: ErrorLog::default(),
             users: HashMap::new(),
             next_user_id,
@@ -433,6 +505,8 @@ impl WriterState {
             batch_next_user_id: next_user_id,
             batch_next_message_id: next_message_id,
             out: Vec::new(),
+            replies: Vec::new(),
+            deferred_users: HashSet::new(),
             record: Vec::with_capacity(1024),
             group_members_max: GROUP_MEMBERS_MAX_DEFAULT,
             next_group_id,
@@ -482,11 +556,22 @@ impl WriterState {
     fn commit(&mut self, requests: &mut Vec<WriteRequest>, handle: &LogWriter) {
         let started = Instant::now();
         let count = requests.len() as u64;
+        if self.sync_failed {
+            for request in requests.drain(..) {
+                self.refuse(request.reply, ErrorCode::StorageUnavailable);
+            }
+            handle.stats.failed_batches.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        self.commits += 1;
+        let commit = self.commits;
+        self.batch_tag = if self.early_delivery { commit } else { 0 };
         let mut batch = WriteBatch::default();
         let mut messages = self.apply_all(requests, &mut batch);
         self.put_convs(&mut batch);
         self.debug_assert_seqs_dense();
         let batch_was_empty = batch.is_empty();
+        handle.watermark.writing(commit);
         match self.write(batch) {
             Ok(()) => {
                 if !batch_was_empty {
@@ -494,8 +579,15 @@ impl WriterState {
                     handle.stats.failing_batches.store(0, Ordering::Relaxed);
                 }
                 self.committed();
+                let synced = !self.early_delivery || batch_was_empty || self.sync_wal(handle);
+                if synced {
+                    handle.watermark.synced_through(commit);
+                }
+                self.answer(synced);
             }
             Err(e) => {
+                // Nothing of it is visible: no reader waits for it.
+                handle.watermark.synced_through(commit);
                 self.commit_errors.failed(|repeats| {
                     tracing::error!("group commit of {count} requests failed, none acknowledged{repeats}: {e}")
                 });
@@ -517,6 +609,32 @@ impl WriterState {
         stats.commit_micros_total.fetch_add(commit_us, Ordering::Relaxed);
         stats.commit_us.observe(commit_us);
         stats.batch_requests.observe(count);
+    }
+
+    /// Under early delivery, fsyncs the WAL the batch was written to (and with it every
+    /// earlier batch). A failure leaves the batch visible but perhaps not durable: from
+    /// then on the writer refuses everything (see the module docs).
+    fn sync_wal(&mut self, handle: &LogWriter) -> bool {
+        if let Some(hold) = &self.hold_fsync {
+            let until = Instant::now() + Duration::from_millis(FAULT_HOLD_FSYNC_MS_MAX);
+            while hold.exists() && Instant::now() < until {
+                thread::sleep(Duration::from_millis(1));
+            }
+        }
+        match self.storage.db().flush_wal(true) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(
+                    "the log's fsync failed after a group commit was written: {e}; every write is refused \
+                     until hotline restarts and recovers the log (nothing acknowledged is lost: that \
+                     commit's requests were refused)"
+                );
+                self.sync_failed = true;
+                handle.stats.failed_batches.fetch_add(1, Ordering::Relaxed);
+                handle.stats.failing_batches.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+        }
     }
 
     /// Applies each request to `batch` (a refused one leaves no trace in it and is answered
@@ -541,8 +659,9 @@ impl WriterState {
         messages
     }
 
-    /// Writes the batch (with the message id high-water mark) in one RocksDB write, and
-    /// one fsync under `sync` durability; an empty batch writes nothing.
+    /// Writes the batch (with the message id high-water mark) in one RocksDB write, fsynced
+    /// under `sync` durability unless deliveries go first (then [`Self::sync_wal`] follows);
+    /// an empty batch writes nothing.
     fn write(&self, mut batch: WriteBatch) -> Result<(), rocksdb::Error> {
         if batch.is_empty() {
             return Ok(());
@@ -553,12 +672,13 @@ impl WriterState {
             (self.batch_next_message_id - 1).to_le_bytes(),
         );
         let mut opts = WriteOptions::default();
-        opts.set_sync(self.sync);
+        opts.set_sync(self.sync && !self.early_delivery);
         self.storage.db().write_opt(batch, &opts)
     }
 
-    /// The batch is durable: its overlays become the writer's state, and the cores hear,
-    /// in commit order.
+    /// The batch is written (visible to readers): its overlays become the writer's state,
+    /// and its deliveries go to the cores, in commit order. Replies and notices wait in
+    /// `out` for [`Self::answer`].
     fn committed(&mut self) {
         for (user, counters) in self.batch_users.drain() {
             self.users.insert(user, counters);
@@ -569,7 +689,49 @@ impl WriterState {
         self.groups.extend(self.batch_groups.drain());
         self.convs.extend(self.batch_convs.drain());
         self.settings.extend(self.batch_settings.drain());
-        for (core, completion) in self.out.drain(..) {
+        // A sender's own copy waits for its SendAck (it is for the sender's other devices,
+        // which need no head start), so the sender's core wakes once per commit, not twice;
+        // every later completion of a user so deferred waits too, keeping each user's
+        // completions in seq order.
+        let mut out = std::mem::take(&mut self.out);
+        self.deferred_users.clear();
+        for (core, completion) in out.drain(..) {
+            let defer = match &completion {
+                Completion::Committed { user_id, origin, .. } => {
+                    origin.is_some() || self.deferred_users.contains(user_id)
+                }
+                Completion::Fanout { entries, .. } => {
+                    entries.iter().any(|(user_id, _)| self.deferred_users.contains(user_id))
+                }
+                _ => true,
+            };
+            match (&completion, defer) {
+                (Completion::Committed { user_id, .. }, true) => {
+                    self.deferred_users.insert(*user_id);
+                }
+                (Completion::Fanout { entries, .. }, true) => {
+                    self.deferred_users.extend(entries.iter().map(|&(user_id, _)| user_id));
+                }
+                _ => {}
+            }
+            if defer {
+                self.replies.push((core, completion));
+            } else {
+                self.mailboxes[core].push_completion(completion);
+            }
+        }
+        self.out = out;
+    }
+
+    /// The batch is durable (`durable`), or its fsync failed: the replies go out, as
+    /// written or as `StorageUnavailable`, and the notices with them (or not at all).
+    fn answer(&mut self, durable: bool) {
+        if !durable {
+            self.notices.iter_mut().for_each(Vec::clear);
+            let replies = std::mem::take(&mut self.replies);
+            return self.refuse_requesters(replies);
+        }
+        for (core, completion) in self.replies.drain(..) {
             self.mailboxes[core].push_completion(completion);
         }
         for (core, notices) in self.notices.iter_mut().enumerate() {
@@ -589,16 +751,17 @@ impl WriterState {
         self.batch_settings.clear();
         self.scans.clear();
         self.notices.iter_mut().for_each(Vec::clear);
-        let requesters: Vec<ReplyTo> = self
-            .out
-            .drain(..)
-            .filter_map(|(_, c)| match c {
-                Completion::Written { reply, .. } => Some(reply),
-                _ => None,
-            })
-            .collect();
-        for reply in requesters {
-            self.refuse(Some(reply), ErrorCode::StorageUnavailable);
+        let out = std::mem::take(&mut self.out);
+        self.refuse_requesters(out);
+    }
+
+    /// Answers every requester among `completions` with `StorageUnavailable` (nothing of
+    /// theirs is acknowledged); the rest (deliveries not pushed, notices) is dropped.
+    fn refuse_requesters(&mut self, completions: Vec<(usize, Completion)>) {
+        for (_, completion) in completions {
+            if let Completion::Written { reply, .. } = completion {
+                self.refuse(Some(reply), ErrorCode::StorageUnavailable);
+            }
         }
     }
 
@@ -906,6 +1069,108 @@ mod tests {
         );
         assert_eq!(h.seqs(a), [1, 2]);
         assert_eq!(h.seqs(b), [1, 2]);
+        h.close();
+    }
+
+    /// Submits a send and returns every completion up to its reply, in the order pushed.
+    fn completions_of_send(h: &Harness, from: u64, to: u64, client_msg_id: u64) -> Vec<Completion> {
+        let op = WriteOp::Append {
+            sender: from,
+            sender_device: 1,
+            to,
+            group: 0,
+            client_msg_id,
+            flags: SendFlags::NONE,
+            kind: MessageKind::NORMAL,
+            refers_to: 0,
+            payload: Bytes::from_static(b"hi"),
+        };
+        h.writer.submit(WriteRequest { reply: reply(1), op }).unwrap();
+        let mut seen = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match h.mailboxes[0].pop_completion() {
+                Some(c @ Completion::Written { .. }) => {
+                    seen.push(c);
+                    return seen;
+                }
+                Some(c) => seen.push(c),
+                None if Instant::now() > deadline => panic!("no reply in time"),
+                None => thread::sleep(Duration::from_micros(100)),
+            }
+        }
+    }
+
+    #[test]
+    fn early_delivery_tags_deliveries_with_their_commit_and_replies_only_once_it_synced() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = Harness::open(dir.path());
+        assert!(h.writer.early_delivery, "on by default under sync");
+        let (a, b) = (h.user("a"), h.user("b"));
+        let seen = completions_of_send(&h, a, b, 1);
+        let commits: Vec<u64> = seen
+            .iter()
+            .filter_map(|c| match c {
+                Completion::Committed { commit, .. } => Some(*commit),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(commits.len(), 2, "both copies, before the reply: {seen:?}");
+        assert!(
+            commits[0] > 0 && commits[0] == commits[1],
+            "tagged with one commit: {commits:?}"
+        );
+        assert!(matches!(
+            seen.last(),
+            Some(Completion::Written {
+                outcome: Ok(WriteOutcome::Sent(_)),
+                ..
+            })
+        ));
+        // The reply went out after the fsync: the commit is synced by the time it is seen.
+        assert!(h.writer.watermark.synced() >= commits[0]);
+        assert_eq!(h.writer.watermark.synced(), h.writer.watermark.written());
+        h.close();
+    }
+
+    #[test]
+    fn without_early_delivery_deliveries_are_durable_when_pushed() {
+        for (durability, early_delivery) in [(Durability::Sync, false), (Durability::Async, true)] {
+            let dir = tempfile::tempdir().unwrap();
+            let storage = Arc::new(Storage::open(dir.path()).unwrap());
+            let mailboxes: Arc<[Mailbox]> = (0..1).map(|_| Mailbox::default()).collect();
+            let settings = WriterSettings {
+                durability,
+                early_delivery,
+                group_members_max: GROUP_MEMBERS_MAX_DEFAULT,
+            };
+            let (writer, threads) = spawn_with(storage.clone(), mailboxes.clone(), settings).unwrap();
+            let h = Harness {
+                storage,
+                mailboxes,
+                writer,
+                threads,
+            };
+            assert!(!h.writer.early_delivery, "{durability:?}");
+            let (a, b) = (h.user("a"), h.user("b"));
+            for c in completions_of_send(&h, a, b, 1) {
+                if let Completion::Committed { commit, .. } = c {
+                    assert_eq!(commit, 0, "{durability:?}: durable when pushed");
+                }
+            }
+            h.close();
+        }
+    }
+
+    #[test]
+    fn every_start_bumps_the_stored_epoch() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = Harness::open(dir.path());
+        let first = h.writer.epoch;
+        assert!(first >= 1, "an epoch is never 0 (0 means a server without one)");
+        h.close();
+        let h = Harness::open(dir.path());
+        assert_eq!(h.writer.epoch, first + 1);
         h.close();
     }
 

@@ -751,13 +751,13 @@ pub mod hotline {
                 since = "2.0.0",
                 note = "Use associated constants instead. This will no longer be generated in 2021."
             )]
-            pub const ENUM_MAX_BODY: u8 = 38;
+            pub const ENUM_MAX_BODY: u8 = 39;
             #[deprecated(
                 since = "2.0.0",
                 note = "Use associated constants instead. This will no longer be generated in 2021."
             )]
             #[allow(non_camel_case_types)]
-            pub const ENUM_VALUES_BODY: [Body; 39] = [
+            pub const ENUM_VALUES_BODY: [Body; 40] = [
                 Body::NONE,
                 Body::Hello,
                 Body::HelloOk,
@@ -797,6 +797,7 @@ pub mod hotline {
                 Body::PresenceSubscribe,
                 Body::Presence,
                 Body::SetPersistence,
+                Body::Durable,
             ];
 
             /// Every frame's body. Append members only; the numbering is the wire format.
@@ -844,9 +845,10 @@ pub mod hotline {
                 pub const PresenceSubscribe: Self = Self(36);
                 pub const Presence: Self = Self(37);
                 pub const SetPersistence: Self = Self(38);
+                pub const Durable: Self = Self(39);
 
                 pub const ENUM_MIN: u8 = 0;
-                pub const ENUM_MAX: u8 = 38;
+                pub const ENUM_MAX: u8 = 39;
                 pub const ENUM_VALUES: &'static [Self] = &[
                     Self::NONE,
                     Self::Hello,
@@ -887,6 +889,7 @@ pub mod hotline {
                     Self::PresenceSubscribe,
                     Self::Presence,
                     Self::SetPersistence,
+                    Self::Durable,
                 ];
                 /// Returns the variant's name or "" if unknown.
                 pub fn variant_name(self) -> Option<&'static str> {
@@ -930,6 +933,7 @@ pub mod hotline {
                         Self::PresenceSubscribe => Some("PresenceSubscribe"),
                         Self::Presence => Some("Presence"),
                         Self::SetPersistence => Some("SetPersistence"),
+                        Self::Durable => Some("Durable"),
                         _ => None,
                     }
                 }
@@ -2204,6 +2208,7 @@ pub mod hotline {
                 pub const VT_TOKEN: ::flatbuffers::VOffsetT = 8;
                 pub const VT_INBOX_SEQ: ::flatbuffers::VOffsetT = 10;
                 pub const VT_DEVICE_CURSOR: ::flatbuffers::VOffsetT = 12;
+                pub const VT_EPOCH: ::flatbuffers::VOffsetT = 14;
 
                 #[inline]
                 pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -2220,6 +2225,7 @@ pub mod hotline {
                     args: &'args LoginOkArgs<'args>,
                 ) -> ::flatbuffers::WIPOffset<LoginOk<'bldr>> {
                     let mut builder = LoginOkBuilder::new(_fbb);
+                    builder.add_epoch(args.epoch);
                     builder.add_device_cursor(args.device_cursor);
                     builder.add_inbox_seq(args.inbox_seq);
                     builder.add_device_id(args.device_id);
@@ -2286,6 +2292,17 @@ pub mod hotline {
                             .unwrap()
                     }
                 }
+                /// The server's epoch: stored, and bumped at every start of the server. Entries a device
+                /// received above its durable watermark (see `Deliver.durable_seq`) are tentative: after a
+                /// login that answers another epoch than the one they came under, the device drops them
+                /// and takes what the server sends again from its cursor.
+                #[inline]
+                pub fn epoch(&self) -> u64 {
+                    // Safety:
+                    // Created from valid Table for this object
+                    // which contains a valid value in this slot
+                    unsafe { self._tab.get::<u64>(LoginOk::VT_EPOCH, Some(0)).unwrap() }
+                }
             }
 
             impl ::flatbuffers::Verifiable for LoginOk<'_> {
@@ -2300,6 +2317,7 @@ pub mod hotline {
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("token", Self::VT_TOKEN, false)?
      .visit_field::<u64>("inbox_seq", Self::VT_INBOX_SEQ, false)?
      .visit_field::<u64>("device_cursor", Self::VT_DEVICE_CURSOR, false)?
+     .visit_field::<u64>("epoch", Self::VT_EPOCH, false)?
      .finish();
                     Ok(())
                 }
@@ -2310,6 +2328,7 @@ pub mod hotline {
                 pub token: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
                 pub inbox_seq: u64,
                 pub device_cursor: u64,
+                pub epoch: u64,
             }
             impl<'a> Default for LoginOkArgs<'a> {
                 #[inline]
@@ -2320,6 +2339,7 @@ pub mod hotline {
                         token: None,
                         inbox_seq: 0,
                         device_cursor: 0,
+                        epoch: 0,
                     }
                 }
             }
@@ -2357,6 +2377,10 @@ pub mod hotline {
                         .push_slot::<u64>(LoginOk::VT_DEVICE_CURSOR, device_cursor, 0);
                 }
                 #[inline]
+                pub fn add_epoch(&mut self, epoch: u64) {
+                    self.fbb_.push_slot::<u64>(LoginOk::VT_EPOCH, epoch, 0);
+                }
+                #[inline]
                 pub fn new(
                     _fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
                 ) -> LoginOkBuilder<'a, 'b, A> {
@@ -2381,6 +2405,7 @@ pub mod hotline {
                     ds.field("token", &self.token());
                     ds.field("inbox_seq", &self.inbox_seq());
                     ds.field("device_cursor", &self.device_cursor());
+                    ds.field("epoch", &self.epoch());
                     ds.finish()
                 }
             }
@@ -3000,6 +3025,7 @@ pub mod hotline {
                 pub const VT_CLIENT_MSG_ID: ::flatbuffers::VOffsetT = 20;
                 pub const VT_KIND: ::flatbuffers::VOffsetT = 22;
                 pub const VT_REFERS_TO: ::flatbuffers::VOffsetT = 24;
+                pub const VT_DURABLE_SEQ: ::flatbuffers::VOffsetT = 26;
 
                 #[inline]
                 pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -3016,6 +3042,7 @@ pub mod hotline {
                     args: &'args DeliverArgs<'args>,
                 ) -> ::flatbuffers::WIPOffset<Deliver<'bldr>> {
                     let mut builder = DeliverBuilder::new(_fbb);
+                    builder.add_durable_seq(args.durable_seq);
                     builder.add_refers_to(args.refers_to);
                     builder.add_client_msg_id(args.client_msg_id);
                     builder.add_timestamp_us(args.timestamp_us);
@@ -3153,6 +3180,22 @@ pub mod hotline {
                             .unwrap()
                     }
                 }
+                /// The receiving user's durable watermark: every entry of its inbox up to this seq is
+                /// durable (fsynced under `sync` durability). An entry above it was delivered before its
+                /// fsync (early delivery) and is tentative until a later `Deliver`, `Durable` or
+                /// `SendAck` covers it: advance the stored cursor (and `Ack`) only up to the watermark.
+                /// 0 from servers that predate it.
+                #[inline]
+                pub fn durable_seq(&self) -> u64 {
+                    // Safety:
+                    // Created from valid Table for this object
+                    // which contains a valid value in this slot
+                    unsafe {
+                        self._tab
+                            .get::<u64>(Deliver::VT_DURABLE_SEQ, Some(0))
+                            .unwrap()
+                    }
+                }
             }
 
             impl ::flatbuffers::Verifiable for Deliver<'_> {
@@ -3173,6 +3216,7 @@ pub mod hotline {
      .visit_field::<u64>("client_msg_id", Self::VT_CLIENT_MSG_ID, false)?
      .visit_field::<MessageKind>("kind", Self::VT_KIND, false)?
      .visit_field::<u64>("refers_to", Self::VT_REFERS_TO, false)?
+     .visit_field::<u64>("durable_seq", Self::VT_DURABLE_SEQ, false)?
      .finish();
                     Ok(())
                 }
@@ -3189,6 +3233,7 @@ pub mod hotline {
                 pub client_msg_id: u64,
                 pub kind: MessageKind,
                 pub refers_to: u64,
+                pub durable_seq: u64,
             }
             impl<'a> Default for DeliverArgs<'a> {
                 #[inline]
@@ -3205,6 +3250,7 @@ pub mod hotline {
                         client_msg_id: 0,
                         kind: MessageKind::Normal,
                         refers_to: 0,
+                        durable_seq: 0,
                     }
                 }
             }
@@ -3276,6 +3322,11 @@ pub mod hotline {
                         .push_slot::<u64>(Deliver::VT_REFERS_TO, refers_to, 0);
                 }
                 #[inline]
+                pub fn add_durable_seq(&mut self, durable_seq: u64) {
+                    self.fbb_
+                        .push_slot::<u64>(Deliver::VT_DURABLE_SEQ, durable_seq, 0);
+                }
+                #[inline]
                 pub fn new(
                     _fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
                 ) -> DeliverBuilder<'a, 'b, A> {
@@ -3306,6 +3357,7 @@ pub mod hotline {
                     ds.field("client_msg_id", &self.client_msg_id());
                     ds.field("kind", &self.kind());
                     ds.field("refers_to", &self.refers_to());
+                    ds.field("durable_seq", &self.durable_seq());
                     ds.finish()
                 }
             }
@@ -3818,6 +3870,116 @@ pub mod hotline {
                     ds.field("messages", &self.messages());
                     ds.field("inbox_seq", &self.inbox_seq());
                     ds.field("more", &self.more());
+                    ds.finish()
+                }
+            }
+            pub enum DurableOffset {}
+            #[derive(Copy, Clone, PartialEq)]
+
+            /// Pushed when the receiving user's durable watermark moved past what the device was last
+            /// told (by a `Deliver.durable_seq`): every entry of its inbox up to `inbox_seq` is durable.
+            pub struct Durable<'a> {
+                pub _tab: ::flatbuffers::Table<'a>,
+            }
+
+            impl<'a> ::flatbuffers::Follow<'a> for Durable<'a> {
+                type Inner = Durable<'a>;
+                #[inline]
+                unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+                    Self {
+                        _tab: unsafe { ::flatbuffers::Table::new(buf, loc) },
+                    }
+                }
+            }
+
+            impl<'a> Durable<'a> {
+                pub const VT_INBOX_SEQ: ::flatbuffers::VOffsetT = 4;
+
+                #[inline]
+                pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+                    Durable { _tab: table }
+                }
+                #[allow(unused_mut)]
+                pub fn create<
+                    'bldr: 'args,
+                    'args: 'mut_bldr,
+                    'mut_bldr,
+                    A: ::flatbuffers::Allocator + 'bldr,
+                >(
+                    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+                    args: &'args DurableArgs,
+                ) -> ::flatbuffers::WIPOffset<Durable<'bldr>> {
+                    let mut builder = DurableBuilder::new(_fbb);
+                    builder.add_inbox_seq(args.inbox_seq);
+                    builder.finish()
+                }
+
+                #[inline]
+                pub fn inbox_seq(&self) -> u64 {
+                    // Safety:
+                    // Created from valid Table for this object
+                    // which contains a valid value in this slot
+                    unsafe {
+                        self._tab
+                            .get::<u64>(Durable::VT_INBOX_SEQ, Some(0))
+                            .unwrap()
+                    }
+                }
+            }
+
+            impl ::flatbuffers::Verifiable for Durable<'_> {
+                #[inline]
+                fn run_verifier(
+                    v: &mut ::flatbuffers::Verifier,
+                    pos: usize,
+                ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+                    v.visit_table(pos)?
+                        .visit_field::<u64>("inbox_seq", Self::VT_INBOX_SEQ, false)?
+                        .finish();
+                    Ok(())
+                }
+            }
+            pub struct DurableArgs {
+                pub inbox_seq: u64,
+            }
+            impl<'a> Default for DurableArgs {
+                #[inline]
+                fn default() -> Self {
+                    DurableArgs { inbox_seq: 0 }
+                }
+            }
+
+            pub struct DurableBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+                fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+                start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+            }
+            impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> DurableBuilder<'a, 'b, A> {
+                #[inline]
+                pub fn add_inbox_seq(&mut self, inbox_seq: u64) {
+                    self.fbb_
+                        .push_slot::<u64>(Durable::VT_INBOX_SEQ, inbox_seq, 0);
+                }
+                #[inline]
+                pub fn new(
+                    _fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+                ) -> DurableBuilder<'a, 'b, A> {
+                    let start = _fbb.start_table();
+                    DurableBuilder {
+                        fbb_: _fbb,
+                        start_: start,
+                    }
+                }
+                #[inline]
+                pub fn finish(self) -> ::flatbuffers::WIPOffset<Durable<'a>> {
+                    let o = self.fbb_.end_table(self.start_);
+                    ::flatbuffers::WIPOffset::new(o.value())
+                }
+            }
+
+            impl ::core::fmt::Debug for Durable<'_> {
+                fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                    let mut ds = f.debug_struct("Durable");
+                    ds.field("inbox_seq", &self.inbox_seq());
                     ds.finish()
                 }
             }
@@ -7933,6 +8095,21 @@ pub mod hotline {
                         None
                     }
                 }
+
+                #[inline]
+                #[allow(non_snake_case)]
+                pub fn body_as_durable(&self) -> Option<Durable<'a>> {
+                    if self.body_type() == Body::Durable {
+                        self.body().map(|t| {
+                            // Safety:
+                            // Created from a valid Table for this object
+                            // Which contains a valid union in this slot
+                            unsafe { Durable::init_from_table(t) }
+                        })
+                    } else {
+                        None
+                    }
+                }
             }
 
             impl ::flatbuffers::Verifiable for Frame<'_> {
@@ -7983,6 +8160,7 @@ pub mod hotline {
           Body::PresenceSubscribe => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<PresenceSubscribe>>("Body::PresenceSubscribe", pos),
           Body::Presence => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Presence>>("Body::Presence", pos),
           Body::SetPersistence => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<SetPersistence>>("Body::SetPersistence", pos),
+          Body::Durable => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Durable>>("Body::Durable", pos),
           _ => Ok(()),
         }
      })?
@@ -8424,6 +8602,16 @@ pub mod hotline {
                         }
                         Body::SetPersistence => {
                             if let Some(x) = self.body_as_set_persistence() {
+                                ds.field("body", &x)
+                            } else {
+                                ds.field(
+                                    "body",
+                                    &"InvalidFlatbuffer: Union discriminant does not match value.",
+                                )
+                            }
+                        }
+                        Body::Durable => {
+                            if let Some(x) = self.body_as_durable() {
                                 ds.field("body", &x)
                             } else {
                                 ds.field(

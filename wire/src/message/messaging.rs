@@ -160,6 +160,9 @@ pub struct Deliver<'a> {
     pub client_msg_id: u64,
     pub kind: MessageKind,
     pub refers_to: u64,
+    /// The receiving user's durable watermark when this was sent: every inbox entry up to
+    /// it is durable; an entry above it is tentative (delivered before its fsync).
+    pub durable_seq: u64,
 }
 
 impl<'a> Deliver<'a> {
@@ -178,6 +181,7 @@ impl<'a> Deliver<'a> {
             client_msg_id: b.client_msg_id(),
             kind: MessageKind(b.kind().0),
             refers_to: b.refers_to(),
+            durable_seq: b.durable_seq(),
         })
     }
 
@@ -197,6 +201,7 @@ impl<'a> Deliver<'a> {
             client_msg_id: self.client_msg_id,
             kind: fb::MessageKind(self.kind.0),
             refers_to: self.refers_to,
+            durable_seq: self.durable_seq,
         };
         fb::Deliver::create(fbb, &args)
     }
@@ -253,6 +258,28 @@ impl<'a> Body<'a> for AckOk {
             device_cursor: self.device_cursor,
         };
         fb::AckOk::create(fbb, &args).as_union_value()
+    }
+}
+
+/// Server → client push: the receiving user's durable watermark moved to `inbox_seq`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Durable {
+    pub inbox_seq: u64,
+}
+
+impl<'a> Body<'a> for Durable {
+    fn read(frame: fb::Frame<'a>, request_id: u64) -> Result<Self, FrameError> {
+        let b = present(frame.body_as_durable(), request_id)?;
+        Ok(Durable {
+            inbox_seq: b.inbox_seq(),
+        })
+    }
+
+    fn write(&self, fbb: &mut Builder, _: &mut DeliverOffsets) -> WIPOffset<UnionWIPOffset> {
+        let args = fb::DurableArgs {
+            inbox_seq: self.inbox_seq,
+        };
+        fb::Durable::create(fbb, &args).as_union_value()
     }
 }
 

@@ -37,7 +37,9 @@ pub use groups::{
     GroupAddMember, GroupCreate, GroupCreated, GroupInfo, GroupLeave, GroupList, GroupMember, GroupMemberList,
     GroupMembers, GroupRemoveMember, GroupRole, MyGroups,
 };
-pub use messaging::{Ack, AckOk, Deliver, MessageKind, Receipt, ReceiptKind, Send, SendAck, SendFlags, Sync, SyncPage};
+pub use messaging::{
+    Ack, AckOk, Deliver, Durable, MessageKind, Receipt, ReceiptKind, Send, SendAck, SendFlags, Sync, SyncPage,
+};
 pub use session::{
     Credentials, ErrorBody, ErrorCode, Hello, HelloOk, Login, LoginOk, Ping, Pong, Register, RegisterOk,
 };
@@ -212,6 +214,7 @@ messages! {
     Deliver(Deliver<'a>) => Server,
     Ack(Ack) => Client,
     AckOk(AckOk) => Server,
+    Durable(Durable) => Server,
     Sync(Sync) => Client,
     SyncPage(SyncPage<'a>) => Server,
     Ping(Ping) => Either,

@@ -199,6 +199,9 @@ pub struct LoginOk<'a> {
     pub token: &'a [u8],
     pub inbox_seq: u64,
     pub device_cursor: u64,
+    /// The server's epoch (bumped at every start): tentative entries received under another
+    /// epoch are dropped after this login (see [`crate::Deliver::durable_seq`]).
+    pub epoch: u64,
 }
 
 impl<'a> Body<'a> for LoginOk<'a> {
@@ -210,6 +213,7 @@ impl<'a> Body<'a> for LoginOk<'a> {
             token: required(b.token(), request_id, "LoginOk.token")?.bytes(),
             inbox_seq: b.inbox_seq(),
             device_cursor: b.device_cursor(),
+            epoch: b.epoch(),
         })
     }
 
@@ -221,6 +225,7 @@ impl<'a> Body<'a> for LoginOk<'a> {
             token,
             inbox_seq: self.inbox_seq,
             device_cursor: self.device_cursor,
+            epoch: self.epoch,
         };
         fb::LoginOk::create(fbb, &args).as_union_value()
     }

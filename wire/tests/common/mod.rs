@@ -19,6 +19,7 @@ pub(crate) fn deliver(seq: u64, payload: &[u8]) -> Deliver<'_> {
         client_msg_id: 9_000 + seq,
         kind: hotline_wire::MessageKind::NORMAL,
         refers_to: 0,
+        durable_seq: seq - 1,
     }
 }
 
@@ -58,6 +59,7 @@ pub(crate) fn every_message() -> Vec<Message<'static>> {
             token: &TOKEN,
             inbox_seq: 99,
             device_cursor: 90,
+            epoch: 4,
         }),
         Message::Logout,
         Message::LogoutOk,
@@ -96,6 +98,7 @@ pub(crate) fn every_message() -> Vec<Message<'static>> {
         }),
         Message::Ack(Ack { up_to_seq: 12 }),
         Message::AckOk(AckOk { device_cursor: 12 }),
+        Message::Durable(Durable { inbox_seq: 13 }),
         Message::Sync(Sync {
             after_seq: 3,
             limit: 50,

@@ -216,6 +216,7 @@ impl WriterState {
                         seq,
                         message: message.clone(),
                         origin,
+                        commit: self.batch_tag,
                     },
                 ));
             }
@@ -245,6 +246,7 @@ impl WriterState {
                     message: message.clone(),
                     entries,
                     origin: reply.filter(|r| r.core == core),
+                    commit: self.batch_tag,
                 },
             ));
         }

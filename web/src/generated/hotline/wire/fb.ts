@@ -11,6 +11,7 @@ export { ConversationRef } from './fb/conversation-ref.js';
 export { Conversations } from './fb/conversations.js';
 export { Deliver } from './fb/deliver.js';
 export { Done } from './fb/done.js';
+export { Durable } from './fb/durable.js';
 export { Error } from './fb/error.js';
 export { ErrorCode } from './fb/error-code.js';
 export { Frame } from './fb/frame.js';

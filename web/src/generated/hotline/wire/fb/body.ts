@@ -8,6 +8,7 @@ import { ConversationList } from '../../../hotline/wire/fb/conversation-list.js'
 import { Conversations } from '../../../hotline/wire/fb/conversations.js';
 import { Deliver } from '../../../hotline/wire/fb/deliver.js';
 import { Done } from '../../../hotline/wire/fb/done.js';
+import { Durable } from '../../../hotline/wire/fb/durable.js';
 import { Error } from '../../../hotline/wire/fb/error.js';
 import { GroupAddMember } from '../../../hotline/wire/fb/group-add-member.js';
 import { GroupCreate } from '../../../hotline/wire/fb/group-create.js';
@@ -84,13 +85,14 @@ export enum Body {
   TypingNotice = 35,
   PresenceSubscribe = 36,
   Presence = 37,
-  SetPersistence = 38
+  SetPersistence = 38,
+  Durable = 39
 }
 
 export function unionToBody(
   type: Body,
-  accessor: (obj:Ack|AckOk|ConversationList|Conversations|Deliver|Done|Error|GroupAddMember|GroupCreate|GroupCreated|GroupLeave|GroupList|GroupMemberList|GroupMembers|GroupRemoveMember|Hello|HelloOk|Login|LoginOk|Logout|LogoutOk|MarkRead|MyGroups|Ping|Pong|Presence|PresenceSubscribe|ReadPosition|Receipt|Register|RegisterOk|Send|SendAck|SetPersistence|Sync|SyncPage|Typing|TypingNotice) => Ack|AckOk|ConversationList|Conversations|Deliver|Done|Error|GroupAddMember|GroupCreate|GroupCreated|GroupLeave|GroupList|GroupMemberList|GroupMembers|GroupRemoveMember|Hello|HelloOk|Login|LoginOk|Logout|LogoutOk|MarkRead|MyGroups|Ping|Pong|Presence|PresenceSubscribe|ReadPosition|Receipt|Register|RegisterOk|Send|SendAck|SetPersistence|Sync|SyncPage|Typing|TypingNotice|null
-): Ack|AckOk|ConversationList|Conversations|Deliver|Done|Error|GroupAddMember|GroupCreate|GroupCreated|GroupLeave|GroupList|GroupMemberList|GroupMembers|GroupRemoveMember|Hello|HelloOk|Login|LoginOk|Logout|LogoutOk|MarkRead|MyGroups|Ping|Pong|Presence|PresenceSubscribe|ReadPosition|Receipt|Register|RegisterOk|Send|SendAck|SetPersistence|Sync|SyncPage|Typing|TypingNotice|null {
+  accessor: (obj:Ack|AckOk|ConversationList|Conversations|Deliver|Done|Durable|Error|GroupAddMember|GroupCreate|GroupCreated|GroupLeave|GroupList|GroupMemberList|GroupMembers|GroupRemoveMember|Hello|HelloOk|Login|LoginOk|Logout|LogoutOk|MarkRead|MyGroups|Ping|Pong|Presence|PresenceSubscribe|ReadPosition|Receipt|Register|RegisterOk|Send|SendAck|SetPersistence|Sync|SyncPage|Typing|TypingNotice) => Ack|AckOk|ConversationList|Conversations|Deliver|Done|Durable|Error|GroupAddMember|GroupCreate|GroupCreated|GroupLeave|GroupList|GroupMemberList|GroupMembers|GroupRemoveMember|Hello|HelloOk|Login|LoginOk|Logout|LogoutOk|MarkRead|MyGroups|Ping|Pong|Presence|PresenceSubscribe|ReadPosition|Receipt|Register|RegisterOk|Send|SendAck|SetPersistence|Sync|SyncPage|Typing|TypingNotice|null
+): Ack|AckOk|ConversationList|Conversations|Deliver|Done|Durable|Error|GroupAddMember|GroupCreate|GroupCreated|GroupLeave|GroupList|GroupMemberList|GroupMembers|GroupRemoveMember|Hello|HelloOk|Login|LoginOk|Logout|LogoutOk|MarkRead|MyGroups|Ping|Pong|Presence|PresenceSubscribe|ReadPosition|Receipt|Register|RegisterOk|Send|SendAck|SetPersistence|Sync|SyncPage|Typing|TypingNotice|null {
   switch(Body[type]) {
     case 'NONE': return null; 
     case 'Hello': return accessor(new Hello())! as Hello;
@@ -131,15 +133,16 @@ export function unionToBody(
     case 'PresenceSubscribe': return accessor(new PresenceSubscribe())! as PresenceSubscribe;
     case 'Presence': return accessor(new Presence())! as Presence;
     case 'SetPersistence': return accessor(new SetPersistence())! as SetPersistence;
+    case 'Durable': return accessor(new Durable())! as Durable;
     default: return null;
   }
 }
 
 export function unionListToBody(
   type: Body, 
-  accessor: (index: number, obj:Ack|AckOk|ConversationList|Conversations|Deliver|Done|Error|GroupAddMember|GroupCreate|GroupCreated|GroupLeave|GroupList|GroupMemberList|GroupMembers|GroupRemoveMember|Hello|HelloOk|Login|LoginOk|Logout|LogoutOk|MarkRead|MyGroups|Ping|Pong|Presence|PresenceSubscribe|ReadPosition|Receipt|Register|RegisterOk|Send|SendAck|SetPersistence|Sync|SyncPage|Typing|TypingNotice) => Ack|AckOk|ConversationList|Conversations|Deliver|Done|Error|GroupAddMember|GroupCreate|GroupCreated|GroupLeave|GroupList|GroupMemberList|GroupMembers|GroupRemoveMember|Hello|HelloOk|Login|LoginOk|Logout|LogoutOk|MarkRead|MyGroups|Ping|Pong|Presence|PresenceSubscribe|ReadPosition|Receipt|Register|RegisterOk|Send|SendAck|SetPersistence|Sync|SyncPage|Typing|TypingNotice|null, 
+  accessor: (index: number, obj:Ack|AckOk|ConversationList|Conversations|Deliver|Done|Durable|Error|GroupAddMember|GroupCreate|GroupCreated|GroupLeave|GroupList|GroupMemberList|GroupMembers|GroupRemoveMember|Hello|HelloOk|Login|LoginOk|Logout|LogoutOk|MarkRead|MyGroups|Ping|Pong|Presence|PresenceSubscribe|ReadPosition|Receipt|Register|RegisterOk|Send|SendAck|SetPersistence|Sync|SyncPage|Typing|TypingNotice) => Ack|AckOk|ConversationList|Conversations|Deliver|Done|Durable|Error|GroupAddMember|GroupCreate|GroupCreated|GroupLeave|GroupList|GroupMemberList|GroupMembers|GroupRemoveMember|Hello|HelloOk|Login|LoginOk|Logout|LogoutOk|MarkRead|MyGroups|Ping|Pong|Presence|PresenceSubscribe|ReadPosition|Receipt|Register|RegisterOk|Send|SendAck|SetPersistence|Sync|SyncPage|Typing|TypingNotice|null, 
   index: number
-): Ack|AckOk|ConversationList|Conversations|Deliver|Done|Error|GroupAddMember|GroupCreate|GroupCreated|GroupLeave|GroupList|GroupMemberList|GroupMembers|GroupRemoveMember|Hello|HelloOk|Login|LoginOk|Logout|LogoutOk|MarkRead|MyGroups|Ping|Pong|Presence|PresenceSubscribe|ReadPosition|Receipt|Register|RegisterOk|Send|SendAck|SetPersistence|Sync|SyncPage|Typing|TypingNotice|null {
+): Ack|AckOk|ConversationList|Conversations|Deliver|Done|Durable|Error|GroupAddMember|GroupCreate|GroupCreated|GroupLeave|GroupList|GroupMemberList|GroupMembers|GroupRemoveMember|Hello|HelloOk|Login|LoginOk|Logout|LogoutOk|MarkRead|MyGroups|Ping|Pong|Presence|PresenceSubscribe|ReadPosition|Receipt|Register|RegisterOk|Send|SendAck|SetPersistence|Sync|SyncPage|Typing|TypingNotice|null {
   switch(Body[type]) {
     case 'NONE': return null; 
     case 'Hello': return accessor(index, new Hello())! as Hello;
@@ -180,6 +183,7 @@ export function unionListToBody(
     case 'PresenceSubscribe': return accessor(index, new PresenceSubscribe())! as PresenceSubscribe;
     case 'Presence': return accessor(index, new Presence())! as Presence;
     case 'SetPersistence': return accessor(index, new SetPersistence())! as SetPersistence;
+    case 'Durable': return accessor(index, new Durable())! as Durable;
     default: return null;
   }
 }

@@ -98,8 +98,20 @@ refersTo():bigint {
   return offset ? this.bb!.readUint64(this.bb_pos + offset) : BigInt('0');
 }
 
+/**
+ * The receiving user's durable watermark: every entry of its inbox up to this seq is
+ * durable (fsynced under `sync` durability). An entry above it was delivered before its
+ * fsync (early delivery) and is tentative until a later `Deliver`, `Durable` or
+ * `SendAck` covers it: advance the stored cursor (and `Ack`) only up to the watermark.
+ * 0 from servers that predate it.
+ */
+durableSeq():bigint {
+  const offset = this.bb!.__offset(this.bb_pos, 26);
+  return offset ? this.bb!.readUint64(this.bb_pos + offset) : BigInt('0');
+}
+
 static startDeliver(builder:flatbuffers.Builder) {
-  builder.startObject(11);
+  builder.startObject(12);
 }
 
 static addMessageId(builder:flatbuffers.Builder, messageId:bigint) {
@@ -156,6 +168,10 @@ static addKind(builder:flatbuffers.Builder, kind:MessageKind) {
 
 static addRefersTo(builder:flatbuffers.Builder, refersTo:bigint) {
   builder.addFieldInt64(10, refersTo, BigInt('0'));
+}
+
+static addDurableSeq(builder:flatbuffers.Builder, durableSeq:bigint) {
+  builder.addFieldInt64(11, durableSeq, BigInt('0'));
 }
 
 static endDeliver(builder:flatbuffers.Builder):flatbuffers.Offset {

@@ -66,8 +66,19 @@ deviceCursor():bigint {
   return offset ? this.bb!.readUint64(this.bb_pos + offset) : BigInt('0');
 }
 
+/**
+ * The server's epoch: stored, and bumped at every start of the server. Entries a device
+ * received above its durable watermark (see `Deliver.durable_seq`) are tentative: after a
+ * login that answers another epoch than the one they came under, the device drops them
+ * and takes what the server sends again from its cursor.
+ */
+epoch():bigint {
+  const offset = this.bb!.__offset(this.bb_pos, 14);
+  return offset ? this.bb!.readUint64(this.bb_pos + offset) : BigInt('0');
+}
+
 static startLoginOk(builder:flatbuffers.Builder) {
-  builder.startObject(5);
+  builder.startObject(6);
 }
 
 static addUserId(builder:flatbuffers.Builder, userId:bigint) {
@@ -102,18 +113,23 @@ static addDeviceCursor(builder:flatbuffers.Builder, deviceCursor:bigint) {
   builder.addFieldInt64(4, deviceCursor, BigInt('0'));
 }
 
+static addEpoch(builder:flatbuffers.Builder, epoch:bigint) {
+  builder.addFieldInt64(5, epoch, BigInt('0'));
+}
+
 static endLoginOk(builder:flatbuffers.Builder):flatbuffers.Offset {
   const offset = builder.endObject();
   return offset;
 }
 
-static createLoginOk(builder:flatbuffers.Builder, userId:bigint, deviceId:bigint, tokenOffset:flatbuffers.Offset, inboxSeq:bigint, deviceCursor:bigint):flatbuffers.Offset {
+static createLoginOk(builder:flatbuffers.Builder, userId:bigint, deviceId:bigint, tokenOffset:flatbuffers.Offset, inboxSeq:bigint, deviceCursor:bigint, epoch:bigint):flatbuffers.Offset {
   LoginOk.startLoginOk(builder);
   LoginOk.addUserId(builder, userId);
   LoginOk.addDeviceId(builder, deviceId);
   LoginOk.addToken(builder, tokenOffset);
   LoginOk.addInboxSeq(builder, inboxSeq);
   LoginOk.addDeviceCursor(builder, deviceCursor);
+  LoginOk.addEpoch(builder, epoch);
   return LoginOk.endLoginOk(builder);
 }
 }
