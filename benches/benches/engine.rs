@@ -163,7 +163,7 @@ impl Log {
             let n = start + i as usize;
             let pair = (n * STRIDE) % pairs;
             let (x, y) = (population[2 * pair], population[2 * pair + 1]);
-            if (n / pairs) % 2 == 0 {
+            if (n / pairs).is_multiple_of(2) {
                 (x, y)
             } else {
                 (y, x)
