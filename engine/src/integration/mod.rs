@@ -17,7 +17,9 @@
 //!   record the writer itself answers a retried `Send` from, written in the same batch as
 //!   the message: a send whose id was used before (a retry, also after a restart) is
 //!   answered at once with the original ids and writes nothing; a new one waits, bounded by
-//!   [`SEND_WAIT_MS`], for its record to appear.
+//!   [`SEND_WAIT_MS`], for its record to appear. Either is answered only once the log has
+//!   synced what the read saw (early delivery makes a record visible before its fsync), as
+//!   are conversation pages and the webhooks' inbox reads.
 //! - Webhooks (`--webhook-url`): a thread polls the inboxes of the `--webhook-user` bots
 //!   every [`WEBHOOK_POLL_MS`] and POSTs each message they receive, in order, signed with
 //!   `X-Hotline-Signature: sha256=HEX(HMAC-SHA256(secret, body))`. A failed POST is retried
@@ -362,7 +364,7 @@ fn handle(request: &Request, shared: &Shared, storage: &Storage) -> (u16, Value)
         ("POST", "/v1/messages") => send(request, shared, storage, user_id).unwrap_or_else(|(s, w)| error(s, w)),
         ("GET", p) if p.starts_with("/v1/conversations/") => {
             let peer = &p["/v1/conversations/".len()..];
-            page(storage, user_id, peer, query).unwrap_or_else(|(s, w)| error(s, w))
+            page(storage, shared, user_id, peer, query).unwrap_or_else(|(s, w)| error(s, w))
         }
         (_, "/v1/messages") => error(405, "POST only".into()),
         _ => error(404, "POST /v1/messages or GET /v1/conversations/PEER".into()),
@@ -400,8 +402,10 @@ fn send(request: &Request, shared: &Shared, storage: &Storage, sender: u64) -> R
             json!({ "message_id": message_id, "to": to, "timestamp_us": timestamp_us }),
         )
     };
-    // A retry: answered from the record the first send left, writing nothing.
+    // A retry: answered from the record the first send left, writing nothing (once it is
+    // durable: under early delivery a record is visible before its fsync).
     if let Some(original) = storage.dedup(sender, client_msg_id).map_err(storage_err)? {
+        durable(shared)?;
         return Ok(sent(original));
     }
     let request = WriteRequest {
@@ -427,6 +431,7 @@ fn send(request: &Request, shared: &Shared, storage: &Storage, sender: u64) -> R
     let deadline = Instant::now() + Duration::from_millis(SEND_WAIT_MS);
     loop {
         if let Some(written) = storage.dedup(sender, client_msg_id).map_err(storage_err)? {
+            durable(shared)?;
             shared.integration.api_messages_sent.fetch_add(1, Ordering::Relaxed);
             return Ok(sent(written));
         }
@@ -437,7 +442,24 @@ fn send(request: &Request, shared: &Shared, storage: &Storage, sender: u64) -> R
     }
 }
 
-fn page(storage: &Storage, user: u64, peer_name: &str, query: &str) -> Result<(u16, Value), (u16, String)> {
+/// Waits until whatever the reads before it saw is durable (under early delivery a group
+/// commit is visible before its fsync), so the API never answers with something that could
+/// vanish; `503` if the log does not sync within [`SEND_WAIT_MS`].
+fn durable(shared: &Shared) -> Result<(), (u16, String)> {
+    if shared.writer.watermark.wait_synced(Duration::from_millis(SEND_WAIT_MS)) {
+        Ok(())
+    } else {
+        Err((503, format!("the log did not sync within {SEND_WAIT_MS} ms")))
+    }
+}
+
+fn page(
+    storage: &Storage,
+    shared: &Shared,
+    user: u64,
+    peer_name: &str,
+    query: &str,
+) -> Result<(u16, Value), (u16, String)> {
     let storage_err = |e: crate::storage::StorageError| (503, e.to_string());
     let peer = storage
         .user_by_name(peer_name)
@@ -474,6 +496,7 @@ fn page(storage: &Storage, user: u64, peer_name: &str, query: &str) -> Result<(u
             }
         }
     }
+    durable(shared)?;
     Ok((200, json!({ "messages": messages, "next_after": after, "more": more })))
 }
 
@@ -512,6 +535,10 @@ pub fn spawn_webhooks(shared: Arc<Shared>, storage: Arc<Storage>) -> std::io::Re
                     let Ok(page) = storage.read_inbox(*bot, *after, 64, usize::MAX) else {
                         continue;
                     };
+                    // Only durable messages leave the server (early delivery).
+                    if durable(&shared).is_err() {
+                        continue;
+                    }
                     for (seq, record) in &page.entries {
                         *after = *seq;
                         let Some(message) = message_json(*seq, record) else {
