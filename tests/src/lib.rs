@@ -17,7 +17,7 @@
 //!   again.
 //! - `loadgen`: [`loadgen_bin`], [`run_loadgen`] and [`wait_with_deadline`], the load
 //!   generator beside the server under test and a bounded wait for a child process.
-//! - `system`: [`run_tool`] and [`is_root`], for the tests that mount a file system of
+//! - `system`: [`run_tool`], [`is_root`] and [`ext4_loop_device`], for the tests that mount a file system of
 //!   their own under the server (a read-only disk, a power loss).
 //!
 //! Each module's doc states its invariants; the one they share is that nothing waits
@@ -42,4 +42,4 @@ pub use server::{
     ABUSE_LIMIT_FLAGS, API_LINE_PREFIX, LISTENING_LINE_PREFIX, METRICS_LINE_PREFIX, SERVER_EXIT_WAIT,
     SERVER_START_WAIT, TLS_LINE_PREFIX, WS_LINE_PREFIXES,
 };
-pub use system::{is_root, run_tool};
+pub use system::{ext4_loop_device, is_root, run_tool};

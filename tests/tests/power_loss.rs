@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use hotline_tests::{is_root, run_tool, Client, Durability, OwnedDeliver, OwnedEvent, Server};
+use hotline_tests::{ext4_loop_device, run_tool, Client, Durability, OwnedDeliver, OwnedEvent, Server};
 
 /// The image's size: room for RocksDB's files and its preallocated log.
 const IMAGE_MB: u64 = 256;
@@ -50,20 +50,7 @@ struct PowerFs {
 
 impl PowerFs {
     fn create(mount_point: &Path) -> Result<PowerFs, String> {
-        if !is_root() {
-            return Err("not root: cannot set up a loop device".into());
-        }
-        if !Path::new("/dev/loop-control").exists() {
-            return Err("no /dev/loop-control: loop devices are unavailable here".into());
-        }
-        let image_dir = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
-        let image = image_dir.path().join("ext4.img");
-        let file = fs::File::create(&image).map_err(|e| format!("create the image: {e}"))?;
-        file.set_len(IMAGE_MB << 20)
-            .map_err(|e| format!("size the image: {e}"))?;
-        let image = image.to_str().ok_or("a temporary path that is not UTF-8")?;
-        run_tool("mkfs.ext4", &["-q", image])?;
-        let device = run_tool("losetup", &["-f", "--show", image])?;
+        let (image_dir, device) = ext4_loop_device(IMAGE_MB)?;
         let fs = PowerFs {
             _image_dir: image_dir,
             device,

@@ -18,8 +18,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hotline_tests::{
-    assert_dense, assert_each_acked_once, hotline_bin, is_root, run_tool, wait_with_deadline, Client, Durability,
-    Server,
+    assert_dense, assert_each_acked_once, ext4_loop_device, hotline_bin, run_tool, wait_with_deadline, Client,
+    Durability, Server,
 };
 use hotline_wire::ErrorCode;
 
@@ -61,20 +61,7 @@ struct LoopFs {
 impl LoopFs {
     /// Makes the file system and mounts it over `mount_point` (which must exist).
     fn create(mount_point: &Path) -> Result<LoopFs, String> {
-        if !is_root() {
-            return Err("not root: cannot set up a loop device".into());
-        }
-        if !Path::new("/dev/loop-control").exists() {
-            return Err("no /dev/loop-control: loop devices are unavailable here".into());
-        }
-        let image_dir = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
-        let image = image_dir.path().join("ext4.img");
-        let file = fs::File::create(&image).map_err(|e| format!("create the image: {e}"))?;
-        file.set_len(u64::from(IMAGE_MB) << 20)
-            .map_err(|e| format!("size the image: {e}"))?;
-        let image = image.to_str().ok_or("a temporary path that is not UTF-8")?;
-        run_tool("mkfs.ext4", &["-q", image])?;
-        let device = run_tool("losetup", &["-f", "--show", image])?;
+        let (image_dir, device) = ext4_loop_device(u64::from(IMAGE_MB))?;
         let fs = LoopFs {
             _image_dir: image_dir,
             device,

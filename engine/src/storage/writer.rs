@@ -1031,17 +1031,7 @@ mod tests {
         }
 
         fn send(&self, from: u64, to: u64, client_msg_id: u64) -> (Result<WriteOutcome, ErrorCode>, Vec<(u64, u64)>) {
-            self.write(WriteOp::Append {
-                sender: from,
-                sender_device: 1,
-                to,
-                group: 0,
-                client_msg_id,
-                flags: SendFlags::NONE,
-                kind: MessageKind::NORMAL,
-                refers_to: 0,
-                payload: Bytes::from_static(b"hi"),
-            })
+            self.write(direct_message(from, to, client_msg_id))
         }
 
         fn seqs(&self, user: u64) -> Vec<u64> {
@@ -1072,9 +1062,9 @@ mod tests {
         h.close();
     }
 
-    /// Submits a send and returns every completion up to its reply, in the order pushed.
-    fn completions_of_send(h: &Harness, from: u64, to: u64, client_msg_id: u64) -> Vec<Completion> {
-        let op = WriteOp::Append {
+    /// A 1:1 message "hi" from device 1 of `from`.
+    fn direct_message(from: u64, to: u64, client_msg_id: u64) -> WriteOp {
+        WriteOp::Append {
             sender: from,
             sender_device: 1,
             to,
@@ -1084,7 +1074,12 @@ mod tests {
             kind: MessageKind::NORMAL,
             refers_to: 0,
             payload: Bytes::from_static(b"hi"),
-        };
+        }
+    }
+
+    /// Submits a send and returns every completion up to its reply, in the order pushed.
+    fn completions_of_send(h: &Harness, from: u64, to: u64, client_msg_id: u64) -> Vec<Completion> {
+        let op = direct_message(from, to, client_msg_id);
         h.writer.submit(WriteRequest { reply: reply(1), op }).unwrap();
         let mut seen = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(10);
