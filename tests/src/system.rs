@@ -1,4 +1,4 @@
-//! Running the system's own tools (mkfs, losetup, mount, dmsetup) for the tests that build
+//! Running the system's own tools (mkfs, losetup, mount, e2fsck) for the tests that build
 //! a file system under the server: each call either succeeds with the tool's output or says
 //! which tool failed and what it printed.
 
@@ -24,7 +24,7 @@ pub fn run_tool(program: &str, args: &[&str]) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
 }
 
-/// Whether this process runs as root (the loop-device and device-mapper tests need it).
+/// Whether this process runs as root (the loop-device tests need it).
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions and touches no memory.
     unsafe { libc::geteuid() == 0 }

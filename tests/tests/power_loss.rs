@@ -134,7 +134,7 @@ impl KeptInbox {
 }
 
 #[test]
-#[ignore = "needs root (loop and device-mapper devices)"]
+#[ignore = "needs root (mounts a loop device)"]
 fn a_power_loss_between_early_delivery_and_fsync_loses_nothing_acknowledged_and_the_epoch_rule_heals() {
     let hold_dir = tempfile::tempdir().expect("a directory for the hold file");
     let hold = hold_dir.path().join("hold-fsync");
