@@ -201,3 +201,46 @@ fn over_its_bound_the_api_answers_503_with_retry_after_at_once() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Under early delivery a message is visible (and delivered) before its fsync: the API must
+/// not answer a send, nor show it in a conversation page, before it is durable. The
+/// server's fsync is held (`HOTLINE_FAULT_HOLD_FSYNC`): bob gets the message at once, the
+/// `POST` is answered only once the fsync is let go.
+#[test]
+fn a_send_through_the_api_is_answered_only_once_durable() {
+    let hold_dir = tempfile::tempdir().expect("a directory for the hold file");
+    let hold = hold_dir.path().join("hold-fsync");
+    let server = Server::options()
+        .arg("--api-listen")
+        .arg("127.0.0.1:0")
+        .arg("--api-token")
+        .arg(format!("svc:{TOKEN}"))
+        .env("HOTLINE_FAULT_HOLD_FSYNC", hold.to_str().expect("UTF-8 path"))
+        .start();
+    let (_svc, _) = Client::new_user(server.addr(), "svc");
+    let (mut bob, _) = Client::new_user(server.addr(), "bob");
+    std::fs::write(&hold, b"").expect("hold the fsync");
+    let api_addr = server.api_addr();
+    let post = std::thread::spawn(move || {
+        api(
+            api_addr,
+            "POST",
+            "/v1/messages",
+            r#"{"to":"bob","text":"held","client_msg_id":7}"#,
+        )
+    });
+    let delivered = bob.expect_deliver();
+    assert_eq!(delivered.payload, b"held", "delivered before its fsync");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!post.is_finished(), "the API answered a send whose fsync had not run");
+    let held_for = Instant::now();
+    std::fs::remove_file(&hold).expect("let the fsync go");
+    let (status, _, answer, _) = post.join().expect("the POST thread");
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["message_id"], delivered.message_id);
+    assert!(
+        held_for.elapsed() < PROMPT,
+        "answered {:?} after the fsync ran",
+        held_for.elapsed()
+    );
+}
