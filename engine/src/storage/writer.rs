@@ -724,14 +724,22 @@ impl WriterState {
     }
 
     /// The batch is durable (`durable`), or its fsync failed: the replies go out, as
-    /// written or as `StorageUnavailable`, and the notices with them (or not at all).
+    /// written or as `StorageUnavailable`, and the notices with them (or not at all). The
+    /// deliveries held back with the replies go out either way: their entries are written
+    /// (visible) and their commit tag keeps them tentative; dropping them would leave a gap
+    /// in their users' live streams.
     fn answer(&mut self, durable: bool) {
         if !durable {
             self.notices.iter_mut().for_each(Vec::clear);
-            let replies = std::mem::take(&mut self.replies);
-            return self.refuse_requesters(replies);
         }
         for (core, completion) in self.replies.drain(..) {
+            let completion = match completion {
+                Completion::Written { reply, .. } if !durable => Completion::Written {
+                    reply,
+                    outcome: Err(ErrorCode::StorageUnavailable),
+                },
+                completion => completion,
+            };
             self.mailboxes[core].push_completion(completion);
         }
         for (core, notices) in self.notices.iter_mut().enumerate() {
