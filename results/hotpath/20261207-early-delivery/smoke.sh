@@ -12,8 +12,8 @@ $BIN/hotline serve --listen 127.0.0.1:0 --data-dir $W/data --cores 2 --durabilit
   --messages-per-conversation-per-second 0 --connections-per-ip-max 0 --registrations-per-ip-per-hour 0 "$@" >$W/out 2>$W/err &
 PID=$!
 for i in $(seq 100); do ADDR=$(sed -n 's/^hotline listening on //p' $W/out); [[ -n $ADDR ]] && break; sleep 0.1; done
-$BIN/hotline-loadgen run --target $ADDR --accounts $W/accounts-$CONNS.txt --connections $CONNS --connect-rate 4000 --rate $rate \
-  --pattern pairs --payload 100 --warmup 2 --duration ${SECS:-5} --drain 3 --server-pid $PID > $W/lg.txt 2>&1
+$BIN/hotline-loadgen run --target $ADDR --accounts $W/accounts-$CONNS.txt --connections ${LGCONNS:-$CONNS} --connect-rate 4000 --rate $rate \
+  --pattern ${PATTERN:-pairs} --payload 100 --warmup 2 --duration ${SECS:-5} --drain 3 --server-pid $PID > $W/lg.txt 2>&1
 kill $PID; wait $PID 2>/dev/null
 grep -E '^ *(books|delivery|send ack|server|offered|achieved|delivered|lost)' $W/lg.txt | head -20
 tail -3 $W/err
