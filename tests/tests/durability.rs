@@ -245,11 +245,7 @@ fn users_added_offline_log_in_with_their_password() {
 fn the_durable_watermark_reaches_every_delivery_and_every_start_is_a_new_epoch() {
     const MESSAGES: u64 = 20;
     let wait = Duration::from_secs(10);
-    let mut server = Server::options()
-        .durability(Durability::Sync)
-        // A sweep every 500 ms: the watermark's last push comes within a second.
-        .idle_timeout_ms(2_000)
-        .start();
+    let mut server = Server::options().durability(Durability::Sync).start();
     let addr = server.addr();
     let (mut alice, a) = Client::new_user(addr, "alice");
     let (mut bob, b) = Client::new_user(addr, "bob");

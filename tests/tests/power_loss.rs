@@ -141,8 +141,6 @@ fn a_power_loss_between_early_delivery_and_fsync_loses_nothing_acknowledged_and_
     let mut server = Server::options()
         .durability(Durability::Sync)
         .cores(1)
-        // Sweeps every 500 ms: the durable watermark's push comes within a second.
-        .idle_timeout_ms(2_000)
         .env("HOTLINE_FAULT_HOLD_FSYNC", hold.to_str().expect("UTF-8 path"))
         .stopped();
     let disk = PowerFs::create(server.data_dir()).unwrap_or_else(|why| panic!("cannot run here: {why}"));
