@@ -930,6 +930,16 @@ mod tests {
         while s.next_event().expect("decodes").is_some() {}
     }
 
+    /// The `SendAck` of this device's send whose own copy is inbox entry `inbox_seq`.
+    fn own_send_ack(inbox_seq: u64) -> SendAck {
+        SendAck {
+            client_msg_id: 1,
+            message_id: 1,
+            inbox_seq,
+            timestamp_us: 0,
+        }
+    }
+
     #[test]
     fn acks_stop_at_the_durable_watermark_under_early_delivery() {
         let mut s = logged_in_at(4, 7);
@@ -951,13 +961,7 @@ mod tests {
         assert_eq!(sent_frames(&mut s), [(0, "Ack(Ack { up_to_seq: 7 })".to_owned())]);
         // A SendAck is sent after the fsync of the sender's own copy: it and all before it
         // are durable.
-        let ack = SendAck {
-            client_msg_id: 1,
-            message_id: 1,
-            inbox_seq: 8,
-            timestamp_us: 0,
-        };
-        server(&mut s, 3, &Message::SendAck(ack));
+        server(&mut s, 3, &Message::SendAck(own_send_ack(8)));
         while s.next_event().expect("decodes").is_some() {}
         assert_eq!((s.delivered_seq(), s.durable_seq()), (8, 8));
         push_deliver_durable(&mut s, 9, 2);
@@ -978,13 +982,7 @@ mod tests {
         push_deliver(&mut s, 5);
         push_deliver(&mut s, 7);
         assert_eq!(s.delivered_seq(), 5, "7 arrived before 6: acking 7 would skip 6");
-        let ack = SendAck {
-            client_msg_id: 1,
-            message_id: 1,
-            inbox_seq: 6,
-            timestamp_us: 0,
-        };
-        server(&mut s, 3, &Message::SendAck(ack));
+        server(&mut s, 3, &Message::SendAck(own_send_ack(6)));
         assert!(matches!(s.next_event(), Ok(Some(Event::SendAck { request_id: 3, .. }))));
         assert_eq!(s.delivered_seq(), 6, "our own send's SendAck stands for inbox entry 6");
         push_deliver(&mut s, 7);
