@@ -28,6 +28,9 @@ pub struct ServeConfig {
     pub durability: Durability,
     /// Under `sync`: deliveries go out before their fsync, with the durable watermark.
     pub early_delivery: bool,
+    /// Cores run group commits themselves instead of waking the writer thread
+    /// (`async`, or `sync` with early delivery).
+    pub inline_commits: bool,
     pub registration: Registration,
     pub idle_timeout_ms: u32,
     pub login_timeout_ms: u32,
@@ -381,6 +384,7 @@ pub(crate) fn test_config() -> ServeConfig {
         cores: 1,
         durability: Durability::Sync,
         early_delivery: true,
+        inline_commits: true,
         registration: Registration::Open,
         idle_timeout_ms: 60_000,
         login_timeout_ms: LOGIN_TIMEOUT_MS_DEFAULT,

@@ -280,6 +280,39 @@ pub(crate) struct Core {
     /// entry per user: when due and no later `Deliver` has told them the watermark yet,
     /// they get a `Durable` push ([`Core::announce_durable`]).
     pub announce: VecDeque<(u64, u64)>,
+    /// Wakes the core's committer task when this turn queued writes (inline commits).
+    pub committer: CommitTrigger,
+    /// The `client_msg_id`s a connection sent while it was still catching up, by slab
+    /// index (at most [`OWN_SENDS_TRACKED_MAX`] each; dropped once it is live or gone):
+    /// its catch-up skips those entries, since the sending connection gets no echo (its
+    /// `SendAck` stands for its own copy), whichever of the two reaches it first.
+    pub own_sends: HashMap<usize, Vec<u64>>,
+}
+
+/// Most sends of one catching-up connection whose echo its catch-up suppresses; past
+/// that a send's own copy may come back in the catch-up as a `Deliver` (harmless: it is
+/// in the inbox, and a client keys messages by id).
+pub(crate) const OWN_SENDS_TRACKED_MAX: usize = 256;
+
+/// The core's side of inline commits: a turn that queues writes wants one group commit
+/// once its other work is done. The committer task (`server::committer`) runs after the
+/// tasks already woken in the same turn, so one commit carries every write they queued.
+#[derive(Debug, Default)]
+pub(crate) struct CommitTrigger {
+    pub wanted: bool,
+    pub waker: Option<std::task::Waker>,
+}
+
+impl CommitTrigger {
+    /// Asks for a commit at the end of this turn (waking the committer task, if parked).
+    pub(crate) fn want(&mut self) {
+        if !self.wanted {
+            self.wanted = true;
+            if let Some(waker) = self.waker.take() {
+                waker.wake();
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Core {
@@ -318,7 +351,17 @@ impl Core {
             layer_frames: Vec::new(),
             tentative: VecDeque::new(),
             announce: VecDeque::new(),
+            committer: CommitTrigger::default(),
+            own_sends: HashMap::new(),
         }
+    }
+
+    /// Queues a write for the log (committed at the end of this turn under inline commits),
+    /// or gives it back if the writer's queue is full.
+    pub(crate) fn submit_write(&mut self, request: WriteRequest) -> Result<(), WriteRequest> {
+        self.shared.writer.submit_local(request)?;
+        self.committer.want();
+        Ok(())
     }
 
     /// Milliseconds since this core started (monotonic).
@@ -383,6 +426,7 @@ impl Core {
             return;
         }
         let conn = self.conns.remove(idx);
+        self.own_sends.remove(&idx);
         self.pending_tokens.remove(&idx);
         self.pending_usernames.remove(&idx);
         self.shared.connections.fetch_sub(1, Ordering::Relaxed);
@@ -390,7 +434,7 @@ impl Core {
         if let ConnState::LoggedIn(dev) = conn.state {
             // A cursor acked but not yet submitted still gets stored.
             if dev.cursor_writing.is_none() && dev.cursor > 0 {
-                let _ = self.shared.writer.submit(WriteRequest {
+                let _ = self.submit_write(WriteRequest {
                     reply: None,
                     op: WriteOp::SetCursor {
                         user_id: dev.user_id,
@@ -1161,6 +1205,7 @@ impl Core {
             .map_or((0, false), |u| (u.committed_head, u.head_confirmed));
         if head_confirmed && dev.sent_seq >= head {
             dev.mode = DeliveryMode::Live;
+            self.own_sends.remove(&idx);
             return;
         }
         // Resume only once the backlog has drained well below the limit.
@@ -1188,7 +1233,8 @@ impl Core {
             return;
         };
         dev.read_in_flight = false;
-        let user_id = dev.user_id;
+        let (user_id, device_id) = (dev.user_id, dev.device_id);
+        let own_sends = self.own_sends.get(&idx).map_or(&[][..], Vec::as_slice);
         let durable_seq = self
             .users
             .get(&user_id)
@@ -1210,6 +1256,11 @@ impl Core {
                 break;
             }
             match decode_record(*seq, record) {
+                Ok(d)
+                    if d.sender == user_id && d.sender_device == device_id && own_sends.contains(&d.client_msg_id) =>
+                {
+                    // Sent on this connection: its SendAck stands for it.
+                }
                 Ok(d) => {
                     let d = Deliver { durable_seq, ..d };
                     self.encoder.encode_into(0, &Message::Deliver(d), &mut conn.outbound);
@@ -1227,6 +1278,7 @@ impl Core {
             .map_or(inbox_head, |u| u.committed_head.max(inbox_head));
         if !page.more && dev.sent_seq >= head {
             dev.mode = DeliveryMode::Live;
+            self.own_sends.remove(&idx);
         }
         let metrics = &self.shared.metrics;
         metrics.delivered_catch_up.fetch_add(queued, Ordering::Relaxed);
@@ -1284,7 +1336,8 @@ impl Core {
                 seq: dev.cursor,
             },
         };
-        if self.shared.writer.submit(request).is_ok() {
+        if self.shared.writer.submit_local(request).is_ok() {
+            self.committer.want();
             dev.cursor_writing = Some(dev.cursor);
             self.outstanding += 1;
         }

@@ -134,6 +134,7 @@ fn engine() -> &'static Engine {
             writer::WriterSettings {
                 durability: config.durability,
                 early_delivery: config.early_delivery,
+                inline_commits: config.inline_commits,
                 group_members_max: config.group_members_max,
             },
         )

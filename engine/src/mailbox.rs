@@ -288,6 +288,11 @@ impl Mailbox {
         self.completions.pop()
     }
 
+    /// Completions queued (racy by nature: a bound, not an exact count).
+    pub fn completions_len(&self) -> usize {
+        self.completions.len()
+    }
+
     /// Items queued in both queues (a gauge; racy by nature).
     pub fn depth(&self) -> usize {
         self.routed.len() + self.completions.len()

@@ -251,6 +251,12 @@ struct ServeArgs {
     /// fsync). `off`: deliver only durable messages, for clients that ignore the watermark.
     #[arg(long, env = "HOTLINE_EARLY_DELIVERY", value_enum, default_value = "on")]
     early_delivery: OnOff,
+    /// Each core runs the group commit of the writes its connections queued, at the end of
+    /// its event-loop turn, instead of waking the log writer thread (which still does the
+    /// fsync under sync, and the writes of other threads). Applies to async, and to sync
+    /// with early delivery; `off`: every commit on the writer thread.
+    #[arg(long, env = "HOTLINE_INLINE_COMMITS", value_enum, default_value = "on")]
+    inline_commits: OnOff,
     /// Whether clients may create accounts themselves.
     #[arg(long, env = "HOTLINE_REGISTRATION", value_enum, default_value = "open")]
     registration: RegistrationArg,
@@ -558,6 +564,7 @@ fn serve_config(a: ServeArgs) -> ServeConfig {
             DurabilityArg::Async => Durability::Async,
         },
         early_delivery: a.early_delivery == OnOff::On,
+        inline_commits: a.inline_commits == OnOff::On,
         registration: match a.registration {
             RegistrationArg::Open => Registration::Open,
             RegistrationArg::Closed => Registration::Closed,

@@ -127,7 +127,7 @@ impl Core {
                 at_us: e.last_seen_us,
             },
         };
-        if self.shared.writer.submit(last_seen).is_err() {
+        if self.submit_write(last_seen).is_err() {
             self.shared.metrics.presence_shed.fetch_add(1, Ordering::Relaxed);
         }
         self.publish_presence(user);

@@ -82,6 +82,7 @@ pub fn serve(config: ServeConfig, ready: impl FnOnce(&Bound)) -> anyhow::Result<
         writer::WriterSettings {
             durability: config.durability,
             early_delivery: config.early_delivery,
+            inline_commits: config.inline_commits,
             group_members_max: config.group_members_max,
         },
     )?;
@@ -388,6 +389,9 @@ fn run_core(id: usize, shared: Arc<Shared>, listeners: CoreListeners, started: m
         let core = Rc::new(RefCell::new(Core::new(id, shared.clone())));
         core.borrow_mut().self_ref = Rc::downgrade(&core);
         monoio::spawn(mailbox_loop(core.clone()));
+        if shared.writer.inline {
+            monoio::spawn(committer(core.clone()));
+        }
         monoio::spawn(sweeper(core.clone()));
         if let (Some(listener), Some(settings)) = (tls, &shared.transports.tls) {
             monoio::spawn(conn::accept_loop(core.clone(), listener, Some(settings.clone())));
@@ -424,6 +428,28 @@ async fn mailbox_loop(core: crate::core::CoreRef) {
         } else {
             shared.mailboxes[id].wait().await;
         }
+    }
+}
+
+/// Inline commits: once a turn has queued writes, runs them as a group commit on this core
+/// (or leaves them to whoever holds the writer's token). Woken by the first write a turn
+/// queues, it runs after the tasks already woken in that turn, so their writes share the
+/// commit; the completions it pushes to this core wake the mailbox task locally, without
+/// a system call, and a delivery between two users of this core crosses no thread at all.
+async fn committer(core: crate::core::CoreRef) {
+    let writer = core.borrow().shared.writer.clone();
+    loop {
+        std::future::poll_fn(|cx| {
+            let mut c = core.borrow_mut();
+            if std::mem::take(&mut c.committer.wanted) {
+                std::task::Poll::Ready(())
+            } else {
+                c.committer.waker = Some(cx.waker().clone());
+                std::task::Poll::Pending
+            }
+        })
+        .await;
+        writer.commit_inline();
     }
 }
 

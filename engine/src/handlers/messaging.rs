@@ -4,7 +4,7 @@ use bytes::Bytes;
 use hotline_wire::{Ack, ErrorCode, MessageKind, Send, Sync};
 
 use super::{invalid_state, logged_in_user, submit_read, submit_write};
-use crate::core::{ConnState, Core};
+use crate::core::{ConnState, Core, DeliveryMode, OWN_SENDS_TRACKED_MAX};
 use crate::helper::{HelperJob, ReadPurpose};
 use crate::storage::writer::WriteOp;
 
@@ -13,7 +13,7 @@ pub(super) fn send(core: &mut Core, idx: usize, request_id: u64, m: Send<'_>) {
     let ConnState::LoggedIn(dev) = &core.conns[idx].state else {
         return invalid_state(core, idx, request_id, "Send");
     };
-    let (sender, sender_device) = (dev.user_id, dev.device_id);
+    let (sender, sender_device, catching_up) = (dev.user_id, dev.device_id, dev.mode == DeliveryMode::CatchingUp);
     if (m.to == 0) == (m.group == 0) {
         let text = "Send must name either a user (to) or a group, not both";
         return core.push_error(idx, request_id, ErrorCode::InvalidRequest, text);
@@ -49,6 +49,12 @@ pub(super) fn send(core: &mut Core, idx: usize, request_id: u64, m: Send<'_>) {
         refers_to: m.refers_to,
         payload: Bytes::copy_from_slice(m.payload),
     };
+    if catching_up {
+        let own = core.own_sends.entry(idx).or_default();
+        if own.len() < OWN_SENDS_TRACKED_MAX {
+            own.push(m.client_msg_id);
+        }
+    }
     submit_write(core, idx, request_id, op);
 }
 

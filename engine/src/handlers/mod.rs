@@ -81,7 +81,7 @@ fn submit_write(core: &mut Core, idx: usize, request_id: u64, op: crate::storage
         reply: Some(core.counted_reply(idx, request_id)),
         op,
     };
-    if core.shared.writer.submit(request).is_err() {
+    if core.submit_write(request).is_err() {
         return overloaded(core, idx, request_id, "write queue full; retry");
     }
     if let Some(dev) = core.conns[idx].device() {

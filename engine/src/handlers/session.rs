@@ -129,7 +129,7 @@ pub(super) fn logout(core: &mut Core, idx: usize, request_id: u64) {
             token_hash: dev.token_hash,
         },
     };
-    if core.shared.writer.submit(request).is_err() {
+    if core.submit_write(request).is_err() {
         return overloaded(core, idx, request_id, "write queue full; retry");
     }
     core.outstanding += 1;

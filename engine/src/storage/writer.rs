@@ -1,10 +1,28 @@
-//! The log writer: the one thread that mutates the database. It sequences and group-commits.
+//! The log writer: the one sequencer of the database. It sequences and group-commits.
 //!
-//! Cores (and helpers) submit [`WriteRequest`]s to one bounded queue. The writer drains up
-//! to [`BATCH_REQUESTS_MAX`] at a time, applies them to a single RocksDB `WriteBatch`, and
-//! commits it with one write (and, under `sync` durability, one fsync): everything that
-//! queued while the previous fsync ran shares the next one. Only then does it tell the
-//! cores, in commit order.
+//! Cores (and helpers) submit [`WriteRequest`]s to one bounded queue. Whoever runs the next
+//! group commit drains up to [`BATCH_REQUESTS_MAX`] of them, applies them to a single
+//! RocksDB `WriteBatch`, and commits it with one write (and, under `sync` durability, one
+//! fsync): everything that queued while the previous fsync ran shares the next one. Only
+//! then does it tell the cores, in commit order.
+//!
+//! Who runs a commit (inline commits, the default): one token ([`LogWriter`]'s `busy`)
+//! says who may touch the writer's state, and its holder runs commits until the queue is
+//! empty. A core queues its connections' writes without waking anyone and, at the end of
+//! its event-loop turn, takes the token if it is free and runs the commit itself
+//! ([`LogWriter::commit_inline`]): a message costs no wake-up of a writer thread, and a
+//! delivery to a user of the same core no wake-up at all. Under `sync` the core only
+//! writes (RocksDB makes the write visible before its fsync) and pushes the deliveries;
+//! it hands the fsync, and the token, to the writer thread, which answers and then runs the
+//! commits of whatever queued meanwhile, so under load the thread keeps the token and the
+//! cores just queue. The writer thread also runs the writes of other threads (helpers,
+//! the admin socket, the integration API) and whatever a core leaves over. A core never
+//! fsyncs, and never waits for a mailbox: an inline commit is sized to fit in every
+//! mailbox ([`inline_requests_max`]). What a core does block on is RocksDB's write itself
+//! (the WAL `write` into the page cache and the memtable inserts, microseconds), the
+//! writer's first-use reads of counters and conversation state, and a write stall; the
+//! other cores go on meanwhile (they find the token taken and leave their writes to its
+//! holder). `--inline-commits off` keeps every commit on the writer thread.
 //!
 //! Why the writer, not each user's home core (which owns the rest of its users' state),
 //! assigns inbox seqs: a direct message touches two inboxes that usually live on two cores.
@@ -12,8 +30,8 @@
 //! entry in one atomic batch, so a crash or a failed write can never leave a half-sent
 //! message, a seq gap, or a dedup entry without its message; commits per user are in seq
 //! order by construction; and a retried send is detected exactly, across restarts, by one
-//! bloom-filtered lookup. Delivery still crosses at most one core boundary: sender core →
-//! writer → recipient's home core.
+//! bloom-filtered lookup. Delivery still crosses at most one core boundary: the sender's core
+//! commits and pushes to the recipient's home core.
 //!
 //! Groups and conversations (see [`conversations`]) are sequenced here too: the writer owns
 //! group membership (a cache over the `groups`/`members` families), so the membership check
@@ -37,7 +55,8 @@
 //! (`SendAck` and every other `Written`), the notices, and the sender's own copy (for its
 //! other devices; it rides with the `SendAck`, so the sender's core wakes once). A core knows a delivery is durable
 //! once [`Watermark::synced`] reaches its tag, and says so to the device
-//! (`Deliver.durable_seq`, `Durable`). The next commit starts only after this one synced,
+//! (`Deliver.durable_seq`, `Durable`). The next commit starts only after this one synced
+//! (whoever wrote it, the token passes on only after its fsync and replies),
 //! so every commit before the one being applied is durable (a dedup hit answers a durable
 //! message). A failed fsync leaves entries visible that may not be durable: the writer
 //! refuses every later request (`StorageUnavailable`) until a restart recovers the log.
@@ -48,7 +67,7 @@ mod messages;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle, Thread};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -60,8 +79,24 @@ use rocksdb::{WriteBatch, WriteOptions};
 use super::watermark::Watermark;
 use super::{Cf, ConvState, Durability, MessageOrigin, Refusal, Storage, StorageError, META_MESSAGE_ID_HWM};
 use crate::limits::GROUP_MEMBERS_MAX_DEFAULT;
-use crate::mailbox::{Completion, Mailbox, Notice, ReplyTo};
+use crate::mailbox::{Completion, Mailbox, Notice, ReplyTo, COMPLETION_QUEUE_ITEMS_MAX};
 use conversations::{GroupState, ScanState};
+
+/// Most group commits a core runs in one [`LogWriter::commit_inline`] call before it
+/// leaves the rest of the queue to the writer thread (a core has connections to serve).
+pub const INLINE_COMMITS_MAX: usize = 2;
+/// Most requests in one inline commit, whatever the core count.
+pub const INLINE_BATCH_REQUESTS_MAX: usize = 1_024;
+
+/// Most requests in one inline commit with `cores` cores: a request pushes at most
+/// `cores + 2` completions (a group message one per core and its reply; a direct one two
+/// copies and a reply) and a commit one notice list per core, and an inline commit only
+/// starts while every mailbox has room for that ([`WriterState::mailboxes_have_room`]), so
+/// a core never waits on a full mailbox, its own included.
+fn inline_requests_max(cores: usize) -> usize {
+    let room = COMPLETION_QUEUE_ITEMS_MAX / 2 - cores;
+    (room / (cores + 2)).clamp(1, INLINE_BATCH_REQUESTS_MAX)
+}
 
 /// Most requests queued for the writer; a full queue makes submitters shed (`Overloaded`).
 pub const WRITE_QUEUE_REQUESTS_MAX: usize = 65_536;
@@ -230,10 +265,42 @@ pub struct WriterStats {
     pub batch_requests: crate::histogram::Histogram,
 }
 
-/// The submitting side of the writer. Cheap to share (`Arc`).
+impl WriterStats {
+    /// Counts a finished group commit that started at `started`.
+    fn record(&self, started: Instant, requests: u64, messages: u64) {
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.requests.fetch_add(requests, Ordering::Relaxed);
+        self.messages.fetch_add(messages, Ordering::Relaxed);
+        let commit_us = started.elapsed().as_micros() as u64;
+        self.commit_micros_total.fetch_add(commit_us, Ordering::Relaxed);
+        self.commit_us.observe(commit_us);
+        self.batch_requests.observe(requests);
+    }
+}
+
+/// A group commit written under early delivery whose fsync is still to come.
 #[derive(Debug)]
+struct PendingSync {
+    commit: u64,
+    started: Instant,
+    count: u64,
+    messages: u64,
+}
+
+/// The submitting side of the writer, and the writer's state. Cheap to share (`Arc`).
+///
+/// Whoever holds the *token* (`busy`) runs group commits: the writer thread, or, with
+/// inline commits, a core at the end of its event-loop turn ([`LogWriter::commit_inline`]).
+/// A submitter that finds the token taken leaves its request queued: the holder looks at
+/// the queue again after it lets the token go, so nothing is stranded.
 pub struct LogWriter {
     queue: ArrayQueue<WriteRequest>,
+    /// The token: set while someone runs group commits.
+    busy: AtomicBool,
+    /// A core wrote a commit inline and handed its fsync (and the token) to the thread.
+    handed: AtomicBool,
+    /// Taken only by the token's holder, so never contended.
+    state: Mutex<WriterState>,
     sleeping: AtomicBool,
     stop: AtomicBool,
     thread: std::sync::OnceLock<Thread>,
@@ -244,18 +311,76 @@ pub struct LogWriter {
     pub epoch: u64,
     /// Deliveries go out before their fsync (see the module docs).
     pub early_delivery: bool,
+    /// Cores run group commits themselves (see the module docs).
+    pub inline: bool,
+    /// Most requests in one inline commit, so that its completions always fit in the
+    /// cores' mailboxes (a core never waits on its own mailbox).
+    inline_requests_max: usize,
+}
+
+impl std::fmt::Debug for LogWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogWriter")
+            .field("depth", &self.queue.len())
+            .field("busy", &self.busy.load(Ordering::Relaxed))
+            .field("epoch", &self.epoch)
+            .field("early_delivery", &self.early_delivery)
+            .field("inline", &self.inline)
+            .finish_non_exhaustive()
+    }
 }
 
 impl LogWriter {
-    /// Queues a request, or gives it back if the queue is full (the caller sheds).
+    /// Queues a request and wakes the writer thread, or gives the request back if the
+    /// queue is full (the caller sheds). For threads other than the cores.
     pub fn submit(&self, request: WriteRequest) -> Result<(), WriteRequest> {
         self.queue.push(request)?;
-        if self.sleeping.swap(false, Ordering::SeqCst) {
-            if let Some(t) = self.thread.get() {
-                t.unpark();
-            }
-        }
+        self.wake_thread();
         Ok(())
+    }
+
+    /// Queues a request from a core. With inline commits nobody is woken: the core calls
+    /// [`LogWriter::commit_inline`] once its turn's work is done, so one commit carries
+    /// everything its connections asked for. Without, the same as [`LogWriter::submit`].
+    pub fn submit_local(&self, request: WriteRequest) -> Result<(), WriteRequest> {
+        if !self.inline {
+            return self.submit(request);
+        }
+        self.queue.push(request)
+    }
+
+    /// Runs what is queued as group commits on the calling core, unless someone else holds
+    /// the token (then the holder runs them). Bounded: at most [`INLINE_COMMITS_MAX`]
+    /// commits per call, then the writer thread takes over what is left. Under early
+    /// delivery the core writes the commit and pushes its deliveries, and the writer thread
+    /// does the fsync (a core never blocks on one) and answers, keeping the token until
+    /// the queue is empty, so commits stay in order: each one's fsync before the next.
+    pub fn commit_inline(&self) {
+        if !self.inline {
+            return;
+        }
+        let mut commits = 0;
+        while !self.queue.is_empty() && self.acquire() {
+            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            if commits == INLINE_COMMITS_MAX || !state.mailboxes_have_room(self.inline_requests_max) {
+                drop(state);
+                self.release_to_thread();
+                return;
+            }
+            let mut requests = std::mem::take(&mut state.requests);
+            state.take_batch(&self.queue, &mut requests, self.inline_requests_max);
+            let pending = state.commit(&mut requests, self);
+            state.requests = requests;
+            commits += 1;
+            if let Some(pending) = pending {
+                state.pending = Some(pending);
+                drop(state);
+                self.release_to_thread();
+                return;
+            }
+            drop(state);
+            self.release();
+        }
     }
 
     /// Requests queued (a gauge).
@@ -269,6 +394,78 @@ impl LogWriter {
         if let Some(t) = self.thread.get() {
             t.unpark();
         }
+    }
+
+    /// Takes the token if it is free.
+    fn acquire(&self) -> bool {
+        !self.busy.swap(true, Ordering::SeqCst)
+    }
+
+    /// Lets the token go. The caller then looks at the queue again: a request queued while
+    /// it held the token found the token taken and left the work to it.
+    fn release(&self) {
+        self.busy.store(false, Ordering::SeqCst);
+    }
+
+    /// Hands the token (and any pending fsync) to the writer thread.
+    fn release_to_thread(&self) {
+        self.handed.store(true, Ordering::SeqCst);
+        self.wake_thread();
+    }
+
+    fn wake_thread(&self) {
+        if self.sleeping.swap(false, Ordering::SeqCst) {
+            if let Some(t) = self.thread.get() {
+                t.unpark();
+            }
+        }
+    }
+
+    /// The writer thread: finishes what a core handed over, and runs the commits of
+    /// requests submitted by other threads (helpers, the admin socket, the integration API)
+    /// or left over by a core.
+    fn run(&self) {
+        loop {
+            if self.handed.swap(false, Ordering::SeqCst) {
+                // The token is ours.
+                self.drain_owned();
+                self.release();
+                continue;
+            }
+            if !self.queue.is_empty() && self.acquire() {
+                self.drain_owned();
+                self.release();
+                continue;
+            }
+            if self.stop.load(Ordering::SeqCst) && self.queue.is_empty() && !self.busy.load(Ordering::SeqCst) {
+                return;
+            }
+            self.sleeping.store(true, Ordering::SeqCst);
+            if self.queue.is_empty() && !self.handed.load(Ordering::SeqCst) && !self.stop.load(Ordering::SeqCst) {
+                thread::park_timeout(Duration::from_millis(100));
+            }
+            self.sleeping.store(false, Ordering::SeqCst);
+        }
+    }
+
+    /// With the token held on the writer thread: finishes a handed-over commit, then runs
+    /// commits (fsync included) until the queue is empty.
+    fn drain_owned(&self) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(pending) = state.pending.take() {
+            state.finish(pending, self);
+        }
+        let mut requests = std::mem::take(&mut state.requests);
+        loop {
+            state.take_batch(&self.queue, &mut requests, BATCH_REQUESTS_MAX);
+            if requests.is_empty() {
+                break;
+            }
+            if let Some(pending) = state.commit(&mut requests, self) {
+                state.finish(pending, self);
+            }
+        }
+        state.requests = requests;
     }
 }
 
@@ -286,6 +483,9 @@ pub struct WriterSettings {
     pub durability: Durability,
     /// Under `sync`: push deliveries before the fsync (see the module docs).
     pub early_delivery: bool,
+    /// Cores run group commits themselves (`async`, or `sync` with early delivery; see the
+    /// module docs).
+    pub inline_commits: bool,
     pub group_members_max: usize,
 }
 
@@ -295,6 +495,7 @@ impl WriterSettings {
         Self {
             durability,
             early_delivery: true,
+            inline_commits: true,
             group_members_max: GROUP_MEMBERS_MAX_DEFAULT,
         }
     }
@@ -317,9 +518,18 @@ pub fn spawn_with(
 ) -> Result<(Arc<LogWriter>, Vec<JoinHandle<()>>), StorageError> {
     let durability = settings.durability;
     let early_delivery = settings.early_delivery && durability == Durability::Sync;
+    // Without early delivery a `sync` commit fsyncs inside its write: never on a core.
+    let inline = settings.inline_commits && (durability == Durability::Async || early_delivery);
     let epoch = storage.bump_epoch()?;
+    let cores = mailboxes.len();
+    let mut state = WriterState::load(storage.clone(), mailboxes, durability)?;
+    state.group_members_max = settings.group_members_max;
+    state.early_delivery = early_delivery;
     let writer = Arc::new(LogWriter {
         queue: ArrayQueue::new(WRITE_QUEUE_REQUESTS_MAX),
+        busy: AtomicBool::new(false),
+        handed: AtomicBool::new(false),
+        state: Mutex::new(state),
         sleeping: AtomicBool::new(false),
         stop: AtomicBool::new(false),
         thread: std::sync::OnceLock::new(),
@@ -327,14 +537,13 @@ pub fn spawn_with(
         watermark: Watermark::default(),
         epoch,
         early_delivery,
+        inline,
+        inline_requests_max: inline_requests_max(cores),
     });
-    let mut state = WriterState::load(storage.clone(), mailboxes, durability)?;
-    state.group_members_max = settings.group_members_max;
-    state.early_delivery = early_delivery;
     let w = writer.clone();
     let handle = thread::Builder::new()
         .name("hotline-writer".into())
-        .spawn(move || state.run(&w))
+        .spawn(move || w.run())
         .map_err(|cause| StorageError::Spawn {
             thread: "log writer",
             cause,
@@ -476,6 +685,10 @@ struct WriterState {
     scans: HashMap<u64, ScanState>,
     /// Notices for each core, pushed after the commit (one completion per core).
     notices: Vec<Vec<Notice>>,
+    /// The batch being taken from the queue (reused between batches).
+    requests: Vec<WriteRequest>,
+    /// A commit a core wrote inline whose fsync the writer thread is to do.
+    pending: Option<PendingSync>,
 }
 
 impl WriterState {
@@ -520,40 +733,41 @@ impl WriterState {
             batch_messages: HashMap::new(),
             scans: HashMap::new(),
             notices: (0..cores).map(|_| Vec::new()).collect(),
+            requests: Vec::with_capacity(BATCH_REQUESTS_MAX),
+            pending: None,
         })
     }
 
-    fn run(&mut self, handle: &LogWriter) {
-        let mut requests = Vec::with_capacity(BATCH_REQUESTS_MAX);
-        loop {
-            let mut payload_bytes = 0usize;
-            while requests.len() < BATCH_REQUESTS_MAX && payload_bytes < BATCH_PAYLOAD_BYTES_MAX {
-                let Some(r) = handle.queue.pop() else { break };
-                if let WriteOp::Append { payload, group, .. } = &r.op {
-                    // A group message is written once per member (its payload once, but a
-                    // record per member): count it as that many so the batch stays bounded.
-                    let copies = self.groups.get(group).map_or(1, |g| g.members.len().max(1));
-                    payload_bytes += payload.len().max(RECORD_COST_BYTES_MIN) * copies;
-                }
-                requests.push(r);
+    /// Moves queued requests into `requests` (empty on entry), at most `max` of them and
+    /// about [`BATCH_PAYLOAD_BYTES_MAX`] of payload.
+    fn take_batch(&mut self, queue: &ArrayQueue<WriteRequest>, requests: &mut Vec<WriteRequest>, max: usize) {
+        let mut payload_bytes = 0usize;
+        while requests.len() < max && payload_bytes < BATCH_PAYLOAD_BYTES_MAX {
+            let Some(r) = queue.pop() else { break };
+            if let WriteOp::Append { payload, group, .. } = &r.op {
+                // A group message is written once per member (its payload once, but a
+                // record per member): count it as that many so the batch stays bounded.
+                let copies = self.groups.get(group).map_or(1, |g| g.members.len().max(1));
+                payload_bytes += payload.len().max(RECORD_COST_BYTES_MIN) * copies;
             }
-            if requests.is_empty() {
-                if handle.stop.load(Ordering::SeqCst) && handle.queue.is_empty() {
-                    return;
-                }
-                handle.sleeping.store(true, Ordering::SeqCst);
-                if handle.queue.is_empty() && !handle.stop.load(Ordering::SeqCst) {
-                    thread::park_timeout(Duration::from_millis(100));
-                }
-                handle.sleeping.store(false, Ordering::SeqCst);
-                continue;
-            }
-            self.commit(&mut requests, handle);
+            requests.push(r);
         }
     }
 
-    /// Applies `requests` as one batch, commits it, and reports every outcome.
-    fn commit(&mut self, requests: &mut Vec<WriteRequest>, handle: &LogWriter) {
+    /// Whether every core's mailbox has room for all an inline commit of `requests`
+    /// requests can push (see [`inline_requests_max`]).
+    fn mailboxes_have_room(&self, requests: usize) -> bool {
+        let needed = requests * (self.cores + 2) + self.cores;
+        self.mailboxes
+            .iter()
+            .all(|m| m.completions_len() + needed <= COMPLETION_QUEUE_ITEMS_MAX)
+    }
+
+    /// Applies `requests` as one batch and writes it. Its deliveries go to the cores at
+    /// once; its replies and notices too unless its fsync is still to come (early
+    /// delivery): then the returned [`PendingSync`] goes to [`Self::finish`], before the
+    /// next commit.
+    fn commit(&mut self, requests: &mut Vec<WriteRequest>, handle: &LogWriter) -> Option<PendingSync> {
         let started = Instant::now();
         let count = requests.len() as u64;
         if self.sync_failed {
@@ -561,7 +775,7 @@ impl WriterState {
                 self.refuse(request.reply, ErrorCode::StorageUnavailable);
             }
             handle.stats.failed_batches.fetch_add(1, Ordering::Relaxed);
-            return;
+            return None;
         }
         self.commits += 1;
         let commit = self.commits;
@@ -572,6 +786,7 @@ impl WriterState {
         self.debug_assert_seqs_dense();
         let batch_was_empty = batch.is_empty();
         handle.watermark.writing(commit);
+        let mut pending = None;
         match self.write(batch) {
             Ok(()) => {
                 if !batch_was_empty {
@@ -579,11 +794,17 @@ impl WriterState {
                     handle.stats.failing_batches.store(0, Ordering::Relaxed);
                 }
                 self.committed();
-                let synced = !self.early_delivery || batch_was_empty || self.sync_wal(handle);
-                if synced {
+                if self.early_delivery && !batch_was_empty {
+                    pending = Some(PendingSync {
+                        commit,
+                        started,
+                        count,
+                        messages,
+                    });
+                } else {
                     handle.watermark.synced_through(commit);
+                    self.answer(true);
                 }
-                self.answer(synced);
             }
             Err(e) => {
                 // Nothing of it is visible: no reader waits for it.
@@ -601,14 +822,20 @@ impl WriterState {
         self.batch_dedup.clear();
         self.batch_messages.clear();
         self.bound_caches();
-        let stats = &handle.stats;
-        stats.batches.fetch_add(1, Ordering::Relaxed);
-        stats.requests.fetch_add(count, Ordering::Relaxed);
-        stats.messages.fetch_add(messages, Ordering::Relaxed);
-        let commit_us = started.elapsed().as_micros() as u64;
-        stats.commit_micros_total.fetch_add(commit_us, Ordering::Relaxed);
-        stats.commit_us.observe(commit_us);
-        stats.batch_requests.observe(count);
+        if pending.is_none() {
+            handle.stats.record(started, count, messages);
+        }
+        pending
+    }
+
+    /// Fsyncs a commit written under early delivery and answers its requesters.
+    fn finish(&mut self, pending: PendingSync, handle: &LogWriter) {
+        let synced = self.sync_wal(handle);
+        if synced {
+            handle.watermark.synced_through(pending.commit);
+        }
+        self.answer(synced);
+        handle.stats.record(pending.started, pending.count, pending.messages);
     }
 
     /// Under early delivery, fsyncs the WAL the batch was written to (and with it every
@@ -1143,9 +1370,8 @@ mod tests {
             let storage = Arc::new(Storage::open(dir.path()).unwrap());
             let mailboxes: Arc<[Mailbox]> = (0..1).map(|_| Mailbox::default()).collect();
             let settings = WriterSettings {
-                durability,
                 early_delivery,
-                group_members_max: GROUP_MEMBERS_MAX_DEFAULT,
+                ..WriterSettings::new(durability)
             };
             let (writer, threads) = spawn_with(storage.clone(), mailboxes.clone(), settings).unwrap();
             let h = Harness {
@@ -1162,6 +1388,152 @@ mod tests {
                 }
             }
             h.close();
+        }
+    }
+
+    /// Stops the writer thread, so whatever commits next runs on the calling thread.
+    fn stop_thread(h: &mut Harness) {
+        h.writer.stop();
+        for t in h.threads.drain(..) {
+            t.join().unwrap();
+        }
+    }
+
+    /// Queues a send the way a core does (no wake-up) and runs the commit inline.
+    fn send_inline(h: &Harness, from: u64, to: u64, client_msg_id: u64) {
+        let op = direct_message(from, to, client_msg_id);
+        h.writer.submit_local(WriteRequest { reply: reply(1), op }).unwrap();
+        h.writer.commit_inline();
+    }
+
+    fn drain(h: &Harness) -> Vec<Completion> {
+        std::iter::from_fn(|| h.mailboxes[0].pop_completion()).collect()
+    }
+
+    #[test]
+    fn an_inline_commit_runs_on_the_calling_thread_without_the_writer_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Arc::new(Storage::open(dir.path()).unwrap());
+        let mailboxes: Arc<[Mailbox]> = (0..1).map(|_| Mailbox::default()).collect();
+        let (writer, threads) = spawn(storage.clone(), mailboxes.clone(), Durability::Async).unwrap();
+        let mut h = Harness {
+            storage,
+            mailboxes,
+            writer,
+            threads,
+        };
+        assert!(h.writer.inline);
+        let (a, b) = (h.user("a"), h.user("b"));
+        stop_thread(&mut h);
+        send_inline(&h, a, b, 1);
+        // Done by the time commit_inline returned: no other thread ran it.
+        let seen = drain(&h);
+        let committed: Vec<(u64, u64, u64)> = seen
+            .iter()
+            .filter_map(|c| match c {
+                Completion::Committed {
+                    user_id, seq, commit, ..
+                } => Some((*user_id, *seq, *commit)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(committed, [(b, 1, 0), (a, 1, 0)], "async: durable when pushed");
+        assert!(matches!(
+            seen.last(),
+            Some(Completion::Written {
+                outcome: Ok(WriteOutcome::Sent(SendAck { inbox_seq: 1, .. })),
+                ..
+            })
+        ));
+        assert_eq!(h.seqs(b), [1]);
+        assert_eq!(h.writer.depth(), 0);
+    }
+
+    #[test]
+    fn under_sync_an_inline_commit_delivers_at_once_and_the_writer_thread_fsyncs_and_answers() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut h = Harness::open(dir.path());
+        assert!(h.writer.inline && h.writer.early_delivery);
+        let (a, b) = (h.user("a"), h.user("b"));
+        stop_thread(&mut h);
+        send_inline(&h, a, b, 1);
+        // The core wrote the commit and pushed the recipient's copy, tentative; the fsync
+        // and the reply (with the sender's own copy) wait for the writer thread.
+        let seen = drain(&h);
+        let [Completion::Committed {
+            user_id,
+            seq: 1,
+            commit,
+            ..
+        }] = seen.as_slice()
+        else {
+            panic!("only the recipient's copy before the fsync: {seen:?}")
+        };
+        let commit = *commit;
+        assert_eq!(*user_id, b);
+        assert!(commit > h.writer.watermark.synced(), "tentative until the fsync");
+        // A later send queued meanwhile finds the token held: it waits for the thread too.
+        send_inline(&h, b, a, 2);
+        assert!(
+            drain(&h).is_empty(),
+            "commits stay in order: the next one after the fsync"
+        );
+        let w = h.writer.clone();
+        let thread = thread::spawn(move || w.run());
+        let mut replies = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while replies.len() < 2 && Instant::now() < deadline {
+            match h.mailboxes[0].pop_completion() {
+                Some(Completion::Written { outcome, .. }) => replies.push(outcome),
+                Some(_) => {}
+                None => thread::sleep(Duration::from_micros(100)),
+            }
+        }
+        thread.join().unwrap();
+        assert_eq!(replies.len(), 2, "both sends answered: {replies:?}");
+        assert!(replies.iter().all(Result::is_ok), "{replies:?}");
+        assert!(h.writer.watermark.synced() > commit);
+        assert_eq!(h.seqs(a), [1, 2]);
+    }
+
+    #[test]
+    fn without_inline_commits_a_core_submit_wakes_the_writer_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Arc::new(Storage::open(dir.path()).unwrap());
+        let mailboxes: Arc<[Mailbox]> = (0..1).map(|_| Mailbox::default()).collect();
+        let settings = WriterSettings {
+            inline_commits: false,
+            ..WriterSettings::new(Durability::Async)
+        };
+        let (writer, threads) = spawn_with(storage.clone(), mailboxes.clone(), settings).unwrap();
+        let h = Harness {
+            storage,
+            mailboxes,
+            writer,
+            threads,
+        };
+        assert!(!h.writer.inline);
+        let (a, b) = (h.user("a"), h.user("b"));
+        let op = direct_message(a, b, 1);
+        h.writer.submit_local(WriteRequest { reply: reply(1), op }).unwrap();
+        h.writer.commit_inline();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while h.seqs(b).is_empty() && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(h.seqs(b), [1], "the writer thread committed it");
+        h.close();
+    }
+
+    #[test]
+    fn an_inline_commit_is_sized_to_fit_every_mailbox() {
+        for cores in [1, 2, 16, 256] {
+            let max = inline_requests_max(cores);
+            assert!((1..=INLINE_BATCH_REQUESTS_MAX).contains(&max));
+            assert!(
+                max * (cores + 2) + cores <= COMPLETION_QUEUE_ITEMS_MAX / 2,
+                "{cores} cores"
+            );
         }
     }
 
