@@ -321,6 +321,23 @@ fn check_writable(dir: &Path) -> Result<(), StorageError> {
     }
 }
 
+/// A family's base options: where the writer's inserts follow a pattern, the memtable is
+/// told so. `memtable_insert_with_hint_prefix_extractor` makes RocksDB remember, per key
+/// prefix, where the last insert went and start the next one's skip-list search there: an
+/// inbox entry `(user, seq)` lands right after its user's previous one, a dedup entry
+/// `(sender, client_msg_id)` usually after its sender's, a conversation state overwrites
+/// its user's; message ids only grow, so for the families keyed by one the prefix is empty
+/// and every insert goes after the last. It applies to a write that one thread applies to
+/// the memtable (the writer's token makes every write so).
+fn memtable_options(cf: Cf) -> Result<Options, StorageError> {
+    let prefix = match cf {
+        Cf::Inbox | Cf::Dedup | Cf::Convs | Cf::Cursors => "rocksdb.FixedPrefix.8",
+        Cf::Messages | Cf::Payloads => "rocksdb.FixedPrefix.0",
+        _ => return Ok(Options::default()),
+    };
+    Ok(Options::default().get_options_from_string(format!("memtable_insert_with_hint_prefix_extractor={prefix}"))?)
+}
+
 impl Storage {
     /// Opens (creating if missing) the database in `dir`.
     pub fn open(dir: &Path) -> Result<Storage, StorageError> {
@@ -332,23 +349,26 @@ impl Storage {
         db_opts.set_bytes_per_sync(1 << 20);
         db_opts.set_keep_log_file_num(4);
         let cache = Cache::new_lru_cache(BLOCK_CACHE_BYTES);
-        let families = Cf::ALL.iter().map(|cf| {
-            let mut table = BlockBasedOptions::default();
-            table.set_block_cache(&cache);
-            table.set_cache_index_and_filter_blocks(true);
-            table.set_pin_l0_filter_and_index_blocks_in_cache(true);
-            // Point lookups (dedup, tokens, names, user existence) mostly miss or hit
-            // recent data: a bloom filter answers most misses without touching a block.
-            table.set_bloom_filter(10.0, false);
-            let mut o = Options::default();
-            o.set_block_based_table_factory(&table);
-            o.set_compression_type(if matches!(*cf, Cf::Inbox | Cf::Payloads) {
-                DBCompressionType::Lz4
-            } else {
-                DBCompressionType::None
+        let families = Cf::ALL
+            .iter()
+            .map(|cf| -> Result<ColumnFamilyDescriptor, StorageError> {
+                let mut table = BlockBasedOptions::default();
+                table.set_block_cache(&cache);
+                table.set_cache_index_and_filter_blocks(true);
+                table.set_pin_l0_filter_and_index_blocks_in_cache(true);
+                // Point lookups (dedup, tokens, names, user existence) mostly miss or hit
+                // recent data: a bloom filter answers most misses without touching a block.
+                table.set_bloom_filter(10.0, false);
+                let mut o = memtable_options(*cf)?;
+                o.set_block_based_table_factory(&table);
+                o.set_compression_type(if matches!(*cf, Cf::Inbox | Cf::Payloads) {
+                    DBCompressionType::Lz4
+                } else {
+                    DBCompressionType::None
+                });
+                Ok(ColumnFamilyDescriptor::new(cf.name(), o))
             });
-            ColumnFamilyDescriptor::new(cf.name(), o)
-        });
+        let families = families.collect::<Result<Vec<_>, _>>()?;
         let db = DB::open_cf_descriptors(&db_opts, dir, families).map_err(|e| {
             let text = e.to_string();
             if text.contains("lock") && (text.contains("unavailable") || text.contains("Resource")) {
