@@ -833,6 +833,10 @@ impl Harness {
     /// One round of what the core's tasks do: mailbox, flushes, reads by the clients,
     /// writability, removal of closed connections.
     fn pump(&mut self) -> usize {
+        // What the core's committer task does at the end of a turn (inline commits).
+        if std::mem::take(&mut self.core.committer.wanted) {
+            self.core.shared.writer.commit_inline();
+        }
         let handled = self.core.drain_mailbox(usize::MAX);
         self.core.flush_dirty();
         for peer in 0..self.peers.len() {
