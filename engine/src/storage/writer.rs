@@ -20,7 +20,8 @@
 //! fsyncs, and never waits for a mailbox: an inline commit is sized to fit in every
 //! mailbox ([`inline_requests_max`]). What a core does block on is RocksDB's write itself
 //! (the WAL `write` into the page cache and the memtable inserts, microseconds), the
-//! writer's first-use reads of counters and conversation state, and a write stall; the
+//! writer's reads (a bloom-filtered dedup lookup per message, first-use reads of counters
+//! and conversation state), and a write stall; the
 //! other cores go on meanwhile (they find the token taken and leave their writes to its
 //! holder). `--inline-commits off` keeps every commit on the writer thread.
 //!
