@@ -1219,9 +1219,13 @@ mod tests {
         }
 
         fn open_cores(dir: &std::path::Path, cores: usize) -> Harness {
+            Harness::open_with(dir, cores, WriterSettings::new(Durability::Sync))
+        }
+
+        fn open_with(dir: &std::path::Path, cores: usize, settings: WriterSettings) -> Harness {
             let storage = Arc::new(Storage::open(dir).unwrap());
             let mailboxes: Arc<[Mailbox]> = (0..cores).map(|_| Mailbox::default()).collect();
-            let (writer, threads) = spawn(storage.clone(), mailboxes.clone(), Durability::Sync).unwrap();
+            let (writer, threads) = spawn_with(storage.clone(), mailboxes.clone(), settings).unwrap();
             Harness {
                 storage,
                 mailboxes,
@@ -1368,19 +1372,11 @@ mod tests {
     fn without_early_delivery_deliveries_are_durable_when_pushed() {
         for (durability, early_delivery) in [(Durability::Sync, false), (Durability::Async, true)] {
             let dir = tempfile::tempdir().unwrap();
-            let storage = Arc::new(Storage::open(dir.path()).unwrap());
-            let mailboxes: Arc<[Mailbox]> = (0..1).map(|_| Mailbox::default()).collect();
             let settings = WriterSettings {
                 early_delivery,
                 ..WriterSettings::new(durability)
             };
-            let (writer, threads) = spawn_with(storage.clone(), mailboxes.clone(), settings).unwrap();
-            let h = Harness {
-                storage,
-                mailboxes,
-                writer,
-                threads,
-            };
+            let h = Harness::open_with(dir.path(), 1, settings);
             assert!(!h.writer.early_delivery, "{durability:?}");
             let (a, b) = (h.user("a"), h.user("b"));
             for c in completions_of_send(&h, a, b, 1) {
@@ -1414,15 +1410,7 @@ mod tests {
     #[test]
     fn an_inline_commit_runs_on_the_calling_thread_without_the_writer_thread() {
         let dir = tempfile::tempdir().unwrap();
-        let storage = Arc::new(Storage::open(dir.path()).unwrap());
-        let mailboxes: Arc<[Mailbox]> = (0..1).map(|_| Mailbox::default()).collect();
-        let (writer, threads) = spawn(storage.clone(), mailboxes.clone(), Durability::Async).unwrap();
-        let mut h = Harness {
-            storage,
-            mailboxes,
-            writer,
-            threads,
-        };
+        let mut h = Harness::open_with(dir.path(), 1, WriterSettings::new(Durability::Async));
         assert!(h.writer.inline);
         let (a, b) = (h.user("a"), h.user("b"));
         stop_thread(&mut h);
@@ -1500,19 +1488,11 @@ mod tests {
     #[test]
     fn without_inline_commits_a_core_submit_wakes_the_writer_thread() {
         let dir = tempfile::tempdir().unwrap();
-        let storage = Arc::new(Storage::open(dir.path()).unwrap());
-        let mailboxes: Arc<[Mailbox]> = (0..1).map(|_| Mailbox::default()).collect();
         let settings = WriterSettings {
             inline_commits: false,
             ..WriterSettings::new(Durability::Async)
         };
-        let (writer, threads) = spawn_with(storage.clone(), mailboxes.clone(), settings).unwrap();
-        let h = Harness {
-            storage,
-            mailboxes,
-            writer,
-            threads,
-        };
+        let h = Harness::open_with(dir.path(), 1, settings);
         assert!(!h.writer.inline);
         let (a, b) = (h.user("a"), h.user("b"));
         let op = direct_message(a, b, 1);

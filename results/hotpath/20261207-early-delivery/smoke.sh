@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# smoke.sh BIN DUR RATE [extra serve args]: fresh server, pairs at RATE for 5 s, prints the loadgen summary.
+# smoke.sh BIN DUR RATE [extra serve args]: fresh server (--cores ${SCORES:-2}), pairs at RATE for 5 s, prints the loadgen summary.
 set -uo pipefail
 BIN=$1; dur=$2; rate=$3; shift 3
 W=/tmp/smoke; mkdir -p $W
@@ -7,7 +7,7 @@ ulimit -n 20000
 CONNS=${CONNS:-2000}
 if [[ ! -s $W/accounts-$CONNS.txt ]]; then $BIN/hotline user provision --data-dir $W/pristine-$CONNS --prefix lg --count $CONNS --out $W/accounts-$CONNS.txt >/dev/null; fi
 rm -rf $W/data; cp -a $W/pristine-$CONNS $W/data
-$BIN/hotline serve --listen 127.0.0.1:0 --data-dir $W/data --cores 2 --durability $dur --metrics-listen off --log-level warn \
+$BIN/hotline serve --listen 127.0.0.1:0 --data-dir $W/data --cores ${SCORES:-2} --durability $dur --metrics-listen off --log-level warn \
   --login-attempts-per-ip-per-minute 0 --login-attempts-per-username-per-minute 0 --messages-per-user-per-second 0 \
   --messages-per-conversation-per-second 0 --connections-per-ip-max 0 --registrations-per-ip-per-hour 0 "$@" >$W/out 2>$W/err &
 PID=$!
