@@ -299,7 +299,7 @@ pub(crate) const OWN_SENDS_TRACKED_MAX: usize = 256;
 /// tasks already woken in the same turn, so one commit carries every write they queued.
 #[derive(Debug, Default)]
 pub(crate) struct CommitTrigger {
-    pub wanted: bool,
+    wanted: bool,
     pub waker: Option<std::task::Waker>,
 }
 
@@ -312,6 +312,11 @@ impl CommitTrigger {
                 waker.wake();
             }
         }
+    }
+
+    /// Whether a commit was asked for since the last call (and clears the request).
+    pub(crate) fn take(&mut self) -> bool {
+        std::mem::take(&mut self.wanted)
     }
 }
 

@@ -834,7 +834,7 @@ impl Harness {
     /// writability, removal of closed connections.
     fn pump(&mut self) -> usize {
         // What the core's committer task does at the end of a turn (inline commits).
-        if std::mem::take(&mut self.core.committer.wanted) {
+        if self.core.committer.take() {
             self.core.shared.writer.commit_inline();
         }
         let handled = self.core.drain_mailbox(usize::MAX);

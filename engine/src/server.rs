@@ -441,7 +441,7 @@ async fn committer(core: crate::core::CoreRef) {
     loop {
         std::future::poll_fn(|cx| {
             let mut c = core.borrow_mut();
-            if std::mem::take(&mut c.committer.wanted) {
+            if c.committer.take() {
                 std::task::Poll::Ready(())
             } else {
                 c.committer.waker = Some(cx.waker().clone());
