@@ -31,6 +31,8 @@ pub struct ServeConfig {
     /// Cores run group commits themselves instead of waking the writer thread
     /// (`async`, or `sync` with early delivery).
     pub inline_commits: bool,
+    /// What reports the readiness of each core's connections.
+    pub poller: crate::poller::PollerKind,
     pub registration: Registration,
     pub idle_timeout_ms: u32,
     pub login_timeout_ms: u32,
@@ -385,6 +387,7 @@ pub(crate) fn test_config() -> ServeConfig {
         durability: Durability::Sync,
         early_delivery: true,
         inline_commits: true,
+        poller: crate::poller::PollerKind::Auto,
         registration: Registration::Open,
         idle_timeout_ms: 60_000,
         login_timeout_ms: LOGIN_TIMEOUT_MS_DEFAULT,

@@ -1,19 +1,32 @@
-//! Connection tasks: accepting, reading, framing, and moving a logged-in connection to its
-//! user's home core.
+//! Each core's event loop over its connections: accepting, reading, framing, closing, and
+//! moving a logged-in connection to its user's home core.
 //!
-//! Memory: an idle connection holds no read buffer. Its task waits on an io_uring poll
-//! for readability; only then does it `recv` into the core's one scratch buffer, decode
-//! every complete frame in place, and keep just an incomplete tail (if any) in the
-//! connection's own `inbound`. Writes go out with one non-blocking `send` per connection
-//! per unit of work, carrying every frame queued by then; only a full socket makes the
-//! task also wait for writability.
+//! No connection has a task of its own. The core's one readiness source ([`crate::poller`]: a
+//! ring of its own with a multishot poll per connection, or epoll) reports sockets that
+//! became readable; the event loop ([`io_loop`]), one monoio task per core, waits on it,
+//! takes every event at once, reads each ready socket, and looks again at the connections
+//! the core woke ([`Core::wake`]: a hand-off, a close to finish, a write wait to arm, a
+//! pause that ended). A connection costs its `Conn` entry and a kernel poll entry, nothing
+//! more, while idle.
+//!
+//! Reads: readiness is an edge, so a connection keeps `readable` set until `recv` runs dry;
+//! one that stops early (its fairness bound per pass, or a pause: a login in flight, too
+//! many sends in flight, too much unsent output) is read again once it may be. Each read
+//! goes into the core's one scratch buffer; every complete frame is decoded in place and
+//! only an incomplete tail (if any) stays in the connection's own `inbound`.
+//!
+//! Writes go out with one non-blocking `send` per connection per unit of work, carrying
+//! every frame queued by then ([`Core::flush`]); only a full socket arms a write wait.
+//!
+//! Closing: the socket is shut down, taken out of the poller and closed by the event loop
+//! once the connection's last output is flushed (or given up on).
 //!
 //! TLS and WebSocket connections take the same path with a layer in between (see
 //! [`crate::transport`]): reads go through the layer into the frame path, flushes seal
 //! queued frames into the layer first, and a hand-off carries the layer with the descriptor.
 
 use std::future::{poll_fn, Future};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{FromRawFd, IntoRawFd, RawFd};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::Poll;
@@ -21,12 +34,13 @@ use std::time::Duration;
 
 use hotline_transport::{ServerSettings, TransportError};
 use hotline_wire::{frame_body_len, Decoded, ErrorCode, FrameError, FRAME_HEADER_BYTES};
-use monoio::net::{TcpListener, TcpStream};
+use monoio::net::TcpListener;
 
 use crate::core::{ConnState, Core, CoreRef};
 use crate::handlers;
-use crate::limits::{MALFORMED_FRAMES_MAX, READ_BYTES_PER_WAKE_MAX};
+use crate::limits::{IO_EVENTS_PER_PASS_MAX, MALFORMED_FRAMES_MAX, READ_BYTES_PER_WAKE_MAX};
 use crate::mailbox::{home_core, Adopt, Routed};
+use crate::poller::Event;
 
 /// Accepts connections until the listener fails for good or the core shuts down. With
 /// `transport` (a TLS or WebSocket listener) each connection gets its own layer.
@@ -41,138 +55,223 @@ pub(crate) async fn accept_loop(core: CoreRef, listener: TcpListener, transport:
                 continue;
             }
         };
-        let idx = {
-            let mut c = core.borrow_mut();
-            if c.draining {
-                return;
-            }
-            if c.conns.len() >= c.shared.config.connections_per_core_max {
-                c.shared.metrics.connections_refused.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!("refusing {peer}: core {} holds its maximum of connections", c.id);
-                continue;
-            }
-            let layer = match crate::transport::accept(transport.as_ref()) {
-                Ok(layer) => layer,
-                Err(e) => {
-                    tracing::warn!("refusing {peer}: cannot start its transport: {e}");
-                    continue;
-                }
-            };
-            let _ = stream.set_nodelay(true);
-            tracing::debug!("core {}: accepted {peer}", c.id);
-            let idx = c.insert_conn(stream.as_raw_fd(), ConnState::Handshaking);
-            c.conns[idx].layer = layer;
-            c.conns[idx].peer_ip = Some(peer.ip());
-            match c.shared.limiter.connection_opened(peer.ip()) {
-                Ok(slot) => c.conns[idx].ip_slot = Some(slot),
-                Err(refused) => {
-                    // Answered like any refusal, then closed (the task flushes it).
-                    tracing::debug!("refusing {peer}: {}", refused.limit.describe());
-                    c.refuse(idx, 0, refused);
-                    c.close(idx);
-                }
-            }
-            idx
-        };
-        monoio::spawn(run(core.clone(), idx, stream));
-    }
-}
-
-enum Wakeup {
-    Readable(bool),
-    Writable(bool),
-    Woken,
-}
-
-/// One connection's task: waits for what the connection needs, lets the core act on it.
-///
-/// The read readiness op lives across loop iterations and is re-armed only after it
-/// completes; the write one exists only while a send is blocked and is dropped only once
-/// it completed: monoio does not cancel an in-flight io_uring poll when its future is
-/// dropped, so re-creating them on every wake-up would pile up polls in the kernel, each
-/// holding the socket open. For the same reason the socket is `shutdown` before it is dropped:
-/// that completes any poll still pending, so the close really closes.
-pub(crate) async fn run(core: CoreRef, idx: usize, stream: TcpStream) {
-    let mut read_op = std::pin::pin!(stream.readable(false));
-    // Created only while a send is blocked (rare), so an idle connection's task does not
-    // carry a second readiness future: the task is one of the few per-connection costs.
-    let mut write_op = None;
-    loop {
-        let (want_read, want_write, done, handoff) = {
-            let c = core.borrow();
-            let Some(conn) = c.conns.get(idx) else { return };
-            (
-                conn.accepts_frames(c.shared.config.outbound_bytes_max) && !c.draining,
-                conn.write_blocked,
-                conn.closing && conn.unsent() == 0,
-                conn.handoff.is_some(),
-            )
-        };
-        if handoff {
-            if hand_off(&core, idx) {
-                // The home core owns the socket now (through a duplicate descriptor): no
-                // shutdown here, just drop this core's descriptor.
-                return;
-            }
+        let _ = stream.set_nodelay(true);
+        // A fresh stream has no operation in flight, so monoio gives its descriptor up.
+        let fd = stream.into_raw_fd();
+        let mut c = core.borrow_mut();
+        if c.draining {
+            close_fd(fd);
+            return;
+        }
+        if c.conns.len() >= c.shared.config.connections_per_core_max {
+            c.shared.metrics.connections_refused.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!("refusing {peer}: core {} holds its maximum of connections", c.id);
+            close_fd(fd);
             continue;
         }
-        if done {
-            break;
-        }
-        let wakeup = poll_fn(|cx| {
-            if want_read {
-                if let Poll::Ready(r) = read_op.as_mut().poll(cx) {
-                    return Poll::Ready(Wakeup::Readable(r.is_ok()));
-                }
+        let layer = match crate::transport::accept(transport.as_ref()) {
+            Ok(layer) => layer,
+            Err(e) => {
+                tracing::warn!("refusing {peer}: cannot start its transport: {e}");
+                close_fd(fd);
+                continue;
             }
-            if want_write {
-                let op = write_op.get_or_insert_with(|| Box::pin(stream.writable(false)));
-                if let Poll::Ready(r) = op.as_mut().poll(cx) {
-                    return Poll::Ready(Wakeup::Writable(r.is_ok()));
-                }
+        };
+        tracing::debug!("core {}: accepted {peer}", c.id);
+        let Some(idx) = take_conn(&mut c, fd, ConnState::Handshaking) else {
+            continue;
+        };
+        c.conns[idx].layer = layer;
+        c.conns[idx].peer_ip = Some(peer.ip());
+        match c.shared.limiter.connection_opened(peer.ip()) {
+            Ok(slot) => c.conns[idx].ip_slot = Some(slot),
+            Err(refused) => {
+                // Answered like any refusal, then closed (the event loop flushes it).
+                tracing::debug!("refusing {peer}: {}", refused.limit.describe());
+                c.refuse(idx, 0, refused);
+                c.close(idx);
             }
-            let mut c = core.borrow_mut();
-            match c.conns.get_mut(idx) {
-                None => Poll::Ready(Wakeup::Woken),
-                Some(conn) if conn.woken => {
-                    conn.woken = false;
-                    Poll::Ready(Wakeup::Woken)
-                }
-                Some(conn) => {
-                    conn.waker = Some(cx.waker().clone());
-                    Poll::Pending
-                }
-            }
-        })
-        .await;
-        let mut c = core.borrow_mut();
-        match wakeup {
-            Wakeup::Readable(ok) => {
-                read_op.set(stream.readable(false));
-                if !ok || !read_ready(&mut c, idx) {
-                    break;
-                }
-            }
-            Wakeup::Writable(ok) => {
-                // It completed, so no poll is left in flight: dropping it is safe.
-                write_op = None;
-                if !ok {
-                    break;
-                }
-                c.on_writable(idx);
-            }
-            Wakeup::Woken => {}
         }
         c.flush_dirty();
     }
-    let mut c = core.borrow_mut();
-    // WebSocket Close and TLS close_notify, best effort in the last flush.
-    c.close_layer(idx);
-    c.flush(idx);
+}
+
+/// Registers socket `fd` as a new connection of this core, watched by its poller. Returns
+/// its slab index, or `None` (socket closed) if the poller refused it.
+fn take_conn(core: &mut Core, fd: RawFd, state: ConnState) -> Option<usize> {
+    let idx = core.insert_conn(fd, state);
+    let generation = core.conns[idx].generation;
+    if let Some(poller) = core.io.poller.as_mut() {
+        if let Err(e) = poller.register(fd, idx, generation) {
+            tracing::warn!("core {}: cannot watch a connection: {e}", core.id);
+            core.remove_conn(idx);
+            close_fd(fd);
+            return None;
+        }
+    }
+    Some(idx)
+}
+
+fn close_fd(fd: RawFd) {
+    // SAFETY: `fd` is a descriptor this core owns and no longer uses; from_raw_fd takes it
+    // over and closes it when dropped.
+    drop(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) });
+}
+
+/// The core's event loop over its connections (see the module docs). Runs as long as the
+/// runtime does.
+pub(crate) async fn io_loop(core: CoreRef) {
+    let Some(watch) = watch_poller(&core) else { return };
+    let mut ready = std::pin::pin!(watch.readable(false));
+    loop {
+        let more = io_pass(&mut core.borrow_mut());
+        if more {
+            // Leave the rest to the next turn, after the core's other tasks.
+            yield_now().await;
+            continue;
+        }
+        poll_fn(|cx| {
+            if ready.as_mut().poll(cx).is_ready() {
+                // It completed: nothing is left in flight, so a new one may replace it.
+                ready.set(watch.readable(false));
+                return Poll::Ready(());
+            }
+            let mut c = core.borrow_mut();
+            if c.io.woken.is_empty() {
+                c.io.waker = Some(cx.waker().clone());
+                Poll::Pending
+            } else {
+                Poll::Ready(())
+            }
+        })
+        .await;
+    }
+}
+
+/// A monoio handle on (a duplicate of) the poller's descriptor, whose readability says that
+/// events are pending. Monoio polls it with its own io_uring (or epoll) like any socket.
+fn watch_poller(core: &CoreRef) -> Option<monoio::net::UnixStream> {
+    let c = core.borrow();
+    let poller = c.io.poller.as_ref()?;
+    // SAFETY: fcntl(F_DUPFD_CLOEXEC) on the poller's open descriptor returns a new one or -1.
+    let dup = unsafe { libc::fcntl(poller.fd(), libc::F_DUPFD_CLOEXEC, 0) };
+    if dup < 0 {
+        tracing::error!(
+            "core {}: cannot watch the poller: {}",
+            c.id,
+            std::io::Error::last_os_error()
+        );
+        return None;
+    }
+    // SAFETY: `dup` is ours alone; the stream owns (and closes) it from here.
+    let std_stream = unsafe { std::os::unix::net::UnixStream::from_raw_fd(dup) };
+    match monoio::net::UnixStream::from_std(std_stream) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::error!("core {}: cannot watch the poller: {e}", c.id);
+            None
+        }
+    }
+}
+
+/// One pass of the event loop: every reported event (up to a bound), then every woken
+/// connection, then the flushes. Returns whether work is left for another pass.
+fn io_pass(core: &mut Core) -> bool {
+    let mut events = std::mem::take(&mut core.io.events);
+    let more_events = match core.io.poller.as_mut() {
+        Some(poller) => poller.reap(&mut events, IO_EVENTS_PER_PASS_MAX),
+        None => false,
+    };
+    for event in events.drain(..) {
+        on_event(core, event);
+    }
+    core.io.events = events;
+    // Connections woken from here on wait for the next pass.
+    let mut woken = std::mem::take(&mut core.io.woken);
+    for &idx in &woken {
+        service(core, idx);
+    }
+    woken.clear();
+    if core.io.woken.is_empty() {
+        core.io.woken = woken; // Keep the allocation.
+    }
+    core.flush_dirty();
+    more_events || !core.io.woken.is_empty()
+}
+
+/// Acts on one reported event, unless its connection is gone (a stale event).
+fn on_event(core: &mut Core, event: Event) {
+    let Some(conn) = core.conns.get_mut(event.idx) else {
+        return;
+    };
+    if conn.generation != event.generation {
+        return;
+    }
+    if event.rearm {
+        let (fd, generation) = (conn.fd, conn.generation);
+        if let Some(poller) = core.io.poller.as_mut() {
+            if let Err(e) = poller.register(fd, event.idx, generation) {
+                tracing::warn!("core {}: cannot watch connection {} again: {e}", core.id, event.idx);
+                core.close(event.idx);
+            }
+        }
+    }
+    if event.readable {
+        core.conns[event.idx].readable = true;
+    }
+    if event.writable && core.conns[event.idx].write_blocked {
+        core.on_writable(event.idx);
+    }
+    service(core, event.idx);
+}
+
+/// Does what connection `idx` is waiting for: its hand-off, the end of its close, a write
+/// wait, reading.
+fn service(core: &mut Core, idx: usize) {
+    let outbound_bytes_max = core.shared.config.outbound_bytes_max;
+    let draining = core.draining;
+    let Some(conn) = core.conns.get_mut(idx) else { return };
+    conn.woken = false;
+    if conn.handoff.is_some() {
+        hand_off(core, idx);
+        return;
+    }
+    if conn.closing && conn.unsent() == 0 {
+        finish(core, idx);
+        return;
+    }
+    if conn.write_blocked && !conn.write_armed {
+        conn.write_armed = true;
+        let (fd, generation) = (conn.fd, conn.generation);
+        if let Some(poller) = core.io.poller.as_mut() {
+            if let Err(e) = poller.arm_write(fd, idx, generation) {
+                tracing::warn!("core {}: cannot wait for connection {idx} to drain: {e}", core.id);
+                finish(core, idx);
+                return;
+            }
+        }
+    }
+    let conn = &core.conns[idx];
+    if conn.readable && !draining && conn.accepts_frames(outbound_bytes_max) && !read_ready(core, idx) {
+        finish(core, idx);
+    }
+}
+
+/// Ends connection `idx`: the last flush (WebSocket `Close` and TLS `close_notify` best
+/// effort), then shutdown, out of the poller, closed.
+fn finish(core: &mut Core, idx: usize) {
+    core.close_layer(idx);
+    core.flush(idx);
+    let Some(conn) = core.conns.get(idx) else { return };
+    let (fd, generation) = (conn.fd, conn.generation);
+    if let Some(poller) = core.io.poller.as_mut() {
+        poller.deregister(fd, idx, generation);
+    }
     // SAFETY: shutdown on our own open socket; it only changes the socket's state.
-    unsafe { libc::shutdown(stream.as_raw_fd(), libc::SHUT_RDWR) };
-    c.remove_conn(idx);
-    tracing::debug!("core {}: connection {idx} closed", c.id);
+    unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+    core.remove_conn(idx);
+    close_fd(fd);
+    tracing::debug!("core {}: connection {idx} closed", core.id);
 }
 
 /// Reads whatever the socket has (up to a fairness bound) and handles every whole frame.
@@ -181,20 +280,27 @@ fn read_ready(core: &mut Core, idx: usize) -> bool {
     let scratch_rc = core.scratch.clone();
     let mut scratch = scratch_rc.borrow_mut();
     let mut total = 0usize;
-    while total < READ_BYTES_PER_WAKE_MAX {
+    loop {
         let Some(conn) = core.conns.get(idx) else { return false };
         if !conn.accepts_frames(core.shared.config.outbound_bytes_max) || core.draining {
-            break;
+            return true; // Paused: `readable` stays set for when it may read again.
+        }
+        if total >= READ_BYTES_PER_WAKE_MAX {
+            core.wake(idx); // Fairness: the rest in the next pass.
+            return true;
         }
         // SAFETY: `scratch` is a live buffer of `scratch.len()` writable bytes and
-        // `conn.fd` is this connection's open socket, owned by the running task.
+        // `conn.fd` is this connection's open socket, owned by this core.
         let n = unsafe { libc::recv(conn.fd, scratch.as_mut_ptr().cast(), scratch.len(), libc::MSG_DONTWAIT) };
         if n == 0 {
             return false;
         }
         if n < 0 {
             match std::io::Error::last_os_error().kind() {
-                std::io::ErrorKind::WouldBlock => break,
+                std::io::ErrorKind::WouldBlock => {
+                    core.conns[idx].readable = false;
+                    return true;
+                }
                 std::io::ErrorKind::Interrupted => continue,
                 _ => return false,
             }
@@ -208,10 +314,13 @@ fn read_ready(core: &mut Core, idx: usize) -> bool {
             process_bytes(core, idx, &scratch[..n]);
         }
         if n < scratch.len() {
-            break; // Drained: the next readiness tells us when there is more.
+            // Drained: the next arrival is reported again.
+            if let Some(conn) = core.conns.get_mut(idx) {
+                conn.readable = false;
+            }
+            return true;
         }
     }
-    true
 }
 
 /// Handles `data` that arrived on connection `idx`, after any tail kept from before.
@@ -305,7 +414,7 @@ fn malformed(core: &mut Core, idx: usize, e: &FrameError) {
 }
 
 /// A login finished on the core that accepted the connection. If that core is the user's
-/// home, the device goes live right here; otherwise the task hands the socket over.
+/// home, the device goes live right here; otherwise the event loop hands the socket over.
 pub(crate) fn login_succeeded(core: &mut Core, idx: usize, mut adopt: Adopt) {
     let username = core.pending_usernames.remove(&idx);
     let ip = core.conns[idx].peer_ip;
@@ -318,85 +427,84 @@ pub(crate) fn login_succeeded(core: &mut Core, idx: usize, mut adopt: Adopt) {
     let conn = &mut core.conns[idx];
     adopt.inbound = std::mem::take(&mut conn.inbound);
     conn.handoff = Some(Box::new(adopt));
-    conn.wake();
+    core.wake(idx);
 }
 
-/// Moves connection `idx` to its user's home core. Returns true when it left this core.
-fn hand_off(core: &CoreRef, idx: usize) -> bool {
-    let mut c = core.borrow_mut();
-    let conn = &mut c.conns[idx];
-    let Some(mut adopt) = conn.handoff.take() else {
-        return false;
-    };
+/// Moves connection `idx` to its user's home core, socket, layer, unsent output and
+/// unhandled input with it; this core stops watching the socket first. If the home core's
+/// mailbox is full the connection stays (and is watched again), and the login is refused
+/// with `Overloaded`.
+fn hand_off(core: &mut Core, idx: usize) {
+    let conn = &mut core.conns[idx];
+    let Some(mut adopt) = conn.handoff.take() else { return };
     adopt.outbound = conn.outbound.split_off(conn.outbound_sent);
     adopt.layer = conn.layer.take();
     adopt.ip_slot = conn.ip_slot.take();
     conn.outbound.clear();
     conn.outbound_sent = 0;
-    // SAFETY: `conn.fd` is this connection's open socket; F_DUPFD_CLOEXEC returns a new
-    // descriptor (or -1) and touches nothing else.
-    let dup = unsafe { libc::fcntl(conn.fd, libc::F_DUPFD_CLOEXEC, 0) };
-    let home = home_core(adopt.user_id, c.shared.config.cores);
+    let (fd, generation) = (conn.fd, conn.generation);
+    if let Some(poller) = core.io.poller.as_mut() {
+        poller.deregister(fd, idx, generation);
+    }
+    // SAFETY: `fd` is this connection's open socket, owned by this core until now; the
+    // `Adopt` carries it to the home core, and this core forgets it below (or takes it back).
+    adopt.fd = Some(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) });
+    let home = home_core(adopt.user_id, core.shared.config.cores);
     let request_id = adopt.request_id;
     let (user_id, kind) = (adopt.user_id, adopt.layer.as_ref().map(|l| l.kind()));
-    if dup >= 0 {
-        // SAFETY: `dup` is a descriptor we just created and own exclusively.
-        adopt.fd = Some(unsafe { OwnedFd::from_raw_fd(dup) });
-        let shared = c.shared.clone();
-        match shared.mailboxes[home].push_routed(Routed::Adopt(adopt)) {
-            Ok(()) => {
-                tracing::debug!(
-                    "core {}: connection {idx} of user {user_id} ({}) moves to core {home}",
-                    c.id,
-                    kind.map_or("tcp", |k| k.name())
-                );
-                c.remove_conn(idx);
-                return true;
-            }
-            Err(Routed::Adopt(back)) => adopt = back,
-            Err(Routed::Notices(_)) => unreachable!("push_routed gives back what it was given"),
+    let shared = core.shared.clone();
+    match shared.mailboxes[home].push_routed(Routed::Adopt(adopt)) {
+        Ok(()) => {
+            tracing::debug!(
+                "core {}: connection {idx} of user {user_id} ({}) moves to core {home}",
+                core.id,
+                kind.map_or("tcp", |k| k.name())
+            );
+            core.remove_conn(idx);
+            return;
         }
-    } else {
-        tracing::warn!("dup of a connection failed: {}", std::io::Error::last_os_error());
+        Err(Routed::Adopt(back)) => adopt = back,
+        Err(Routed::Notices(_)) => unreachable!("push_routed gives back what it was given"),
     }
     // The home core cannot take it now: the login fails, the client may retry.
-    let conn = &mut c.conns[idx];
+    if let Some(fd) = adopt.fd.take() {
+        let _ = fd.into_raw_fd(); // Still `conn.fd`.
+    }
+    let conn = &mut core.conns[idx];
     conn.inbound = std::mem::take(&mut adopt.inbound);
     conn.outbound = std::mem::take(&mut adopt.outbound);
     conn.layer = adopt.layer.take();
     conn.ip_slot = adopt.ip_slot.take();
     conn.state = ConnState::Ready;
-    c.shared.metrics.shed_overloaded.fetch_add(1, Ordering::Relaxed);
-    c.push_error(
+    conn.write_armed = false;
+    if let Some(poller) = core.io.poller.as_mut() {
+        if let Err(e) = poller.register(fd, idx, generation) {
+            tracing::warn!("core {}: cannot watch connection {idx} again: {e}", core.id);
+            core.close(idx);
+        }
+    }
+    core.shared.metrics.shed_overloaded.fetch_add(1, Ordering::Relaxed);
+    core.push_error(
         idx,
         request_id,
         ErrorCode::Overloaded,
         "home core busy; retry the login",
     );
-    c.flush_dirty();
-    false
+    core.wake(idx);
 }
 
 /// Takes over a connection handed over by another core: a logged-in device from now on.
 pub(crate) fn adopt(core: &mut Core, mut adopt: Adopt) {
     let Some(fd) = adopt.fd.take() else { return };
-    let stream = match TcpStream::from_std(std::net::TcpStream::from(fd)) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!("core {}: cannot adopt a connection: {e}", core.id);
-            return;
-        }
+    let Some(idx) = take_conn(core, fd.into_raw_fd(), ConnState::Handshaking) else {
+        return;
     };
-    let idx = core.insert_conn(stream.as_raw_fd(), ConnState::Handshaking);
     core.conns[idx].outbound = std::mem::take(&mut adopt.outbound);
     core.conns[idx].inbound = std::mem::take(&mut adopt.inbound);
     core.conns[idx].layer = adopt.layer.take();
     core.conns[idx].ip_slot = adopt.ip_slot.take();
     core.activate_device(idx, &adopt);
     resume(core, idx);
-    if let Some(me) = core.self_ref.upgrade() {
-        monoio::spawn(run(me, idx, stream));
-    }
 }
 
 /// Makes the running task's future yield once to the scheduler.

@@ -3,8 +3,9 @@
 //! reach a core only through its [`Mailbox`].
 //!
 //! Ownership:
-//! - `conns`: every connection accepted on, or handed to, this core. A connection's task
-//!   (in [`crate::conn`]) owns the socket; the `Conn` entry owns its buffers and state.
+//! - `conns`: every connection accepted on, or handed to, this core: its descriptor,
+//!   buffers and state. The core's event loop (in [`crate::conn`]) reads the sockets and
+//!   closes them; anything on the core may write to them (`flush`).
 //! - `users`: for each user homed here with a device online, the inbox head this core has
 //!   seen committed and the connections of that user's devices.
 //! - `presence`: those users' presence and subscribers (see [`crate::presence`]).
@@ -98,7 +99,8 @@ pub(crate) struct DeviceSession {
 /// an idle connection.
 const _: () = assert!(std::mem::size_of::<DeviceSession>() <= DEVICE_SESSION_BYTES_MAX);
 
-/// One connection's buffers and state. Its task holds the socket.
+/// One connection's buffers and state, and its socket (closed by the event loop when the
+/// connection ends, see [`crate::conn`]).
 #[derive(Debug)]
 pub(crate) struct Conn {
     pub generation: u32,
@@ -109,16 +111,20 @@ pub(crate) struct Conn {
     /// Frames queued to send; `outbound[outbound_sent..]` is still unsent.
     pub outbound: Vec<u8>,
     pub outbound_sent: usize,
-    /// The last send hit EAGAIN: the task waits for writability.
+    /// The last send hit EAGAIN: the event loop waits for writability.
     pub write_blocked: bool,
+    /// A write wait is armed in the core's poller for this connection.
+    pub write_armed: bool,
+    /// The socket may hold unread bytes: readiness was reported and `recv` has not run
+    /// dry since (kept while the connection takes no frames, so it is read when it does).
+    pub readable: bool,
     /// Queued on the core's dirty list for a flush.
     pub dirty: bool,
     /// Close once the outbound buffer is flushed.
     pub closing: bool,
-    /// Set when the core wants the task to re-evaluate what it waits for.
+    /// On the core's list of connections its event loop looks at again ([`Core::wake`]).
     pub woken: bool,
-    pub waker: Option<Waker>,
-    /// A finished login for a user homed on another core: the task hands the socket over.
+    /// A finished login for a user homed on another core: the event loop hands the socket over.
     pub handoff: Option<Box<Adopt>>,
     pub accepted_ms: u64,
     /// When `closing` was set (a peer that never reads cannot hold a close open forever).
@@ -145,10 +151,11 @@ impl Conn {
             outbound: Vec::new(),
             outbound_sent: 0,
             write_blocked: false,
+            write_armed: false,
+            readable: false,
             dirty: false,
             closing: false,
             woken: false,
-            waker: None,
             handoff: None,
             accepted_ms: now_ms,
             closing_since_ms: 0,
@@ -178,14 +185,6 @@ impl Conn {
             ConnState::Authenticating { .. } => false,
             ConnState::LoggedIn(d) => d.sends_in_flight < SENDS_IN_FLIGHT_MAX,
             _ => true,
-        }
-    }
-
-    /// Asks the connection's task to look at its state again.
-    pub(crate) fn wake(&mut self) {
-        self.woken = true;
-        if let Some(w) = self.waker.take() {
-            w.wake();
         }
     }
 
@@ -257,8 +256,6 @@ pub(crate) struct Core {
     started: Instant,
     /// Requests out to the writer or helpers whose completion has not come back.
     pub outstanding: u64,
-    /// The `Rc` this core lives in, for spawning connection tasks from handlers.
-    pub self_ref: std::rc::Weak<RefCell<Core>>,
     /// The one read buffer all of this core's connections read into.
     pub scratch: Rc<RefCell<Box<[u8]>>>,
     /// Tokens of token logins in flight, echoed back in `LoginOk` (by slab index).
@@ -287,6 +284,22 @@ pub(crate) struct Core {
     /// its catch-up skips those entries, since the sending connection gets no echo (its
     /// `SendAck` stands for its own copy), whichever of the two reaches it first.
     pub own_sends: HashMap<usize, Vec<u64>>,
+    /// The readiness source and wake list of the core's event loop.
+    pub io: ConnIo,
+}
+
+/// The core's connection I/O: its readiness source and the connections its event loop
+/// must look at again (see [`crate::conn`]).
+#[derive(Debug, Default)]
+pub(crate) struct ConnIo {
+    /// `None` where no event loop runs (the fuzz harness drives the core itself).
+    pub poller: Option<crate::poller::Poller>,
+    /// Connections woken since the loop last looked, each once (`Conn::woken`).
+    pub woken: Vec<usize>,
+    /// The event loop's task while it waits.
+    pub waker: Option<Waker>,
+    /// Scratch for the events of one pass.
+    pub events: Vec<crate::poller::Event>,
 }
 
 /// Most sends of one catching-up connection whose echo its catch-up suppresses; past
@@ -347,7 +360,6 @@ impl Core {
             generation_next: 1,
             started: Instant::now(),
             outstanding: 0,
-            self_ref: std::rc::Weak::new(),
             scratch: Rc::new(RefCell::new(vec![0u8; READ_SCRATCH_BYTES].into_boxed_slice())),
             pending_tokens: HashMap::new(),
             pending_usernames: HashMap::new(),
@@ -358,6 +370,20 @@ impl Core {
             announce: VecDeque::new(),
             committer: CommitTrigger::default(),
             own_sends: HashMap::new(),
+            io: ConnIo::default(),
+        }
+    }
+
+    /// Asks the event loop to look at connection `idx` again: a hand-off, a close, a write
+    /// wait to arm, or reading resumed after a pause.
+    pub(crate) fn wake(&mut self, idx: usize) {
+        let Some(conn) = self.conns.get_mut(idx) else { return };
+        if !conn.woken {
+            conn.woken = true;
+            self.io.woken.push(idx);
+        }
+        if let Some(waker) = self.io.waker.take() {
+            waker.wake();
         }
     }
 
@@ -425,7 +451,7 @@ impl Core {
             .map(|_| idx)
     }
 
-    /// Forgets a connection whose task has ended.
+    /// Forgets a connection that has ended (its socket is closed by the caller).
     pub(crate) fn remove_conn(&mut self, idx: usize) {
         if !self.conns.contains(idx) {
             return;
@@ -544,8 +570,8 @@ impl Core {
                 conn.closing = true;
                 conn.closing_since_ms = now;
             }
-            conn.wake();
         }
+        self.wake(idx);
     }
 
     /// Writes every dirty connection's queued frames (one `send` each), after handing
@@ -562,6 +588,8 @@ impl Core {
         let Some(conn) = self.conns.get_mut(idx) else { return };
         conn.dirty = false;
         let mut failed = false;
+        // The event loop must look at it (a write wait to arm, a close to finish).
+        let mut wake = false;
         if let Some(layer) = conn.layer.as_mut() {
             // Seal every queued frame into TLS records / WebSocket messages.
             if let Err(e) = layer.seal(&conn.outbound[conn.outbound_sent..]) {
@@ -580,8 +608,8 @@ impl Core {
                 None => &conn.outbound[conn.outbound_sent..],
             };
             // SAFETY: `rest` is a live, initialised buffer of `rest.len()` bytes and `fd`
-            // is this connection's open socket (its task closes it only after removing
-            // the entry, which cannot happen while we hold the core borrow).
+            // is this connection's open socket (the event loop closes it only after
+            // removing the entry, which cannot happen while we hold the core borrow).
             let n = unsafe {
                 libc::send(
                     conn.fd,
@@ -600,7 +628,7 @@ impl Core {
             match std::io::Error::last_os_error().kind() {
                 std::io::ErrorKind::WouldBlock => {
                     conn.write_blocked = true;
-                    conn.wake();
+                    wake = true;
                 }
                 std::io::ErrorKind::Interrupted => continue,
                 _ => failed = true,
@@ -608,14 +636,14 @@ impl Core {
             break;
         }
         if failed {
-            // The peer is gone: drop what it will never read and let the task close.
+            // The peer is gone: drop what it will never read and let the event loop close.
             conn.outbound.clear();
             conn.outbound_sent = 0;
             if let Some(layer) = conn.layer.as_mut() {
                 layer.discard_pending();
             }
             conn.closing = true;
-            conn.wake();
+            self.wake(idx);
             return;
         }
         if conn.unsent() == 0 {
@@ -628,14 +656,18 @@ impl Core {
             if let Some(layer) = conn.layer.as_mut() {
                 layer.release_idle();
             }
-            if conn.closing {
-                conn.wake();
-            }
+            wake |= conn.closing;
         } else if conn.outbound_sent > conn.outbound.len() / 2 {
             conn.outbound.drain(..conn.outbound_sent);
             conn.outbound_sent = 0;
         }
+        // A socket left unread while the output was over its limit is read again.
+        wake |= conn.readable && conn.accepts_frames(self.shared.config.outbound_bytes_max);
+        if wake {
+            self.wake(idx);
+        }
         // Frames kept while the output was over its limit run once it drained.
+        let Some(conn) = self.conns.get(idx) else { return };
         let kept_frames = !conn.inbound.is_empty();
         self.pump_catch_up(idx);
         if kept_frames {
@@ -651,10 +683,11 @@ impl Core {
         }
     }
 
-    /// The task saw the socket writable again.
+    /// The socket was reported writable again.
     pub(crate) fn on_writable(&mut self, idx: usize) {
         if let Some(conn) = self.conns.get_mut(idx) {
             conn.write_blocked = false;
+            conn.write_armed = false;
         }
         self.flush(idx);
     }
@@ -1120,11 +1153,10 @@ impl Core {
     }
 
     /// Ends a pause (a finished Register or a failed Login): the connection takes `state`,
-    /// its task polls the socket again, and frames that queued behind the pause run now.
+    /// its socket is read again, and frames that queued behind the pause run now.
     fn unpause(&mut self, idx: usize, state: ConnState) {
-        let conn = &mut self.conns[idx];
-        conn.state = state;
-        conn.wake();
+        self.conns[idx].state = state;
+        self.wake(idx);
         crate::conn::resume(self, idx);
     }
 
@@ -1135,7 +1167,7 @@ impl Core {
         let was_paused = dev.sends_in_flight >= SENDS_IN_FLIGHT_MAX;
         dev.sends_in_flight = dev.sends_in_flight.saturating_sub(1);
         if was_paused {
-            self.conns[idx].wake();
+            self.wake(idx);
             crate::conn::resume(self, idx);
         }
     }
@@ -1172,7 +1204,7 @@ impl Core {
             syncs_in_flight: 0,
             typing_last_ms: 0,
         }));
-        conn.wake();
+        self.wake(idx);
         self.shared.metrics.logins_ok.fetch_add(1, Ordering::Relaxed);
         self.push(
             idx,
@@ -1392,7 +1424,7 @@ impl Core {
                         layer.discard_pending();
                     }
                     conn.write_blocked = false;
-                    conn.wake();
+                    self.wake(idx);
                 }
                 continue;
             }

@@ -7,7 +7,7 @@
 //! Ownership: the RocksDB, writer, helpers and mailboxes are opened once per process (a
 //! fuzz run reuses them across inputs; every input registers fresh users, so inputs do not
 //! see each other's accounts). Each input gets its own `Shared` (metrics, abuse limiter)
-//! and `Core`, and plays the part of the connection tasks of [`crate::conn`]: each
+//! and `Core`, and plays the part of the event loop of [`crate::conn`]: each
 //! connection is one end of a non-blocking Unix socket pair (the core `send`s to it), the
 //! harness reads the other end as the client would, removes a connection once it is
 //! closing and flushed, and reports writability after it read.
@@ -787,17 +787,17 @@ impl Harness {
         self.feed(peer, bytes);
     }
 
-    /// Hands `bytes` to the core as a read on connection `peer`, as the connection task
+    /// Hands `bytes` to the core as a read on connection `peer`, as the event loop
     /// does (through the connection's layer, if it has one), and checks that a closing
     /// connection handles no frame.
     fn feed(&mut self, peer: usize, bytes: &[u8]) {
         let Some(p) = self.peers.get(peer) else { return };
         let idx = p.idx;
         if p.server.is_none() {
-            return; // The core removed it; its task would read no more.
+            return; // The core removed it; the event loop would read no more.
         }
         let Some(conn) = self.core.conns.get(idx) else { return };
-        // The task stops reading a closing connection; this read stands for one that raced
+        // The event loop stops reading a closing connection; this read stands for one that raced
         // the close. A paused connection (a login, sends in flight, output over its limit)
         // keeps the bytes for later, as its socket would.
         let closing = conn.closing;
@@ -818,7 +818,7 @@ impl Harness {
         self.check_unsent();
     }
 
-    /// The client closes connection `peer`: the core sees end of file and the task ends.
+    /// The client closes connection `peer`: the core sees end of file and the connection ends.
     fn peer_closes(&mut self, peer: usize) {
         let Some(p) = self.peers.get_mut(peer) else { return };
         if let Some(server) = p.server.take() {
@@ -839,6 +839,12 @@ impl Harness {
         }
         let handled = self.core.drain_mailbox(usize::MAX);
         self.core.flush_dirty();
+        // The event loop's wake list: this loop looks at every connection anyway.
+        for idx in std::mem::take(&mut self.core.io.woken) {
+            if let Some(conn) = self.core.conns.get_mut(idx) {
+                conn.woken = false;
+            }
+        }
         for peer in 0..self.peers.len() {
             self.receive(peer);
             let p = &mut self.peers[peer];
@@ -859,7 +865,7 @@ impl Harness {
                 drop(server);
                 self.receive(peer);
             } else if conn.accepts_frames(OUTBOUND_BYTES_MAX) && !conn.inbound.is_empty() {
-                // A pause ended: the task reads again (bytes held back above included).
+                // A pause ended: the event loop reads again (bytes held back above included).
                 crate::conn::resume(&mut self.core, p.idx);
             }
         }

@@ -4,8 +4,10 @@
 //! - [`server`]: start-up checks, listeners, the thread layout, graceful shutdown.
 //! - [`core`]: one pinned monoio runtime per core: connections, online users, delivery,
 //!   catch-up from the log, backpressure. [`shared`]: what every thread shares.
-//! - [`conn`]: connection tasks: accept, readiness-driven reads into a per-core buffer,
-//!   framing, handing a logged-in connection to its user's home core.
+//! - [`conn`]: each core's event loop over its connections: accept, readiness-driven reads
+//!   into a per-core buffer, framing, closing, handing a logged-in connection to its
+//!   user's home core. [`poller`]: the one readiness source per core (a ring of its own
+//!   with a multishot poll per connection, or epoll) that loop waits on.
 //! - [`handlers`]: one file per family of protocol operations, one `match` dispatching.
 //! - [`mailbox`]: the bounded lock-free queues (and wake-up) through which other threads
 //!   reach a core, the envelopes they carry, [`mailbox::ReplyTo`] (where an outcome goes);
@@ -66,6 +68,7 @@ pub mod limits;
 pub mod logging;
 pub mod mailbox;
 pub(crate) mod metrics;
+pub mod poller;
 pub(crate) mod presence;
 pub(crate) mod retention;
 pub mod server;

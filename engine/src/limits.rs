@@ -24,6 +24,8 @@ pub const DEVICE_SESSION_BYTES_MAX: usize = 128;
 
 /// Most bytes read from one connection per readiness, so one busy peer cannot starve the core.
 pub const READ_BYTES_PER_WAKE_MAX: usize = 256 << 10;
+/// Readiness events one pass of a core's event loop handles before its other tasks run.
+pub const IO_EVENTS_PER_PASS_MAX: usize = 1_024;
 /// The per-core read buffer every connection reads into (an idle connection holds none).
 pub const READ_SCRATCH_BYTES: usize = 64 << 10;
 /// Default most bytes queued for one connection before its device stops getting live

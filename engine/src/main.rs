@@ -25,6 +25,7 @@ use hotline_engine::config::{
 use hotline_engine::limits::{
     CONNECTIONS_PER_CORE_MAX_DEFAULT, HELPER_THREADS_DEFAULT, LOGIN_TIMEOUT_MS_DEFAULT, OUTBOUND_BYTES_MAX_DEFAULT,
 };
+use hotline_engine::poller::PollerKind;
 use hotline_engine::storage::Durability;
 use hotline_wire::{
     FRAME_BYTES_MAX_DEFAULT, IDLE_TIMEOUT_MS_DEFAULT, PAYLOAD_BYTES_MAX_DEFAULT, SYNC_PAGE_MESSAGES_MAX_DEFAULT,
@@ -225,6 +226,13 @@ enum OnOff {
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy)]
+enum PollerArg {
+    Auto,
+    Uring,
+    Epoll,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy)]
 enum RegistrationArg {
     /// Anyone may create an account with a Register frame.
     Open,
@@ -257,6 +265,11 @@ struct ServeArgs {
     /// with early delivery; `off`: every commit on the writer thread.
     #[arg(long, env = "HOTLINE_INLINE_COMMITS", value_enum, default_value = "on")]
     inline_commits: OnOff,
+    /// What reports the readiness of each core's connections: `uring`, a ring per core with
+    /// one multishot poll per connection; `epoll`, an edge-triggered epoll set per core;
+    /// `auto`, io_uring where the kernel allows it, else epoll.
+    #[arg(long, env = "HOTLINE_POLLER", value_enum, default_value = "auto")]
+    poller: PollerArg,
     /// Whether clients may create accounts themselves.
     #[arg(long, env = "HOTLINE_REGISTRATION", value_enum, default_value = "open")]
     registration: RegistrationArg,
@@ -565,6 +578,11 @@ fn serve_config(a: ServeArgs) -> ServeConfig {
         },
         early_delivery: a.early_delivery == OnOff::On,
         inline_commits: a.inline_commits == OnOff::On,
+        poller: match a.poller {
+            PollerArg::Auto => PollerKind::Auto,
+            PollerArg::Uring => PollerKind::Uring,
+            PollerArg::Epoll => PollerKind::Epoll,
+        },
         registration: match a.registration {
             RegistrationArg::Open => Registration::Open,
             RegistrationArg::Closed => Registration::Closed,

@@ -25,6 +25,7 @@ use monoio::{FusionDriver, RuntimeBuilder};
 use crate::config::ServeConfig;
 use crate::core::Core;
 use crate::mailbox::Mailbox;
+use crate::poller::Poller;
 use crate::shared::Shared;
 use crate::storage::{writer, Storage};
 use crate::transport::Transports;
@@ -386,8 +387,22 @@ fn run_core(id: usize, shared: Arc<Shared>, listeners: CoreListeners, started: m
                 return;
             }
         };
+        let poller = match Poller::open(shared.config.poller) {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = started.send(Err(format!(
+                    "core {id}: cannot open the connection poller ({:?}): {e}",
+                    shared.config.poller
+                )));
+                return;
+            }
+        };
+        if id == 0 {
+            tracing::info!("connection readiness through {}", poller.name());
+        }
         let core = Rc::new(RefCell::new(Core::new(id, shared.clone())));
-        core.borrow_mut().self_ref = Rc::downgrade(&core);
+        core.borrow_mut().io.poller = Some(poller);
+        monoio::spawn(conn::io_loop(core.clone()));
         monoio::spawn(mailbox_loop(core.clone()));
         if shared.writer.inline {
             monoio::spawn(committer(core.clone()));
@@ -469,7 +484,7 @@ async fn drain_and_close(core: &crate::core::CoreRef) {
         c.draining = true;
         let ids: Vec<usize> = c.conns.iter().map(|(i, _)| i).collect();
         for idx in ids {
-            c.conns[idx].wake();
+            c.wake(idx);
         }
     }
     let started = Instant::now();

@@ -350,6 +350,58 @@ fn pipelined_sends_on_one_connection_keep_their_order() {
     }
 }
 
+/// Both readiness sources (`--poller uring` and `--poller epoll`) carry the whole path:
+/// logins handed across cores, pipelined sends, and a reader that stalls until its socket
+/// is full (the server arms a write wait) and then takes everything, in order.
+#[test]
+fn either_connection_poller_carries_pipelined_sends_and_a_stalled_reader() {
+    const MESSAGES: u64 = 300;
+    const PAYLOAD_BYTES: usize = 16 << 10;
+    for (poller, name) in [("uring", "io_uring"), ("epoll", "epoll")] {
+        let server = Server::options().cores(2).arg("--poller").arg(poller).start();
+        assert!(
+            server
+                .stderr()
+                .contains(&format!("connection readiness through {name}")),
+            "--poller {poller} is not in use; stderr:\n{}",
+            server.stderr()
+        );
+        let users: Vec<_> = (0..4)
+            .map(|i| Client::new_user(server.addr(), &format!("{poller}{i}")))
+            .collect();
+        let mut users = users.into_iter();
+        let (mut sender, _) = users.next().expect("four users");
+        let (mut reader, r) = users.next().expect("four users");
+        // 4.8 MiB to a reader that reads nothing yet: far past its socket buffers.
+        let acks = sender.send_all(r.user_id, &numbered(poller, 1..=MESSAGES, PAYLOAD_BYTES), 32);
+        assert_eq!(
+            acks.len() as u64,
+            MESSAGES,
+            "--poller {poller}: every send acknowledged"
+        );
+        let delivered = reader.expect_delivers(MESSAGES as usize);
+        assert_dense(
+            &delivered,
+            1,
+            &format!("--poller {poller}: the stalled reader's deliveries"),
+        );
+        for (n, d) in (1..).zip(&delivered) {
+            assert_eq!(
+                d.payload,
+                payload(poller, n, PAYLOAD_BYTES),
+                "--poller {poller}: seq {}",
+                d.inbox_seq
+            );
+        }
+        // Afterwards the reader is live again, for a user of either core.
+        for (i, (mut other, _)) in users.enumerate() {
+            other.send(r.user_id, 1, b"after").expect("a send after the flood");
+            let d = reader.expect_deliver();
+            assert_eq!((d.inbox_seq, &d.payload[..]), (MESSAGES + 1 + i as u64, &b"after"[..]));
+        }
+    }
+}
+
 #[test]
 fn token_login_resumes_the_device_after_its_acked_cursor() {
     let server = Server::start();
