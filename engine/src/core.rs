@@ -1428,6 +1428,13 @@ impl Core {
                 }
                 continue;
             }
+            if unsent == 0 && conn.outbound.capacity() > 0 {
+                // The buffer a flush kept warm goes back once a sweep finds it empty: an
+                // idle connection holds no write memory (a busy one allocates it again, at
+                // most once per sweep).
+                conn.outbound = Vec::new();
+                conn.outbound_sent = 0;
+            }
             let logged_in = matches!(conn.state, ConnState::LoggedIn(_));
             if !logged_in && now.saturating_sub(conn.accepted_ms) > login_ms {
                 self.close_with_error(idx, ErrorCode::IdleTimeout, "login timeout");

@@ -159,6 +159,9 @@ pub struct Summary {
     pub logins_ok: u64,
     pub messages_acked: u64,
     pub errors_sent: u64,
+    /// Write-buffer bytes held by open connections with nothing left to send, after the
+    /// input was settled and one sweep ran (before the peers close).
+    pub idle_write_buffer_bytes: usize,
 }
 
 /// The data directory of fuzzing process `<pid>` is `<prefix><pid>`.
@@ -189,13 +192,14 @@ pub fn run(data: &[u8]) -> Summary {
     while !input.data.is_empty() {
         h.step(&mut input);
     }
-    h.finish();
+    let idle_write_buffer_bytes = h.finish();
     let m = &h.core.shared.metrics;
     Summary {
         frames_in: m.frames_in.load(Ordering::Relaxed),
         logins_ok: m.logins_ok.load(Ordering::Relaxed),
         messages_acked: m.messages_acked.load(Ordering::Relaxed),
         errors_sent: m.errors_sent.load(Ordering::Relaxed),
+        idle_write_buffer_bytes,
     }
 }
 
@@ -1020,10 +1024,21 @@ impl Harness {
 
     /// Closes every connection, waits for what is still out, and checks that each client
     /// received whole frames only.
-    fn finish(&mut self) {
+    /// Lets every peer read, settles, sweeps, then closes every connection; returns the
+    /// write-buffer bytes idle connections held after the sweep.
+    fn finish(&mut self) -> usize {
         for peer in 0..self.peers.len() {
             self.peers[peer].reading = true;
         }
+        self.settle();
+        self.core.sweep();
+        let idle_write_buffer_bytes = self
+            .core
+            .conns
+            .iter()
+            .filter(|(_, c)| c.unsent() == 0)
+            .map(|(_, c)| c.outbound.capacity())
+            .sum();
         self.settle();
         for peer in 0..self.peers.len() {
             self.peer_closes(peer);
@@ -1039,6 +1054,7 @@ impl Harness {
                 p.received.len()
             );
         }
+        idle_write_buffer_bytes
     }
 }
 
@@ -1065,6 +1081,23 @@ mod tests {
         assert_eq!(summary.logins_ok, 1, "{summary:?}");
         assert_eq!(summary.messages_acked, 1, "{summary:?}");
         assert_eq!(summary.errors_sent, 0, "{summary:?}");
+    }
+
+    /// A flush kept a small write buffer warm for good, so every idle connection held the
+    /// buffer of its last frames (100-300 B each, a sixth of an idle connection's memory).
+    #[test]
+    fn an_idle_connection_holds_no_write_buffer_after_a_sweep() {
+        // Hello, Register slot 0, Login slot 0, Send to slot 0, Ack; the connection stays.
+        let input = [
+            2, 0, 0, 1, // Hello on connection 0, request id 1
+            3, 0, 0, 0, 1, // Register slot 0
+            4, 0, 0, 0, 1, // Login slot 0 with the right password
+            6, 0, 1, 2, 0, 10, 0, 0, 0, 0, 1, // Send to user slot 0
+            7, 0, 0, 1, // Ack what was seen
+        ];
+        let summary = run(&input);
+        assert_eq!(summary.logins_ok, 1, "{summary:?}");
+        assert_eq!(summary.idle_write_buffer_bytes, 0, "{summary:?}");
     }
 
     #[test]
