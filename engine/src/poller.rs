@@ -120,9 +120,11 @@ impl Poller {
     /// cannot be made (io_uring disabled or missing).
     pub(crate) fn open(kind: PollerKind) -> io::Result<Poller> {
         match kind {
-            PollerKind::Uring => UringPoller::open().map(|p| Poller::Uring(Box::new(p))),
+            PollerKind::Uring => {
+                UringPoller::open(URING_SQ_ENTRIES, URING_CQ_ENTRIES).map(|p| Poller::Uring(Box::new(p)))
+            }
             PollerKind::Epoll => EpollPoller::open().map(Poller::Epoll),
-            PollerKind::Auto => match UringPoller::open() {
+            PollerKind::Auto => match UringPoller::open(URING_SQ_ENTRIES, URING_CQ_ENTRIES) {
                 Ok(p) => Ok(Poller::Uring(Box::new(p))),
                 Err(e) => {
                     tracing::debug!("no io_uring for the connection poller ({e}): using epoll");
@@ -225,18 +227,18 @@ pub(crate) struct UringPoller {
 }
 
 impl UringPoller {
-    fn open() -> io::Result<UringPoller> {
+    fn open(sq_entries: u32, cq_entries: u32) -> io::Result<UringPoller> {
         // COOP_TASKRUN: a poll's completion is posted when this thread next enters the
         // kernel (it does so constantly), instead of interrupting it with an IPI; a sleeping
         // thread is still woken. TASKRUN_FLAG tells `reap` when such work waits.
         // SINGLE_ISSUER: only this core's thread submits.
         let ring = IoUring::builder()
-            .setup_cqsize(URING_CQ_ENTRIES)
+            .setup_cqsize(cq_entries)
             .setup_coop_taskrun()
             .setup_taskrun_flag()
             .setup_single_issuer()
             .setup_submit_all()
-            .build(URING_SQ_ENTRIES)?;
+            .build(sq_entries)?;
         Ok(UringPoller { ring })
     }
 
@@ -267,12 +269,23 @@ impl UringPoller {
 
     fn reap(&mut self, out: &mut Vec<Event>, max: usize) -> bool {
         let mut taken = self.take_completions(out, max);
-        if taken == 0 && self.ring.submission().taskrun() {
-            // Completions wait as task work (COOP_TASKRUN): run it, then look again.
+        while taken < max && self.kernel_holds_completions() {
+            // Completions wait as task work (COOP_TASKRUN), or in the kernel's overflow
+            // list (the queue was full): entering the kernel posts them.
             let _ = self.ring.submitter().submit_and_wait(0);
-            taken = self.take_completions(out, max);
+            let more = self.take_completions(out, max - taken);
+            if more == 0 {
+                break;
+            }
+            taken += more;
         }
-        taken == max
+        taken == max || self.kernel_holds_completions()
+    }
+
+    /// Completions the kernel has but has not posted to the queue yet.
+    fn kernel_holds_completions(&mut self) -> bool {
+        let sq = self.ring.submission();
+        sq.taskrun() || sq.cq_overflow()
     }
 
     fn take_completions(&mut self, out: &mut Vec<Event>, max: usize) -> usize {
@@ -468,6 +481,44 @@ mod tests {
     #[test]
     fn the_epoll_poller_reports_each_arrival_and_stops_after_deregistration() {
         reports_edges(PollerKind::Epoll);
+    }
+
+    /// More arrivals than the completion queue holds: the kernel keeps what it cannot post
+    /// and ends the multishot polls it could not post for; each such connection is
+    /// reported with `rearm`, and once registered again (as the event loop does) it is
+    /// reported again. No connection goes silent.
+    #[test]
+    fn after_a_completion_queue_overflow_every_connection_is_reported_again() {
+        const CONNS: usize = 64;
+        let mut p = Poller::Uring(Box::new(UringPoller::open(8, 8).expect("a small ring")));
+        let pairs: Vec<_> = (0..CONNS).map(|_| pair()).collect();
+        for (i, (ours, _)) in pairs.iter().enumerate() {
+            p.register(ours.as_raw_fd(), i, 1).unwrap();
+        }
+        for round in 0..3 {
+            for (_, peer) in &pairs {
+                write(peer, b"x");
+            }
+            let mut seen = [false; CONNS];
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            while seen.iter().any(|s| !s) && std::time::Instant::now() < deadline {
+                let mut events = Vec::new();
+                p.reap(&mut events, 4);
+                for e in events {
+                    assert_eq!(e.generation, 1);
+                    seen[e.idx] |= e.readable;
+                    if e.rearm {
+                        p.register(pairs[e.idx].0.as_raw_fd(), e.idx, 1).unwrap();
+                    }
+                }
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            let silent: Vec<usize> = (0..CONNS).filter(|&i| !seen[i]).collect();
+            assert!(silent.is_empty(), "round {round}: never reported: {silent:?}");
+            for (ours, _) in &pairs {
+                drain(ours);
+            }
+        }
     }
 
     #[test]
