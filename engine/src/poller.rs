@@ -279,7 +279,9 @@ impl UringPoller {
             }
             taken += more;
         }
-        taken == max || self.kernel_holds_completions()
+        // Took some and more are held back: another pass (without taking any, waiting on
+        // the ring's descriptor enters the kernel, which posts them).
+        taken == max || (taken > 0 && self.kernel_holds_completions())
     }
 
     /// Completions the kernel has but has not posted to the queue yet.
