@@ -1,7 +1,7 @@
 //! One connection's inbound path, fed a sequence of reads: the input is split into chunks
 //! (each chunk's first byte is its length), and the chunks go, in order, (a) into the
 //! plain-TCP path (an inbound buffer carried between reads, frames decoded and drained as
-//! the server's connection task does) and (b) into a server-side WebSocket layer (the HTTP
+//! the server's event loop does) and (b) into a server-side WebSocket layer (the HTTP
 //! upgrade phase, then WebSocket messages) whose frames go through the same decoder.
 //! Invariants: no panic; the carried buffer never holds more than one frame's worth plus
 //! one read; every byte is either consumed by a frame or still carried; after an over-long
@@ -23,7 +23,7 @@ use libfuzzer_sys::fuzz_target;
 const FRAME_BYTES_MAX: u32 = 4096;
 
 /// Slices and decodes every whole frame at the front of `inbound` the way the server's
-/// connection task does (`engine/src/conn.rs`: length first, then the frame), draining
+/// event loop does (`engine/src/conn.rs`: length first, then the frame), draining
 /// what it used; false once the stream is no longer trusted (the server closes).
 fn drain_frames(decoder: &FrameDecoder, inbound: &mut Vec<u8>) -> bool {
     let mut at = 0;
