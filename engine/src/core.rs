@@ -38,8 +38,9 @@ use slab::Slab;
 
 use crate::helper::{HelperJob, HelperOutcome, ReadPurpose};
 use crate::limits::{
-    ACK_WAITERS_MAX, CATCH_UP_PAGE_MESSAGES_MAX, CLOSE_LINGER_MS, DEVICE_SESSION_BYTES_MAX, DURABLE_ANNOUNCE_DELAY_MS,
-    OUTBOUND_RETAIN_BYTES, OVERLOADED_RETRY_AFTER_MS, READ_SCRATCH_BYTES, SENDS_IN_FLIGHT_MAX,
+    ACK_WAITERS_MAX, CATCH_UP_PAGE_MESSAGES_MAX, CLOSE_LINGER_MS, CURSOR_STORE_DELAY_MS, CURSOR_WRITES_PER_TICK_MAX,
+    DEVICE_SESSION_BYTES_MAX, DURABLE_ANNOUNCE_DELAY_MS, OUTBOUND_RETAIN_BYTES, OVERLOADED_RETRY_AFTER_MS,
+    READ_SCRATCH_BYTES, SENDS_IN_FLIGHT_MAX,
 };
 use crate::mailbox::{Adopt, Completion, ConnRef, LoginResult, Notice, ReplyTo, Requester};
 use crate::presence::PresenceBook;
@@ -93,6 +94,8 @@ pub(crate) struct DeviceSession {
     pub syncs_in_flight: u16,
     /// When this device last sent a `Typing` that was passed on (core ms; 0: never).
     pub typing_last_ms: u64,
+    /// The device is in the core's `cursor_due` queue (a plain `Ack` moved its cursor).
+    pub cursor_queued: bool,
 }
 
 /// One `DeviceSession` per logged-in connection: its size is part of the memory budget of
@@ -286,6 +289,10 @@ pub(crate) struct Core {
     pub own_sends: HashMap<usize, Vec<u64>>,
     /// The readiness source and wake list of the core's event loop.
     pub io: ConnIo,
+    /// Devices whose cursor a plain `Ack` moved, `(due ms, slab index, generation)` in due
+    /// order, at most one entry per device (`DeviceSession::cursor_queued`): stored by
+    /// [`Core::write_due_cursors`].
+    pub cursor_due: VecDeque<(u64, usize, u32)>,
 }
 
 /// The core's connection I/O: its readiness source and the connections its event loop
@@ -371,6 +378,7 @@ impl Core {
             committer: CommitTrigger::default(),
             own_sends: HashMap::new(),
             io: ConnIo::default(),
+            cursor_due: VecDeque::new(),
         }
     }
 
@@ -1203,6 +1211,7 @@ impl Core {
             sends_in_flight: 0,
             syncs_in_flight: 0,
             typing_last_ms: 0,
+            cursor_queued: false,
         }));
         self.wake(idx);
         self.shared.metrics.logins_ok.fetch_add(1, Ordering::Relaxed);
@@ -1340,8 +1349,14 @@ impl Core {
             dev.cursor = up_to_seq;
         }
         if request_id == 0 {
-            // Fire and forget: the sweeper (or the disconnect) stores the cursor, so a
-            // device acking every read costs one write per sweep, not one per Ack.
+            // Fire and forget: stored once it is due (or at the disconnect), so a device
+            // acking every read costs one write per `CURSOR_STORE_DELAY_MS`, not one per Ack.
+            if !dev.cursor_queued && dev.cursor > dev.cursor_stored {
+                dev.cursor_queued = true;
+                let generation = conn.generation;
+                let due = self.now_ms() + CURSOR_STORE_DELAY_MS;
+                self.cursor_due.push_back((due, idx, generation));
+            }
             return;
         }
         if dev.cursor_writing.is_none() && storage_has(dev) {
@@ -1353,6 +1368,31 @@ impl Core {
         }
         dev.ack_waiters.push((request_id, dev.cursor));
         self.write_cursor(idx);
+    }
+
+    /// Stores the cursors whose plain `Ack`s came due (at most
+    /// [`CURSOR_WRITES_PER_TICK_MAX`] per call). Returns how many it looked at.
+    pub(crate) fn write_due_cursors(&mut self) -> usize {
+        let now = self.now_ms();
+        let mut handled = 0;
+        while handled < CURSOR_WRITES_PER_TICK_MAX {
+            match self.cursor_due.front() {
+                Some(&(due, _, _)) if due <= now => {}
+                _ => break,
+            }
+            let Some((_, idx, generation)) = self.cursor_due.pop_front() else {
+                break;
+            };
+            handled += 1;
+            let Some(conn) = self.conns.get_mut(idx).filter(|c| c.generation == generation) else {
+                continue; // Gone: its disconnect stored the cursor.
+            };
+            if let Some(dev) = conn.device() {
+                dev.cursor_queued = false;
+                self.write_cursor(idx);
+            }
+        }
+        handled
     }
 
     /// Submits the device's cursor if it moved past what is stored and no write is out.
@@ -1451,7 +1491,11 @@ impl Core {
             }
             if logged_in {
                 self.pump_catch_up(idx);
-                self.write_cursor(idx);
+                // A cursor whose write could not be queued before (a full writer queue); a
+                // queued one is stored when due, not here, so a sweep issues no burst.
+                if !self.conns[idx].device().is_some_and(|d| d.cursor_queued) {
+                    self.write_cursor(idx);
+                }
             }
         }
         let metrics = &self.shared.metrics;

@@ -41,6 +41,16 @@ pub const CLOSE_LINGER_MS: u64 = 1_000;
 /// get a `Durable` push (early delivery); while traffic flows each `Deliver` carries the
 /// watermark. Bounds how stale a device's acknowledgeable position gets.
 pub const DURABLE_ANNOUNCE_DELAY_MS: u64 = 1_000;
+/// How long a plain (fire-and-forget) `Ack` waits before the device's cursor is stored, so
+/// a device acking every read costs one cursor write per second at most. Counted from the
+/// first unstored `Ack`, so devices' writes are spread over time as their acks are, not
+/// all issued at one sweep (a burst of a thousand cursor writes held a core for 2-3 ms).
+pub const CURSOR_STORE_DELAY_MS: u64 = 1_000;
+/// How often a core stores the cursors that came due.
+pub const CURSOR_TICK_MS: u64 = 20;
+/// Most cursors one tick stores (the rest wait for the next tick), so that a burst of
+/// due cursors holds a core for a bounded time (~1 ms of writes).
+pub const CURSOR_WRITES_PER_TICK_MAX: usize = 512;
 /// Default time (ms) a connection has to log in.
 pub const LOGIN_TIMEOUT_MS_DEFAULT: u32 = 10_000;
 

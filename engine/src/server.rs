@@ -408,6 +408,7 @@ fn run_core(id: usize, shared: Arc<Shared>, listeners: CoreListeners, started: m
             monoio::spawn(committer(core.clone()));
         }
         monoio::spawn(sweeper(core.clone()));
+        monoio::spawn(cursor_ticker(core.clone()));
         if let (Some(listener), Some(settings)) = (tls, &shared.transports.tls) {
             monoio::spawn(conn::accept_loop(core.clone(), listener, Some(settings.clone())));
         }
@@ -475,6 +476,16 @@ async fn sweeper(core: crate::core::CoreRef) {
     loop {
         monoio::time::sleep(period).await;
         core.borrow_mut().sweep();
+    }
+}
+
+/// Stores the device cursors that plain `Ack`s moved, as they come due (see
+/// [`crate::limits::CURSOR_STORE_DELAY_MS`]).
+async fn cursor_ticker(core: crate::core::CoreRef) {
+    let period = Duration::from_millis(crate::limits::CURSOR_TICK_MS);
+    loop {
+        monoio::time::sleep(period).await;
+        core.borrow_mut().write_due_cursors();
     }
 }
 

@@ -643,7 +643,35 @@ fn a_request_pipelined_behind_a_failed_login_is_answered_without_more_input() {
     );
 }
 
-/// A plain Ack (no request id) is stored lazily, by the next sweep or when the connection
+/// A plain Ack (no request id) is stored about a second after it arrives
+/// (`CURSOR_STORE_DELAY_MS`, each device on its own schedule rather than all at one sweep),
+/// while its connection stays open: a second connection resuming the same device sees it.
+#[test]
+fn a_plain_ack_is_stored_while_the_device_stays_connected() {
+    let server = Server::start();
+    let (mut alice, _) = Client::new_user(server.addr(), "alice");
+    let (mut bob, b) = Client::new_user(server.addr(), "bob");
+    alice.send_all(b.user_id, &numbered("m", 1..=3, 0), 1);
+    bob.expect_delivers(3);
+    bob.ack(2);
+    bob.ping(); // The Ack was read before the Pong came back.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_again, resumed) = Client::resume(server.addr(), &b.token);
+        if resumed.device_cursor == 2 {
+            break;
+        }
+        assert_eq!(resumed.device_cursor, 0, "only the Ack moves the cursor");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the plain Ack was not stored while its connection stayed open"
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+    bob.ping(); // Still connected: the disconnect did not store it.
+}
+
+/// A plain Ack (no request id) is stored lazily, when it comes due or when the connection
 /// goes away; it must still be what the device resumes from.
 #[test]
 fn a_plain_ack_is_stored_by_the_time_the_device_comes_back() {
