@@ -231,14 +231,23 @@ impl UringPoller {
         // COOP_TASKRUN: a poll's completion is posted when this thread next enters the
         // kernel (it does so constantly), instead of interrupting it with an IPI; a sleeping
         // thread is still woken. TASKRUN_FLAG tells `reap` when such work waits.
-        // SINGLE_ISSUER: only this core's thread submits.
-        let ring = IoUring::builder()
+        // SINGLE_ISSUER: only this core's thread submits. All three need Linux 6.0; an
+        // older kernel (multishot polls need 5.13) gets a plain ring.
+        let tuned = IoUring::builder()
             .setup_cqsize(cq_entries)
             .setup_coop_taskrun()
             .setup_taskrun_flag()
             .setup_single_issuer()
             .setup_submit_all()
-            .build(sq_entries)?;
+            .build(sq_entries);
+        let ring = match tuned {
+            Ok(ring) => ring,
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                tracing::debug!("a plain ring for the connection poller: this kernel refuses the tuned one ({e})");
+                IoUring::builder().setup_cqsize(cq_entries).build(sq_entries)?
+            }
+            Err(e) => return Err(e),
+        };
         Ok(UringPoller { ring })
     }
 
