@@ -266,6 +266,24 @@ struct Account {
     token: Option<[u8; crate::auth::TOKEN_BYTES]>,
 }
 
+/// A connected, non-blocking Unix stream pair: a connection's server end and its client
+/// end, for the harness and the engine's unit tests.
+pub(crate) fn socket_pair() -> (OwnedFd, OwnedFd) {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: socketpair writes two descriptors into the array we pass.
+    let rc = unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    };
+    assert_eq!(rc, 0, "socketpair: {}", std::io::Error::last_os_error());
+    // SAFETY: both descriptors were just created and are owned by nobody else.
+    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+}
+
 struct Harness {
     core: Core,
     peers: Vec<Peer>,
@@ -634,19 +652,7 @@ impl Harness {
         if open >= CONNS_MAX || self.peers.len() >= PEERS_PER_INPUT_MAX {
             return;
         }
-        let mut fds = [0 as libc::c_int; 2];
-        // SAFETY: socketpair writes two descriptors into the array we pass.
-        let rc = unsafe {
-            libc::socketpair(
-                libc::AF_UNIX,
-                libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-                0,
-                fds.as_mut_ptr(),
-            )
-        };
-        assert_eq!(rc, 0, "socketpair: {}", std::io::Error::last_os_error());
-        // SAFETY: both descriptors were just created and are owned by nobody else.
-        let (server, client) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let (server, client) = socket_pair();
         for (fd, opt) in [(&server, libc::SO_SNDBUF), (&client, libc::SO_RCVBUF)] {
             // SAFETY: setsockopt reads one c_int from the pointer we pass.
             unsafe {
@@ -1064,18 +1070,20 @@ mod tests {
 
     // Tests share one engine and run inputs one at a time.
 
+    /// Hello, Register slot 0, Login slot 0, Send to slot 0, Ack what was seen: connection 0
+    /// stays logged in.
+    const LOGGED_IN_AND_SENT: [u8; 29] = [
+        2, 0, 0, 1, // Hello on connection 0, request id 1
+        3, 0, 0, 0, 1, // Register slot 0
+        4, 0, 0, 0, 1, // Login slot 0 with the right password
+        6, 0, 1, 2, 0, 10, 0, 0, 0, 0, 1, // Send to user slot 0
+        7, 0, 0, 1, // Ack what was seen
+    ];
+
     #[test]
     fn the_harness_logs_in_and_sends() {
-        // Hello, Register slot 0, Login slot 0, Send to slot 0, Ack, Sync, Logout.
-        let input = [
-            2, 0, 0, 1, // Hello on connection 0, request id 1
-            3, 0, 0, 0, 1, // Register slot 0
-            4, 0, 0, 0, 1, // Login slot 0 with the right password
-            6, 0, 1, 2, 0, 10, 0, 0, 0, 0, 1, // Send to user slot 0
-            7, 0, 0, 1, // Ack what was seen
-            8, 0, 0, 5, 1, // Sync
-            20, 0, 1, // Logout
-        ];
+        // Then Sync and Logout.
+        let input = [&LOGGED_IN_AND_SENT[..], &[8, 0, 0, 5, 1, 20, 0, 1]].concat();
         let summary = run(&input);
         assert_eq!(summary.frames_in, 7, "{summary:?}");
         assert_eq!(summary.logins_ok, 1, "{summary:?}");
@@ -1087,17 +1095,29 @@ mod tests {
     /// buffer of its last frames (100-300 B each, a sixth of an idle connection's memory).
     #[test]
     fn an_idle_connection_holds_no_write_buffer_after_a_sweep() {
-        // Hello, Register slot 0, Login slot 0, Send to slot 0, Ack; the connection stays.
-        let input = [
-            2, 0, 0, 1, // Hello on connection 0, request id 1
-            3, 0, 0, 0, 1, // Register slot 0
-            4, 0, 0, 0, 1, // Login slot 0 with the right password
-            6, 0, 1, 2, 0, 10, 0, 0, 0, 0, 1, // Send to user slot 0
-            7, 0, 0, 1, // Ack what was seen
-        ];
-        let summary = run(&input);
+        let summary = run(&LOGGED_IN_AND_SENT);
         assert_eq!(summary.logins_ok, 1, "{summary:?}");
         assert_eq!(summary.idle_write_buffer_bytes, 0, "{summary:?}");
+    }
+
+    /// One tick stores at most `CURSOR_WRITES_PER_TICK_MAX` cursors, so a burst of due
+    /// cursors holds a core for a bounded time; entries not yet due stay queued.
+    #[test]
+    fn a_cursor_tick_stores_at_most_its_bound_and_nothing_early() {
+        use crate::limits::CURSOR_WRITES_PER_TICK_MAX;
+        let engine = super::engine();
+        let _running = engine.running.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let input_no = engine.inputs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut h = super::Harness::new(engine, input_no);
+        // Due entries of connections that are gone: looked at, skipped, counted.
+        for idx in 0..CURSOR_WRITES_PER_TICK_MAX + 10 {
+            h.core.cursor_due.push_back((0, idx, 0));
+        }
+        h.core.cursor_due.push_back((u64::MAX, 0, 0));
+        assert_eq!(h.core.write_due_cursors(), CURSOR_WRITES_PER_TICK_MAX);
+        assert_eq!(h.core.write_due_cursors(), 10);
+        assert_eq!(h.core.write_due_cursors(), 0, "an entry not yet due waits");
+        assert_eq!(h.core.cursor_due.len(), 1);
     }
 
     #[test]

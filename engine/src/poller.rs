@@ -160,7 +160,7 @@ impl Poller {
                     .multi(true)
                     .build()
                     .user_data(token.0);
-                p.submit(&poll)
+                p.submit(&[poll])
             }
             Poller::Epoll(p) => p.ctl(libc::EPOLL_CTL_ADD, fd, token, false),
         }
@@ -175,7 +175,7 @@ impl Poller {
                 let poll = opcode::PollAdd::new(types::Fd(fd), libc::POLLOUT as u32)
                     .build()
                     .user_data(token.0);
-                p.submit(&poll)
+                p.submit(&[poll])
             }
             Poller::Epoll(p) => p.ctl(libc::EPOLL_CTL_MOD, fd, Token::new(idx, generation, KIND_READ), true),
         }
@@ -189,8 +189,10 @@ impl Poller {
                 let removed = Token::new(0, 0, KIND_REMOVE).0;
                 let read = Token::new(idx, generation, KIND_READ).0;
                 let write = Token::new(idx, generation, KIND_WRITE).0;
-                p.submit(&opcode::PollRemove::new(read).build().user_data(removed))
-                    .and_then(|()| p.submit(&opcode::PollRemove::new(write).build().user_data(removed)))
+                p.submit(&[
+                    opcode::PollRemove::new(read).build().user_data(removed),
+                    opcode::PollRemove::new(write).build().user_data(removed),
+                ])
             }
             Poller::Epoll(p) => {
                 // SAFETY: epoll_ctl on our epoll set and an open descriptor; DEL reads no event.
@@ -251,17 +253,20 @@ impl UringPoller {
         Ok(UringPoller { ring })
     }
 
-    /// Queues `entry` and submits it (with anything queued before).
-    fn submit(&mut self, entry: &io_uring::squeue::Entry) -> io::Result<()> {
-        loop {
-            // SAFETY: the entries pushed here reference no memory (polls and poll removals
-            // carry a descriptor and numbers only), so nothing must outlive the submission.
-            let pushed = unsafe { self.ring.submission().push(entry) };
-            if pushed.is_ok() {
-                break;
+    /// Queues `entries` and submits them (with anything queued before) in one call.
+    fn submit(&mut self, entries: &[io_uring::squeue::Entry]) -> io::Result<()> {
+        for entry in entries {
+            loop {
+                // SAFETY: the entries pushed here reference no memory (polls and poll
+                // removals carry a descriptor and numbers only), so nothing must outlive
+                // the submission.
+                let pushed = unsafe { self.ring.submission().push(entry) };
+                if pushed.is_ok() {
+                    break;
+                }
+                // Full: submit what is queued, then push again.
+                self.submit_queued()?;
             }
-            // Full: submit what is queued, then push again.
-            self.submit_queued()?;
         }
         self.submit_queued()
     }
@@ -393,6 +398,7 @@ impl EpollPoller {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fuzzing::socket_pair as pair;
 
     #[test]
     fn a_token_keeps_index_generation_and_kind_apart() {
@@ -402,22 +408,6 @@ mod tests {
         assert_eq!(t.kind(), KIND_WRITE);
         let t = Token::new(7, 1, KIND_READ);
         assert_eq!((t.idx(), t.generation(), t.kind()), (7, 1, KIND_READ));
-    }
-
-    fn pair() -> (OwnedFd, OwnedFd) {
-        let mut fds = [0 as libc::c_int; 2];
-        // SAFETY: socketpair writes two descriptors into the array we pass.
-        let rc = unsafe {
-            libc::socketpair(
-                libc::AF_UNIX,
-                libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-                0,
-                fds.as_mut_ptr(),
-            )
-        };
-        assert_eq!(rc, 0);
-        // SAFETY: both were just created and are ours.
-        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
     }
 
     fn write(fd: &OwnedFd, bytes: &[u8]) {
@@ -515,6 +505,7 @@ mod tests {
             while seen.iter().any(|s| !s) && std::time::Instant::now() < deadline {
                 let mut events = Vec::new();
                 p.reap(&mut events, 4);
+                assert!(events.len() <= 4, "a reap takes at most its bound: {}", events.len());
                 for e in events {
                     assert_eq!(e.generation, 1);
                     seen[e.idx] |= e.readable;

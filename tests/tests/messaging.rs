@@ -643,18 +643,25 @@ fn a_request_pipelined_behind_a_failed_login_is_answered_without_more_input() {
     );
 }
 
-/// A plain Ack (no request id) is stored about a second after it arrives
-/// (`CURSOR_STORE_DELAY_MS`, each device on its own schedule rather than all at one sweep),
-/// while its connection stays open: a second connection resuming the same device sees it.
-#[test]
-fn a_plain_ack_is_stored_while_the_device_stays_connected() {
-    let server = Server::start();
+/// Bob, sent three messages by alice, has read them all and sent a plain `Ack` of the
+/// first two (the server has read it).
+fn bob_acked_two_of_three(server: &Server) -> (Client, hotline_tests::LoggedIn) {
     let (mut alice, _) = Client::new_user(server.addr(), "alice");
     let (mut bob, b) = Client::new_user(server.addr(), "bob");
     alice.send_all(b.user_id, &numbered("m", 1..=3, 0), 1);
     bob.expect_delivers(3);
     bob.ack(2);
     bob.ping(); // The Ack was read before the Pong came back.
+    (bob, b)
+}
+
+/// A plain Ack (no request id) is stored about a second after it arrives
+/// (`CURSOR_STORE_DELAY_MS`, each device on its own schedule rather than all at one sweep),
+/// while its connection stays open: a second connection resuming the same device sees it.
+#[test]
+fn a_plain_ack_is_stored_while_the_device_stays_connected() {
+    let server = Server::start();
+    let (mut bob, b) = bob_acked_two_of_three(&server);
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     loop {
         let (_again, resumed) = Client::resume(server.addr(), &b.token);
@@ -676,12 +683,7 @@ fn a_plain_ack_is_stored_while_the_device_stays_connected() {
 #[test]
 fn a_plain_ack_is_stored_by_the_time_the_device_comes_back() {
     let server = Server::start();
-    let (mut alice, _) = Client::new_user(server.addr(), "alice");
-    let (mut bob, b) = Client::new_user(server.addr(), "bob");
-    alice.send_all(b.user_id, &numbered("m", 1..=3, 0), 1);
-    bob.expect_delivers(3);
-    bob.ack(2);
-    bob.ping(); // The Ack was read before the Pong came back.
+    let (bob, b) = bob_acked_two_of_three(&server);
     drop(bob);
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     loop {
