@@ -136,6 +136,7 @@ fn engine() -> &'static Engine {
                 early_delivery: config.early_delivery,
                 inline_commits: config.inline_commits,
                 group_members_max: config.group_members_max,
+                ..writer::WriterSettings::new(config.durability)
             },
         )
         .expect("cannot start the log writer");

@@ -470,15 +470,15 @@ impl Worker {
     fn presence_allowed(&self, user_id: u64, targets: &[u64]) -> Result<Vec<(u64, u64)>, StorageError> {
         let (groups, _) = self.storage.user_groups(user_id, 0, PRESENCE_GROUPS_CHECKED_MAX)?;
         let groups: std::collections::HashSet<u64> = groups.into_iter().map(|(g, _)| g).collect();
+        // Conversations begun since the user's `convs` mark are only in its inbox.
+        let begun = self.storage.conv_changes(user_id)?;
         let mut allowed = Vec::new();
         for &target in targets {
             if target == user_id {
                 continue;
             }
-            let contact = self
-                .storage
-                .conv_state(user_id, hotline_wire::Conversation::Direct(target))?
-                .is_some();
+            let direct = hotline_wire::Conversation::Direct(target);
+            let contact = begun.contains_key(&direct) || self.storage.stored_conv_state(user_id, direct)?.is_some();
             let shared = contact || {
                 let (theirs, _) = self.storage.user_groups(target, 0, PRESENCE_GROUPS_CHECKED_MAX)?;
                 theirs.iter().any(|(g, _)| groups.contains(g))

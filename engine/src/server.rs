@@ -85,6 +85,7 @@ pub fn serve(config: ServeConfig, ready: impl FnOnce(&Bound)) -> anyhow::Result<
             early_delivery: config.early_delivery,
             inline_commits: config.inline_commits,
             group_members_max: config.group_members_max,
+            ..writer::WriterSettings::new(config.durability)
         },
     )?;
     let (helpers, helper_threads) = helper::spawn(

@@ -40,6 +40,12 @@ pub fn conv(user_id: u64, conversation: hotline_wire::Conversation) -> [u8; 17] 
     k
 }
 
+/// The `convs` key under which a user's mark is stored (see the storage module docs): the
+/// key of conversation `Direct(0)`, which no user has (user ids start at 1).
+pub fn convs_mark(user_id: u64) -> [u8; 17] {
+    conv(user_id, hotline_wire::Conversation::Direct(0))
+}
+
 /// Decodes a [`conv`] key.
 pub fn unconv(k: &[u8]) -> Option<(u64, hotline_wire::Conversation)> {
     if k.len() != 17 {

@@ -17,7 +17,7 @@
 //! | `groups` | group id | created µs (LE u64), persistence (u8), name |
 //! | `members` | (group id, user id) | role (u8) |
 //! | `memberships` | (user id, group id) | role (u8): the same facts, for "my groups" |
-//! | `messages` | message id | sender, group (0: direct), recipient (LE u64s): who may edit |
+//! | `messages` | message id | no longer written: earlier versions kept each message's sender here for edits |
 //! | `convs` | (user id, conversation kind u8, conversation id) | [`ConvState`] (LE u64s) |
 //! | `settings` | (lower user id, higher user id) | a direct conversation's persistence (u8) |
 //! | `payloads` | message id | a group message's payload, stored once for every member's inbox |
@@ -25,6 +25,20 @@
 //!
 //! `cursors` also holds, under the reserved device id 0, the user's scan positions
 //! ([`UserScan`]): how far delivered receipts and store-until-delivered expiry have got.
+//!
+//! `convs` is written lazily: an append does not rewrite the conversation's state, since
+//! its two changing fields (the newest seq and the ordinal of the newest message from
+//! others) are in the appended record itself. Under the reserved key of conversation
+//! `Direct(0)` (user ids start at 1) each user has the inbox seq through which its stored
+//! states are complete (LE u64); a reader applies the records after it
+//! ([`Storage::conv_replay`]). The writer stores a user's changed states and moves that mark
+//! once a user has [`CONV_STATES_UNSTORED_MAX`] entries past it, or a while after its first
+//! unstored one, so the records to apply stay few. A user without the mark (written by an
+//! earlier version, or not yet written to) has complete states.
+//!
+//! An Edit or Delete is checked against the sender's own copy of the original, found by
+//! bisection in the sender's inbox ([`Storage::find_in_inbox`]): message ids grow with seqs
+//! in every inbox, since both are taken in commit order.
 //!
 //! Invariants: a user's inbox seqs are dense from 1 and only the log writer writes any
 //! family, so the writer's cached counters (inbox heads, last device ids, next user id,
@@ -36,6 +50,7 @@ pub mod record;
 pub mod watermark;
 pub mod writer;
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use hotline_wire::{Conversation, GroupRole, Persistence, ReadPosition};
@@ -117,6 +132,10 @@ pub const USER_SCAN_DEVICE_ID: u64 = 0;
 /// The stored cursor of a device that logged out (its token is gone, so nothing reads it
 /// for a login): it no longer counts for store-until-delivered expiry or receipts.
 pub const CURSOR_REVOKED: u64 = u64::MAX;
+
+/// A user past this many inbox entries beyond its `convs` mark has its conversation states
+/// stored at the end of the group commit (see the module docs).
+pub const CONV_STATES_UNSTORED_MAX: u64 = 256;
 
 /// `meta` key of the highest message id ever handed out.
 pub const META_MESSAGE_ID_HWM: &[u8] = b"message_id_hwm";
@@ -247,6 +266,17 @@ impl ConvState {
         })
     }
 
+    /// The state after an inbox entry of this conversation at `seq` whose record holds
+    /// `ordinal`; applying a user's entries in seq order gives the same state however many
+    /// of them the stored state already reflects.
+    pub fn apply(self, seq: u64, ordinal: u64) -> ConvState {
+        ConvState {
+            last_seq: self.last_seq.max(seq),
+            incoming: if seq >= self.last_seq { ordinal } else { self.incoming },
+            ..self
+        }
+    }
+
     /// Messages from others after the read position.
     pub fn unread(&self) -> u64 {
         self.incoming.saturating_sub(self.read_incoming)
@@ -275,9 +305,8 @@ pub struct UserScan {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MessageOrigin {
     pub sender: u64,
-    /// 0 for a direct message.
-    pub group: u64,
-    pub recipient: u64,
+    /// The conversation as the sender sees it.
+    pub conversation: Conversation,
 }
 
 /// `(second id, value)` entries of a pair-keyed family, and whether more follow.
@@ -651,22 +680,101 @@ impl Storage {
             .map(|v| GroupRole(v.first().copied().unwrap_or(0))))
     }
 
-    /// Who sent `message_id`, and where.
-    pub fn message_origin(&self, message_id: u64) -> Result<Option<MessageOrigin>, StorageError> {
-        Ok(self.get(Cf::Messages, &keys::id(message_id))?.and_then(|v| {
-            Some(MessageOrigin {
-                sender: keys::le_u64(&v, 0)?,
-                group: keys::le_u64(&v, 8)?,
-                recipient: keys::le_u64(&v, 16)?,
-            })
-        }))
+    /// The entry of `message_id` in `user_id`'s inbox, as `(seq, record)`: a bisection over
+    /// the inbox by seq (message ids grow with seqs in every inbox), a seek per step.
+    pub fn find_in_inbox(&self, user_id: u64, message_id: u64) -> Result<Option<(u64, Vec<u8>)>, StorageError> {
+        let mut opts = ReadOptions::default();
+        opts.set_iterate_upper_bound(keys::pair(user_id.saturating_add(1), 0).to_vec());
+        let mut it = self.db.raw_iterator_cf_opt(self.cf(Cf::Inbox), opts);
+        let (mut low, mut high) = (1u64, self.inbox_head(user_id)?);
+        while low <= high {
+            let middle = low + (high - low) / 2;
+            it.seek(keys::pair(user_id, middle));
+            let found = match (it.key().and_then(keys::unpair), it.value()) {
+                (Some((owner, seq)), Some(v)) if owner == user_id && seq <= high => Some((seq, v)),
+                _ => None,
+            };
+            let Some((seq, record)) = found else {
+                high = middle - 1;
+                continue;
+            };
+            let id = record::decode_record(seq, record)
+                .map_err(|e| StorageError::Corrupt(format!("inbox {user_id}/{seq}: {e}")))?
+                .message_id;
+            match id.cmp(&message_id) {
+                std::cmp::Ordering::Equal => return Ok(Some((seq, record.to_vec()))),
+                std::cmp::Ordering::Less => low = seq + 1,
+                std::cmp::Ordering::Greater => high = middle - 1,
+            }
+        }
+        it.status()?;
+        Ok(None)
+    }
+
+    /// The inbox seq through which `user_id`'s stored conversation states are complete;
+    /// `None` if the user has no such mark (its states are complete: see the module docs).
+    pub fn convs_through(&self, user_id: u64) -> Result<Option<u64>, StorageError> {
+        Ok(self
+            .get(Cf::Convs, &keys::convs_mark(user_id))?
+            .and_then(|v| keys::le_u64(&v, 0)))
+    }
+
+    /// What `user_id`'s inbox entries after `through` change in its conversation states:
+    /// per conversation, the newest seq and its ordinal (see [`ConvState::apply`]).
+    pub fn conv_replay(&self, user_id: u64, through: u64) -> Result<HashMap<Conversation, (u64, u64)>, StorageError> {
+        let mut opts = ReadOptions::default();
+        opts.set_iterate_upper_bound(keys::pair(user_id.saturating_add(1), 0).to_vec());
+        let mut it = self.db.raw_iterator_cf_opt(self.cf(Cf::Inbox), opts);
+        it.seek(keys::pair(user_id, through.saturating_add(1)));
+        let mut latest = HashMap::new();
+        while let (Some(k), Some(v)) = (it.key(), it.value()) {
+            let Some((owner, seq)) = keys::unpair(k) else {
+                return Err(StorageError::Corrupt(format!("inbox key of {} bytes", k.len())));
+            };
+            if owner != user_id {
+                break;
+            }
+            let corrupt = |e: record::RecordError| StorageError::Corrupt(format!("inbox {user_id}/{seq}: {e}"));
+            let conversation = record::decode_record(seq, v).map_err(corrupt)?.conversation;
+            let ordinal = record::decode_meta(v).map_err(corrupt)?.ordinal;
+            latest.insert(conversation, (seq, ordinal));
+            it.next();
+        }
+        it.status()?;
+        Ok(latest)
+    }
+
+    /// The states of `user_id`'s conversations as stored, and what the entries after the
+    /// user's `convs` mark change in them (empty without a mark). The mark is read first:
+    /// states stored later are complete through a later mark, and applying the same
+    /// entries again leaves them as they are.
+    pub fn conv_changes(&self, user_id: u64) -> Result<HashMap<Conversation, (u64, u64)>, StorageError> {
+        match self.convs_through(user_id)? {
+            Some(through) => self.conv_replay(user_id, through),
+            None => Ok(HashMap::new()),
+        }
+    }
+
+    /// `user_id`'s state of one conversation as stored (without the entries after the
+    /// user's `convs` mark: the writer applies those itself).
+    pub fn stored_conv_state(
+        &self,
+        user_id: u64,
+        conversation: Conversation,
+    ) -> Result<Option<ConvState>, StorageError> {
+        Ok(self
+            .get(Cf::Convs, &keys::conv(user_id, conversation))?
+            .and_then(|v| ConvState::decode(&v)))
     }
 
     /// `user_id`'s state of one conversation, if it has one.
     pub fn conv_state(&self, user_id: u64, conversation: Conversation) -> Result<Option<ConvState>, StorageError> {
-        Ok(self
-            .get(Cf::Convs, &keys::conv(user_id, conversation))?
-            .and_then(|v| ConvState::decode(&v)))
+        let changes = self.conv_changes(user_id)?;
+        let stored = self.stored_conv_state(user_id, conversation)?;
+        Ok(match changes.get(&conversation) {
+            Some(&(seq, ordinal)) => Some(stored.unwrap_or_default().apply(seq, ordinal)),
+            None => stored,
+        })
     }
 
     /// A page of `user_id`'s conversations after `after` in (kind, id) order.
@@ -676,19 +784,21 @@ impl Storage {
         after: Option<Conversation>,
         limit: usize,
     ) -> Result<(Vec<ReadPosition>, bool), StorageError> {
+        let mut changes = self.conv_changes(user_id)?;
+        let after_key = after.map(|c| keys::conv(user_id, c));
         let mut opts = ReadOptions::default();
         opts.set_iterate_upper_bound(keys::id(user_id.saturating_add(1)).to_vec());
         let mut it = self.db.raw_iterator_cf_opt(self.cf(Cf::Convs), opts);
-        match after {
-            Some(c) => {
-                it.seek(keys::conv(user_id, c));
-                if it.key() == Some(&keys::conv(user_id, c)[..]) {
+        match &after_key {
+            Some(k) => {
+                it.seek(k);
+                if it.key() == Some(&k[..]) {
                     it.next();
                 }
             }
             None => it.seek(keys::id(user_id)),
         }
-        let mut out = Vec::new();
+        let mut page: Vec<([u8; 17], ConvState)> = Vec::new();
         let mut more = false;
         while let (Some(k), Some(v)) = (it.key(), it.value()) {
             let Some((owner, conversation)) = keys::unconv(k) else {
@@ -697,17 +807,44 @@ impl Storage {
             if owner != user_id {
                 break;
             }
-            if out.len() >= limit {
+            if k == keys::convs_mark(user_id) {
+                it.next();
+                continue;
+            }
+            if page.len() >= limit {
                 more = true;
                 break;
             }
-            let state = ConvState::decode(v)
+            let mut state = ConvState::decode(v)
                 .ok_or_else(|| StorageError::Corrupt(format!("convs value of {} bytes", v.len())))?;
-            out.push(state.position(conversation));
+            if let Some((seq, ordinal)) = changes.remove(&conversation) {
+                state = state.apply(seq, ordinal);
+            }
+            page.push((keys::conv(user_id, conversation), state));
             it.next();
         }
         it.status()?;
-        Ok((out, more))
+        // Conversations begun after the mark have no stored state yet: those that fall
+        // within this page join it (a page that grows past `limit` hands its tail to the next).
+        let page_end = if more { page.last().map(|(k, _)| *k) } else { None };
+        for (conversation, (seq, ordinal)) in changes {
+            let key = keys::conv(user_id, conversation);
+            let after_start = after_key.is_none_or(|a| key > a);
+            let before_end = page_end.is_none_or(|end| key < end);
+            if after_start && before_end && self.stored_conv_state(user_id, conversation)?.is_none() {
+                page.push((key, ConvState::default().apply(seq, ordinal)));
+            }
+        }
+        page.sort_unstable_by_key(|(k, _)| *k);
+        if page.len() > limit {
+            page.truncate(limit);
+            more = true;
+        }
+        let positions = page
+            .into_iter()
+            .filter_map(|(k, state)| keys::unconv(&k).map(|(_, c)| state.position(c)))
+            .collect();
+        Ok((positions, more))
     }
 
     /// A direct conversation's persistence (archive unless set).

@@ -66,7 +66,7 @@ mod accounts;
 mod conversations;
 mod messages;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle, Thread};
@@ -127,6 +127,13 @@ pub const SCAN_ENTRIES_MAX: usize = 4_096;
 /// Most entries in each of the writer's caches (conversation states, settings, groups,
 /// scan positions); a full cache is emptied between batches and reloads from storage.
 pub const CACHE_ENTRIES_MAX: usize = 1 << 20;
+
+/// How long after a user's first conversation change not yet stored the writer stores its
+/// changed states (the storage module docs say why they wait): a user that keeps chatting
+/// has them stored about this often, not once per message.
+pub const CONV_STATES_STORE_DELAY_MS: u64 = 10_000;
+/// Most users whose conversation states one group commit stores because they came due.
+pub const CONV_STATES_STORES_PER_COMMIT_MAX: usize = 256;
 
 const _: () = assert!(BATCH_REQUESTS_MAX <= WRITE_QUEUE_REQUESTS_MAX);
 
@@ -476,6 +483,10 @@ struct UserCounters {
     inbox_head: u64,
     /// Last device id, loaded on first need.
     device_last: Option<u64>,
+    /// The inbox seq through which the user's stored conversation states are complete.
+    convs_through: u64,
+    /// Whether `convs_through` is stored (the user's first append stores it).
+    convs_marked: bool,
 }
 
 /// How the writer runs.
@@ -488,6 +499,8 @@ pub struct WriterSettings {
     /// module docs).
     pub inline_commits: bool,
     pub group_members_max: usize,
+    /// [`CONV_STATES_STORE_DELAY_MS`] (tests shorten it).
+    pub conv_states_store_delay_ms: u64,
 }
 
 impl WriterSettings {
@@ -498,6 +511,7 @@ impl WriterSettings {
             early_delivery: true,
             inline_commits: true,
             group_members_max: GROUP_MEMBERS_MAX_DEFAULT,
+            conv_states_store_delay_ms: CONV_STATES_STORE_DELAY_MS,
         }
     }
 }
@@ -525,6 +539,7 @@ pub fn spawn_with(
     let cores = mailboxes.len();
     let mut state = WriterState::load(storage.clone(), mailboxes, durability)?;
     state.group_members_max = settings.group_members_max;
+    state.conv_states_store_delay_us = settings.conv_states_store_delay_ms * 1_000;
     state.early_delivery = early_delivery;
     let writer = Arc::new(LogWriter {
         queue: ArrayQueue::new(WRITE_QUEUE_REQUESTS_MAX),
@@ -669,6 +684,7 @@ struct WriterState {
     deferred_users: HashSet<u64>,
     record: Vec<u8>,
     group_members_max: usize,
+    conv_states_store_delay_us: u64,
     next_group_id: u64,
     batch_next_group_id: u64,
     /// Group membership, loaded on first use; `batch_groups` holds this batch's changes.
@@ -677,6 +693,14 @@ struct WriterState {
     /// Per (user, conversation) state; `batch_convs` holds this batch's changes.
     convs: HashMap<(u64, Conversation), ConvState>,
     batch_convs: HashMap<(u64, Conversation), ConvState>,
+    /// Conversation states changed past each user's stored mark and not yet stored (all
+    /// of them held in `convs`), with when each user comes due; this batch's additions,
+    /// the states it must store at once (read positions) and the users it stores.
+    unstored: HashMap<u64, Vec<Conversation>>,
+    unstored_due: VecDeque<(u64, u64)>,
+    batch_unstored: Vec<(u64, Conversation)>,
+    batch_conv_puts: HashSet<(u64, Conversation)>,
+    batch_convs_stored: Vec<u64>,
     /// Direct conversations' persistence by (lower, higher) user id.
     settings: HashMap<(u64, u64), Persistence>,
     batch_settings: HashMap<(u64, u64), Persistence>,
@@ -723,12 +747,18 @@ impl WriterState {
             deferred_users: HashSet::new(),
             record: Vec::with_capacity(1024),
             group_members_max: GROUP_MEMBERS_MAX_DEFAULT,
+            conv_states_store_delay_us: CONV_STATES_STORE_DELAY_MS * 1_000,
             next_group_id,
             batch_next_group_id: next_group_id,
             groups: HashMap::new(),
             batch_groups: HashMap::new(),
             convs: HashMap::new(),
             batch_convs: HashMap::new(),
+            unstored: HashMap::new(),
+            unstored_due: VecDeque::new(),
+            batch_unstored: Vec::new(),
+            batch_conv_puts: HashSet::new(),
+            batch_convs_stored: Vec::new(),
             settings: HashMap::new(),
             batch_settings: HashMap::new(),
             batch_messages: HashMap::new(),
@@ -783,7 +813,7 @@ impl WriterState {
         self.batch_tag = if self.early_delivery { commit } else { 0 };
         let mut batch = WriteBatch::default();
         let mut messages = self.apply_all(requests, &mut batch);
-        self.put_convs(&mut batch);
+        self.put_convs(&mut batch, now_us());
         self.debug_assert_seqs_dense();
         let batch_was_empty = batch.is_empty();
         handle.watermark.writing(commit);
@@ -916,6 +946,7 @@ impl WriterState {
         self.next_group_id = self.batch_next_group_id;
         self.groups.extend(self.batch_groups.drain());
         self.convs.extend(self.batch_convs.drain());
+        self.convs_committed();
         self.settings.extend(self.batch_settings.drain());
         // A sender's own copy waits for its SendAck (it is for the sender's other devices,
         // which need no head start), so the sender's core wakes once per commit, not twice;
@@ -984,6 +1015,7 @@ impl WriterState {
         self.batch_users.clear();
         self.batch_groups.clear();
         self.batch_convs.clear();
+        self.convs_discarded();
         self.batch_settings.clear();
         self.scans.clear();
         self.notices.iter_mut().for_each(Vec::clear);
@@ -1084,9 +1116,16 @@ impl WriterState {
                     if !self.storage.user_exists(user_id)? {
                         return Ok(None);
                     }
+                    let inbox_head = self.storage.inbox_head(user_id)?;
+                    let through = self.storage.convs_through(user_id)?;
+                    if let Some(through) = through {
+                        self.replay_convs(user_id, through)?;
+                    }
                     UserCounters {
-                        inbox_head: self.storage.inbox_head(user_id)?,
+                        inbox_head,
                         device_last: None,
+                        convs_through: through.unwrap_or(inbox_head),
+                        convs_marked: through.is_some(),
                     }
                 }
             };
@@ -1193,6 +1232,7 @@ impl WriterState {
 mod tests {
     use super::*;
     use crate::mailbox::{home_core, ConnRef};
+    use crate::storage::CONV_STATES_UNSTORED_MAX;
 
     struct Harness {
         storage: Arc<Storage>,
@@ -1562,6 +1602,232 @@ mod tests {
         h.close();
         let h = Harness::open(dir.path());
         assert_eq!(h.storage.user_scan(b).unwrap(), moved, "the positions are durable");
+        h.close();
+    }
+
+    /// `user`'s conversations as a reader sees them: (conversation, last seq, unread, read seq).
+    fn conversations(h: &Harness, user: u64) -> Vec<(Conversation, u64, u64, u64)> {
+        let (page, more) = h.storage.conv_states(user, None, 100).unwrap();
+        assert!(!more);
+        page.iter()
+            .map(|p| (p.conversation, p.last_seq, p.unread, p.read_seq))
+            .collect()
+    }
+
+    fn sent(h: &Harness, op: WriteOp) -> SendAck {
+        match h.write(op).0 {
+            Ok(WriteOutcome::Sent(ack)) => ack,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn conversation_states_are_stored_per_user_in_bulk_and_read_exactly_before_and_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = Harness::open(dir.path());
+        let (a, b, c) = (h.user("a"), h.user("b"), h.user("c"));
+        for id in 1..=3 {
+            sent(&h, direct_message(a, b, id));
+        }
+        for id in 1..=2 {
+            sent(&h, direct_message(b, a, id));
+        }
+        sent(&h, direct_message(a, c, 4));
+        let expected = vec![(Conversation::Direct(b), 5, 2, 0), (Conversation::Direct(c), 6, 0, 0)];
+        assert_eq!(conversations(&h, a), expected);
+        assert_eq!(
+            h.storage
+                .conv_state(a, Conversation::Direct(c))
+                .unwrap()
+                .map(|s| s.last_seq),
+            Some(6)
+        );
+        assert_eq!(
+            h.storage.stored_conv_state(a, Conversation::Direct(b)).unwrap(),
+            None,
+            "an append stores no conversation state"
+        );
+        assert_eq!(
+            h.storage.convs_through(a).unwrap(),
+            Some(0),
+            "the first append stores the mark"
+        );
+        h.close();
+
+        let h = Harness::open(dir.path());
+        assert_eq!(
+            conversations(&h, a),
+            expected,
+            "a restart reads the same from the inbox"
+        );
+        let read = WriteOp::MarkRead {
+            user: a,
+            conversation: Conversation::Direct(b),
+            seq: 5,
+        };
+        assert!(
+            h.write(read).0.is_ok(),
+            "the writer knows the unstored newest seq after a restart"
+        );
+        let stored = h
+            .storage
+            .stored_conv_state(a, Conversation::Direct(b))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (stored.read_seq, stored.unread(), stored.last_seq),
+            (5, 0, 5),
+            "a read position is stored at once"
+        );
+        // a's inbox holds 6 entries past its mark (0): the bound is reached at seq MAX.
+        for id in 0..CONV_STATES_UNSTORED_MAX - 7 {
+            sent(&h, direct_message(b, a, 100 + id));
+        }
+        assert_eq!(h.storage.convs_through(a).unwrap(), Some(0));
+        sent(&h, direct_message(b, a, 99));
+        let head = *h.seqs(a).last().unwrap();
+        assert_eq!(head, CONV_STATES_UNSTORED_MAX);
+        assert_eq!(
+            h.storage.convs_through(a).unwrap(),
+            Some(head),
+            "at the bound the states are stored"
+        );
+        let stored = h
+            .storage
+            .stored_conv_state(a, Conversation::Direct(b))
+            .unwrap()
+            .unwrap();
+        assert_eq!((stored.last_seq, stored.unread()), (head, CONV_STATES_UNSTORED_MAX - 6));
+        assert_eq!(
+            h.storage
+                .stored_conv_state(a, Conversation::Direct(c))
+                .unwrap()
+                .map(|s| s.last_seq),
+            Some(6),
+            "with every other changed state of the user"
+        );
+        h.close();
+    }
+
+    #[test]
+    fn a_users_changed_conversation_states_are_stored_once_they_come_due() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = WriterSettings {
+            conv_states_store_delay_ms: 50,
+            ..WriterSettings::new(Durability::Sync)
+        };
+        let h = Harness::open_with(dir.path(), 1, settings);
+        let (a, b) = (h.user("a"), h.user("b"));
+        sent(&h, direct_message(a, b, 1));
+        sent(&h, direct_message(b, a, 1));
+        assert_eq!(h.storage.convs_through(a).unwrap(), Some(0), "not due yet");
+        thread::sleep(Duration::from_millis(60));
+        // Due users are stored by the next group commit, whatever it holds.
+        h.user("c");
+        for user in [a, b] {
+            assert_eq!(h.storage.convs_through(user).unwrap(), Some(2), "user {user}");
+            let stored = h.storage.stored_conv_state(user, Conversation::Direct(a + b - user));
+            assert_eq!(stored.unwrap().map(|s| s.last_seq), Some(2));
+        }
+        h.close();
+    }
+
+    #[test]
+    fn a_page_of_conversations_holds_stored_and_unstored_ones_in_order_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = Harness::open(dir.path());
+        let a = h.user("a");
+        let others: Vec<u64> = ["b", "c", "d", "e", "f"].iter().map(|n| h.user(n)).collect();
+        for (i, &o) in others.iter().enumerate() {
+            sent(&h, direct_message(o, a, 1));
+            if i % 2 == 0 {
+                // Stored at once with its read position; the others stay unstored.
+                let read = WriteOp::MarkRead {
+                    user: a,
+                    conversation: Conversation::Direct(o),
+                    seq: i as u64 + 1,
+                };
+                assert!(h.write(read).0.is_ok());
+            }
+        }
+        for limit in 1..=6 {
+            let mut seen = Vec::new();
+            let mut after = None;
+            loop {
+                let (page, more) = h.storage.conv_states(a, after, limit).unwrap();
+                assert!(page.len() <= limit);
+                seen.extend(page.iter().map(|p| (p.conversation, p.last_seq, p.unread)));
+                after = page.last().map(|p| p.conversation);
+                if !more {
+                    break;
+                }
+            }
+            let expected: Vec<_> = others
+                .iter()
+                .enumerate()
+                .map(|(i, &o)| (Conversation::Direct(o), i as u64 + 1, u64::from(i % 2 == 1)))
+                .collect();
+            assert_eq!(seen, expected, "pages of {limit}");
+        }
+        h.close();
+    }
+
+    #[test]
+    fn edits_are_checked_against_the_senders_own_copy_also_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = Harness::open(dir.path());
+        let (a, b, c) = (h.user("a"), h.user("b"), h.user("c"));
+        let mut ids = Vec::new();
+        for id in 1..=40 {
+            ids.push(sent(&h, direct_message(a, b, id)).message_id);
+            if id % 3 == 0 {
+                sent(&h, direct_message(b, a, id));
+            }
+        }
+        let elsewhere = sent(&h, direct_message(b, c, 99)).message_id;
+        h.close();
+        let h = Harness::open(dir.path());
+        let edit = |from: u64, to: u64, client_msg_id: u64, refers_to: u64| WriteOp::Append {
+            sender: from,
+            sender_device: 1,
+            to,
+            group: 0,
+            client_msg_id,
+            flags: SendFlags::NONE,
+            kind: MessageKind::EDIT,
+            refers_to,
+            payload: Bytes::from_static(b"edited"),
+        };
+        for (n, &original) in ids.iter().enumerate() {
+            let n = n as u64;
+            assert!(
+                h.write(edit(a, b, 1_000 + n, original)).0.is_ok(),
+                "a edits its message {n}"
+            );
+            assert_eq!(
+                h.write(edit(b, a, 1_000 + n, original)).0,
+                Err(ErrorCode::Forbidden),
+                "b only received it"
+            );
+            assert_eq!(
+                h.write(edit(c, b, 1_000 + n, original)).0,
+                Err(ErrorCode::NoSuchMessage),
+                "c never had it"
+            );
+            assert_eq!(
+                h.write(edit(a, c, 2_000 + n, original)).0,
+                Err(ErrorCode::NoSuchMessage),
+                "another conversation"
+            );
+        }
+        assert_eq!(h.write(edit(a, b, 3_000, elsewhere)).0, Err(ErrorCode::NoSuchMessage));
+        assert_eq!(h.write(edit(a, b, 3_001, u64::MAX)).0, Err(ErrorCode::NoSuchMessage));
+        let an_edit = sent(&h, edit(a, b, 3_002, ids[0])).message_id;
+        assert_eq!(
+            h.write(edit(a, b, 3_003, an_edit)).0,
+            Err(ErrorCode::NoSuchMessage),
+            "an edit is not edited"
+        );
         h.close();
     }
 

@@ -39,6 +39,8 @@ impl WriterState {
             UserCounters {
                 inbox_head: 0,
                 device_last: Some(0),
+                convs_through: 0,
+                convs_marked: false,
             },
         );
         self.batch_usernames.insert(username);

@@ -15,11 +15,13 @@ use hotline_wire::{
 };
 use rocksdb::WriteBatch;
 
-use super::{Refusal, WriterState, CACHE_ENTRIES_MAX, SCAN_ENTRIES_MAX};
+use super::{now_us, Refusal, WriterState, CACHE_ENTRIES_MAX, CONV_STATES_STORES_PER_COMMIT_MAX, SCAN_ENTRIES_MAX};
 use crate::mailbox::{home_core, Completion, Notice, ReplyTo};
 use crate::storage::keys::{self, pair};
 use crate::storage::record::{decode_meta, decode_record, expired_record, StoredMessage, STORE_UNTIL_DELIVERED};
-use crate::storage::{Cf, ConvState, StorageError, UserScan, CURSOR_REVOKED, USER_SCAN_DEVICE_ID};
+use crate::storage::{
+    Cf, ConvState, MessageOrigin, StorageError, UserScan, CONV_STATES_UNSTORED_MAX, CURSOR_REVOKED, USER_SCAN_DEVICE_ID,
+};
 
 /// A group as the writer knows it: the authority for every membership check.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,7 +127,9 @@ impl WriterState {
         Ok(p)
     }
 
-    /// An Edit or Delete must refer to the sender's own message in the same conversation.
+    /// An Edit or Delete must refer to the sender's own message in the same conversation:
+    /// the sender's copy of it is looked up in the sender's inbox (a message the sender
+    /// only received is `Forbidden`; one it never had, `NoSuchMessage`).
     pub(super) fn check_own_message(
         &mut self,
         sender: u64,
@@ -133,52 +137,176 @@ impl WriterState {
         group: u64,
         refers_to: u64,
     ) -> Result<(), Refusal> {
+        let conversation = if group != 0 {
+            Conversation::Group(group)
+        } else {
+            Conversation::Direct(to)
+        };
         let origin = match self.batch_messages.get(&refers_to) {
             Some(o) => *o,
-            None => self
-                .storage
-                .message_origin(refers_to)?
-                .ok_or(Refusal::Client(ErrorCode::NoSuchMessage))?,
+            None => {
+                let (seq, record) = self
+                    .storage
+                    .find_in_inbox(sender, refers_to)?
+                    .ok_or(Refusal::Client(ErrorCode::NoSuchMessage))?;
+                let d = decode_record(seq, &record).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+                let original = d.kind == MessageKind::NORMAL || (d.kind == MessageKind::EXPIRED && d.refers_to == 0);
+                if !original {
+                    return Err(Refusal::Client(ErrorCode::NoSuchMessage));
+                }
+                MessageOrigin {
+                    sender: d.sender,
+                    conversation: d.conversation,
+                }
+            }
         };
         if origin.sender != sender {
             return Err(forbidden());
         }
-        let same_conversation = if group != 0 {
-            origin.group == group
-        } else {
-            origin.group == 0 && origin.recipient == to
-        };
-        if !same_conversation {
+        if origin.conversation != conversation {
             return Err(Refusal::Client(ErrorCode::NoSuchMessage));
         }
         Ok(())
     }
 
-    /// A conversation state, from this batch's changes, the cache or storage.
+    /// A conversation state, from this batch's changes, the cache or storage (the user's
+    /// counters are loaded first: loading them applies the entries past the user's mark).
     pub(super) fn conv(&mut self, user: u64, conversation: Conversation) -> Result<Option<ConvState>, StorageError> {
         let key = (user, conversation);
         if let Some(c) = self.batch_convs.get(&key).or_else(|| self.convs.get(&key)) {
             return Ok(Some(*c));
         }
-        let c = self.storage.conv_state(user, conversation)?;
+        if self.counters(user)?.is_none() {
+            return Ok(None);
+        }
+        if let Some(c) = self.batch_convs.get(&key).or_else(|| self.convs.get(&key)) {
+            return Ok(Some(*c));
+        }
+        let c = self.storage.stored_conv_state(user, conversation)?;
         if let Some(c) = c {
             self.convs.insert(key, c);
         }
         Ok(c)
     }
 
-    /// Changes a conversation state in this batch; [`WriterState::put_convs`] writes each
-    /// changed state once when the batch closes (a busy conversation changes many times
-    /// per batch).
-    fn put_conv(&mut self, user: u64, conversation: Conversation, state: ConvState) {
-        self.batch_convs.insert((user, conversation), state);
+    /// Applies `user`'s inbox entries past its stored mark to the cached conversation
+    /// states (as the user's counters load): what the last commits changed and did not
+    /// store yet, or what a crash left unstored.
+    pub(super) fn replay_convs(&mut self, user: u64, through: u64) -> Result<(), StorageError> {
+        let changes = self.storage.conv_replay(user, through)?;
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let unstored = self.unstored.entry(user).or_insert_with(|| {
+            self.unstored_due
+                .push_back((now_us() + self.conv_states_store_delay_us, user));
+            Vec::new()
+        });
+        for (conversation, (seq, ordinal)) in changes {
+            let key = (user, conversation);
+            let state = match self.convs.get(&key) {
+                Some(c) => *c,
+                None => self.storage.stored_conv_state(user, conversation)?.unwrap_or_default(),
+            };
+            self.convs.insert(key, state.apply(seq, ordinal));
+            if !unstored.contains(&conversation) {
+                unstored.push(conversation);
+            }
+        }
+        Ok(())
     }
 
-    /// Writes every conversation state this batch changed.
-    pub(super) fn put_convs(&self, batch: &mut WriteBatch) {
+    /// Changes a conversation state in this batch; it is stored with the user's other
+    /// changed states (see [`WriterState::put_convs`]) unless `now`.
+    fn put_conv(&mut self, user: u64, conversation: Conversation, state: ConvState, now: bool) {
+        self.batch_convs.insert((user, conversation), state);
+        if now {
+            self.batch_conv_puts.insert((user, conversation));
+        } else {
+            self.batch_unstored.push((user, conversation));
+        }
+    }
+
+    /// Writes the conversation states this batch must store: those changed by requests
+    /// that need it at once (read positions), and every changed state of each user past
+    /// [`CONV_STATES_UNSTORED_MAX`] entries beyond its mark or come due (at most
+    /// [`CONV_STATES_STORES_PER_COMMIT_MAX`] of those), with the user's new mark.
+    pub(super) fn put_convs(&mut self, batch: &mut WriteBatch, now_us: u64) {
         let cf = self.storage.cf(Cf::Convs);
-        for (&(user, conversation), state) in &self.batch_convs {
-            batch.put_cf(cf, keys::conv(user, conversation), state.encode());
+        let mut users: Vec<u64> = Vec::new();
+        for &(user, _) in &self.batch_unstored {
+            let c = self.batch_users.get(&user).or_else(|| self.users.get(&user));
+            let past = c.is_some_and(|c| c.inbox_head - c.convs_through >= CONV_STATES_UNSTORED_MAX);
+            if past && !users.contains(&user) {
+                users.push(user);
+            }
+        }
+        let mut due = 0;
+        while let Some(&(at, user)) = self.unstored_due.front() {
+            if at > now_us || due >= CONV_STATES_STORES_PER_COMMIT_MAX {
+                break;
+            }
+            self.unstored_due.pop_front();
+            if self.unstored.contains_key(&user) && !users.contains(&user) {
+                users.push(user);
+                due += 1;
+            }
+        }
+        for &user in &users {
+            let Some(counters) = self.batch_users.get(&user).or_else(|| self.users.get(&user)).copied() else {
+                continue;
+            };
+            let mut conversations: Vec<Conversation> = self.unstored.get(&user).cloned().unwrap_or_default();
+            for &(u, c) in &self.batch_unstored {
+                if u == user && !conversations.contains(&c) {
+                    conversations.push(c);
+                }
+            }
+            for c in conversations {
+                let key = (user, c);
+                if let Some(state) = self.batch_convs.get(&key).or_else(|| self.convs.get(&key)) {
+                    batch.put_cf(cf, keys::conv(user, c), state.encode());
+                    self.batch_conv_puts.remove(&key);
+                }
+            }
+            batch.put_cf(cf, keys::convs_mark(user), counters.inbox_head.to_le_bytes());
+            let counters = self.batch_users.entry(user).or_insert(counters);
+            counters.convs_through = counters.inbox_head;
+            counters.convs_marked = true;
+            self.batch_convs_stored.push(user);
+        }
+        for &(user, c) in &self.batch_conv_puts {
+            if let Some(state) = self.batch_convs.get(&(user, c)) {
+                batch.put_cf(cf, keys::conv(user, c), state.encode());
+            }
+        }
+    }
+
+    /// The batch committed: its unstored changes join the writer's, and the users it
+    /// stored are clean.
+    pub(super) fn convs_committed(&mut self) {
+        for (user, conversation) in self.batch_unstored.drain(..) {
+            let unstored = self.unstored.entry(user).or_insert_with(|| {
+                let due = now_us() + self.conv_states_store_delay_us;
+                self.unstored_due.push_back((due, user));
+                Vec::new()
+            });
+            if !unstored.contains(&conversation) {
+                unstored.push(conversation);
+            }
+        }
+        for user in self.batch_convs_stored.drain(..) {
+            self.unstored.remove(&user);
+        }
+        self.batch_conv_puts.clear();
+    }
+
+    /// The batch failed: the users it was to store stay due.
+    pub(super) fn convs_discarded(&mut self) {
+        self.batch_unstored.clear();
+        self.batch_conv_puts.clear();
+        for user in self.batch_convs_stored.drain(..) {
+            self.unstored_due.push_front((0, user));
         }
     }
 
@@ -190,11 +318,23 @@ impl WriterState {
         conversation: Conversation,
         seq: u64,
         incoming: bool,
+        batch: &mut WriteBatch,
     ) -> Result<u64, StorageError> {
         let mut state = self.conv(owner, conversation)?.unwrap_or_default();
         state.last_seq = seq;
         state.incoming += u64::from(incoming);
-        self.put_conv(owner, conversation, state);
+        self.put_conv(owner, conversation, state, false);
+        if let Some(counters) = self.counters(owner)? {
+            if !counters.convs_marked {
+                counters.convs_marked = true;
+                let through = counters.convs_through;
+                batch.put_cf(
+                    self.storage.cf(Cf::Convs),
+                    keys::convs_mark(owner),
+                    through.to_le_bytes(),
+                );
+            }
+        }
         Ok(state.incoming)
     }
 
@@ -439,7 +579,7 @@ impl WriterState {
         self.send_receipts(&receipts, ReceiptKind::READ, user, timestamp_us);
         state.read_seq = seq;
         state.read_incoming = ordinal;
-        self.put_conv(user, conversation, state);
+        self.put_conv(user, conversation, state, true);
         let position = state.position(conversation);
         let home = home_core(user, self.cores);
         let except = reply.filter(|r| r.core == home).map(|r| r.conn);
@@ -667,7 +807,10 @@ impl WriterState {
     /// current batch is lost; everything reloads from storage on demand).
     pub(super) fn bound_caches(&mut self) {
         if self.convs.len() > CACHE_ENTRIES_MAX {
-            self.convs.clear();
+            // States changed and not yet stored stay: nothing else holds them.
+            let unstored = &self.unstored;
+            self.convs
+                .retain(|(user, c), _| unstored.get(user).is_some_and(|cs| cs.contains(c)));
         }
         if self.settings.len() > CACHE_ENTRIES_MAX {
             self.settings.clear();

@@ -78,7 +78,7 @@ impl WriterState {
             .find(|(owner, _)| *owner == m.sender)
             .map_or(0, |(_, seq)| *seq);
         if m.kind == MessageKind::NORMAL {
-            self.put_origin(&message, batch);
+            self.remember_origin(&message);
         }
         let ack = SendAck {
             client_msg_id: m.client_msg_id,
@@ -148,7 +148,7 @@ impl WriterState {
             let seq = self.next_seq(owner)?;
             let conversation = message.conversation_for(owner);
             let incoming = owner != message.sender && message.kind == MessageKind::NORMAL;
-            let ordinal = self.conv_appended(owner, conversation, seq, incoming)?;
+            let ordinal = self.conv_appended(owner, conversation, seq, incoming, batch)?;
             let meta = RecordMeta { ordinal, storage_flags };
             self.record.clear();
             message.encode_record(owner, meta, &mut self.record);
@@ -162,15 +162,13 @@ impl WriterState {
         Ok(entries)
     }
 
-    /// Remembers who sent a normal message, for the Edits and Deletes that refer to it.
-    fn put_origin(&mut self, message: &StoredMessage, batch: &mut WriteBatch) {
+    /// Remembers who sent a normal message in this batch, for the Edits and Deletes that
+    /// refer to it before it is readable (later ones find the sender's copy in its inbox).
+    fn remember_origin(&mut self, message: &StoredMessage) {
         let origin = MessageOrigin {
             sender: message.sender,
-            group: message.group,
-            recipient: message.recipient,
+            conversation: message.conversation_for(message.sender),
         };
-        let value = keys::le_u64x3(origin.sender, origin.group, origin.recipient);
-        batch.put_cf(self.storage.cf(Cf::Messages), keys::id(message.message_id), value);
         self.batch_messages.insert(message.message_id, origin);
     }
 }
