@@ -12,7 +12,7 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hotline_tests::{assert_dense, payload, payload_number, Client, Durability, LoggedIn, Server};
-use hotline_wire::SendAck;
+use hotline_wire::{Conversation, SendAck};
 
 /// Kill/restart cycles in `make test`.
 const CYCLES_DEFAULT: u32 = 5;
@@ -216,6 +216,24 @@ fn acknowledged_messages_and_cursors_survive_repeated_kill_9() {
             let (tag, n) = payload_number(&m.payload).expect("only test payloads");
             let j: usize = tag[1..].parse().expect("sender tag");
             assert!(n <= senders[j].offered_max, "seed {seed}: a message nobody sent: {m:?}");
+        }
+        // Conversation states (stored in bulk, the rest rebuilt from the inbox after each
+        // kill) match the inbox: the newest seq and the unread count per sender.
+        let mut expected: Vec<(Conversation, u64, u64)> = Vec::new();
+        for m in &inbox {
+            let c = Conversation::Direct(m.sender);
+            match expected.iter_mut().find(|(e, _, _)| *e == c) {
+                Some(e) => *e = (c, m.inbox_seq, e.2 + 1),
+                None => expected.push((c, m.inbox_seq, 1)),
+            }
+        }
+        expected.sort_by_key(|(c, _, _)| c.kind_and_id());
+        let (listed, _) = client.conversations();
+        let listed: Vec<_> = listed.iter().map(|p| (p.conversation, p.last_seq, p.unread)).collect();
+        assert_eq!(listed, expected, "seed {seed}: recipient{i}'s conversations");
+        if let Some(&(c, last, _)) = expected.first() {
+            let read = client.mark_read(c, last).expect("the newest seq is readable");
+            assert_eq!((read.read_seq, read.unread), (last, 0), "seed {seed}");
         }
     }
     for (j, s) in senders.iter().enumerate() {

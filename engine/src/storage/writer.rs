@@ -445,7 +445,14 @@ impl LogWriter {
                 self.release();
                 continue;
             }
-            if self.stop.load(Ordering::SeqCst) && self.queue.is_empty() && !self.busy.load(Ordering::SeqCst) {
+            if self.stop.load(Ordering::SeqCst) && self.queue.is_empty() && self.acquire() {
+                // A clean stop leaves nothing for the next start to replay.
+                let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+                if let Err(e) = state.store_all_convs() {
+                    tracing::warn!("storing conversation states at stop failed (the next start rebuilds them): {e}");
+                }
+                drop(state);
+                self.release();
                 return;
             }
             self.sleeping.store(true, Ordering::SeqCst);
@@ -1622,7 +1629,7 @@ mod tests {
     }
 
     #[test]
-    fn conversation_states_are_stored_per_user_in_bulk_and_read_exactly_before_and_after_a_restart() {
+    fn conversation_states_are_stored_per_user_in_bulk_at_a_bound_and_a_clean_stop_and_read_exactly_meanwhile() {
         let dir = tempfile::tempdir().unwrap();
         let h = Harness::open(dir.path());
         let (a, b, c) = (h.user("a"), h.user("b"), h.user("c"));
@@ -1655,20 +1662,14 @@ mod tests {
         h.close();
 
         let h = Harness::open(dir.path());
-        assert_eq!(
-            conversations(&h, a),
-            expected,
-            "a restart reads the same from the inbox"
-        );
+        assert_eq!(conversations(&h, a), expected);
+        assert_eq!(h.storage.convs_through(a).unwrap(), Some(6), "a clean stop stored them");
         let read = WriteOp::MarkRead {
             user: a,
             conversation: Conversation::Direct(b),
             seq: 5,
         };
-        assert!(
-            h.write(read).0.is_ok(),
-            "the writer knows the unstored newest seq after a restart"
-        );
+        assert!(h.write(read).0.is_ok());
         let stored = h
             .storage
             .stored_conv_state(a, Conversation::Direct(b))
@@ -1679,14 +1680,19 @@ mod tests {
             (5, 0, 5),
             "a read position is stored at once"
         );
-        // a's inbox holds 6 entries past its mark (0): the bound is reached at seq MAX.
-        for id in 0..CONV_STATES_UNSTORED_MAX - 7 {
+        sent(&h, direct_message(a, c, 5));
+        for id in 0..CONV_STATES_UNSTORED_MAX - 2 {
             sent(&h, direct_message(b, a, 100 + id));
         }
-        assert_eq!(h.storage.convs_through(a).unwrap(), Some(0));
+        assert_eq!(h.storage.convs_through(a).unwrap(), Some(6));
+        assert_eq!(
+            conversations(&h, a)[1],
+            (Conversation::Direct(c), 7, 0, 0),
+            "read from the inbox"
+        );
         sent(&h, direct_message(b, a, 99));
         let head = *h.seqs(a).last().unwrap();
-        assert_eq!(head, CONV_STATES_UNSTORED_MAX);
+        assert_eq!(head, 6 + CONV_STATES_UNSTORED_MAX);
         assert_eq!(
             h.storage.convs_through(a).unwrap(),
             Some(head),
@@ -1697,13 +1703,11 @@ mod tests {
             .stored_conv_state(a, Conversation::Direct(b))
             .unwrap()
             .unwrap();
-        assert_eq!((stored.last_seq, stored.unread()), (head, CONV_STATES_UNSTORED_MAX - 6));
+        assert_eq!((stored.last_seq, stored.unread()), (head, CONV_STATES_UNSTORED_MAX - 1));
+        let stored = h.storage.stored_conv_state(a, Conversation::Direct(c)).unwrap();
         assert_eq!(
-            h.storage
-                .stored_conv_state(a, Conversation::Direct(c))
-                .unwrap()
-                .map(|s| s.last_seq),
-            Some(6),
+            stored.map(|s| s.last_seq),
+            Some(7),
             "with every other changed state of the user"
         );
         h.close();

@@ -23,6 +23,9 @@ use crate::storage::{
     Cf, ConvState, MessageOrigin, StorageError, UserScan, CONV_STATES_UNSTORED_MAX, CURSOR_REVOKED, USER_SCAN_DEVICE_ID,
 };
 
+/// Users whose conversation states one write stores at a clean stop.
+const CONV_STATES_STORES_AT_STOP_PER_WRITE: usize = 4_096;
+
 /// A group as the writer knows it: the authority for every membership check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct GroupState {
@@ -280,6 +283,36 @@ impl WriterState {
                 batch.put_cf(cf, keys::conv(user, c), state.encode());
             }
         }
+    }
+
+    /// Stores every changed state not yet stored, with each user's mark, fsynced (at a
+    /// clean stop, so the next start has nothing to replay).
+    pub(super) fn store_all_convs(&mut self) -> Result<(), rocksdb::Error> {
+        let cf = self.storage.cf(Cf::Convs);
+        let users: Vec<u64> = self.unstored.keys().copied().collect();
+        for chunk in users.chunks(CONV_STATES_STORES_AT_STOP_PER_WRITE) {
+            let mut batch = WriteBatch::default();
+            for user in chunk {
+                let Some(counters) = self.users.get(user) else { continue };
+                for &c in self.unstored.get(user).into_iter().flatten() {
+                    if let Some(state) = self.convs.get(&(*user, c)) {
+                        batch.put_cf(cf, keys::conv(*user, c), state.encode());
+                    }
+                }
+                batch.put_cf(cf, keys::convs_mark(*user), counters.inbox_head.to_le_bytes());
+            }
+            let mut opts = rocksdb::WriteOptions::default();
+            opts.set_sync(true);
+            self.storage.db().write_opt(batch, &opts)?;
+            for user in chunk {
+                self.unstored.remove(user);
+                if let Some(c) = self.users.get_mut(user) {
+                    c.convs_through = c.inbox_head;
+                    c.convs_marked = true;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The batch committed: its unstored changes join the writer's, and the users it
