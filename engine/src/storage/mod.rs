@@ -58,6 +58,13 @@ use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, Options, ReadOptions, DB,
 };
 
+/// A map keyed by ids the server hands out (user, group, message, device ids): a fast
+/// hash, with no defence against chosen keys, which these are not. Maps keyed by what a
+/// client chooses (its message ids, usernames) keep the standard library's keyed hash.
+pub type IdMap<K, V> = HashMap<K, V, rustc_hash::FxBuildHasher>;
+/// The set counterpart of [`IdMap`].
+pub type IdSet<K> = std::collections::HashSet<K, rustc_hash::FxBuildHasher>;
+
 /// A column family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cf {

@@ -78,7 +78,9 @@ use hotline_wire::{Conversation, ErrorCode, GroupRole, MessageKind, Persistence,
 use rocksdb::{WriteBatch, WriteOptions};
 
 use super::watermark::Watermark;
-use super::{Cf, ConvState, Durability, MessageOrigin, Refusal, Storage, StorageError, META_MESSAGE_ID_HWM};
+use super::{
+    Cf, ConvState, Durability, IdMap, IdSet, MessageOrigin, Refusal, Storage, StorageError, META_MESSAGE_ID_HWM,
+};
 use crate::limits::GROUP_MEMBERS_MAX_DEFAULT;
 use crate::mailbox::{Completion, Mailbox, Notice, ReplyTo, COMPLETION_QUEUE_ITEMS_MAX};
 use conversations::{GroupState, ScanState};
@@ -674,11 +676,11 @@ struct WriterState {
     hold_fsync: Option<std::path::PathBuf>,
     /// Rate-limits the log lines of failing commits.
     commit_errors: ErrorLog,
-    users: HashMap<u64, UserCounters>,
+    users: IdMap<u64, UserCounters>,
     next_user_id: u64,
     next_message_id: u64,
     // Per-batch overlays: applied on commit, dropped on failure.
-    batch_users: HashMap<u64, UserCounters>,
+    batch_users: IdMap<u64, UserCounters>,
     batch_usernames: HashSet<String>,
     batch_dedup: HashMap<(u64, u64), SendAck>,
     batch_next_user_id: u64,
@@ -688,33 +690,33 @@ struct WriterState {
     /// them, held by [`Self::committed`] until [`Self::answer`].
     replies: Vec<(usize, Completion)>,
     /// Users with a delivery among `replies` in this batch (reused between batches).
-    deferred_users: HashSet<u64>,
+    deferred_users: IdSet<u64>,
     record: Vec<u8>,
     group_members_max: usize,
     conv_states_store_delay_us: u64,
     next_group_id: u64,
     batch_next_group_id: u64,
     /// Group membership, loaded on first use; `batch_groups` holds this batch's changes.
-    groups: HashMap<u64, Arc<GroupState>>,
-    batch_groups: HashMap<u64, Arc<GroupState>>,
+    groups: IdMap<u64, Arc<GroupState>>,
+    batch_groups: IdMap<u64, Arc<GroupState>>,
     /// Per (user, conversation) state; `batch_convs` holds this batch's changes.
-    convs: HashMap<(u64, Conversation), ConvState>,
-    batch_convs: HashMap<(u64, Conversation), ConvState>,
+    convs: IdMap<(u64, Conversation), ConvState>,
+    batch_convs: IdMap<(u64, Conversation), ConvState>,
     /// Conversation states changed past each user's stored mark and not yet stored (all
     /// of them held in `convs`), with when each user comes due; this batch's additions,
     /// the states it must store at once (read positions) and the users it stores.
-    unstored: HashMap<u64, Vec<Conversation>>,
+    unstored: IdMap<u64, Vec<Conversation>>,
     unstored_due: VecDeque<(u64, u64)>,
     batch_unstored: Vec<(u64, Conversation)>,
-    batch_conv_puts: HashSet<(u64, Conversation)>,
+    batch_conv_puts: IdSet<(u64, Conversation)>,
     batch_convs_stored: Vec<u64>,
     /// Direct conversations' persistence by (lower, higher) user id.
-    settings: HashMap<(u64, u64), Persistence>,
-    batch_settings: HashMap<(u64, u64), Persistence>,
+    settings: IdMap<(u64, u64), Persistence>,
+    batch_settings: IdMap<(u64, u64), Persistence>,
     /// Messages written in this batch, for Edits and Deletes of them in the same batch.
-    batch_messages: HashMap<u64, MessageOrigin>,
+    batch_messages: IdMap<u64, MessageOrigin>,
     /// Device cursors and scan positions per user (cleared when a batch fails).
-    scans: HashMap<u64, ScanState>,
+    scans: IdMap<u64, ScanState>,
     /// Notices for each core, pushed after the commit (one completion per core).
     notices: Vec<Vec<Notice>>,
     /// The batch being taken from the queue (reused between batches).
@@ -741,35 +743,35 @@ impl WriterState {
             sync_failed: false,
             hold_fsync: std::env::var_os(FAULT_HOLD_FSYNC_ENV).map(Into::into),
             commit_errors: ErrorLog::default(),
-            users: HashMap::new(),
+            users: IdMap::default(),
             next_user_id,
             next_message_id,
-            batch_users: HashMap::new(),
+            batch_users: IdMap::default(),
             batch_usernames: HashSet::new(),
             batch_dedup: HashMap::new(),
             batch_next_user_id: next_user_id,
             batch_next_message_id: next_message_id,
             out: Vec::new(),
             replies: Vec::new(),
-            deferred_users: HashSet::new(),
+            deferred_users: IdSet::default(),
             record: Vec::with_capacity(1024),
             group_members_max: GROUP_MEMBERS_MAX_DEFAULT,
             conv_states_store_delay_us: CONV_STATES_STORE_DELAY_MS * 1_000,
             next_group_id,
             batch_next_group_id: next_group_id,
-            groups: HashMap::new(),
-            batch_groups: HashMap::new(),
-            convs: HashMap::new(),
-            batch_convs: HashMap::new(),
-            unstored: HashMap::new(),
+            groups: IdMap::default(),
+            batch_groups: IdMap::default(),
+            convs: IdMap::default(),
+            batch_convs: IdMap::default(),
+            unstored: IdMap::default(),
             unstored_due: VecDeque::new(),
             batch_unstored: Vec::new(),
-            batch_conv_puts: HashSet::new(),
+            batch_conv_puts: IdSet::default(),
             batch_convs_stored: Vec::new(),
-            settings: HashMap::new(),
-            batch_settings: HashMap::new(),
-            batch_messages: HashMap::new(),
-            scans: HashMap::new(),
+            settings: IdMap::default(),
+            batch_settings: IdMap::default(),
+            batch_messages: IdMap::default(),
+            scans: IdMap::default(),
             notices: (0..cores).map(|_| Vec::new()).collect(),
             requests: Vec::with_capacity(BATCH_REQUESTS_MAX),
             pending: None,

@@ -6,7 +6,7 @@
 //! (and, on a miss, to storage); writes go to the batch and to the batch overlays, which
 //! reach the caches only if the batch commits.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use hotline_wire::{
@@ -20,7 +20,8 @@ use crate::mailbox::{home_core, Completion, Notice, ReplyTo};
 use crate::storage::keys::{self, pair};
 use crate::storage::record::{decode_meta, decode_record, expired_record, StoredMessage, STORE_UNTIL_DELIVERED};
 use crate::storage::{
-    Cf, ConvState, MessageOrigin, StorageError, UserScan, CONV_STATES_UNSTORED_MAX, CURSOR_REVOKED, USER_SCAN_DEVICE_ID,
+    Cf, ConvState, IdMap, MessageOrigin, StorageError, UserScan, CONV_STATES_UNSTORED_MAX, CURSOR_REVOKED,
+    USER_SCAN_DEVICE_ID,
 };
 
 /// Users whose conversation states one write stores at a clean stop.
@@ -62,7 +63,7 @@ struct ReceiptDue {
 #[derive(Debug, Clone, Default)]
 pub(super) struct ScanState {
     /// Every device with its stored cursor (0: never acked).
-    pub cursors: HashMap<u64, u64>,
+    pub cursors: IdMap<u64, u64>,
     pub scan: UserScan,
     /// The scan positions as stored: a restart resumes scanning from these.
     pub stored: UserScan,
