@@ -8,6 +8,11 @@
 //! browser) is allowed, a browser's is allowed when it is the page's own origin (the
 //! listener that served the page: `Origin` names the `Host` it asked) or on the
 //! configured allow-list (`*` allows any).
+//!
+//! Every response carries the headers a browser needs to keep the page to itself: a
+//! Content-Security-Policy that allows only the page's own script, stylesheet and
+//! WebSocket (no inline code, no framing, no forms posting elsewhere), no sniffing, no
+//! referrer, and, over TLS, Strict-Transport-Security.
 
 use std::io::Write;
 
@@ -38,34 +43,43 @@ pub enum HttpOutcome {
     Responded { status: u16 },
 }
 
-/// Handles the request head at the start of `head`, writing any response to `out`.
-pub fn serve_head(head: &[u8], settings: &WsServerSettings, out: &mut Vec<u8>) -> HttpOutcome {
+/// Handles the request head at the start of `head`, writing any response to `out`;
+/// `secure`: the connection is TLS (responses then ask browsers to stay on TLS).
+pub fn serve_head(head: &[u8], settings: &WsServerSettings, secure: bool, out: &mut Vec<u8>) -> HttpOutcome {
     let (consumed, request) = match Request::try_parse(head) {
         Ok(Some(parsed)) => parsed,
         Ok(None) if head.len() > HTTP_HEAD_BYTES_MAX => {
-            return respond_error(out, 431, "Request Header Fields Too Large")
+            return respond_error(out, secure, 431, "Request Header Fields Too Large")
         }
         Ok(None) => return HttpOutcome::NeedMore,
-        Err(_) => return respond_error(out, 400, "Bad Request"),
+        Err(_) => return respond_error(out, secure, 400, "Bad Request"),
     };
     if !is_upgrade(&request) {
         let path = request.uri().path();
         return match settings.files.and_then(|files| files(path)) {
-            Some(file) => respond(out, 200, "OK", file.content_type, file.body),
-            None => respond_error(out, 404, "Not Found"),
+            Some(file) => respond(out, secure, 200, "OK", file.content_type, file.body),
+            None => respond_error(out, secure, 404, "Not Found"),
         };
     }
     if !origin_allowed(&request, &settings.origins_allowed) {
-        return respond_error(out, 403, "Forbidden");
+        return respond_error(out, secure, 403, "Forbidden");
     }
     match create_response(&request) {
         Ok(response) => match write_response(&mut *out, &response) {
             Ok(()) => HttpOutcome::Upgraded { consumed },
-            Err(_) => respond_error(out, 500, "Internal Server Error"),
+            Err(_) => respond_error(out, secure, 500, "Internal Server Error"),
         },
-        Err(_) => respond_error(out, 400, "Bad Request"),
+        Err(_) => respond_error(out, secure, 400, "Bad Request"),
     }
 }
+
+/// What every response allows a browser: the page's own script and stylesheet, a
+/// WebSocket back to where the page came from, nothing inline, no framing, no form posts.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+     connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/// How long (s) a browser that reached the page over TLS keeps to TLS for this host.
+pub const HSTS_MAX_AGE_S: u32 = 31_536_000;
 
 fn is_upgrade(request: &Request) -> bool {
     request
@@ -94,21 +108,35 @@ pub fn origin_allowed(request: &Request, origins_allowed: &[String]) -> bool {
     matches!((origin_host, host), (Some(o), Some(h)) if o.eq_ignore_ascii_case(h))
 }
 
-fn respond(out: &mut Vec<u8>, status: u16, reason: &str, content_type: &str, body: &[u8]) -> HttpOutcome {
+fn respond(out: &mut Vec<u8>, secure: bool, status: u16, reason: &str, content_type: &str, body: &[u8]) -> HttpOutcome {
     // Writing to a Vec cannot fail.
     let _ = write!(
         out,
         "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
-         Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n",
+         Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n\
+         Content-Security-Policy: {CONTENT_SECURITY_POLICY}\r\nX-Frame-Options: DENY\r\n\
+         Referrer-Policy: no-referrer\r\nCross-Origin-Opener-Policy: same-origin\r\n\
+         Cross-Origin-Resource-Policy: same-origin\r\n",
         body.len()
     );
+    if secure {
+        let _ = write!(out, "Strict-Transport-Security: max-age={HSTS_MAX_AGE_S}\r\n");
+    }
+    out.extend_from_slice(b"Connection: close\r\n\r\n");
     out.extend_from_slice(body);
     HttpOutcome::Responded { status }
 }
 
-fn respond_error(out: &mut Vec<u8>, status: u16, reason: &str) -> HttpOutcome {
+fn respond_error(out: &mut Vec<u8>, secure: bool, status: u16, reason: &str) -> HttpOutcome {
     let body = format!("{status} {reason}\n");
-    respond(out, status, reason, "text/plain; charset=utf-8", body.as_bytes())
+    respond(
+        out,
+        secure,
+        status,
+        reason,
+        "text/plain; charset=utf-8",
+        body.as_bytes(),
+    )
 }
 
 #[cfg(test)]
@@ -145,7 +173,7 @@ mod tests {
         let mut out = Vec::new();
         let head = upgrade(None);
         assert_eq!(
-            serve_head(&head, &settings(&[]), &mut out),
+            serve_head(&head, &settings(&[]), false, &mut out),
             HttpOutcome::Upgraded { consumed: head.len() }
         );
         let text = String::from_utf8(out).expect("ascii response");
@@ -159,20 +187,20 @@ mod tests {
         let mut out = Vec::new();
         let same = upgrade(Some("http://127.0.0.1:7701"));
         assert!(matches!(
-            serve_head(&same, &settings(&[]), &mut out),
+            serve_head(&same, &settings(&[]), false, &mut out),
             HttpOutcome::Upgraded { .. }
         ));
         let evil = upgrade(Some("http://evil.example"));
         assert_eq!(
-            serve_head(&evil, &settings(&[]), &mut out),
+            serve_head(&evil, &settings(&[]), false, &mut out),
             HttpOutcome::Responded { status: 403 }
         );
         assert!(matches!(
-            serve_head(&evil, &settings(&["http://evil.example"]), &mut out),
+            serve_head(&evil, &settings(&["http://evil.example"]), false, &mut out),
             HttpOutcome::Upgraded { .. }
         ));
         assert!(matches!(
-            serve_head(&evil, &settings(&["*"]), &mut out),
+            serve_head(&evil, &settings(&["*"]), false, &mut out),
             HttpOutcome::Upgraded { .. }
         ));
     }
@@ -182,23 +210,55 @@ mod tests {
         let mut out = Vec::new();
         let get = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
         assert_eq!(
-            serve_head(get, &settings(&[]), &mut out),
+            serve_head(get, &settings(&[]), false, &mut out),
             HttpOutcome::Responded { status: 200 }
         );
         assert!(out.ends_with(b"<p>hi</p>"));
         let missing = b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n";
         assert_eq!(
-            serve_head(missing, &settings(&[]), &mut Vec::new()),
+            serve_head(missing, &settings(&[]), false, &mut Vec::new()),
             HttpOutcome::Responded { status: 404 }
         );
         assert_eq!(
-            serve_head(b"GET / HTTP/1.1\r\nHo", &settings(&[]), &mut Vec::new()),
+            serve_head(b"GET / HTTP/1.1\r\nHo", &settings(&[]), false, &mut Vec::new()),
             HttpOutcome::NeedMore
         );
         let huge = vec![b'a'; HTTP_HEAD_BYTES_MAX + 1];
         assert!(matches!(
-            serve_head(&huge, &settings(&[]), &mut Vec::new()),
+            serve_head(&huge, &settings(&[]), false, &mut Vec::new()),
             HttpOutcome::Responded { status: 400 | 431 }
         ));
+    }
+
+    #[test]
+    fn every_response_keeps_the_page_to_itself_and_over_tls_asks_to_stay_on_tls() {
+        let get = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+        let missing = b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n";
+        for (head, secure) in [
+            (&get[..], false),
+            (&get[..], true),
+            (&missing[..], false),
+            (&missing[..], true),
+        ] {
+            let mut out = Vec::new();
+            serve_head(head, &settings(&[]), secure, &mut out);
+            let text = String::from_utf8_lossy(&out);
+            let (headers, _) = text.split_once("\r\n\r\n").expect("a complete head");
+            for expected in [
+                "Content-Security-Policy: default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self';",
+                "frame-ancestors 'none'",
+                "X-Content-Type-Options: nosniff",
+                "X-Frame-Options: DENY",
+                "Referrer-Policy: no-referrer",
+            ] {
+                assert!(headers.contains(expected), "{expected:?} missing from {headers}");
+            }
+            assert_eq!(
+                headers.contains("Strict-Transport-Security: max-age=31536000"),
+                secure,
+                "HSTS only over TLS: {headers}"
+            );
+            assert!(!headers.contains("unsafe-inline"));
+        }
     }
 }

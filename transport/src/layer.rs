@@ -306,12 +306,13 @@ impl Layer {
             frames.extend_from_slice(data);
             return Ok(());
         };
+        let secure = self.tls.is_some();
         let mut down = std::mem::take(&mut self.down);
         down.clear();
         let result = match phase {
             WsPhase::ServerHead { head, settings } => {
                 head.extend_from_slice(data);
-                match serve_head(head, settings, &mut down) {
+                match serve_head(head, settings, secure, &mut down) {
                     HttpOutcome::NeedMore => Ok(()),
                     HttpOutcome::Upgraded { consumed } => {
                         let early = head.split_off(consumed);

@@ -1,7 +1,9 @@
 //! rustls configurations: a server's from PEM files, a client's that trusts one certificate.
 //!
 //! The crypto provider is `ring` (a small C/assembly build, no cmake); protocol versions
-//! are rustls' safe defaults (TLS 1.3 and 1.2).
+//! are rustls' safe defaults (TLS 1.3 and 1.2). The server picks the cipher suite by its
+//! own order (AEADs only, the strongest first), not the client's, so a client that prefers
+//! a weaker suite does not get it (`scripts/tls-audit` checks this with testssl.sh).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -51,12 +53,13 @@ pub fn server_config(cert_path: &Path, key_path: &Path) -> Result<Arc<ServerConf
         path: key_path.display().to_string(),
         why: e.to_string(),
     })?;
-    let config = ServerConfig::builder_with_provider(provider())
+    let mut config = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(TlsConfigError::Identity)?
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .map_err(TlsConfigError::Identity)?;
+    config.ignore_client_order = true;
     Ok(Arc::new(config))
 }
 
@@ -86,4 +89,31 @@ pub type ClientTls = (Arc<ClientConfig>, ServerName<'static>);
 pub fn client_trusting(ca: &Path, name: &str) -> Result<ClientTls, TlsConfigError> {
     let roots = load_certificates(ca)?;
     Ok((client_config(&roots)?, server_name(name)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    #[test]
+    fn the_server_chooses_the_cipher_suite_by_its_own_order_from_aeads_only() {
+        let testdata = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata");
+        let config =
+            server_config(&testdata.join("cert.pem"), &testdata.join("key.pem")).expect("test certificate loads");
+        assert!(
+            config.ignore_client_order,
+            "the client's preference does not pick the suite"
+        );
+        let suites = &config.crypto_provider().cipher_suites;
+        assert!(!suites.is_empty());
+        for suite in suites {
+            let name = format!("{:?}", suite.suite());
+            assert!(
+                name.contains("GCM") || name.contains("CHACHA20_POLY1305"),
+                "{name} is not an AEAD suite"
+            );
+        }
+    }
 }

@@ -128,9 +128,18 @@ test("two users chat in the browser, both ways; history survives a reload; read 
   const alice = await (await browser.newContext()).newPage();
   const bob = await (await browser.newContext()).newPage();
   const errors = [];
-  for (const page of [alice, bob]) page.on("pageerror", (e) => errors.push(e.message));
+  // Script errors, and console errors (where Chromium reports what the page's
+  // Content-Security-Policy refused: an inline style or script would land here).
+  const watch = (page) => {
+    page.on("pageerror", (e) => errors.push(e.message));
+    page.on("console", (m) => m.type() === "error" && errors.push(m.text()));
+  };
+  for (const page of [alice, bob]) watch(page);
 
   const aliceId = await register(alice, server.url, "alice");
+  // The stylesheet is a file of its own, allowed by the policy: it applied.
+  const headerColor = await alice.evaluate(() => getComputedStyle(document.querySelector("header")).backgroundColor);
+  assert.equal(headerColor, "rgb(31, 59, 87)", "app.css applied under the Content-Security-Policy");
   const bobId = await register(bob, server.url, "bob");
   assert.notEqual(aliceId, bobId);
 
@@ -165,7 +174,7 @@ test("two users chat in the browser, both ways; history survives a reload; read 
   // Read positions are the server's: bob's second device (a fresh browser, new device)
   // starts with nothing unread, since bob read the conversation on his first device...
   const bob2 = await (await browser.newContext()).newPage();
-  bob2.on("pageerror", (e) => errors.push(e.message));
+  watch(bob2);
   await logIn(bob2, server.url, "bob");
   await bob2.waitForSelector(`.conv[data-peer="${aliceId}"]`, { timeout: WAIT_MS });
   await waitForUnread(bob2, aliceId, "");
@@ -182,5 +191,5 @@ test("two users chat in the browser, both ways; history survives a reload; read 
   await bob2.waitForSelector(`.conv[data-peer="${aliceId}"][data-last-seq="${seq}"]`, { timeout: WAIT_MS });
   await waitForUnread(bob2, aliceId, "");
   await bob2.screenshot({ path: join(artifacts, "bob-second-device.png") });
-  assert.deepEqual(errors, [], "no script errors on any page");
+  assert.deepEqual(errors, [], "no script errors or refused resources on any page");
 });
