@@ -50,6 +50,8 @@ pub struct ServeConfig {
     pub abuse: crate::abuse::AbuseLimits,
     /// Where the Prometheus text endpoint listens; `None`: off.
     pub metrics_listen: Option<SocketAddr>,
+    /// The bearer token a scrape must present; `None`: the endpoint is open.
+    pub metrics_token: Option<String>,
     /// How long messages keep their payload.
     pub retention: RetentionConfig,
     /// The integration API and webhooks.
@@ -122,6 +124,8 @@ pub fn parse_retention_override(s: &str) -> Result<(RetentionKey, f64), String> 
 
 /// Default address of the Prometheus endpoint (loopback: it is not authenticated).
 pub const METRICS_LISTEN_DEFAULT: &str = "127.0.0.1:9700";
+/// Shortest `--metrics-token` accepted.
+pub const METRICS_TOKEN_BYTES_MIN: usize = 16;
 
 /// A `--config` file that cannot be read as settings.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -241,6 +245,17 @@ fn invalid(key: &'static str, value: String, why: &'static str) -> Result<(), Co
 impl ServeConfig {
     /// Checks how the limits relate; the first violation names the key, value and reason.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self
+            .metrics_token
+            .as_ref()
+            .is_some_and(|t| t.len() < METRICS_TOKEN_BYTES_MIN)
+        {
+            return Err(ConfigError::Invalid {
+                key: "metrics_token",
+                value: "(hidden)".into(),
+                why: format!("at least {METRICS_TOKEN_BYTES_MIN} characters").into(),
+            });
+        }
         self.validate_limits()?;
         self.validate_integration()?;
         self.validate_transport()
@@ -400,6 +415,7 @@ pub(crate) fn test_config() -> ServeConfig {
         group_members_max: GROUP_MEMBERS_MAX_DEFAULT,
         transport: TransportConfig::default(),
         metrics_listen: None,
+        metrics_token: None,
         retention: RetentionConfig {
             sweep_interval_ms: RETENTION_SWEEP_INTERVAL_MS_DEFAULT,
             ..RetentionConfig::default()

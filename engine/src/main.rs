@@ -332,9 +332,13 @@ struct ServeArgs {
     #[arg(long, env = "HOTLINE_WEB")]
     web: bool,
     /// Address of the Prometheus text endpoint (`GET /metrics`), or `off`. Port 0 picks a
-    /// free port. Keep it on loopback or a private network: it is not authenticated.
+    /// free port. Keep it on loopback or a private network, or set --metrics-token.
     #[arg(long, env = "HOTLINE_METRICS_LISTEN", default_value = METRICS_LISTEN_DEFAULT, value_parser = parse_listen_or_off)]
     metrics_listen: ListenOrOff,
+    /// A bearer token (at least 16 characters) every scrape must send
+    /// (`Authorization: Bearer TOKEN`; others get 401). Empty: the endpoint is open.
+    #[arg(long, env = "HOTLINE_METRICS_TOKEN", default_value = "", hide_env_values = true)]
+    metrics_token: String,
     /// Days (fractions allowed) after which a message loses its payload, leaving an
     /// `Expired` stub in each inbox; 0 keeps everything forever.
     #[arg(long, env = "HOTLINE_RETENTION_DAYS", default_value_t = 0.0)]
@@ -519,7 +523,7 @@ fn render_config(global: &clap::ArgMatches, serve: &clap::ArgMatches) -> String 
             "ws_allowed_origins" | "retention_conversations" | "api_tokens" | "webhook_users"
         );
         // Secrets are never printed; the line says they are set.
-        let secret = matches!(id, "api_tokens" | "webhook_secret");
+        let secret = matches!(id, "api_tokens" | "webhook_secret" | "metrics_token");
         match values.as_slice() {
             many if secret && many.iter().any(|v| !v.is_empty()) => {
                 out.push_str(&format!("# {id} is set (not shown)\n"))
@@ -606,6 +610,7 @@ fn serve_config(a: ServeArgs) -> ServeConfig {
             registrations_per_ip_per_hour: a.abuse.registrations_per_ip_per_hour,
         },
         metrics_listen: a.metrics_listen.0,
+        metrics_token: (!a.metrics_token.is_empty()).then_some(a.metrics_token),
         integration: hotline_engine::integration::IntegrationConfig {
             api_listen: a.api_listen.0,
             api_tokens: a.api_tokens,

@@ -447,13 +447,54 @@ fn answer(mut stream: TcpStream, shared: &Shared, storage: &Storage) -> std::io:
     if path != b"/metrics" {
         return respond(&mut stream, "404 Not Found", "text/plain", "try /metrics\n");
     }
+    if let Some(token) = &shared.config.metrics_token {
+        if !bearer_matches(&head, token) {
+            return respond_with(
+                &mut stream,
+                "401 Unauthorized",
+                "WWW-Authenticate: Bearer realm=\"hotline metrics\"\r\n",
+                "text/plain",
+                "a bearer token is required (--metrics-token)\n",
+            );
+        }
+    }
     let body = render(shared, storage);
     respond(&mut stream, "200 OK", "text/plain; version=0.0.4", &body)
 }
 
+/// Whether the request head carries `Authorization: Bearer TOKEN` with this token; the
+/// comparison takes the same time wherever the first difference is (SHA-256 of both sides).
+fn bearer_matches(head: &[u8], token: &str) -> bool {
+    use sha2::{Digest, Sha256};
+    let text = String::from_utf8_lossy(head);
+    let presented = text.lines().find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        if !name.trim().eq_ignore_ascii_case("authorization") {
+            return None;
+        }
+        let (scheme, credentials) = value.trim().split_once(' ')?;
+        scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| credentials.trim().to_owned())
+    });
+    let Some(presented) = presented else { return false };
+    let (a, b) = (Sha256::digest(presented.as_bytes()), Sha256::digest(token.as_bytes()));
+    a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 fn respond(stream: &mut TcpStream, status: &str, content_type: &str, body: &str) -> std::io::Result<()> {
+    respond_with(stream, status, "", content_type, body)
+}
+
+fn respond_with(
+    stream: &mut TcpStream,
+    status: &str,
+    extra_headers: &str,
+    content_type: &str,
+    body: &str,
+) -> std::io::Result<()> {
     let head = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 {status}\r\n{extra_headers}Content-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
     stream.write_all(head.as_bytes())?;

@@ -44,6 +44,8 @@ fn flags_beat_environment_beat_the_file_and_print_round_trips() {
             "http://127.0.0.1:9/h",
             "--webhook-secret",
             "do-not-print-this-secret",
+            "--metrics-token",
+            "nor-this-metrics-token",
         ],
         &[("HOTLINE_GROUP_MEMBERS_MAX", "11"), ("HOTLINE_IDLE_TIMEOUT_MS", "7000")],
     );
@@ -56,11 +58,12 @@ fn flags_beat_environment_beat_the_file_and_print_round_trips() {
         "ws_allowed_origins = [\"https://a.example\"]\n",
         "metrics_listen = \"127.0.0.1:9700\"\n",
         "# webhook_secret is set (not shown)\n",
+        "# metrics_token is set (not shown)\n",
     ] {
         assert!(out.contains(line), "missing {line:?} in:\n{out}");
     }
     assert!(
-        !out.contains("do-not-print-this-secret"),
+        !out.contains("do-not-print-this-secret") && !out.contains("nor-this-metrics-token"),
         "a secret was printed:\n{out}"
     );
     let printed = dir.path().join("printed.toml");
@@ -68,7 +71,10 @@ fn flags_beat_environment_beat_the_file_and_print_round_trips() {
     // Secrets are left out of the print: they come back from the environment.
     let (code, again, err) = config_print(
         &["--config", printed.to_str().expect("utf-8")],
-        &[("HOTLINE_WEBHOOK_SECRET", "do-not-print-this-secret")],
+        &[
+            ("HOTLINE_WEBHOOK_SECRET", "do-not-print-this-secret"),
+            ("HOTLINE_METRICS_TOKEN", "nor-this-metrics-token"),
+        ],
     );
     assert_eq!(code, Some(0), "stderr: {err}");
     assert_eq!(again, out, "printing the printed configuration changed it");
@@ -116,6 +122,54 @@ fn an_invalid_configuration_names_the_key_the_value_and_why() {
     let (code, _, err) = config_print(&[], &[("HOTLINE_SYNC_PAGE_MESSAGES_MAX", "0")]);
     assert_eq!(code, Some(2));
     assert!(err.contains("sync_page_messages_max = 0"), "{err}");
+}
+
+/// With `--metrics-token`, only a scrape bearing the token gets the counters: none, a wrong
+/// one, another scheme and a prefix of it get `401` with `WWW-Authenticate`; a token too
+/// short is refused at start.
+#[test]
+fn with_a_metrics_token_only_a_scrape_bearing_it_gets_the_counters() {
+    const TOKEN: &str = "metrics-token-0123456789";
+    let server = Server::options().arg("--metrics-token").arg(TOKEN).start();
+    let addr = server.metrics_addr();
+    for refused in [
+        None,
+        Some("Bearer wrong-token-0123456789".to_owned()),
+        Some(format!("Basic {TOKEN}")),
+        Some(format!("Bearer {}", &TOKEN[..TOKEN.len() - 1])),
+    ] {
+        let (status, head, _) = http_request(addr, "/metrics", refused.as_deref());
+        assert!(status.contains(" 401 "), "{refused:?}: {status}");
+        assert!(head.contains("WWW-Authenticate: Bearer"), "{head}");
+    }
+    let (status, _, body) = http_request(addr, "/metrics", Some(&format!("Bearer {TOKEN}")));
+    assert!(status.contains(" 200 "), "{status}");
+    assert!(body.contains("hotline_messages_sent_total"), "{body}");
+    let (status, _, _) = http_request(addr, "/metrics", Some(&format!("bearer  {TOKEN}")));
+    assert!(status.contains(" 200 "), "the scheme is case-insensitive: {status}");
+
+    let (code, _, err) = config_print(&["--metrics-token", "short"], &[]);
+    assert_ne!(code, Some(0));
+    assert!(err.contains("metrics_token") && !err.contains("short"), "{err}");
+}
+
+/// `GET path` with an optional `Authorization` value: (status line, head, body).
+fn http_request(addr: std::net::SocketAddr, path: &str, authorization: Option<&str>) -> (String, String, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect to the metrics endpoint");
+    let auth = authorization
+        .map(|a| format!("Authorization: {a}\r\n"))
+        .unwrap_or_default();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read the response");
+    let (head, body) = response.split_once("\r\n\r\n").expect("a complete head");
+    let status = head.lines().next().unwrap_or_default().to_owned();
+    (status, head.to_owned(), body.to_owned())
 }
 
 /// Counters move as traffic flows: connections per core, logins, frames by type, sent
@@ -212,6 +266,47 @@ fn the_sample_config_is_valid_and_documents_every_key() {
             "the sample config does not document `{key}`"
         );
     }
+}
+
+/// The admin socket is the server's user's alone: another local user (`nobody`), who can
+/// reach the socket file (the data directory made traversable for the test), cannot
+/// connect, while the server's own user runs commands through it.
+#[test]
+#[ignore = "needs root (connects as another user)"]
+fn another_local_user_cannot_use_the_admin_socket() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    const NOBODY: u32 = 65_534;
+    let server = Server::start();
+    let socket = server.data_dir().join("admin.sock");
+    let mode = std::fs::metadata(&socket)
+        .expect("the admin socket exists")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "socket mode {mode:o}");
+    std::fs::set_permissions(server.data_dir(), std::fs::Permissions::from_mode(0o711))
+        .expect("make the data directory traversable");
+    let (ok, out, err) = admin(&server, &["stats"], "");
+    assert!(ok && !out.is_empty(), "the server's own user is served: {err}");
+
+    let probe = "import socket, sys\n\
+                 s = socket.socket(socket.AF_UNIX)\n\
+                 try:\n    s.connect(sys.argv[1])\nexcept PermissionError:\n    sys.exit(13)\n\
+                 s.sendall(b'stats\\n')\nprint(s.recv(100))";
+    let out = Command::new("python3")
+        .args(["-c", probe])
+        .arg(&socket)
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .output()
+        .expect("run python3 as nobody");
+    assert_eq!(
+        out.status.code(),
+        Some(13),
+        "nobody connected to the admin socket: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// `hotline ARGS...` to completion: (success, stdout, stderr).
