@@ -1,7 +1,7 @@
 #!/bin/bash
 # split.sh: the server's samples in /tmp/smoke/perf.data by owner (kernel, RocksDB, Hotline, ...)
 cd /tmp/smoke && perf report -i perf.data --no-children --sort dso,sym --stdio 2>/dev/null | grep -E '^ +[0-9]' > all.txt
-awk '{pct=$1; sub("%","",pct); dso=$2; line=$0; cat="other-user";
+awk '$1 ~ /%$/ {pct=$1; sub("%","",pct); dso=$2; line=$0; cat="other-user";
 if (dso ~ /kernel/) cat="kernel"; else if (dso ~ /libc/) cat="libc (mem*, etc.)"; else if (dso ~ /vdso/) cat="vdso (clock)"; else if (dso ~ /stdc/) cat="libstdc++";
 else if (line ~ /rocksdb|crc32c|InlineSkipList/) cat="RocksDB";
 else if (line ~ /hotline_engine|hotline_wire|hotline_transport/) cat="Hotline";
