@@ -705,7 +705,7 @@ struct WriterState {
     /// Conversation states changed past each user's stored mark and not yet stored (all
     /// of them held in `convs`), with when each user comes due; this batch's additions,
     /// the states it must store at once (read positions) and the users it stores.
-    unstored: IdMap<u64, Vec<Conversation>>,
+    unstored: IdMap<u64, IdSet<Conversation>>,
     unstored_due: VecDeque<(u64, u64)>,
     batch_unstored: Vec<(u64, Conversation)>,
     batch_conv_puts: IdSet<(u64, Conversation)>,
@@ -1616,7 +1616,7 @@ mod tests {
 
     /// `user`'s conversations as a reader sees them: (conversation, last seq, unread, read seq).
     fn conversations(h: &Harness, user: u64) -> Vec<(Conversation, u64, u64, u64)> {
-        let (page, more) = h.storage.conv_states(user, None, 100).unwrap();
+        let (page, more) = h.storage.conv_states(user, None, 1_000).unwrap();
         assert!(!more);
         page.iter()
             .map(|p| (p.conversation, p.last_seq, p.unread, p.read_seq))
@@ -1735,6 +1735,39 @@ mod tests {
             let stored = h.storage.stored_conv_state(user, Conversation::Direct(a + b - user));
             assert_eq!(stored.unwrap().map(|s| s.last_seq), Some(2));
         }
+        h.close();
+    }
+
+    #[test]
+    fn a_user_in_hundreds_of_conversations_has_each_state_exact_stored_or_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = Harness::open(dir.path());
+        let bot = h.user("bot");
+        let others: Vec<u64> = (0..300).map(|i| h.user(&format!("u{i}"))).collect();
+        // Submitted together, so the writer takes them in few, large batches.
+        for (i, &o) in others.iter().enumerate() {
+            let op = direct_message(bot, o, i as u64 + 1);
+            h.writer.submit(WriteRequest { reply: reply(1), op }).unwrap();
+        }
+        sent(&h, direct_message(others[0], bot, 1));
+        let head = *h.seqs(bot).last().unwrap();
+        assert_eq!(head, 301);
+        assert!(
+            h.storage.convs_through(bot).unwrap().unwrap() >= 256,
+            "past the bound, stored"
+        );
+        let expected: Vec<_> = others
+            .iter()
+            .enumerate()
+            .map(|(i, &o)| {
+                let last = if i == 0 { 301 } else { i as u64 + 1 };
+                (Conversation::Direct(o), last, u64::from(i == 0), 0)
+            })
+            .collect();
+        assert_eq!(conversations(&h, bot), expected);
+        h.close();
+        let h = Harness::open(dir.path());
+        assert_eq!(conversations(&h, bot), expected, "after a restart");
         h.close();
     }
 

@@ -20,7 +20,7 @@ use crate::mailbox::{home_core, Completion, Notice, ReplyTo};
 use crate::storage::keys::{self, pair};
 use crate::storage::record::{decode_meta, decode_record, expired_record, StoredMessage, STORE_UNTIL_DELIVERED};
 use crate::storage::{
-    Cf, ConvState, IdMap, MessageOrigin, StorageError, UserScan, CONV_STATES_UNSTORED_MAX, CURSOR_REVOKED,
+    Cf, ConvState, IdMap, IdSet, MessageOrigin, StorageError, UserScan, CONV_STATES_UNSTORED_MAX, CURSOR_REVOKED,
     USER_SCAN_DEVICE_ID,
 };
 
@@ -204,7 +204,7 @@ impl WriterState {
         let unstored = self.unstored.entry(user).or_insert_with(|| {
             self.unstored_due
                 .push_back((now_us() + self.conv_states_store_delay_us, user));
-            Vec::new()
+            IdSet::default()
         });
         for (conversation, (seq, ordinal)) in changes {
             let key = (user, conversation);
@@ -213,9 +213,7 @@ impl WriterState {
                 None => self.storage.stored_conv_state(user, conversation)?.unwrap_or_default(),
             };
             self.convs.insert(key, state.apply(seq, ordinal));
-            if !unstored.contains(&conversation) {
-                unstored.push(conversation);
-            }
+            unstored.insert(conversation);
         }
         Ok(())
     }
@@ -237,11 +235,13 @@ impl WriterState {
     /// [`CONV_STATES_STORES_PER_COMMIT_MAX`] of those), with the user's new mark.
     pub(super) fn put_convs(&mut self, batch: &mut WriteBatch, now_us: u64) {
         let cf = self.storage.cf(Cf::Convs);
+        // Users to store, in order, and as a set (a big batch may name thousands).
         let mut users: Vec<u64> = Vec::new();
+        let mut chosen: IdSet<u64> = IdSet::default();
         for &(user, _) in &self.batch_unstored {
             let c = self.batch_users.get(&user).or_else(|| self.users.get(&user));
             let past = c.is_some_and(|c| c.inbox_head - c.convs_through >= CONV_STATES_UNSTORED_MAX);
-            if past && !users.contains(&user) {
+            if past && chosen.insert(user) {
                 users.push(user);
             }
         }
@@ -251,21 +251,24 @@ impl WriterState {
                 break;
             }
             self.unstored_due.pop_front();
-            if self.unstored.contains_key(&user) && !users.contains(&user) {
+            if self.unstored.contains_key(&user) && chosen.insert(user) {
                 users.push(user);
                 due += 1;
+            }
+        }
+        // This batch's changes of the chosen users, by user.
+        let mut changed: IdMap<u64, Vec<Conversation>> = IdMap::default();
+        for &(u, c) in &self.batch_unstored {
+            if chosen.contains(&u) {
+                changed.entry(u).or_default().push(c);
             }
         }
         for &user in &users {
             let Some(counters) = self.batch_users.get(&user).or_else(|| self.users.get(&user)).copied() else {
                 continue;
             };
-            let mut conversations: Vec<Conversation> = self.unstored.get(&user).cloned().unwrap_or_default();
-            for &(u, c) in &self.batch_unstored {
-                if u == user && !conversations.contains(&c) {
-                    conversations.push(c);
-                }
-            }
+            let mut conversations: IdSet<Conversation> = self.unstored.get(&user).cloned().unwrap_or_default();
+            conversations.extend(changed.remove(&user).unwrap_or_default());
             for c in conversations {
                 let key = (user, c);
                 if let Some(state) = self.batch_convs.get(&key).or_else(|| self.convs.get(&key)) {
@@ -323,11 +326,9 @@ impl WriterState {
             let unstored = self.unstored.entry(user).or_insert_with(|| {
                 let due = now_us() + self.conv_states_store_delay_us;
                 self.unstored_due.push_back((due, user));
-                Vec::new()
+                IdSet::default()
             });
-            if !unstored.contains(&conversation) {
-                unstored.push(conversation);
-            }
+            unstored.insert(conversation);
         }
         for user in self.batch_convs_stored.drain(..) {
             self.unstored.remove(&user);
