@@ -7,7 +7,7 @@
 //! [`HelperOutcome`], or with the [`Refusal`] a write would give: the client's mistake or a
 //! storage failure (logged, answered `StorageUnavailable`).
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -24,6 +24,10 @@ use crate::storage::{InboxPage, Refusal, Storage, StorageError};
 pub(crate) const HELPER_QUEUE_JOBS_MAX: usize = 4_096;
 /// How long a helper keeps retrying a full writer queue before answering `Overloaded`.
 const WRITER_FULL_RETRY_MS: u64 = 1_000;
+/// Fault injection for the fault tests (`tests/tests/faults.rs`): a password login of the
+/// username this variable names panics inside its helper. Read once at start; unset in
+/// production, where it costs one comparison per password login.
+pub(crate) const FAULT_HELPER_PANIC_ENV: &str = "HOTLINE_FAULT_HELPER_PANIC_USERNAME";
 /// How long a read waits for the group commits it may have seen to be fsynced (one fsync
 /// normally, well under a millisecond to a few); past it the log is failing and the read
 /// answers `StorageUnavailable`.
@@ -134,6 +138,8 @@ pub struct HelperPool {
     lock: Mutex<()>,
     wake: Condvar,
     stop: AtomicBool,
+    /// Jobs that panicked (each answered `Internal`; the helper went on).
+    panics: AtomicU64,
 }
 
 impl HelperPool {
@@ -152,11 +158,32 @@ impl HelperPool {
         self.queue.len()
     }
 
+    /// Jobs that panicked since start (a counter).
+    pub fn panics(&self) -> u64 {
+        self.panics.load(Ordering::Relaxed)
+    }
+
     /// Asks every helper to finish its queue and exit.
     pub fn stop(&self) {
         self.stop.store(true, Ordering::SeqCst);
         let _guard = self.lock.lock();
         self.wake.notify_all();
+    }
+}
+
+impl HelperJob {
+    /// Where the job's answer goes.
+    fn reply(&self) -> ReplyTo {
+        match self {
+            HelperJob::Register { reply, .. }
+            | HelperJob::PasswordLogin { reply, .. }
+            | HelperJob::TokenLogin { reply, .. }
+            | HelperJob::ReadInbox { reply, .. }
+            | HelperJob::GroupMembers { reply, .. }
+            | HelperJob::MyGroups { reply, .. }
+            | HelperJob::Conversations { reply, .. }
+            | HelperJob::PresenceCheck { reply, .. } => *reply,
+        }
     }
 }
 
@@ -173,7 +200,9 @@ pub(crate) fn spawn(
         lock: Mutex::new(()),
         wake: Condvar::new(),
         stop: AtomicBool::new(false),
+        panics: AtomicU64::new(0),
     });
+    let fault_panic_username = std::env::var(FAULT_HELPER_PANIC_ENV).ok().filter(|u| !u.is_empty());
     let mut handles = Vec::with_capacity(threads);
     for i in 0..threads.max(1) {
         let worker = Worker {
@@ -181,6 +210,7 @@ pub(crate) fn spawn(
             storage: storage.clone(),
             writer: writer.clone(),
             mailboxes: mailboxes.clone(),
+            fault_panic_username: fault_panic_username.clone(),
         };
         handles.push(
             thread::Builder::new()
@@ -196,13 +226,32 @@ struct Worker {
     storage: Arc<Storage>,
     writer: Arc<LogWriter>,
     mailboxes: Arc<[Mailbox]>,
+    /// [`FAULT_HELPER_PANIC_ENV`]'s username, if set.
+    fault_panic_username: Option<String>,
 }
 
 impl Worker {
     fn run(&self) {
         loop {
             if let Some(job) = self.pool.queue.pop() {
-                self.run_job(job);
+                // A job that panics (a bug, or a storage library's assertion) answers its
+                // requester `Internal` and costs nothing else: the helper, the pool and the
+                // other requests go on. Helpers keep no state across jobs, so nothing is
+                // left half-changed.
+                let reply = job.reply();
+                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run_job(job)));
+                if let Err(panic) = ran {
+                    self.pool.panics.fetch_add(1, Ordering::Relaxed);
+                    let why = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| (*s).to_owned())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    tracing::error!(
+                        "a helper job panicked ({why}); its request is answered Internal, the helper goes on"
+                    );
+                    self.reply(reply, Err(ErrorCode::Internal));
+                }
                 continue;
             }
             if self.pool.stop.load(Ordering::SeqCst) {
@@ -324,6 +373,9 @@ impl Worker {
     /// Verifies the password, then asks the writer for a new device and token. An unknown
     /// user costs the same argon2 verification as a wrong password.
     fn password_login(&self, reply: ReplyTo, username: &str, password: &str, device_name: String) {
+        if self.fault_panic_username.as_deref() == Some(username) {
+            panic!("injected fault ({FAULT_HELPER_PANIC_ENV}): a login of {username}");
+        }
         let lookup = self.storage.user_by_name(username).and_then(|user| match user {
             Some(user_id) => Ok((Some(user_id), self.storage.credential(user_id)?)),
             None => Ok((None, None)),

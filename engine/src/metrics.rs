@@ -352,6 +352,12 @@ fn render_limits(out: &mut String, m: &Metrics) {
 
 /// Items waiting in the cross-thread queues.
 fn render_queues(out: &mut String, shared: &Shared) {
+    counter_head(
+        out,
+        "hotline_helper_panics_total",
+        "Helper jobs that panicked (each answered Internal; the helper went on).",
+    );
+    let _ = writeln!(out, "hotline_helper_panics_total {}", shared.helpers.panics());
     gauge_head(out, "hotline_queue_depth", "Items waiting in a cross-thread queue.");
     let _ = writeln!(out, "hotline_queue_depth{{queue=\"writer\"}} {}", shared.writer.depth());
     for (core, mb) in shared.mailboxes.iter().enumerate() {
