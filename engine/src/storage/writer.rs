@@ -1749,6 +1749,19 @@ mod tests {
             let op = direct_message(bot, o, i as u64 + 1);
             h.writer.submit(WriteRequest { reply: reply(1), op }).unwrap();
         }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut answered = 0;
+        while answered < others.len() {
+            match h.mailboxes[0].pop_completion() {
+                Some(Completion::Written { outcome, .. }) => {
+                    assert!(outcome.is_ok(), "{outcome:?}");
+                    answered += 1;
+                }
+                Some(_) => {}
+                None if Instant::now() > deadline => panic!("{answered} of {} answered in time", others.len()),
+                None => thread::sleep(Duration::from_micros(100)),
+            }
+        }
         sent(&h, direct_message(others[0], bot, 1));
         let head = *h.seqs(bot).last().unwrap();
         assert_eq!(head, 301);
