@@ -121,6 +121,7 @@ pub(crate) fn render(shared: &Shared, storage: &Storage) -> String {
     render_integration(&mut out, &shared.integration);
     render_limits(&mut out, &shared.metrics);
     render_queues(&mut out, shared);
+    render_helpers(&mut out, shared);
     render_rocksdb(&mut out, storage);
     out
 }
@@ -350,14 +351,18 @@ fn render_limits(out: &mut String, m: &Metrics) {
     }
 }
 
-/// Items waiting in the cross-thread queues.
-fn render_queues(out: &mut String, shared: &Shared) {
+/// The helper pool's failures.
+fn render_helpers(out: &mut String, shared: &Shared) {
     counter_head(
         out,
         "hotline_helper_panics_total",
         "Helper jobs that panicked (each answered Internal; the helper went on).",
     );
     let _ = writeln!(out, "hotline_helper_panics_total {}", shared.helpers.panics());
+}
+
+/// Items waiting in the cross-thread queues.
+fn render_queues(out: &mut String, shared: &Shared) {
     gauge_head(out, "hotline_queue_depth", "Items waiting in a cross-thread queue.");
     let _ = writeln!(out, "hotline_queue_depth{{queue=\"writer\"}} {}", shared.writer.depth());
     for (core, mb) in shared.mailboxes.iter().enumerate() {

@@ -18,7 +18,7 @@ fn a_helper_job_that_panics_answers_internal_and_the_server_goes_on() {
         .env("HOTLINE_FAULT_HELPER_PANIC_USERNAME", "mallory")
         .start();
     let addr = server.addr();
-    let mallory = Client::register_user(addr, "mallory");
+    Client::register_user(addr, "mallory");
     let panics = HELPERS as u64 * 3;
     for attempt in 0..panics {
         let mut c = Client::connect(addr);
@@ -35,5 +35,4 @@ fn a_helper_job_that_panics_answers_internal_and_the_server_goes_on() {
     assert_eq!(bob.expect_deliver().payload, b"still here");
     let metrics = server.scrape_metrics();
     assert_eq!(metrics.get("hotline_helper_panics_total"), Some(&(panics as f64)));
-    assert!(mallory > 0);
 }

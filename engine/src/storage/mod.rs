@@ -55,7 +55,8 @@ use std::path::Path;
 
 use hotline_wire::{Conversation, GroupRole, Persistence, ReadPosition};
 use rocksdb::{
-    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, Options, ReadOptions, DB,
+    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, DBRawIterator, Options,
+    ReadOptions, DB,
 };
 
 /// A map keyed by ids the server hands out (user, group, message, device ids): a fast
@@ -549,9 +550,7 @@ impl Storage {
         limit: usize,
         bytes_max: usize,
     ) -> Result<InboxPage, StorageError> {
-        let mut opts = ReadOptions::default();
-        opts.set_iterate_upper_bound(keys::pair(user_id.saturating_add(1), 0).to_vec());
-        let mut it = self.db.raw_iterator_cf_opt(self.cf(Cf::Inbox), opts);
+        let mut it = self.owner_range(Cf::Inbox, user_id);
         it.seek(keys::pair(user_id, after_seq.saturating_add(1)));
         let mut page = InboxPage::default();
         let mut bytes = 0usize;
@@ -608,12 +607,18 @@ impl Storage {
         Ok(max)
     }
 
+    /// An iterator over the keys of a pair-keyed family that start with `owner` (it stops
+    /// at the next owner's first key); seek it into the range.
+    fn owner_range(&self, cf: Cf, owner: u64) -> DBRawIterator<'_> {
+        let mut opts = ReadOptions::default();
+        opts.set_iterate_upper_bound(keys::pair(owner.saturating_add(1), 0).to_vec());
+        self.db.raw_iterator_cf_opt(self.cf(cf), opts)
+    }
+
     /// Every `(second id, value)` under `owner` in a pair-keyed family, after `after`, at
     /// most `limit` of them, and whether more follow.
     fn pairs_page(&self, cf: Cf, owner: u64, after: u64, limit: usize) -> Result<PairsPage, StorageError> {
-        let mut opts = ReadOptions::default();
-        opts.set_iterate_upper_bound(keys::pair(owner.saturating_add(1), 0).to_vec());
-        let mut it = self.db.raw_iterator_cf_opt(self.cf(cf), opts);
+        let mut it = self.owner_range(cf, owner);
         it.seek(keys::pair(owner, after.saturating_add(1)));
         let mut out = Vec::new();
         let mut more = false;
@@ -701,9 +706,7 @@ impl Storage {
     /// The entry of `message_id` in `user_id`'s inbox, as `(seq, record)`: a bisection over
     /// the inbox by seq (message ids grow with seqs in every inbox), a seek per step.
     pub fn find_in_inbox(&self, user_id: u64, message_id: u64) -> Result<Option<(u64, Vec<u8>)>, StorageError> {
-        let mut opts = ReadOptions::default();
-        opts.set_iterate_upper_bound(keys::pair(user_id.saturating_add(1), 0).to_vec());
-        let mut it = self.db.raw_iterator_cf_opt(self.cf(Cf::Inbox), opts);
+        let mut it = self.owner_range(Cf::Inbox, user_id);
         let (mut low, mut high) = (1u64, self.inbox_head(user_id)?);
         while low <= high {
             let middle = low + (high - low) / 2;
@@ -740,9 +743,7 @@ impl Storage {
     /// What `user_id`'s inbox entries after `through` change in its conversation states:
     /// per conversation, the newest seq and its ordinal (see [`ConvState::apply`]).
     pub fn conv_replay(&self, user_id: u64, through: u64) -> Result<HashMap<Conversation, (u64, u64)>, StorageError> {
-        let mut opts = ReadOptions::default();
-        opts.set_iterate_upper_bound(keys::pair(user_id.saturating_add(1), 0).to_vec());
-        let mut it = self.db.raw_iterator_cf_opt(self.cf(Cf::Inbox), opts);
+        let mut it = self.owner_range(Cf::Inbox, user_id);
         it.seek(keys::pair(user_id, through.saturating_add(1)));
         let mut latest = HashMap::new();
         while let (Some(k), Some(v)) = (it.key(), it.value()) {
@@ -762,10 +763,10 @@ impl Storage {
         Ok(latest)
     }
 
-    /// The states of `user_id`'s conversations as stored, and what the entries after the
-    /// user's `convs` mark change in them (empty without a mark). The mark is read first:
-    /// states stored later are complete through a later mark, and applying the same
-    /// entries again leaves them as they are.
+    /// What the entries after `user_id`'s `convs` mark change in its conversation states
+    /// (empty without a mark), to apply to the states as stored. Whatever the writer stores
+    /// meanwhile, the result is exact: a state stored later reflects a later mark, and
+    /// [`ConvState::apply`] leaves it as it is for entries it already holds.
     pub fn conv_changes(&self, user_id: u64) -> Result<HashMap<Conversation, (u64, u64)>, StorageError> {
         match self.convs_through(user_id)? {
             Some(through) => self.conv_replay(user_id, through),

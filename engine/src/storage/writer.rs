@@ -1294,10 +1294,21 @@ mod tests {
         fn write(&self, op: WriteOp) -> (Result<WriteOutcome, ErrorCode>, Vec<(u64, u64)>) {
             self.writer.submit(WriteRequest { reply: reply(1), op }).unwrap();
             let mut committed = Vec::new();
+            let outcome = self.next_answer(&mut committed);
+            (outcome, committed)
+        }
+
+        /// The outcomes of the next `n` answered requests (submitted earlier), in order.
+        fn answers(&self, n: usize) -> Vec<Result<WriteOutcome, ErrorCode>> {
+            (0..n).map(|_| self.next_answer(&mut Vec::new())).collect()
+        }
+
+        /// Waits for the next request's outcome, collecting the notifications before it.
+        fn next_answer(&self, committed: &mut Vec<(u64, u64)>) -> Result<WriteOutcome, ErrorCode> {
             let deadline = Instant::now() + Duration::from_secs(10);
             loop {
                 match self.mailboxes[0].pop_completion() {
-                    Some(Completion::Written { outcome, .. }) => return (outcome, committed),
+                    Some(Completion::Written { outcome, .. }) => return outcome,
                     Some(Completion::Committed { user_id, seq, .. }) => committed.push((user_id, seq)),
                     Some(Completion::Fanout { entries, .. }) => committed.extend(entries),
                     Some(Completion::Notices(_)) => {}
@@ -1749,18 +1760,8 @@ mod tests {
             let op = direct_message(bot, o, i as u64 + 1);
             h.writer.submit(WriteRequest { reply: reply(1), op }).unwrap();
         }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut answered = 0;
-        while answered < others.len() {
-            match h.mailboxes[0].pop_completion() {
-                Some(Completion::Written { outcome, .. }) => {
-                    assert!(outcome.is_ok(), "{outcome:?}");
-                    answered += 1;
-                }
-                Some(_) => {}
-                None if Instant::now() > deadline => panic!("{answered} of {} answered in time", others.len()),
-                None => thread::sleep(Duration::from_micros(100)),
-            }
+        for outcome in h.answers(others.len()) {
+            assert!(outcome.is_ok(), "{outcome:?}");
         }
         sent(&h, direct_message(others[0], bot, 1));
         let head = *h.seqs(bot).last().unwrap();

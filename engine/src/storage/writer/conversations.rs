@@ -201,11 +201,6 @@ impl WriterState {
         if changes.is_empty() {
             return Ok(());
         }
-        let unstored = self.unstored.entry(user).or_insert_with(|| {
-            self.unstored_due
-                .push_back((now_us() + self.conv_states_store_delay_us, user));
-            IdSet::default()
-        });
         for (conversation, (seq, ordinal)) in changes {
             let key = (user, conversation);
             let state = match self.convs.get(&key) {
@@ -213,9 +208,25 @@ impl WriterState {
                 None => self.storage.stored_conv_state(user, conversation)?.unwrap_or_default(),
             };
             self.convs.insert(key, state.apply(seq, ordinal));
-            unstored.insert(conversation);
+            self.note_unstored(user, conversation);
         }
         Ok(())
+    }
+
+    /// Records a committed change of `user`'s state of `conversation` that is not stored
+    /// yet; a user with none before comes due [`CONV_STATES_STORE_DELAY_MS`] from now.
+    ///
+    /// [`CONV_STATES_STORE_DELAY_MS`]: super::CONV_STATES_STORE_DELAY_MS
+    fn note_unstored(&mut self, user: u64, conversation: Conversation) {
+        let delay_us = self.conv_states_store_delay_us;
+        let due = &mut self.unstored_due;
+        self.unstored
+            .entry(user)
+            .or_insert_with(|| {
+                due.push_back((now_us() + delay_us, user));
+                IdSet::default()
+            })
+            .insert(conversation);
     }
 
     /// Changes a conversation state in this batch; it is stored with the user's other
@@ -322,14 +333,11 @@ impl WriterState {
     /// The batch committed: its unstored changes join the writer's, and the users it
     /// stored are clean.
     pub(super) fn convs_committed(&mut self) {
-        for (user, conversation) in self.batch_unstored.drain(..) {
-            let unstored = self.unstored.entry(user).or_insert_with(|| {
-                let due = now_us() + self.conv_states_store_delay_us;
-                self.unstored_due.push_back((due, user));
-                IdSet::default()
-            });
-            unstored.insert(conversation);
+        let mut changed = std::mem::take(&mut self.batch_unstored);
+        for (user, conversation) in changed.drain(..) {
+            self.note_unstored(user, conversation);
         }
+        self.batch_unstored = changed; // Keep the allocation.
         for user in self.batch_convs_stored.drain(..) {
             self.unstored.remove(&user);
         }
