@@ -42,6 +42,8 @@ pub struct ServeConfig {
     pub outbound_bytes_max: usize,
     pub connections_per_core_max: usize,
     pub helper_threads: usize,
+    /// Queueing delay (ms) past which cores shed new sends; 0: never by delay.
+    pub shed_queue_delay_ms: u32,
     /// Most members of one group.
     pub group_members_max: usize,
     /// TLS and WebSocket listeners, and the web page.
@@ -412,6 +414,7 @@ pub(crate) fn test_config() -> ServeConfig {
         outbound_bytes_max: hotline_wire::FRAME_BYTES_MAX_DEFAULT as usize,
         connections_per_core_max: CONNECTIONS_PER_CORE_MAX_DEFAULT,
         helper_threads: 1,
+        shed_queue_delay_ms: crate::limits::SHED_QUEUE_DELAY_MS_DEFAULT,
         group_members_max: GROUP_MEMBERS_MAX_DEFAULT,
         transport: TransportConfig::default(),
         metrics_listen: None,

@@ -30,7 +30,7 @@ use std::os::fd::{FromRawFd, IntoRawFd, RawFd};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::Poll;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hotline_transport::{ServerSettings, TransportError};
 use hotline_wire::{frame_body_len, Decoded, ErrorCode, FrameError, FRAME_HEADER_BYTES};
@@ -123,8 +123,18 @@ fn close_fd(fd: RawFd) {
 pub(crate) async fn io_loop(core: CoreRef) {
     let Some(watch) = watch_poller(&core) else { return };
     let mut ready = std::pin::pin!(watch.readable(false));
+    // When the previous pass started, unless the loop waited idle since: ready sockets
+    // waited (at most) from then to this pass, what the admission gate measures.
+    let mut busy_since: Option<Instant> = None;
     loop {
-        let more = io_pass(&mut core.borrow_mut());
+        let started = Instant::now();
+        let lag_us = busy_since.map_or(0, |since| started.duration_since(since).as_micros() as u64);
+        busy_since = Some(started);
+        let more = {
+            let mut c = core.borrow_mut();
+            c.observe_delay(lag_us);
+            io_pass(&mut c)
+        };
         if more {
             // Leave the rest to the next turn, after the core's other tasks.
             yield_now().await;
@@ -139,6 +149,7 @@ pub(crate) async fn io_loop(core: CoreRef) {
             let mut c = core.borrow_mut();
             if c.io.woken.is_empty() {
                 c.io.waker = Some(cx.waker().clone());
+                busy_since = None;
                 Poll::Pending
             } else {
                 Poll::Ready(())

@@ -293,7 +293,15 @@ pub(crate) struct Core {
     /// order, at most one entry per device (`DeviceSession::cursor_queued`): stored by
     /// [`Core::write_due_cursors`].
     pub cursor_due: VecDeque<(u64, usize, u32)>,
+    /// Whether new sends go ahead or are shed for queueing delay (see [`crate::admission`]).
+    pub admission: crate::admission::Admission,
+    /// Sends shed for delay since the log last said so, and when it did (ms).
+    shed_for_delay: u64,
+    shed_logged_ms: u64,
 }
+
+/// Shortest interval (ms) between two log lines about sends shed for queueing delay.
+pub(crate) const SHED_LOG_INTERVAL_MS: u64 = 10_000;
 
 /// The core's connection I/O: its readiness source and the connections its event loop
 /// must look at again (see [`crate::conn`]).
@@ -379,6 +387,48 @@ impl Core {
             own_sends: HashMap::new(),
             io: ConnIo::default(),
             cursor_due: VecDeque::new(),
+            admission: crate::admission::Admission::new(shared.config.shed_queue_delay_ms),
+            shed_for_delay: 0,
+            shed_logged_ms: 0,
+        }
+    }
+
+    /// Feeds the admission gate: this core's event loop has let ready sockets wait
+    /// `pass_lag_us` (0 after an idle wait); the writer's queue, what it last published.
+    pub(crate) fn observe_delay(&mut self, pass_lag_us: u64) {
+        let delay_us = pass_lag_us.max(self.shared.writer.queue_delay_us());
+        let now_us = self.started.elapsed().as_micros() as u64;
+        if let Some(on) = self.admission.observe(now_us, delay_us) {
+            self.shared.metrics.shedding_by_core[self.id].store(u64::from(on), Ordering::Relaxed);
+            tracing::debug!("core {}: shedding {on} at a queueing delay of {delay_us} µs", self.id);
+        }
+    }
+
+    /// Sheds a send for queueing delay if the admission gate says so; returns whether it did.
+    pub(crate) fn shed_for_delay(&mut self, idx: usize, request_id: u64) -> bool {
+        if self.admission.admits() {
+            return false;
+        }
+        self.shed_for_delay += 1;
+        self.shared.metrics.shed_queue_delay.fetch_add(1, Ordering::Relaxed);
+        let text = "the server is overloaded (requests queue longer than --shed-queue-delay-ms); retry";
+        self.push_error(idx, request_id, ErrorCode::Overloaded, text);
+        true
+    }
+
+    /// The sweep's part of admission: publishes the gate's delay, and says in the log (at
+    /// most every [`SHED_LOG_INTERVAL_MS`]) how many sends it shed since it last did.
+    fn sweep_admission(&mut self, now_ms: u64) {
+        self.shared.metrics.queue_delay_us_by_core[self.id].store(self.admission.delay_us(), Ordering::Relaxed);
+        if self.shed_for_delay > 0 && now_ms.saturating_sub(self.shed_logged_ms) >= SHED_LOG_INTERVAL_MS {
+            tracing::warn!(
+                "core {}: shed {} sends for queueing delay over --shed-queue-delay-ms ({} µs now; hotline_shed_total{{reason=\"queue_delay\"}})",
+                self.id,
+                self.shed_for_delay,
+                self.admission.delay_us()
+            );
+            self.shed_for_delay = 0;
+            self.shed_logged_ms = now_ms;
         }
     }
 
@@ -399,6 +449,14 @@ impl Core {
     /// or gives it back if the writer's queue is full.
     pub(crate) fn submit_write(&mut self, request: WriteRequest) -> Result<(), WriteRequest> {
         self.shared.writer.submit_local(request)?;
+        self.committer.want();
+        Ok(())
+    }
+
+    /// [`Core::submit_write`] for a client's request: the writer's reserved share (logins,
+    /// cursors) stays free ([`crate::storage::writer::LogWriter::submit_client`]).
+    pub(crate) fn submit_client_write(&mut self, request: WriteRequest) -> Result<(), WriteRequest> {
+        self.shared.writer.submit_client(request)?;
         self.committer.want();
         Ok(())
     }
@@ -1446,6 +1504,7 @@ impl Core {
     /// Periodic duties: idle and login timeouts, pings, stalled catch-ups and cursor writes.
     pub(crate) fn sweep(&mut self) {
         let now = self.now_ms();
+        self.sweep_admission(now);
         let idle_ms = u64::from(self.shared.config.idle_timeout_ms);
         let login_ms = u64::from(self.shared.config.login_timeout_ms);
         let indices: Vec<usize> = self.conns.iter().map(|(i, _)| i).collect();

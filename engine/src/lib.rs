@@ -31,7 +31,8 @@
 //!   [`metrics`]: counters and the Prometheus endpoint (its own thread), over
 //!   [`histogram`]. [`logging`]: JSON log lines.
 //! - [`abuse`]: abuse limits (login attempts, message rates, connections and registrations
-//!   per IP), shared by every core.
+//!   per IP), shared by every core. [`admission`]: each core's admission gate, which sheds
+//!   sends once requests queue longer than `--shed-queue-delay-ms`.
 //!
 //! # Errors
 //! Operating errors are values: [`storage::StorageError`] (RocksDB, a locked or read-only
@@ -52,6 +53,7 @@
 
 pub mod abuse;
 pub mod admin;
+pub(crate) mod admission;
 pub(crate) mod auth;
 pub mod config;
 pub(crate) mod conn;

@@ -73,6 +73,13 @@ pub const SYNCS_IN_FLIGHT_MAX: u16 = 4;
 pub const ACK_WAITERS_MAX: usize = 64;
 /// Most messages a device catches up per log read.
 pub const CATCH_UP_PAGE_MESSAGES_MAX: usize = 256;
+/// Default queueing delay (ms) past which a core sheds new sends
+/// (`--shed-queue-delay-ms`; see [`crate::admission`]): well above one fsync of a local
+/// SSD (0.2-0.4 ms here), so group commit alone never trips it.
+pub const SHED_QUEUE_DELAY_MS_DEFAULT: u32 = 5;
+/// Most requests one core may have out to the writer and helpers at once (all its
+/// connections together); past it, new client writes and reads answer `Overloaded`.
+pub const CORE_REQUESTS_IN_FLIGHT_MAX: u64 = 16_384;
 /// What an `Overloaded` error tells the client to wait (ms) before retrying: about one
 /// group commit under load, so a retry meets a queue that has moved on.
 pub const OVERLOADED_RETRY_AFTER_MS: u32 = 100;

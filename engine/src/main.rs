@@ -298,6 +298,12 @@ struct ServeArgs {
     /// Threads for password hashing and log reads.
     #[arg(long, env = "HOTLINE_HELPER_THREADS", default_value_t = HELPER_THREADS_DEFAULT)]
     helper_threads: usize,
+    /// Queueing delay (ms) past which new sends are refused at once with Overloaded
+    /// (retry_after_ms) instead of waiting: once requests have waited longer than this, in
+    /// the log writer's queue or a core's event loop, for a sustained interval (4 times
+    /// this, at least 10 ms). Keep it well above the disk's fsync latency. 0: never.
+    #[arg(long, env = "HOTLINE_SHED_QUEUE_DELAY_MS", default_value_t = hotline_engine::limits::SHED_QUEUE_DELAY_MS_DEFAULT)]
+    shed_queue_delay_ms: u32,
     /// Most members of one group (adding one more answers GroupFull).
     #[arg(long, env = "HOTLINE_GROUP_MEMBERS_MAX", default_value_t = hotline_engine::limits::GROUP_MEMBERS_MAX_DEFAULT)]
     group_members_max: usize,
@@ -599,6 +605,7 @@ fn serve_config(a: ServeArgs) -> ServeConfig {
         outbound_bytes_max: a.outbound_bytes_max,
         connections_per_core_max: a.connections_per_core_max,
         helper_threads: a.helper_threads,
+        shed_queue_delay_ms: a.shed_queue_delay_ms,
         group_members_max: a.group_members_max,
         abuse: AbuseLimits {
             login_attempts_per_ip_per_minute: a.abuse.login_attempts_per_ip_per_minute,

@@ -50,6 +50,14 @@ pub struct Metrics {
     pub lagging_switches: AtomicU64,
     /// Requests refused with `Overloaded` because a bounded queue was full.
     pub shed_overloaded: AtomicU64,
+    /// Sends refused with `Overloaded` by a core's admission gate (requests queued longer
+    /// than `--shed-queue-delay-ms`; see [`crate::admission`]).
+    pub shed_queue_delay: AtomicU64,
+    /// 1 while a core's admission gate sheds sends, per core (a gauge).
+    pub shedding_by_core: [AtomicU64; CORES_MAX],
+    /// The queueing delay (µs) a core's admission gate last saw, per core, as of its last
+    /// sweep (a gauge).
+    pub queue_delay_us_by_core: [AtomicU64; CORES_MAX],
     /// Connections refused at accept because the core was full.
     pub connections_refused: AtomicU64,
     /// Presence states published to subscribers (after coalescing).
@@ -93,6 +101,9 @@ impl Default for Metrics {
             delivered_live: AtomicU64::new(0),
             lagging_switches: AtomicU64::new(0),
             shed_overloaded: AtomicU64::new(0),
+            shed_queue_delay: AtomicU64::new(0),
+            shedding_by_core: std::array::from_fn(zero),
+            queue_delay_us_by_core: std::array::from_fn(zero),
             connections_refused: AtomicU64::new(0),
             presence_published: AtomicU64::new(0),
             presence_shed: AtomicU64::new(0),
@@ -118,6 +129,7 @@ pub(crate) fn render(shared: &Shared, storage: &Storage) -> String {
     render_messages(&mut out, &shared.metrics);
     render_commits(&mut out, &shared.writer.stats);
     render_shedding(&mut out, &shared.metrics);
+    render_admission(&mut out, shared);
     render_integration(&mut out, &shared.integration);
     render_limits(&mut out, &shared.metrics);
     render_queues(&mut out, shared);
@@ -288,6 +300,7 @@ fn render_shedding(out: &mut String, m: &Metrics) {
     let name = "hotline_shed_total";
     counter_head(out, name, "Work refused or dropped at a bound, by reason.");
     let _ = writeln!(out, "{name}{{reason=\"overloaded\"}} {}", load(&m.shed_overloaded));
+    let _ = writeln!(out, "{name}{{reason=\"queue_delay\"}} {}", load(&m.shed_queue_delay));
     let _ = writeln!(out, "{name}{{reason=\"presence\"}} {}", load(&m.presence_shed));
     let _ = writeln!(out, "{name}{{reason=\"typing_rate\"}} {}", load(&m.typing_rate_limited));
     counter(
@@ -362,6 +375,38 @@ fn render_helpers(out: &mut String, shared: &Shared) {
 }
 
 /// Items waiting in the cross-thread queues.
+/// The admission gates: what delay each core sees, whether it sheds, the writer's queue.
+fn render_admission(out: &mut String, shared: &Shared) {
+    let m = &shared.metrics;
+    let cores = shared.config.cores;
+    gauge_head(
+        out,
+        "hotline_queue_delay_us",
+        "How long requests waited (µs): in the writer's queue (its latest batch's oldest), and \
+         per core, the delay its admission gate last saw (as of its last sweep).",
+    );
+    let _ = writeln!(
+        out,
+        "hotline_queue_delay_us{{queue=\"writer\"}} {}",
+        shared.writer.queue_delay_us()
+    );
+    for (core, delay) in m.queue_delay_us_by_core.iter().take(cores).enumerate() {
+        let _ = writeln!(
+            out,
+            "hotline_queue_delay_us{{queue=\"core\",core=\"{core}\"}} {}",
+            load(delay)
+        );
+    }
+    gauge_head(
+        out,
+        "hotline_shedding",
+        "1 while a core sheds new sends for queueing delay (--shed-queue-delay-ms).",
+    );
+    for (core, on) in m.shedding_by_core.iter().take(cores).enumerate() {
+        let _ = writeln!(out, "hotline_shedding{{core=\"{core}\"}} {}", load(on));
+    }
+}
+
 fn render_queues(out: &mut String, shared: &Shared) {
     gauge_head(out, "hotline_queue_depth", "Items waiting in a cross-thread queue.");
     let _ = writeln!(out, "hotline_queue_depth{{queue=\"writer\"}} {}", shared.writer.depth());

@@ -7,6 +7,11 @@
 //! [`KEEP_UP_RATIO`]). After the first step that breaks, `--refine` bisection steps between
 //! the last that held and the first that broke narrow the answer down.
 //!
+//! `--overload-steps N` then runs N more steps above the highest rate tried (each
+//! `--rate-factor` times the last), to show what the server does past saturation: with
+//! admission control it refuses part of the load (`Overloaded`, counted as *shed*, never as
+//! lost) and the p99 of what it accepted stays bounded instead of climbing to seconds.
+//!
 //! `--connections-steps A,B,C` adds a connection sweep: one fresh fleet per count (idle,
 //! or at `--rate` if given), stopping at the first count where connects fail or errors
 //! appear, recording server memory per connection for each.
@@ -50,6 +55,10 @@ pub(crate) struct CapacityArgs {
     /// throughput curve reaches saturation (the answer is still the highest rate that held).
     #[arg(long)]
     pub until_saturated: bool,
+    /// After the sweep, this many steps above the highest rate tried (each --rate-factor
+    /// times the last), recorded like the others: the overload behaviour.
+    #[arg(long, default_value_t = 0)]
+    pub overload_steps: u32,
     /// Also sweep connection counts (comma-separated), one fresh fleet each.
     #[arg(long, value_delimiter = ',')]
     pub connections_steps: Vec<usize>,
@@ -71,6 +80,12 @@ pub(crate) struct CapacityStep {
     pub lost: u64,
     pub duplicated: u64,
     pub errors: u64,
+    /// Sends the server refused with `Overloaded` (part of `errors`): shed load.
+    #[serde(default)]
+    pub shed: u64,
+    /// Run by --overload-steps, past the sweep.
+    #[serde(default)]
+    pub overload: bool,
     pub settled: bool,
     /// Error kinds and counts (error frames by code, lost connections, skipped sends).
     pub error_codes: Vec<(String, u64)>,
@@ -134,8 +149,12 @@ pub(crate) fn verdict(step: &StepOutcome, slo_ms: f64) -> Option<String> {
     if t.lost > 0 || t.duplicated > 0 {
         return Some(format!("lost {} duplicated {}", t.lost, t.duplicated));
     }
-    if step.errors_total() > 0 {
+    let shed = shed(step);
+    if step.errors_total() > shed {
         return Some(format!("{} errors", step.errors_total()));
+    }
+    if shed > 0 {
+        return Some(format!("shed {shed} sends (Overloaded)"));
     }
     if !step.settled {
         return Some("the books did not settle within the drain".to_owned());
@@ -156,6 +175,15 @@ pub(crate) fn verdict(step: &StepOutcome, slo_ms: f64) -> Option<String> {
     None
 }
 
+/// Sends the server refused with `Overloaded` in `step`.
+fn shed(step: &StepOutcome) -> u64 {
+    step.error_codes
+        .iter()
+        .filter(|(code, _)| code == "Overloaded")
+        .map(|(_, n)| n)
+        .sum()
+}
+
 fn record(step: &StepOutcome, slo_ms: f64) -> CapacityStep {
     let lat = step.latency.percentiles();
     let why = verdict(step, slo_ms);
@@ -172,6 +200,8 @@ fn record(step: &StepOutcome, slo_ms: f64) -> CapacityStep {
         lost: step.tally.lost,
         duplicated: step.tally.duplicated,
         errors: step.errors_total(),
+        shed: shed(step),
+        overload: false,
         settled: step.settled,
         error_codes: {
             let mut codes = step.error_codes.clone();
@@ -226,6 +256,7 @@ pub(crate) fn capacity(args: &CapacityArgs) -> anyhow::Result<CapacityReport> {
         }
         rate *= args.rate_factor;
     }
+    overload(&mut fleet, args, &mut outcomes, &mut steps, &mut failure);
     let good = best_index(&steps);
     let bad = steps
         .iter()
@@ -299,6 +330,31 @@ fn refine(
     }
 }
 
+/// `--overload-steps`: steps above the highest rate tried, each `--rate-factor` times the
+/// last, marked as such; stops early at a loss (the books must stay exact under overload).
+fn overload(
+    fleet: &mut Fleet,
+    args: &CapacityArgs,
+    outcomes: &mut Vec<StepOutcome>,
+    steps: &mut Vec<CapacityStep>,
+    failure: &mut Option<String>,
+) {
+    if failure.is_some() || steps.iter().any(|s| s.lost > 0 || s.duplicated > 0) {
+        return;
+    }
+    let mut rate = steps.iter().map(|s| s.rate).fold(args.rate_start, f64::max);
+    for _ in 0..args.overload_steps {
+        rate *= args.rate_factor;
+        match run_step(fleet, args, rate, outcomes, steps, failure) {
+            Some(s) if s.lost == 0 && s.duplicated == 0 => {}
+            _ => return,
+        }
+        if let Some(last) = steps.last_mut() {
+            last.overload = true;
+        }
+    }
+}
+
 /// The step with the highest rate that held.
 fn best_index(steps: &[CapacityStep]) -> Option<usize> {
     steps
@@ -346,12 +402,13 @@ fn run_step<'a>(
     };
     step.attempts = attempts;
     eprintln!(
-        "capacity: {:>9.0}/s offered -> {:>9.0}/s delivered, p50 {:>6} p99 {:>7} µs, errors {} lost {}, server CPU {}%, loadgen CPU {}%, steal {}%: {}",
+        "capacity: {:>9.0}/s offered -> {:>9.0}/s delivered, p50 {:>6} p99 {:>7} µs, errors {} (shed {}) lost {}, server CPU {}%, loadgen CPU {}%, steal {}%: {}",
         step.offered_msgs_per_s,
         step.throughput_msgs_per_s,
         step.p50_us,
         step.p99_us,
         step.errors,
+        step.shed,
         step.lost,
         step.server_cpu_percent.unwrap_or(-1.0),
         step.loadgen_cpu_percent,

@@ -219,15 +219,15 @@ fn capacity_sweep(s: &mut String, label: &str, c: &CapacityReport) {
 fn rate_steps(s: &mut String, c: &CapacityReport) {
     let _ = writeln!(
         s,
-        "| offered/s | delivered/s | p50 µs | p99 µs | p99.9 µs | max µs | ack p99 µs | loadgen lag p99 µs | errors | lost | server CPU | loadgen CPU | steal | verdict |"
+        "| offered/s | delivered/s | p50 µs | p99 µs | p99.9 µs | max µs | ack p99 µs | loadgen lag p99 µs | errors | shed | lost | server CPU | loadgen CPU | steal | verdict |"
     );
-    let _ = writeln!(s, "|{}", "---|".repeat(14));
+    let _ = writeln!(s, "|{}", "---|".repeat(15));
     let mut steps = c.capacity.steps.clone();
     steps.sort_by(|a, b| a.rate.total_cmp(&b.rate));
     for st in &steps {
         let _ = writeln!(
             s,
-            "| {:.0} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0}% | {} | {} |",
+            "| {:.0} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0}% | {} | {}{} |",
             st.offered_msgs_per_s,
             st.throughput_msgs_per_s,
             st.p50_us,
@@ -237,6 +237,7 @@ fn rate_steps(s: &mut String, c: &CapacityReport) {
             st.ack_p99_us,
             st.send_lag_p99_us,
             st.errors,
+            st.shed,
             st.lost,
             st.server_cpu_percent
                 .map_or_else(|| "–".to_owned(), |c| format!("{c:.0}%")),
@@ -250,7 +251,8 @@ fn rate_steps(s: &mut String, c: &CapacityReport) {
             } else {
                 let codes: Vec<String> = st.error_codes.iter().map(|(c, n)| format!("{c}: {n}")).collect();
                 format!("{} ({})", st.verdict, codes.join(", "))
-            }
+            },
+            if st.overload { " (overload step)" } else { "" }
         );
     }
 }

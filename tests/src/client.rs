@@ -1018,6 +1018,7 @@ impl Client {
                     request_id,
                     code: error.code,
                     message: error.message.to_owned(),
+                    retry_after_ms: error.retry_after_ms,
                 },
                 Event::GroupCreated { request_id, group_id } => OwnedEvent::GroupCreated { request_id, group_id },
                 Event::Done { request_id } => OwnedEvent::Done { request_id },

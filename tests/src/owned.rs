@@ -137,6 +137,8 @@ pub enum OwnedEvent {
         request_id: u64,
         code: ErrorCode,
         message: String,
+        /// When to retry (ms), for `Overloaded` and `RateLimited`; 0 otherwise.
+        retry_after_ms: u32,
     },
     GroupCreated {
         request_id: u64,
@@ -216,6 +218,7 @@ impl OwnedEvent {
                 request_id,
                 code,
                 message,
+                ..
             } => format!("Error(req {request_id}, {code:?}, {message:?})"),
             other => format!("{other:?}"),
         }

@@ -35,6 +35,9 @@ pub(super) fn send(core: &mut Core, idx: usize, request_id: u64, m: Send<'_>) {
         );
         return core.push_error(idx, request_id, ErrorCode::PayloadTooLarge, &text);
     }
+    if core.shed_for_delay(idx, request_id) {
+        return;
+    }
     if let Err(refused) = core.shared.limiter.message(sender, m.to, m.group) {
         return core.refuse(idx, request_id, refused);
     }

@@ -12,6 +12,7 @@ use std::sync::atomic::Ordering;
 use hotline_wire::{ErrorCode, Frame, Message, MessageType, Sender};
 
 use crate::core::{ConnState, Core};
+use crate::limits::CORE_REQUESTS_IN_FLIGHT_MAX;
 
 /// Routes one decoded frame from connection `idx` to its handler: one arm per body the
 /// wire table marks [`Sender::Client`] or [`Sender::Either`]; the rest are refused.
@@ -75,13 +76,18 @@ fn logged_in_user(core: &mut Core, idx: usize, request_id: u64, what: &str) -> O
 
 /// Submits a write for connection `idx`'s request, or answers `Overloaded`. It counts in
 /// the device's `sends_in_flight` like a `Send`, so a client pipelining requests is paused
-/// at `SENDS_IN_FLIGHT_MAX` instead of filling the writer's queue for everyone.
+/// at `SENDS_IN_FLIGHT_MAX` instead of filling the writer's queue for everyone; the core's
+/// connections together stop at `CORE_REQUESTS_IN_FLIGHT_MAX`, and client writes leave
+/// the writer's reserved share to logins and acks (`WRITE_QUEUE_CLIENT_REQUESTS_MAX`).
 fn submit_write(core: &mut Core, idx: usize, request_id: u64, op: crate::storage::writer::WriteOp) {
+    if core.outstanding >= CORE_REQUESTS_IN_FLIGHT_MAX {
+        return overloaded(core, idx, request_id, "too many requests in flight on this core; retry");
+    }
     let request = crate::storage::writer::WriteRequest {
         reply: Some(core.counted_reply(idx, request_id)),
         op,
     };
-    if core.submit_write(request).is_err() {
+    if core.submit_client_write(request).is_err() {
         return overloaded(core, idx, request_id, "write queue full; retry");
     }
     if let Some(dev) = core.conns[idx].device() {
@@ -96,6 +102,9 @@ fn submit_read(core: &mut Core, idx: usize, request_id: u64, job: crate::helper:
     let Some(dev) = core.conns[idx].device() else { return };
     if dev.syncs_in_flight >= crate::limits::SYNCS_IN_FLIGHT_MAX {
         return overloaded(core, idx, request_id, "too many reads in flight");
+    }
+    if core.outstanding >= CORE_REQUESTS_IN_FLIGHT_MAX {
+        return overloaded(core, idx, request_id, "too many requests in flight on this core; retry");
     }
     if core.shared.helpers.submit(job).is_err() {
         return overloaded(core, idx, request_id, "read queue full; retry");

@@ -103,6 +103,10 @@ fn inline_requests_max(cores: usize) -> usize {
 
 /// Most requests queued for the writer; a full queue makes submitters shed (`Overloaded`).
 pub const WRITE_QUEUE_REQUESTS_MAX: usize = 65_536;
+/// Most of the queue that client writes (`Send`s and conversation requests) may fill
+/// ([`LogWriter::submit_client`]); the rest stays for logins, cursors and the server's own
+/// writes, so an overloaded server still lets users in and drains.
+pub const WRITE_QUEUE_CLIENT_REQUESTS_MAX: usize = WRITE_QUEUE_REQUESTS_MAX / 4 * 3;
 /// Most requests in one group commit.
 pub const BATCH_REQUESTS_MAX: usize = 4_096;
 /// Most payload bytes in one group commit (a batch stops growing past this).
@@ -138,6 +142,8 @@ pub const CONV_STATES_STORE_DELAY_MS: u64 = 10_000;
 pub const CONV_STATES_STORES_PER_COMMIT_MAX: usize = 256;
 
 const _: () = assert!(BATCH_REQUESTS_MAX <= WRITE_QUEUE_REQUESTS_MAX);
+/// The reserved share must hold at least one batch of cursor writes and logins.
+const _: () = assert!(WRITE_QUEUE_REQUESTS_MAX - WRITE_QUEUE_CLIENT_REQUESTS_MAX >= BATCH_REQUESTS_MAX);
 
 /// A mutation.
 #[derive(Debug)]
@@ -304,7 +310,17 @@ struct PendingSync {
 /// A submitter that finds the token taken leaves its request queued: the holder looks at
 /// the queue again after it lets the token go, so nothing is stranded.
 pub struct LogWriter {
-    queue: ArrayQueue<WriteRequest>,
+    /// Each request with when it was queued.
+    queue: ArrayQueue<(Instant, WriteRequest)>,
+    /// How long (µs) the oldest request of the latest batch taken had waited in `queue`; 0
+    /// when the latest take found the queue empty. With `waiting_since_us`, what the
+    /// cores' admission gates read ([`LogWriter::queue_delay_us`]).
+    queue_delay_us: AtomicU64,
+    /// Since when (µs after `clock_origin`) requests have waited in `queue` untaken; 0: none
+    /// known to. Set by a submitter that finds it 0, reset by each take: so a writer stuck
+    /// in a commit (a disk stall) shows as a growing delay before its next take.
+    waiting_since_us: AtomicU64,
+    clock_origin: Instant,
     /// The token: set while someone runs group commits.
     busy: AtomicBool,
     /// A core wrote a commit inline and handed its fsync (and the token) to the thread.
@@ -344,8 +360,19 @@ impl LogWriter {
     /// Queues a request and wakes the writer thread, or gives the request back if the
     /// queue is full (the caller sheds). For threads other than the cores.
     pub fn submit(&self, request: WriteRequest) -> Result<(), WriteRequest> {
-        self.queue.push(request)?;
+        self.enqueue(request)?;
         self.wake_thread();
+        Ok(())
+    }
+
+    /// Queues a request stamped with the time, noting when the queue stopped being empty.
+    fn enqueue(&self, request: WriteRequest) -> Result<(), WriteRequest> {
+        let now = Instant::now();
+        self.queue.push((now, request)).map_err(|(_, r)| r)?;
+        if self.waiting_since_us.load(Ordering::Relaxed) == 0 {
+            let since = (now.duration_since(self.clock_origin).as_micros() as u64).max(1);
+            self.waiting_since_us.store(since, Ordering::Relaxed);
+        }
         Ok(())
     }
 
@@ -356,7 +383,30 @@ impl LogWriter {
         if !self.inline {
             return self.submit(request);
         }
-        self.queue.push(request)
+        self.enqueue(request)
+    }
+
+    /// [`LogWriter::submit_local`] for a client's write: refused (given back) once client
+    /// writes fill [`WRITE_QUEUE_CLIENT_REQUESTS_MAX`] of the queue.
+    pub fn submit_client(&self, request: WriteRequest) -> Result<(), WriteRequest> {
+        if self.queue.len() >= WRITE_QUEUE_CLIENT_REQUESTS_MAX {
+            return Err(request);
+        }
+        self.submit_local(request)
+    }
+
+    /// How long (µs) requests wait in the queue: the oldest of the latest batch taken had
+    /// waited so long, and requests still queued have waited at least since the queue
+    /// stopped being empty (an estimate: a take racing a submit may hide the second until
+    /// the next take).
+    pub fn queue_delay_us(&self) -> u64 {
+        let taken = self.queue_delay_us.load(Ordering::Relaxed);
+        let since = self.waiting_since_us.load(Ordering::Relaxed);
+        if since == 0 {
+            return taken;
+        }
+        let now = self.clock_origin.elapsed().as_micros() as u64;
+        taken.max(now.saturating_sub(since))
     }
 
     /// Runs what is queued as group commits on the calling core, unless someone else holds
@@ -378,7 +428,7 @@ impl LogWriter {
                 return;
             }
             let mut requests = std::mem::take(&mut state.requests);
-            state.take_batch(&self.queue, &mut requests, self.inline_requests_max);
+            self.take_batch(&mut state, &mut requests, self.inline_requests_max);
             let pending = state.commit(&mut requests, self);
             state.requests = requests;
             commits += 1;
@@ -391,6 +441,25 @@ impl LogWriter {
             drop(state);
             self.release();
         }
+        if self.queue.is_empty() {
+            // Committed and nothing waits: no delay to report until the next request.
+            self.queue_delay_us.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// [`WriterState::take_batch`], publishing how long its oldest request waited.
+    fn take_batch(&self, state: &mut WriterState, requests: &mut Vec<WriteRequest>, max: usize) {
+        let waited_us = state
+            .take_batch(&self.queue, requests, max)
+            .map_or(0, |queued| queued.elapsed().as_micros() as u64);
+        self.queue_delay_us.store(waited_us, Ordering::Relaxed);
+        // What is left (a batch at its bound) waits from now on, as far as anyone knows.
+        let since = if self.queue.is_empty() {
+            0
+        } else {
+            (self.clock_origin.elapsed().as_micros() as u64).max(1)
+        };
+        self.waiting_since_us.store(since, Ordering::Relaxed);
     }
 
     /// Requests queued (a gauge).
@@ -474,7 +543,7 @@ impl LogWriter {
         }
         let mut requests = std::mem::take(&mut state.requests);
         loop {
-            state.take_batch(&self.queue, &mut requests, BATCH_REQUESTS_MAX);
+            self.take_batch(&mut state, &mut requests, BATCH_REQUESTS_MAX);
             if requests.is_empty() {
                 break;
             }
@@ -552,6 +621,9 @@ pub fn spawn_with(
     state.early_delivery = early_delivery;
     let writer = Arc::new(LogWriter {
         queue: ArrayQueue::new(WRITE_QUEUE_REQUESTS_MAX),
+        queue_delay_us: AtomicU64::new(0),
+        waiting_since_us: AtomicU64::new(0),
+        clock_origin: Instant::now(),
         busy: AtomicBool::new(false),
         handed: AtomicBool::new(false),
         state: Mutex::new(state),
@@ -780,10 +852,19 @@ impl WriterState {
 
     /// Moves queued requests into `requests` (empty on entry), at most `max` of them and
     /// about [`BATCH_PAYLOAD_BYTES_MAX`] of payload.
-    fn take_batch(&mut self, queue: &ArrayQueue<WriteRequest>, requests: &mut Vec<WriteRequest>, max: usize) {
+    /// Moves up to `max` requests (and [`BATCH_PAYLOAD_BYTES_MAX`]) from `queue` into
+    /// `requests`; returns when the first of them was queued, if any.
+    fn take_batch(
+        &mut self,
+        queue: &ArrayQueue<(Instant, WriteRequest)>,
+        requests: &mut Vec<WriteRequest>,
+        max: usize,
+    ) -> Option<Instant> {
         let mut payload_bytes = 0usize;
+        let mut oldest = None;
         while requests.len() < max && payload_bytes < BATCH_PAYLOAD_BYTES_MAX {
-            let Some(r) = queue.pop() else { break };
+            let Some((queued, r)) = queue.pop() else { break };
+            oldest.get_or_insert(queued);
             if let WriteOp::Append { payload, group, .. } = &r.op {
                 // A group message is written once per member (its payload once, but a
                 // record per member): count it as that many so the batch stays bounded.
@@ -792,6 +873,7 @@ impl WriterState {
             }
             requests.push(r);
         }
+        oldest
     }
 
     /// Whether every core's mailbox has room for all an inline commit of `requests`
