@@ -11,6 +11,7 @@
 
 use std::cell::RefCell;
 use std::net::{SocketAddr, TcpListener as StdListener};
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
@@ -470,14 +471,56 @@ async fn committer(core: crate::core::CoreRef) {
     }
 }
 
-/// Runs the periodic duties (timeouts, pings, stalled catch-ups).
+/// Runs the periodic duties (timeouts, pings, stalled catch-ups), and the injected stall
+/// of [`FAULT_STALL_CORE_ENV`] when a test asks for one.
 async fn sweeper(core: crate::core::CoreRef) {
     let idle_ms = u64::from(core.borrow().shared.config.idle_timeout_ms);
     let period = Duration::from_millis((idle_ms / 4).clamp(50, 1_000));
+    let id = core.borrow().id;
+    let stall_request = std::env::var_os(FAULT_STALL_CORE_ENV).map(PathBuf::from);
     loop {
         monoio::time::sleep(period).await;
+        if let Some(request) = &stall_request {
+            injected_stall(request, id);
+        }
         core.borrow_mut().sweep();
     }
+}
+
+/// Fault injection for the fault tests (`tests/tests/faults.rs`): the path of a file that,
+/// once it exists holding `CORE_ID DURATION_MS`, makes that core's thread sleep that long,
+/// once (the core removes the file, then sleeps), the way a core stalls on a blocking call
+/// made by mistake, a long page fault or a descheduled vCPU: its connections, timers and
+/// mailbox all wait. Each core's sweeper looks for the file, so a stall starts within one
+/// sweep period (at most 1 s). Write the file whole (a temporary file renamed over the
+/// path): every core may read it at any time. Read once at start; unset in production,
+/// where it costs one branch per sweep.
+pub(crate) const FAULT_STALL_CORE_ENV: &str = "HOTLINE_FAULT_STALL_CORE";
+/// Longest an injected stall lasts, so a test cannot wedge a core for good.
+const FAULT_STALL_CORE_MS_MAX: u64 = 60_000;
+
+/// Sleeps this core's thread if [`FAULT_STALL_CORE_ENV`]'s file names this core (see there).
+fn injected_stall(request: &Path, core: usize) {
+    let Ok(text) = std::fs::read_to_string(request) else {
+        return;
+    };
+    let mut fields = text.split_whitespace().map(str::parse::<u64>);
+    let (Some(Ok(target)), Some(Ok(ms)), None) = (fields.next(), fields.next(), fields.next()) else {
+        tracing::warn!(
+            "{FAULT_STALL_CORE_ENV}: {} holds {text:?}, not `CORE_ID DURATION_MS`: ignored and removed",
+            request.display()
+        );
+        let _ = std::fs::remove_file(request);
+        return;
+    };
+    // Only the named core takes the request, so one stall happens once.
+    if target != core as u64 || std::fs::remove_file(request).is_err() {
+        return;
+    }
+    let ms = ms.min(FAULT_STALL_CORE_MS_MAX);
+    tracing::warn!("core {core}: stalls for {ms} ms (injected fault, {FAULT_STALL_CORE_ENV})");
+    thread::sleep(Duration::from_millis(ms));
+    tracing::warn!("core {core}: the injected stall is over");
 }
 
 /// Stores the device cursors that plain `Ack`s moved, as they come due (see
@@ -517,5 +560,27 @@ async fn drain_and_close(core: &crate::core::CoreRef) {
     let started = Instant::now();
     while !core.borrow().conns.is_empty() && started.elapsed() < Duration::from_millis(SHUTDOWN_CLOSE_MS) {
         monoio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stall_request_is_taken_only_by_its_core_and_a_malformed_one_is_dropped() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let request = dir.path().join("stall-core");
+        std::fs::write(&request, "1 0").expect("write the request");
+        injected_stall(&request, 0);
+        assert!(request.exists(), "core 0 took core 1's request");
+        injected_stall(&request, 1);
+        assert!(!request.exists(), "core 1 left its request for another stall");
+        std::fs::write(&request, "1 soon").expect("write the request");
+        injected_stall(&request, 0);
+        assert!(
+            !request.exists(),
+            "a malformed request stays and is read again every sweep"
+        );
     }
 }

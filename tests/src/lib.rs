@@ -19,12 +19,15 @@
 //!   generator beside the server under test and a bounded wait for a child process.
 //! - `system`: [`run_tool`], [`is_root`] and [`ext4_loop_device`], for the tests that mount a file system of
 //!   their own under the server (a read-only disk, a power loss).
+//! - `fault_fs`: [`FsyncFaultFs`], a pass-through FUSE file system over the data directory
+//!   whose next fsync of a chosen file fails with `EIO`, once (a failed fsync).
 //!
 //! Each module's doc states its invariants; the one they share is that nothing waits
 //! forever: every wait has a deadline, and a missed one panics saying what was awaited.
 //! The modules are private: tests name everything through the re-exports below.
 
 mod client;
+mod fault_fs;
 mod loadgen;
 mod owned;
 mod payload;
@@ -32,6 +35,7 @@ mod server;
 mod system;
 
 pub use client::{Client, Pipelined, Transport, RAW_REQUEST_ID_FIRST, REPLY_WAIT_DEFAULT};
+pub use fault_fs::FsyncFaultFs;
 pub use loadgen::{loadgen_bin, run_loadgen, wait_with_deadline, LoadgenReport};
 pub use owned::{
     assert_dense, assert_each_acked_once, HelloInfo, LoggedIn, OwnedDeliver, OwnedEvent, OwnedGroupInfo, OwnedSyncPage,

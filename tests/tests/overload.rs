@@ -121,7 +121,10 @@ fn a_log_that_stands_still_sheds_new_sends_at_once_and_admits_again_once_it_drai
         "the first sends queue: the gate waits for a standing delay"
     );
     for (request_id, retry_after_ms) in &s.shed {
-        assert!(*retry_after_ms > 0, "Overloaded for request {request_id} says when to retry");
+        assert!(
+            *retry_after_ms > 0,
+            "Overloaded for request {request_id} says when to retry"
+        );
     }
     // The gate sheds from the interval on: the sends of the stall's first 20 ms queue, and
     // (the gate holds once it sheds) at least half of the rest are refused at once.
@@ -187,8 +190,16 @@ fn a_log_that_stands_still_sheds_new_sends_at_once_and_admits_again_once_it_drai
 #[test]
 fn with_shedding_off_a_log_that_stands_still_makes_every_send_wait() {
     let mut s = stall(0);
-    assert!(s.shed.is_empty(), "shedding is off, yet {} sends were shed", s.shed.len());
-    assert!(s.other_replies_during_hold.is_empty(), "{:?}", s.other_replies_during_hold);
+    assert!(
+        s.shed.is_empty(),
+        "shedding is off, yet {} sends were shed",
+        s.shed.len()
+    );
+    assert!(
+        s.other_replies_during_hold.is_empty(),
+        "{:?}",
+        s.other_replies_during_hold
+    );
     for (request_id, client_msg_id) in &s.sent {
         s.alice
             .try_send_reply(*request_id, *client_msg_id)
