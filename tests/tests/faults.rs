@@ -50,9 +50,10 @@ fn a_helper_job_that_panics_answers_internal_and_the_server_goes_on() {
 const WAIT: Duration = Duration::from_secs(10);
 /// How long a sender is watched for a `SendAck` that must not come while its fsync is held.
 const NO_ACK_WATCH: Duration = Duration::from_millis(500);
-/// Longer than the server waits for a read's entries to be durable (`READ_SYNC_WAIT_MS`, 10 s,
-/// in `engine/src/helper.rs`): a read after a failed fsync is answered within it.
-const READ_REFUSAL_WAIT: Duration = Duration::from_secs(20);
+/// Well under what a read waits for its entries to be durable (`READ_SYNC_WAIT_MS`, 10 s, in
+/// `engine/src/helper.rs`): after a failed fsync, the durable point cannot move, and a read
+/// is refused at once instead of holding a helper thread for the whole wait.
+const READ_REFUSAL_WAIT: Duration = Duration::from_secs(2);
 
 /// Whether the reply to `request_id` has arrived (and waits, queued, to be taken).
 fn answered(client: &Client, request_id: u64) -> bool {
@@ -227,7 +228,11 @@ fn refused_after_a_failed_fsync(
             "a token login"
         );
     });
-    eprintln!("reads after the failed fsync refused after {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < READ_REFUSAL_WAIT,
+        "reads after the failed fsync were refused only after {:?}",
+        started.elapsed()
+    );
     bob.set_wait(WAIT);
     assert!(server.is_running(), "the server died after a failed fsync");
     let metrics = server.scrape_metrics();

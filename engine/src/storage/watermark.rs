@@ -10,7 +10,7 @@
 //! `written` *before* its write, so a reader that saw any of its entries and then loads
 //! `written` gets at least that number.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -21,6 +21,8 @@ pub struct Watermark {
     synced: AtomicU64,
     /// Readers waiting in [`Watermark::wait_synced`]; the writer notifies only if any.
     waiters: AtomicUsize,
+    /// An fsync failed: `synced` never moves again in this run.
+    failed: AtomicBool,
     lock: Mutex<()>,
     moved: Condvar,
 }
@@ -43,6 +45,14 @@ impl Watermark {
         }
     }
 
+    /// An fsync failed: nothing written after `synced` will ever be known durable in this
+    /// run, so waiting for it is pointless; every waiter gives up at once.
+    pub(crate) fn fail(&self) {
+        self.failed.store(true, Ordering::SeqCst);
+        let _guard = self.lock.lock();
+        self.moved.notify_all();
+    }
+
     /// The last commit written (0: none yet).
     pub fn written(&self) -> u64 {
         self.written.load(Ordering::SeqCst)
@@ -55,11 +65,14 @@ impl Watermark {
 
     /// Waits until every commit written so far is synced, at most `timeout`. Call it after
     /// a read: whatever the read saw is durable once this returns true. False: the log
-    /// did not sync in time (a failing disk).
+    /// did not sync in time (a failing disk), or cannot any more (a failed fsync: at once).
     pub fn wait_synced(&self, timeout: Duration) -> bool {
         let target = self.written();
         if self.synced() >= target {
             return true;
+        }
+        if self.failed.load(Ordering::SeqCst) {
+            return false;
         }
         let deadline = Instant::now() + timeout;
         self.waiters.fetch_add(1, Ordering::SeqCst);
@@ -67,6 +80,9 @@ impl Watermark {
         let done = loop {
             if self.synced() >= target {
                 break true;
+            }
+            if self.failed.load(Ordering::SeqCst) {
+                break false;
             }
             let now = Instant::now();
             if now >= deadline {
@@ -107,5 +123,32 @@ mod tests {
         // A commit written after the reader asked is not waited for.
         w.writing(2);
         assert!(!w.wait_synced(Duration::ZERO));
+    }
+
+    #[test]
+    fn a_failed_fsync_releases_every_waiter_at_once() {
+        let w = Arc::new(Watermark::default());
+        w.writing(1);
+        let failer = Arc::clone(&w);
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(30));
+            failer.fail();
+        });
+        let started = Instant::now();
+        assert!(
+            !w.wait_synced(Duration::from_secs(30)),
+            "commit 1 will never be known synced"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the waiter gave up at the failure"
+        );
+        t.join().expect("failing thread");
+        let started = Instant::now();
+        assert!(!w.wait_synced(Duration::from_secs(30)));
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "a later reader does not wait at all"
+        );
     }
 }

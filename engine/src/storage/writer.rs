@@ -979,6 +979,7 @@ impl WriterState {
                      commit's requests were refused)"
                 );
                 self.sync_failed = true;
+                handle.watermark.fail();
                 handle.stats.failed_batches.fetch_add(1, Ordering::Relaxed);
                 handle.stats.failing_batches.fetch_add(1, Ordering::Relaxed);
                 false
