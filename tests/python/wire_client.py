@@ -70,12 +70,16 @@ flatbuffers.encode.Get = _strict_get
 flatbuffers.table.Table.String = _strict_string
 
 
-def load_generated(gen_dir):
+# The generated modules this client uses; another client built on it (soak_churn.py) adds its own.
+GENERATED_NAMES = ("Body", "ConversationKind", "ErrorCode", "Frame", "Hello", "Login", "Ping", "Pong", "Register", "Send")
+
+
+def load_generated(gen_dir, names=GENERATED_NAMES):
     """Imports the flatc output in `gen_dir` as `fb.<Type>` modules."""
     global fb
     sys.path.insert(0, gen_dir)
-    names = ["Body", "ConversationKind", "ErrorCode", "Frame", "Hello", "Login", "Ping", "Pong", "Register", "Send"]
     fb = types.SimpleNamespace(**{n: importlib.import_module(f"hotline.wire.fb.{n}") for n in names})
+    return fb
 
 
 def read_frame(buf, size_prefixed):
