@@ -301,7 +301,7 @@ struct ServeArgs {
     /// Queueing delay (ms) past which new sends are refused at once with Overloaded
     /// (retry_after_ms) instead of waiting: once requests have waited longer than this, in
     /// the log writer's queue or a core's event loop, for a sustained interval (4 times
-    /// this, at least 10 ms). Keep it well above the disk's fsync latency. 0: never.
+    /// this, at least 100 ms). Keep it well above the disk's fsync latency. 0: never.
     #[arg(long, env = "HOTLINE_SHED_QUEUE_DELAY_MS", default_value_t = hotline_engine::limits::SHED_QUEUE_DELAY_MS_DEFAULT)]
     shed_queue_delay_ms: u32,
     /// Most members of one group (adding one more answers GroupFull).

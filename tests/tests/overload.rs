@@ -19,7 +19,7 @@ use hotline_wire::ErrorCode;
 /// server's admission gate sees the delay grow continuously.
 const HOLD: Duration = Duration::from_millis(600);
 const SEND_INTERVAL: Duration = Duration::from_millis(3);
-/// The bound under test: the gate sheds after 4 x 5 = 20 ms of standing delay.
+/// The bound under test: the gate sheds after 100 ms (`SHED_INTERVAL_MS_MIN`) of standing delay.
 const SHED_QUEUE_DELAY_MS: u32 = 5;
 
 /// What one stall did to a stream of sends.
@@ -126,7 +126,7 @@ fn a_log_that_stands_still_sheds_new_sends_at_once_and_admits_again_once_it_drai
             "Overloaded for request {request_id} says when to retry"
         );
     }
-    // The gate sheds from the interval on: the sends of the stall's first 20 ms queue, and
+    // The gate sheds from the interval on: the sends of the stall's first 100 ms queue, and
     // (the gate holds once it sheds) at least half of the rest are refused at once.
     let first_shed = s
         .sent
