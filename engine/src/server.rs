@@ -357,10 +357,31 @@ fn bind_listeners(addr: SocketAddr, cores: usize) -> anyhow::Result<Vec<StdListe
     Ok(out)
 }
 
+/// The CPUs this process may run on (its affinity mask: `taskset`, systemd's
+/// `CPUAffinity=`, a cgroup's cpuset), in order; every CPU number below `CPU_SETSIZE` if
+/// the mask cannot be read.
+fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; sched_getaffinity writes at most
+    // size_of::<cpu_set_t>() bytes into it, and CPU_ISSET reads within it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            let cpus = thread::available_parallelism().map_or(1, |n| n.get());
+            return (0..cpus).collect();
+        }
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&cpu| libc::CPU_ISSET(cpu, &set))
+            .collect()
+    }
+}
+
 fn run_core(id: usize, shared: Arc<Shared>, listeners: CoreListeners, started: mpsc::Sender<Result<(), String>>) {
-    let cpus = thread::available_parallelism().map_or(1, |n| n.get());
-    if let Err(e) = monoio::utils::bind_to_cpu_set([id % cpus]) {
-        tracing::warn!("core {id}: cannot pin to cpu {}: {e:?}", id % cpus);
+    // Core `id` takes the id-th CPU the process may use (not CPU `id`: under `taskset -c 1`
+    // core 0 belongs on CPU 1).
+    let allowed = allowed_cpus();
+    let cpu = allowed.get(id % allowed.len().max(1)).copied().unwrap_or(0);
+    if let Err(e) = monoio::utils::bind_to_cpu_set([cpu]) {
+        tracing::warn!("core {id}: cannot pin to cpu {cpu}: {e:?}");
     }
     let runtime = RuntimeBuilder::<FusionDriver>::new()
         .enable_timer()
@@ -566,6 +587,21 @@ async fn drain_and_close(core: &crate::core::CoreRef) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cores_pin_to_the_cpus_the_process_may_use() {
+        let all = allowed_cpus();
+        assert!(!all.is_empty());
+        let last = *all.last().expect("non-empty");
+        // A thread restricted to one CPU (as `taskset -c N` restricts a process) sees only it.
+        let seen = thread::spawn(move || {
+            monoio::utils::bind_to_cpu_set([last]).expect("pin to an allowed cpu");
+            allowed_cpus()
+        })
+        .join()
+        .expect("the pinned thread");
+        assert_eq!(seen, [last]);
+    }
 
     #[test]
     fn a_stall_request_is_taken_only_by_its_core_and_a_malformed_one_is_dropped() {
