@@ -9,7 +9,10 @@
 //! - its core's event loop: a socket that became readable waits for the pass that reads
 //!   it, so a core that runs pass after pass without going idle measures the time from one
 //!   pass's start to the next (the other tasks of the core, inline commits and mailbox
-//!   drains, run in between), and a pass that follows an idle wait measures 0.
+//!   drains, run in between), and a pass that follows an idle wait measures 0;
+//! - its core's mailbox: the deliveries and replies of committed sends wait there for the
+//!   core to push them out, stamped when queued; each drain measures the oldest it took.
+//!   A core that reads faster than it delivers grows this queue while its passes stay short.
 //!
 //! The delay a core acts on is the larger of the two. Like CoDel (Nichols and Jacobson,
 //! "Controlling Queue Delay", 2012), a delay above the target is only a *standing* queue,

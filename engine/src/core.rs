@@ -295,6 +295,10 @@ pub(crate) struct Core {
     pub cursor_due: VecDeque<(u64, usize, u32)>,
     /// Whether new sends go ahead or are shed for queueing delay (see [`crate::admission`]).
     pub admission: crate::admission::Admission,
+    /// How long the completions this core last took from its mailbox had waited there (µs;
+    /// 0 when it found none): deliveries and replies queue there when the core cannot keep
+    /// up, invisible to its reads, so the admission gate counts it.
+    mailbox_delay_us: u64,
     /// Sends shed for delay since the log last said so, and when it did (ms).
     shed_for_delay: u64,
     shed_logged_ms: u64,
@@ -388,15 +392,19 @@ impl Core {
             io: ConnIo::default(),
             cursor_due: VecDeque::new(),
             admission: crate::admission::Admission::new(shared.config.shed_queue_delay_ms),
+            mailbox_delay_us: 0,
             shed_for_delay: 0,
             shed_logged_ms: 0,
         }
     }
 
     /// Feeds the admission gate: this core's event loop has let ready sockets wait
-    /// `pass_lag_us` (0 after an idle wait); the writer's queue, what it last published.
+    /// `pass_lag_us` (0 after an idle wait); its mailbox and the writer's queue, what they
+    /// last showed.
     pub(crate) fn observe_delay(&mut self, pass_lag_us: u64) {
-        let delay_us = pass_lag_us.max(self.shared.writer.queue_delay_us());
+        let delay_us = pass_lag_us
+            .max(self.mailbox_delay_us)
+            .max(self.shared.writer.queue_delay_us());
         let now_us = self.started.elapsed().as_micros() as u64;
         if let Some(on) = self.admission.observe(now_us, delay_us) {
             self.shared.metrics.shedding_by_core[self.id].store(u64::from(on), Ordering::Relaxed);
@@ -766,8 +774,10 @@ impl Core {
         self.advance_durable();
         self.announce_durable();
         let mut handled = 0;
+        let mut oldest = None;
         while handled < budget {
-            if let Some(c) = mailbox.pop_completion() {
+            if let Some((queued, c)) = mailbox.pop_completion_queued() {
+                oldest.get_or_insert(queued);
                 self.on_completion(c);
             } else if let Some(r) = mailbox.pop_routed() {
                 match r {
@@ -779,6 +789,8 @@ impl Core {
             }
             handled += 1;
         }
+        // How long completions wait for this core: what it delivers late, past what it reads.
+        self.mailbox_delay_us = oldest.map_or(0, |queued| queued.elapsed().as_micros() as u64);
         self.flush_dirty();
         handled
     }

@@ -20,7 +20,7 @@ use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use atomic_waker::AtomicWaker;
 use crossbeam_queue::ArrayQueue;
@@ -212,7 +212,9 @@ pub enum Routed {
 #[derive(Debug)]
 pub struct Mailbox {
     routed: ArrayQueue<Routed>,
-    completions: ArrayQueue<Completion>,
+    /// Each completion with when it was queued (the core's admission gate measures how long
+    /// they wait: [`Mailbox::pop_completion_queued`]).
+    completions: ArrayQueue<(Instant, Completion)>,
     parked: AtomicBool,
     waker: AtomicWaker,
     /// Set once the core's runtime has exited: completions for it are dropped.
@@ -253,7 +255,8 @@ impl Mailbox {
     }
 
     /// Queues a completion, waiting while the queue is full (see the module docs).
-    pub fn push_completion(&self, mut item: Completion) {
+    pub fn push_completion(&self, item: Completion) {
+        let mut item = (Instant::now(), item);
         loop {
             if self.closed.load(Ordering::Acquire) {
                 return;
@@ -285,6 +288,11 @@ impl Mailbox {
 
     /// Takes the next completion.
     pub fn pop_completion(&self) -> Option<Completion> {
+        self.completions.pop().map(|(_, c)| c)
+    }
+
+    /// Takes the next completion, with when it was queued.
+    pub fn pop_completion_queued(&self) -> Option<(Instant, Completion)> {
         self.completions.pop()
     }
 
