@@ -413,8 +413,11 @@ impl Core {
     }
 
     /// Sheds a send for queueing delay if the admission gate says so; returns whether it did.
+    /// While the log refuses writes (a full disk, a failed fsync) nothing is shed: its
+    /// commits fail slowly and queue like an overload, but the truthful answer is the
+    /// writer's `StorageUnavailable`, which comes at once.
     pub(crate) fn shed_for_delay(&mut self, idx: usize, request_id: u64) -> bool {
-        if self.admission.admits() {
+        if self.admission.admits() || self.shared.writer.stats.failing_batches.load(Ordering::Relaxed) > 0 {
             return false;
         }
         self.shed_for_delay += 1;

@@ -52,6 +52,10 @@ pub const ABUSE_LIMIT_FLAGS: [&str; 6] = [
     "--registrations-per-ip-per-hour",
 ];
 
+/// The admission gate's `hotline serve` flag, which the harness sets to 0 (off) unless a test
+/// passes it itself (`tests/tests/overload.rs` does).
+const SHED_QUEUE_DELAY_FLAG: &str = "--shed-queue-delay-ms";
+
 /// Bytes of a run's stderr shown when a test fails.
 const STDERR_TAIL_BYTES: usize = 16 << 10;
 
@@ -336,8 +340,10 @@ impl Server {
                 .arg(key)
                 .args(["--tls-listen", "127.0.0.1:0"]);
         }
-        // Abuse limits off unless a test sets one: most tests are one client hammering.
-        for flag in ABUSE_LIMIT_FLAGS {
+        // Abuse limits and shedding by delay off unless a test sets them: most tests are one
+        // client hammering a debug build, whose own queue would trip the admission gate
+        // (tests/tests/overload.rs sets it).
+        for flag in ABUSE_LIMIT_FLAGS.iter().chain([&SHED_QUEUE_DELAY_FLAG]) {
             if !options.args_extra.iter().any(|a| a == flag) {
                 command.args([flag, "0"]);
             }
