@@ -116,6 +116,11 @@ pub struct Layer {
     wire: Vec<u8>,
     wire_sent: usize,
     finished: bool,
+    /// The WebSocket refused what the peer sent (an over-long message, a protocol error):
+    /// tungstenite's reader stopped inside a frame, so nothing more is read from the peer
+    /// (its codec, run on from there, fails a debug assertion). Sending still works, so
+    /// the owner can say why it closes.
+    ws_read_failed: bool,
 }
 
 impl std::fmt::Debug for Layer {
@@ -237,6 +242,7 @@ impl Layer {
             wire: Vec::new(),
             wire_sent: 0,
             finished: false,
+            ws_read_failed: false,
         }
     }
 
@@ -368,9 +374,13 @@ impl Layer {
                     Err(e) => Err(TransportError::Http(e.to_string())),
                 }
             }
+            WsPhase::Open(_) if self.ws_read_failed => Ok(()),
             WsPhase::Open(ctx) => read_messages(ctx, data, frames, &mut down, &mut self.finished),
             WsPhase::Done => Ok(()),
         };
+        if result.is_err() && matches!(self.ws, Some(WsPhase::Open(_))) {
+            self.ws_read_failed = true;
+        }
         let written = write_down(&mut self.tls, &mut self.wire, &down);
         if down.capacity() <= SCRATCH_RETAIN_BYTES {
             self.down = down;
@@ -761,6 +771,25 @@ mod tests {
             "{err}"
         );
         assert!(frames.is_empty());
+    }
+
+    /// Regression (found by the `engine_frames` fuzz target): a read that reached the
+    /// server's layer after it refused an over-long message ran tungstenite's reader on from
+    /// the half-read frame, which fails a debug assertion ("in_buffer.capacity() > len").
+    #[test]
+    fn bytes_after_a_refused_websocket_message_are_dropped() {
+        let (mut server, mut client) = pair(false, true);
+        shuttle(&mut client, &mut server);
+        client.seal(&frame(&vec![1u8; FRAME_BYTES_MAX as usize])).expect("seal");
+        client.seal(&pings(&[1])).expect("seal");
+        let bytes = client.wire().to_vec();
+        let (first, rest) = bytes.split_at(WS_READ_BUFFER_BYTES);
+        let mut frames = Vec::new();
+        server.ingest(first, &mut frames).expect_err("too large");
+        for read in rest.chunks(WS_READ_BUFFER_BYTES) {
+            server.ingest(read, &mut frames).expect("dropped");
+        }
+        assert!(frames.is_empty(), "nothing is read after the refusal");
     }
 
     #[test]
