@@ -1,7 +1,6 @@
 //! Credentials: argon2id password hashing, session tokens and name rules. Everything slow
 //! here runs on the helper pool, never on a core thread.
 
-use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use sha2::{Digest, Sha256};
@@ -12,8 +11,26 @@ pub(crate) const TOKEN_BYTES: usize = hotline_wire::TOKEN_BYTES;
 /// Hashes a password into an argon2id PHC string (argon2's default parameters: 19 MiB,
 /// 2 passes, 1 lane, which OWASP recommends).
 pub(crate) fn hash_password(password: &str) -> Result<String, argon2::password_hash::Error> {
-    let salt = SaltString::generate(&mut OsRng);
-    Ok(hasher().hash_password(password.as_bytes(), &salt)?.to_string())
+    #[cfg(feature = "fuzzing")]
+    if let Some(phc) = fuzzing_memo::hashed(password) {
+        return Ok(phc);
+    }
+    let phc = hasher().hash_password(password.as_bytes(), &salt())?.to_string();
+    #[cfg(feature = "fuzzing")]
+    fuzzing_memo::remember_hash(password, &phc);
+    Ok(phc)
+}
+
+#[cfg(not(feature = "fuzzing"))]
+fn salt() -> SaltString {
+    SaltString::generate(&mut argon2::password_hash::rand_core::OsRng)
+}
+
+/// Under the `fuzzing` feature: one fixed salt, so a password always hashes the same and
+/// an input replays the same way (with [`fuzzing_memo`], a repeated hash costs nothing).
+#[cfg(feature = "fuzzing")]
+fn salt() -> SaltString {
+    SaltString::encode_b64(b"hotline-fuzzing").expect("a salt of valid length")
 }
 
 /// The argon2 instance new hashes are made with (verification takes its parameters from
@@ -61,8 +78,61 @@ pub(crate) fn verify_password(password: &str, phc: Option<&str>) -> bool {
         tracing::warn!("a stored password hash does not parse; refusing the login");
         return false;
     };
+    #[cfg(feature = "fuzzing")]
+    let ok = fuzzing_memo::verified(password, stored).unwrap_or_else(|| {
+        let ok = Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok();
+        fuzzing_memo::remember_verified(password, stored, ok);
+        ok
+    });
+    #[cfg(not(feature = "fuzzing"))]
     let ok = Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok();
     ok && phc.is_some_and(|p| !p.is_empty() && !p.starts_with(DISABLED_PREFIX))
+}
+
+/// Under the `fuzzing` feature: each distinct hash and verification is computed once per
+/// process. Fuzz inputs use a handful of passwords, and with the fixed salt every account
+/// with the same password stores the same hash, so a fuzzed Register or Login costs a
+/// lookup instead of an argon2 run (even at the smallest parameters an instrumented run
+/// takes about 150 µs, most of a login's cost). Bounded: past `MEMO_ENTRIES_MAX` entries
+/// results are computed and not kept.
+#[cfg(feature = "fuzzing")]
+mod fuzzing_memo {
+    use std::sync::Mutex;
+
+    /// Entries each memo holds at most.
+    pub(super) const MEMO_ENTRIES_MAX: usize = 64;
+
+    /// (password, PHC string) pairs hashed so far.
+    static HASHES: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
+    /// (password, PHC string, whether it matched) verifications so far.
+    static VERIFIED: Mutex<Vec<(String, String, bool)>> = Mutex::new(Vec::new());
+
+    pub(super) fn hashed(password: &str) -> Option<String> {
+        let hashes = HASHES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        hashes.iter().find(|(p, _)| p == password).map(|(_, phc)| phc.clone())
+    }
+
+    pub(super) fn remember_hash(password: &str, phc: &str) {
+        let mut hashes = HASHES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if hashes.len() < MEMO_ENTRIES_MAX {
+            hashes.push((password.to_owned(), phc.to_owned()));
+        }
+    }
+
+    pub(super) fn verified(password: &str, phc: &str) -> Option<bool> {
+        let verified = VERIFIED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        verified
+            .iter()
+            .find(|(p, h, _)| p == password && h == phc)
+            .map(|&(_, _, ok)| ok)
+    }
+
+    pub(super) fn remember_verified(password: &str, phc: &str, ok: bool) {
+        let mut verified = VERIFIED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if verified.len() < MEMO_ENTRIES_MAX {
+            verified.push((password.to_owned(), phc.to_owned(), ok));
+        }
+    }
 }
 
 /// Prefix of the stored credential of an account an admin disabled; the hash after it is

@@ -21,16 +21,31 @@
 //! the frames), a client that stops reading, frames cut in pieces, floods, and the core's
 //! sweep. After
 //! each operation the harness waits until every request the core sent to the writer or
-//! the helpers has come back ([`Core::outstanding`] is zero).
+//! the helpers has come back ([`Core::outstanding`] is zero), asleep until the writer or a
+//! helper wakes it through the core's mailbox.
+//!
+//! Bounds per input, so that no input costs more than tens of milliseconds instrumented
+//! (floods of thousands of frames cost seconds, and a corpus full of them ran at 23
+//! inputs a second): [`OPS_PER_INPUT_MAX`] operations (the rest of a longer input is not
+//! read), [`FRAMES_PER_INPUT_MAX`] frames sent, flood copies included (past it, requests
+//! and floods send nothing), and [`READS_PER_INPUT_MAX`] reads (past it, the rest of what
+//! an operation sends goes in one read). Whole frames reach the core in reads of at most
+//! [`READ_BYTES_MAX`], as a socket with a small buffer delivers a flood. A flood still
+//! takes a connection over its outbound limit (the slow-reader paths); the sends-in-flight
+//! pause (`limits::SENDS_IN_FLIGHT_MAX`, 1,024 sends) is out of reach of one input.
 //!
 //! Invariants checked (a panic is a finding): nothing panics; every byte a connection
 //! receives decodes as whole, valid frames; once a connection is closing no frame from it
-//! is handled; a connection's unsent output stays within [`UNSENT_BYTES_MAX`]; every
-//! request is answered, with some completion at least every [`SETTLE_MS_MAX`].
+//! is handled; no frame is handled from a connection whose unsent output is over its
+//! outbound limit (a slow reader is read no further); a connection's unsent output stays
+//! within [`UNSENT_BYTES_MAX`]; every request is answered, with some completion at least
+//! every [`SETTLE_MS_MAX`].
 
+use std::future::Future;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::task::{Context, Wake, Waker};
 use std::time::{Duration, Instant};
 
 use hotline_wire::{
@@ -59,10 +74,22 @@ pub const CONNS_MAX: usize = 3;
 pub const PEERS_PER_INPUT_MAX: usize = 8;
 /// Accounts each input may register (fresh names per input).
 pub const USERS_PER_INPUT: usize = 3;
+/// Operations one input performs; the rest of a longer input is not read (enough to
+/// register, log in and exercise every request for all [`USERS_PER_INPUT`] accounts).
+pub const OPS_PER_INPUT_MAX: usize = 64;
+/// Frames the clients send in one input, flood copies included; past it, requests and
+/// floods send nothing. A flood of error replies takes a connection over
+/// [`OUTBOUND_BYTES_MAX`] well within it (`unread-replies-pile-up` is caught within it).
+pub const FRAMES_PER_INPUT_MAX: usize = 256;
+/// Reads the core is handed in one input; past it, the rest of what an operation sends
+/// goes in one read (a frame cut in 1-byte pieces costs a read per byte).
+pub const READS_PER_INPUT_MAX: usize = 512;
 /// Small, so that inputs reach the frame limit.
 pub const FRAME_BYTES_MAX: u32 = 16 << 10;
-/// Small, so that inputs reach the slow-reader paths.
-pub const OUTBOUND_BYTES_MAX: usize = 16 << 10;
+/// Fits [`OUTBOUND_BYTES_MAX`] with a Deliver's overhead, as the configuration requires.
+pub const PAYLOAD_BYTES_MAX: u32 = 2 << 10;
+/// Small, so that inputs reach the slow-reader paths with few frames.
+pub const OUTBOUND_BYTES_MAX: usize = 4 << 10;
 /// Bytes of any reply but a page (`Error`, `SendAck`, `AckOk`, `Done`...; error texts are short).
 const SMALL_REPLY_BYTES_MAX: usize = 512;
 /// The most a connection may have queued and unsent: past its outbound limit the core
@@ -75,6 +102,16 @@ pub const UNSENT_BYTES_MAX: usize = OUTBOUND_BYTES_MAX
 /// Longest the harness waits for any answer from the writer and helpers while an
 /// operation's requests are out.
 pub const SETTLE_MS_MAX: u64 = 10_000;
+/// Longest the harness sleeps at once while waiting for the writer and helpers: they wake
+/// it through the core's mailbox, as they wake a core's mailbox task; this bounds the cost
+/// of a missed wake-up.
+const WAIT_SLICE_MS: u64 = 1;
+/// Bytes a client reads from its socket at once.
+const RECEIVE_BYTES: usize = 16 << 10;
+/// Most bytes the core is handed in one read of a client's frames: a flood reaches it
+/// the way a socket with a small buffer delivers one, so a connection that goes over its
+/// outbound limit in the middle of a flood sees the rest of it arrive.
+pub const READ_BYTES_MAX: usize = 1 << 10;
 /// Socket buffer bytes asked for per connection (the kernel rounds up), small so that a
 /// client that stops reading soon blocks the core's sends.
 const SOCKET_BUFFER_BYTES: libc::c_int = 4 << 10;
@@ -100,7 +137,7 @@ pub fn config(data_dir: std::path::PathBuf) -> ServeConfig {
         data_dir,
         durability: Durability::Async,
         frame_bytes_max: FRAME_BYTES_MAX,
-        payload_bytes_max: FRAME_BYTES_MAX / 2,
+        payload_bytes_max: PAYLOAD_BYTES_MAX,
         sync_page_messages_max: 64,
         outbound_bytes_max: OUTBOUND_BYTES_MAX,
         connections_per_core_max: 16,
@@ -190,7 +227,10 @@ pub fn run(data: &[u8]) -> Summary {
     let input_no = engine.inputs.fetch_add(1, Ordering::Relaxed);
     let mut h = Harness::new(engine, input_no);
     let mut input = Input { data };
-    while !input.data.is_empty() {
+    for _ in 0..OPS_PER_INPUT_MAX {
+        if input.data.is_empty() {
+            break;
+        }
         h.step(&mut input);
     }
     let idle_write_buffer_bytes = h.finish();
@@ -267,6 +307,15 @@ struct Account {
     token: Option<[u8; crate::auth::TOKEN_BYTES]>,
 }
 
+/// Wakes the harness's thread: the waker it registers with the core's mailbox.
+struct Unpark(std::thread::Thread);
+
+impl Wake for Unpark {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
 /// A connected, non-blocking Unix stream pair: a connection's server end and its client
 /// end, for the harness and the engine's unit tests.
 pub(crate) fn socket_pair() -> (OwnedFd, OwnedFd) {
@@ -303,6 +352,14 @@ struct Harness {
     chunk_bytes: usize,
     /// Wait for the writer and helpers after each operation (off: requests pile up).
     settle_each: bool,
+    /// Frames the clients may still send in this input ([`FRAMES_PER_INPUT_MAX`]).
+    frames_left: usize,
+    /// Reads the core may still be handed in this input ([`READS_PER_INPUT_MAX`]).
+    reads_left: usize,
+    /// What the clients read their sockets into (one buffer for all of them).
+    receive_buf: Box<[u8]>,
+    /// Unparks this thread when the core's mailbox gets something.
+    waker: Waker,
 }
 
 impl Harness {
@@ -335,6 +392,10 @@ impl Harness {
             last_frame: Vec::new(),
             chunk_bytes: 0,
             settle_each: true,
+            frames_left: FRAMES_PER_INPUT_MAX,
+            reads_left: READS_PER_INPUT_MAX,
+            receive_buf: vec![0u8; RECEIVE_BYTES].into_boxed_slice(),
+            waker: Waker::from(Arc::new(Unpark(std::thread::current()))),
         }
     }
 
@@ -630,10 +691,12 @@ impl Harness {
         }
     }
 
-    /// Operation 25: the last structured frame, many times in one read.
+    /// Operation 25: the last structured frame, many times at once (within the input's
+    /// [`FRAMES_PER_INPUT_MAX`]).
     fn op_flood(&mut self, input: &mut Input<'_>) {
         let peer = self.peer(input);
-        let copies = usize::from(input.byte()) * 8;
+        let copies = (usize::from(input.byte()) * 8).min(self.frames_left);
+        self.frames_left -= copies;
         let flood = self.last_frame.repeat(copies);
         self.send_frames(peer, &flood);
     }
@@ -759,14 +822,18 @@ impl Harness {
             }
         };
         self.last_frame = self.encoder.encode(request_id, message).to_vec();
-        let frame = std::mem::take(&mut self.last_frame);
-        self.send_frames(peer, &frame);
-        self.last_frame = frame;
+        if self.frames_left > 0 {
+            self.frames_left -= 1;
+            let frame = std::mem::take(&mut self.last_frame);
+            self.send_frames(peer, &frame);
+            self.last_frame = frame;
+        }
         request_id
     }
 
     /// The client sends whole frames: straight onto the socket, or sealed by its WebSocket
-    /// layer; the server reads them in pieces of `chunk_bytes`.
+    /// layer; the server reads them in reads of at most [`READ_BYTES_MAX`], or in pieces of
+    /// `chunk_bytes` (while [`READS_PER_INPUT_MAX`] lasts; then the rest in one read).
     fn send_frames(&mut self, peer: usize, frames: &[u8]) {
         let Some(p) = self.peers.get_mut(peer) else { return };
         let bytes = match p.client_layer.as_mut() {
@@ -780,14 +847,23 @@ impl Harness {
                 wire
             }
         };
-        match self.chunk_bytes {
-            0 => self.feed(peer, &bytes),
-            n => {
-                for piece in bytes.chunks(n) {
-                    self.feed(peer, piece);
-                }
+        if bytes.is_empty() {
+            if self.chunk_bytes == 0 {
+                self.feed(peer, &bytes);
             }
+            return;
         }
+        let piece = match self.chunk_bytes {
+            0 => READ_BYTES_MAX,
+            n => n,
+        };
+        let mut rest = &bytes[..];
+        while rest.len() > piece && self.reads_left > 1 {
+            let (read, tail) = rest.split_at(piece);
+            self.feed(peer, read);
+            rest = tail;
+        }
+        self.feed(peer, rest);
     }
 
     /// Raw bytes from the client (below its WebSocket layer, if it has one).
@@ -799,9 +875,10 @@ impl Harness {
     }
 
     /// Hands `bytes` to the core as a read on connection `peer`, as the event loop
-    /// does (through the connection's layer, if it has one), and checks that a closing
-    /// connection handles no frame.
+    /// does (through the connection's layer, if it has one), and checks that a connection
+    /// that is closing, or over its outbound limit, handles no frame.
     fn feed(&mut self, peer: usize, bytes: &[u8]) {
+        self.reads_left = self.reads_left.saturating_sub(1);
         let Some(p) = self.peers.get(peer) else { return };
         let idx = p.idx;
         if p.server.is_none() {
@@ -812,6 +889,7 @@ impl Harness {
         // the close. A paused connection (a login, sends in flight, output over its limit)
         // keeps the bytes for later, as its socket would.
         let closing = conn.closing;
+        let over_limit = conn.unsent() > OUTBOUND_BYTES_MAX;
         let frames_before = self.core.shared.metrics.frames_in.load(Ordering::Relaxed);
         if conn.layer.is_some() {
             crate::conn::ingest_layer(&mut self.core, idx, bytes);
@@ -823,6 +901,12 @@ impl Harness {
             assert_eq!(
                 frames_before, frames_after,
                 "connection {idx} handled frames while closing"
+            );
+        }
+        if over_limit {
+            assert_eq!(
+                frames_before, frames_after,
+                "connection {idx} handled frames while over its outbound limit"
             );
         }
         self.core.flush_dirty();
@@ -916,8 +1000,18 @@ impl Harness {
                 self.core.shared.mailboxes[0].depth(),
             );
             if handled == 0 {
-                std::thread::sleep(Duration::from_micros(20));
+                self.wait_for_mailbox();
             }
+        }
+    }
+
+    /// Sleeps until the core's mailbox has something (what the core's mailbox task waits
+    /// for in the server), at most [`WAIT_SLICE_MS`].
+    fn wait_for_mailbox(&self) {
+        let mailbox = &self.core.shared.mailboxes[self.core.id];
+        let mut wait = std::pin::pin!(mailbox.wait());
+        if wait.as_mut().poll(&mut Context::from_waker(&self.waker)).is_pending() {
+            std::thread::park_timeout(Duration::from_millis(WAIT_SLICE_MS));
         }
     }
 
@@ -938,7 +1032,7 @@ impl Harness {
         if !p.reading {
             return;
         }
-        let mut buf = [0u8; 16 << 10];
+        let buf = &mut self.receive_buf;
         loop {
             // SAFETY: `buf` is a live buffer of `buf.len()` writable bytes and `client` an
             // open socket we own.
@@ -1141,6 +1235,9 @@ mod tests {
     /// - `unread-replies-pile-up`: a client that floods requests (here `Logout` before
     ///   `Hello`) while reading slowly made the core queue every reply: unsent output grew
     ///   without bound. Now a connection over its outbound limit is read no further.
+    /// - `ws-read-after-refused-message`: a read that reached a WebSocket connection after
+    ///   its layer refused a message ran tungstenite's reader on from the half-read frame,
+    ///   which fails a debug assertion. Now the layer reads nothing more from that peer.
     #[test]
     fn fuzz_regressions_keep_the_invariants() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/regressions/engine_frames");
@@ -1153,6 +1250,29 @@ mod tests {
             inputs += 1;
         }
         assert!(inputs >= 1);
+    }
+
+    /// A flood stops at the input's frame budget: eight floods of 2,040 copies each after
+    /// a Hello send at most `FRAMES_PER_INPUT_MAX` frames in all.
+    #[test]
+    fn floods_stop_at_the_frame_budget() {
+        let input = [&[2u8, 0, 0, 1][..], &[25, 0, 255].repeat(8)].concat();
+        let summary = run(&input);
+        assert!(summary.frames_in <= super::FRAMES_PER_INPUT_MAX as u64, "{summary:?}");
+        assert!(summary.errors_sent >= 100, "the flood got there: {summary:?}");
+    }
+
+    /// An input is read for `OPS_PER_INPUT_MAX` operations: a Hello after that many sweeps
+    /// is never sent.
+    #[test]
+    fn operations_past_the_budget_are_not_read() {
+        let input = [vec![26u8; super::OPS_PER_INPUT_MAX], vec![2, 0, 0, 1]].concat();
+        assert_eq!(run(&input).frames_in, 0);
+        assert_eq!(
+            run(&input[1..]).frames_in,
+            1,
+            "one operation fewer and the Hello is sent"
+        );
     }
 
     #[test]
