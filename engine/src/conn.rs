@@ -132,7 +132,7 @@ pub(crate) async fn io_loop(core: CoreRef) {
         busy_since = Some(started);
         let more = {
             let mut c = core.borrow_mut();
-            c.observe_delay(lag_us);
+            c.observe_delay(started, lag_us);
             io_pass(&mut c)
         };
         if more {

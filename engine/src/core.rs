@@ -398,14 +398,14 @@ impl Core {
         }
     }
 
-    /// Feeds the admission gate: this core's event loop has let ready sockets wait
+    /// Feeds the admission gate at `now`: this core's event loop has let ready sockets wait
     /// `pass_lag_us` (0 after an idle wait); its mailbox and the writer's queue, what they
     /// last showed.
-    pub(crate) fn observe_delay(&mut self, pass_lag_us: u64) {
+    pub(crate) fn observe_delay(&mut self, now: Instant, pass_lag_us: u64) {
         let delay_us = pass_lag_us
             .max(self.mailbox_delay_us)
             .max(self.shared.writer.queue_delay_us());
-        let now_us = self.started.elapsed().as_micros() as u64;
+        let now_us = now.saturating_duration_since(self.started).as_micros() as u64;
         if let Some(on) = self.admission.observe(now_us, delay_us) {
             self.shared.metrics.shedding_by_core[self.id].store(u64::from(on), Ordering::Relaxed);
             tracing::debug!("core {}: shedding {on} at a queueing delay of {delay_us} µs", self.id);

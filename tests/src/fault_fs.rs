@@ -226,6 +226,17 @@ impl PassFs {
         Ok(self.path(parent)?.join(name))
     }
 
+    /// `unlink` and `rmdir`: `remove` on the backing path of `parent`'s child `name`.
+    fn remove_child(&self, parent: INodeNo, name: &OsStr, remove: fn(&Path) -> std::io::Result<()>, reply: ReplyEmpty) {
+        match self
+            .child(parent, name)
+            .and_then(|p| remove(&self.root.join(p)).map_err(|e| errno(&e)))
+        {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
     /// Stats `relative`, remembers its inode's path, and answers its attributes.
     fn entry(&self, relative: PathBuf) -> Result<FileAttr, Errno> {
         let meta = fs::symlink_metadata(self.root.join(&relative)).map_err(|e| errno(&e))?;
@@ -362,23 +373,11 @@ impl Filesystem for PassFs {
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        match self
-            .child(parent, name)
-            .and_then(|p| fs::remove_file(self.root.join(p)).map_err(|e| errno(&e)))
-        {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
-        }
+        self.remove_child(parent, name, |p| fs::remove_file(p), reply);
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        match self
-            .child(parent, name)
-            .and_then(|p| fs::remove_dir(self.root.join(p)).map_err(|e| errno(&e)))
-        {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
-        }
+        self.remove_child(parent, name, |p| fs::remove_dir(p), reply);
     }
 
     fn rename(
